@@ -1,0 +1,3 @@
+from vcs_allocator.bootstrap import main
+
+main()

@@ -1,0 +1,97 @@
+"""The allocator's composition root: clients are made and everything is wired here, only here."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import structlog
+
+from vcs_allocator.handlers import AllocatorDeps, handler_table
+from vcs_allocator.pool import load_pool_file
+from vcs_allocator.settings import AllocatorSettings
+from vcs_allocator.store import MongoReservationStore
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, declare_topology
+from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.lifecycle import wait_for_shutdown_signal
+from vcs_shared.logging import configure_logging
+from vcs_shared.outbox import OutboxRelay
+from vcs_shared.store import database_name, make_client
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "allocator"
+
+
+async def run(settings: AllocatorSettings) -> None:
+    """Runs the allocator until SIGINT/SIGTERM, then finishes the messages in hand and stops."""
+    topology = Topology(settings.namespace)
+    mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
+    store = MongoReservationStore(mongo[database_name(settings.namespace, SERVICE)])
+    await store.ensure_indexes()
+    if settings.pool_file is not None and await store.room_count() == 0:
+        rooms = load_pool_file(settings.pool_file)
+        await store.replace_rooms(rooms)
+        log.info("pool.loaded", file=str(settings.pool_file), rooms=len(rooms))
+
+    connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
+    setup = await connection.channel()
+    await declare_topology(setup, topology)
+    await setup.close()
+    publisher = await AmqpPublisher.open(connection, topology.exchange)
+    relay = OutboxRelay(store.decisions, publisher)
+    deps = AllocatorDeps(
+        store=store,
+        relay=relay,
+        sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+        policy=settings.policy(),
+        use_overflow=settings.use_overflow,
+    )
+    consumer = EventConsumer(
+        connection=connection,
+        topology=topology,
+        service=SERVICE,
+        handlers=handler_table(deps),
+        prefetch=settings.prefetch,
+    )
+    stop = asyncio.Event()
+    background = [
+        asyncio.create_task(relay.run(stop), name="outbox-relay"),
+        asyncio.create_task(
+            _sweep_orphans(store, timedelta(seconds=settings.orphan_lease_seconds), stop),
+            name="orphan-sweeper",
+        ),
+    ]
+    await consumer.start()
+    log.info("allocator.ready")
+    signal_name = await wait_for_shutdown_signal()
+    log.info("allocator.stopping", signal=signal_name)
+    await consumer.stop()
+    stop.set()
+    await asyncio.gather(*background)
+    await relay.sweep(include_fresh=True)
+    await connection.close()
+    await mongo.close()
+    log.info("allocator.stopped")
+
+
+async def _sweep_orphans(store: MongoReservationStore, lease: timedelta, stop: asyncio.Event) -> None:
+    """Frees slots a crashed allocation left behind, once their lease has run out."""
+    interval = min(60.0, lease.total_seconds() / 4)
+    while not stop.is_set():
+        try:
+            confirmed, freed = await store.sweep_orphans(lease)
+            if freed:
+                log.warning("slots.orphans_freed", requests=freed, confirmed=confirmed)
+        except Exception as exc:  # a store outage must not stop the sweeper for good
+            log.warning("slots.sweep_failed", error=repr(exc))
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+
+
+def main() -> None:
+    settings = AllocatorSettings()  # type: ignore[call-arg]  # required values come from the environment
+    configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    asyncio.run(run(settings))

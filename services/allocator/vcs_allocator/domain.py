@@ -1,0 +1,142 @@
+"""The allocation rules, with no knowledge of brokers or databases.
+
+A reservation occupies its window plus the turnover buffer after it, rounded
+outwards to the slot grid. Two reservations of one Meeting ID conflict exactly
+when their occupied spans overlap, which for windows on the grid is the rule
+"the requested window, widened by the buffer on both sides, must not overlap
+another reservation". The store enforces the same spans with one unique
+document per Meeting ID per slot, so the database, not this module, is what
+finally forbids a double booking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from vcs_shared.events import RejectionReason
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    """One Zoom Meeting ID of a pool; ``pool`` is a province code or a regional overflow pool."""
+
+    meeting_id: str
+    capacity: int
+    pool: str
+    passcode: str
+    join_url: str
+    active: bool = True
+
+    @property
+    def public_join_url(self) -> str:
+        """The join URL without its query string, so without any embedded passcode."""
+        return self.join_url.split("?", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationPolicy:
+    """The tunable parts of the rules (settings)."""
+
+    buffer: timedelta = timedelta(minutes=15)
+    slot: timedelta = timedelta(minutes=5)
+    max_duration: timedelta = timedelta(hours=12)
+    past_grace: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A half-open UTC interval [start, end) on the slot grid."""
+
+    start: datetime
+    end: datetime
+
+    def overlaps(self, other: Span) -> bool:
+        return self.start < other.end and other.start < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: RejectionReason
+    message_th: str
+    message_en: str
+
+
+def occupied_span(starts_at: datetime, ends_at: datetime, policy: AllocationPolicy) -> Span:
+    """The slots a reservation holds: its window and the buffer after it, rounded outwards."""
+    start = _floor(starts_at.astimezone(UTC), policy.slot)
+    end = _ceil((ends_at + policy.buffer).astimezone(UTC), policy.slot)
+    return Span(start, end)
+
+
+def slot_starts(span: Span, slot: timedelta) -> list[datetime]:
+    """Every slot start in ``span``: the keys of the store's unique index."""
+    count = (span.end - span.start) // slot
+    return [span.start + i * slot for i in range(count)]
+
+
+def check_window(
+    starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
+) -> Rejection | None:
+    """Rejects windows that end before they start, lie in the past, or last too long."""
+    if ends_at <= starts_at:
+        return reject(RejectionReason.window_invalid, "เวลาสิ้นสุดต้องอยู่หลังเวลาเริ่ม",
+                      "the meeting must end after it starts")
+    if starts_at < now - policy.past_grace:
+        return reject(RejectionReason.window_invalid, "เวลาเริ่มประชุมผ่านไปแล้ว",
+                      "the meeting starts in the past")
+    if ends_at - starts_at > policy.max_duration:
+        hours = int(policy.max_duration.total_seconds() // 3600)
+        return reject(RejectionReason.window_invalid,
+                      f"การประชุมยาวเกิน {hours} ชั่วโมง",
+                      f"the meeting is longer than {hours} hours")
+    return None
+
+
+def choose_room(
+    rooms: Iterable[Room], busy_meeting_ids: set[str], participants: int, pool_order: Sequence[str]
+) -> Room | Rejection:
+    """Best fit: the smallest free active room that holds everyone, province pool before overflow.
+
+    Ties are broken by Meeting ID so every allocator process makes the same choice.
+    """
+    active = [r for r in rooms if r.active and r.pool in pool_order]
+    if not active:
+        return reject(RejectionReason.pool_empty, "จังหวัดนี้ยังไม่มีหมายเลขห้องประชุม",
+                      "there are no meeting rooms for this province")
+    if participants > max(r.capacity for r in active):
+        return reject(RejectionReason.capacity_exceeded,
+                      "จำนวนผู้เข้าร่วมเกินความจุของห้องประชุมที่ใหญ่ที่สุด",
+                      "more participants than the largest room holds")
+    for pool in pool_order:
+        fitting = sorted(
+            (r for r in active
+             if r.pool == pool and r.capacity >= participants
+             and r.meeting_id not in busy_meeting_ids),
+            key=lambda r: (r.capacity, r.meeting_id),
+        )
+        if fitting:
+            return fitting[0]
+    return reject(RejectionReason.no_room_free, "ไม่มีห้องประชุมว่างในช่วงเวลาที่ขอ",
+                  "no room is free for the requested time")
+
+
+def unknown_office() -> Rejection:
+    return reject(RejectionReason.unknown_office, "ไม่พบรหัสที่ทำการปกครองอำเภอนี้",
+                  "no district office has this code")
+
+
+def reject(reason: RejectionReason, message_th: str, message_en: str) -> Rejection:
+    return Rejection(reason, message_th, message_en)
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    return _EPOCH + ((moment - _EPOCH) // step) * step
+
+
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floored = _floor(moment, step)
+    return floored if floored == moment else floored + step

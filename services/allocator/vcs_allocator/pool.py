@@ -1,0 +1,134 @@
+"""Reading the pool file that operators keep (CSV or YAML), all or nothing.
+
+Every row is validated; a file with any bad row is refused whole, with the
+row's line number and field, so a typo never half-replaces a province's pool.
+
+CSV columns (header required): ``meeting_id,capacity,pool,passcode,join_url,active``.
+YAML: a list of mappings with the same keys. ``pool`` is a province code
+(``47``) or a regional overflow pool (``region-12``); ``active`` defaults to true.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vcs_allocator.domain import Room
+from vcs_shared.offices import is_province
+
+CAPACITIES = (300, 500, 1000)
+
+
+class PoolFileError(ValueError):
+    """The pool file cannot be loaded; ``problems`` lists every bad row and field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+class PoolRow(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    capacity: int
+    pool: str
+    passcode: str = Field(min_length=1, max_length=64)
+    join_url: str = Field(pattern=r"^https://\S+$")
+    active: bool = True
+
+    @field_validator("meeting_id", mode="before")
+    @classmethod
+    def _digits_only(cls, value: Any) -> Any:
+        return str(value).replace(" ", "") if isinstance(value, str | int) else value
+
+    @field_validator("capacity")
+    @classmethod
+    def _known_capacity(cls, value: int) -> int:
+        if value not in CAPACITIES:
+            raise ValueError("must be 300, 500 or 1000 participants")
+        return value
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _known_pool(cls, value: Any) -> str:
+        text = str(value).strip()
+        if text.startswith("region-") and text.removeprefix("region-").isdigit():
+            return text
+        if len(text) == 1 and text.isdigit():
+            text = f"0{text}"
+        if not is_province(text):
+            raise ValueError("must be a province code (e.g. 47) or a region pool (region-12)")
+        return text
+
+    def to_room(self) -> Room:
+        return Room(self.meeting_id, self.capacity, self.pool, self.passcode, self.join_url,
+                    self.active)
+
+
+def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[Room]:
+    """Parses a whole pool file; raises :class:`PoolFileError` listing every bad row."""
+    rows = _csv_rows(text) if fmt == "csv" else _yaml_rows(text, source)
+    problems: list[str] = []
+    rooms: list[Room] = []
+    seen: dict[str, int] = {}
+    for line, row in rows:
+        try:
+            room = PoolRow.model_validate(row).to_room()
+        except ValidationError as exc:
+            for err in exc.errors():
+                field = ".".join(str(p) for p in err["loc"]) or "row"
+                problems.append(f"line {line}: {field}: {err['msg']}")
+            continue
+        if room.meeting_id in seen:
+            problems.append(
+                f"line {line}: meeting_id: {room.meeting_id} already on line {seen[room.meeting_id]}"
+            )
+            continue
+        seen[room.meeting_id] = line
+        rooms.append(room)
+    if problems:
+        raise PoolFileError(source, problems)
+    if not rooms:
+        raise PoolFileError(source, ["the file lists no rooms"])
+    return rooms
+
+
+def load_pool_file(path: Path) -> list[Room]:
+    fmt: Literal["csv", "yaml"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
+    return parse_pool(path.read_text(encoding="utf-8"), fmt=fmt, source=str(path))
+
+
+def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        cleaned: dict[str, Any] = {k: v for k, v in row.items() if k is not None}
+        if None in row:
+            cleaned["unexpected columns"] = row[None]  # type: ignore[index]
+        if cleaned.get("active", "") in ("", None):
+            cleaned.pop("active", None)
+        rows.append((reader.line_num, cleaned))
+    return rows
+
+
+def _yaml_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        nodes = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PoolFileError(source, [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(data, list) or not isinstance(nodes, yaml.SequenceNode):
+        raise PoolFileError(source, ["line 1: the file must be a list of rooms"])
+    rows: list[tuple[int, dict[str, Any]]] = []
+    for node, item in zip(nodes.value, data, strict=True):
+        line = node.start_mark.line + 1
+        rows.append((line, item if isinstance(item, dict) else {"row": item}))
+    return rows

@@ -1,0 +1,3 @@
+from vcs_intake.bootstrap import main
+
+main()

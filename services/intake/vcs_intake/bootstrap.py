@@ -1,0 +1,122 @@
+"""The intake's composition root: ``create_app`` wires everything; nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+from vcs_intake.api import router
+from vcs_intake.container import Container
+from vcs_intake.projection import handler_table
+from vcs_intake.settings import IntakeSettings
+from vcs_intake.store import MongoRequestStore
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, declare_topology
+from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.logging import configure_logging
+from vcs_shared.outbox import OutboxRelay
+from vcs_shared.store import database_name, make_client
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "intake"
+
+
+def create_app(settings: IntakeSettings) -> FastAPI:
+    """The intake application; its clients are made when it starts, closed when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        topology = Topology(settings.namespace)
+        mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
+        store = MongoRequestStore(mongo[database_name(settings.namespace, SERVICE)])
+        await store.ensure_indexes()
+        connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
+        setup = await connection.channel()
+        await declare_topology(setup, topology)
+        await setup.close()
+        publisher = await AmqpPublisher.open(connection, topology.exchange)
+        relay = OutboxRelay(store.requests, publisher)
+        app.state.container = Container(
+            store=store,
+            relay=relay,
+            sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+            connection=connection,
+        )
+        consumer = EventConsumer(
+            connection=connection,
+            topology=topology,
+            service=SERVICE,
+            handlers=handler_table(store),
+            prefetch=settings.prefetch,
+        )
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(relay.run(stop), name="outbox-relay")
+        await consumer.start()
+        log.info("intake.ready", port=settings.port)
+        try:
+            yield
+        finally:
+            log.info("intake.stopping")
+            await consumer.stop()
+            stop.set()
+            await relay_task
+            await relay.sweep(include_fresh=True)
+            await connection.close()
+            await mongo.close()
+            log.info("intake.stopped")
+
+    app = FastAPI(
+        title="DOPA VCS intake",
+        version="1.0.0",
+        summary="District offices request DOPA VCS (Zoom) meeting rooms and read back credentials.",
+        lifespan=lifespan,
+    )
+    app.include_router(router)
+    app.middleware("http")(_limit_body_and_bind_ids(settings.max_body_bytes))
+    return app
+
+
+def _limit_body_and_bind_ids(
+    max_body_bytes: int,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    """Binds a request id for logs and refuses bodies over the size limit before reading them."""
+
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        from fastapi.responses import JSONResponse
+
+        structlog.contextvars.clear_contextvars()
+        http_request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(http_request_id=http_request_id)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > max_body_bytes:
+            return JSONResponse(
+                {"detail": [{"loc": ["body"], "msg": f"body larger than {max_body_bytes} bytes",
+                             "type": "body_too_large"}]},
+                status_code=422,
+            )
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = http_request_id
+        return response
+
+    return middleware
+
+
+def main() -> None:
+    settings = IntakeSettings()  # type: ignore[call-arg]  # required values come from the environment
+    configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=20,
+    )

@@ -1,0 +1,123 @@
+"""The HTTP contract of ``/v1``: what offices send and what they read back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from vcs_shared.events import Contact, RejectionReason, Urgency
+from vcs_shared.offices import find_office
+
+
+class Status(StrEnum):
+    submitted = "submitted"
+    assigned = "assigned"
+    delivered = "delivered"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    delivery_failed = "delivery_failed"
+
+
+class SubmitRequest(BaseModel):
+    """A district office asks for a room (times with an offset; Asia/Bangkok is +07:00)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "district_code": "4701",
+                    "title": "ประชุมติดตามสถานการณ์ประจำสัปดาห์",
+                    "starts_at": "2026-12-01T09:00:00+07:00",
+                    "ends_at": "2026-12-01T11:00:00+07:00",
+                    "participants": 250,
+                    "urgency": "urgent",
+                    "needs_support": False,
+                    "contact": {
+                        "name": "สมชาย ใจดี",
+                        "email": "somchai@example.go.th",
+                        "phone": "042-711360",
+                    },
+                }
+            ]
+        },
+    )
+
+    district_code: str = Field(description="DOPA district code of the requesting office, e.g. 4701")
+    title: str = Field(min_length=1, max_length=300)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    participants: Annotated[int, Field(gt=0, le=100_000, strict=True)]
+    urgency: Urgency
+    needs_support: bool = Field(strict=True)
+    contact: Contact
+
+    @field_validator("district_code")
+    @classmethod
+    def _known_district(cls, value: str) -> str:
+        if find_office(value) is None:
+            raise ValueError("not a DOPA district code (four digits, e.g. 4701)")
+        return value
+
+    @field_validator("title")
+    @classmethod
+    def _title_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("ends_at")
+    @classmethod
+    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+        starts_at = info.data.get("starts_at")
+        if isinstance(starts_at, datetime) and value <= starts_at:
+            raise ValueError("must be after starts_at")
+        return value
+
+
+class SubmitAccepted(BaseModel):
+    request_id: str
+    status: Status
+
+
+class AssignmentView(BaseModel):
+    meeting_id: str
+    join_url: str
+    passcode: str
+    capacity: int
+
+
+class RejectionView(BaseModel):
+    reason: RejectionReason
+    message_th: str
+    message_en: str
+
+
+class RequestView(BaseModel):
+    """A request as its office (or an operator of its region) sees it."""
+
+    request_id: str
+    status: Status
+    district_code: str
+    province_code: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+    urgency: Urgency
+    needs_support: bool
+    contact: Contact
+    submitted_at: datetime
+    assignment: AssignmentView | None
+    rejection: RejectionView | None
+    delivery_error: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    broker: str
+    store: str
+    outbox: str

@@ -1,0 +1,14 @@
+"""The intake's one settings class."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from vcs_shared.settings import CommonSettings
+
+
+class IntakeSettings(CommonSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
+    prefetch: int = Field(default=64, ge=1, le=1000)

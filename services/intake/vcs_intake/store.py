@@ -1,0 +1,103 @@
+"""The intake's own collection: one ``requests`` document per request, outbox embedded.
+
+Accepting a request is a single insert of a document that already contains
+its ``request.submitted`` event, so "stored" and "will be published" are one
+atomic fact. A unique index on ``idempotency_key`` makes a retried submit find
+the first request instead of making a second.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from vcs_shared.outbox import ensure_outbox_index
+
+Document = dict[str, Any]
+
+CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
+
+
+class DuplicateSubmission(Exception):  # noqa: N818 - a fact about the request, not a failure
+    """An earlier request already holds this idempotency key."""
+
+    def __init__(self, existing: Document) -> None:
+        self.existing = existing
+        super().__init__(existing["_id"])
+
+
+class RequestStore(Protocol):
+    async def insert(self, document: Document) -> None: ...
+    async def get(self, request_id: str) -> Document | None: ...
+    async def cancel(
+        self, request_id: str, outbox: list[Document], at: datetime, by: str
+    ) -> Document | None: ...
+    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None: ...
+    async def set_fields(self, request_id: str, unless: tuple[str, ...], changes: Document) -> None: ...
+    async def ping(self) -> None: ...
+
+
+class MongoRequestStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.requests = db["requests"]
+
+    async def ensure_indexes(self) -> None:
+        await self.requests.create_index("idempotency_key", unique=True)
+        await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
+        await ensure_outbox_index(self.requests)
+
+    async def insert(self, document: Document) -> None:
+        try:
+            await self.requests.insert_one(document)
+        except DuplicateKeyError as exc:
+            existing = await self.requests.find_one(
+                {"idempotency_key": document["idempotency_key"]}
+            )
+            if existing is None:
+                raise
+            raise DuplicateSubmission(existing) from exc
+
+    async def get(self, request_id: str) -> Document | None:
+        return await self.requests.find_one({"_id": request_id})
+
+    async def cancel(
+        self, request_id: str, outbox: list[Document], at: datetime, by: str
+    ) -> Document | None:
+        """Cancels with its event in one write; compare-and-set on the status, so a status
+        change racing the cancel makes it retry instead of being overwritten."""
+        for _ in range(10):
+            current = await self.get(request_id)
+            if current is None or current["status"] not in CANCELLABLE:
+                return current
+            result = await self.requests.update_one(
+                {"_id": request_id, "status": current["status"]},
+                {
+                    "$set": {
+                        "status": "cancelled",
+                        "cancelled_at": at,
+                        "cancelled_by": by,
+                        "outbox": [*current.get("outbox", []), *outbox],
+                    }
+                },
+            )
+            if result.modified_count == 1:
+                return await self.get(request_id)
+        raise RuntimeError(f"request {request_id} kept changing while being cancelled")
+
+    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None:
+        """Moves the status forward only from ``allowed`` states (projection updates)."""
+        await self.requests.update_one(
+            {"_id": request_id, "status": {"$in": list(allowed)}}, {"$set": changes}
+        )
+
+    async def set_fields(self, request_id: str, unless: tuple[str, ...], changes: Document) -> None:
+        await self.requests.update_one(
+            {"_id": request_id, "status": {"$nin": list(unless)}}, {"$set": changes}
+        )
+
+    async def ping(self) -> None:
+        await self.db.command("ping")

@@ -1,0 +1,3 @@
+from vcs_notifier.bootstrap import main
+
+main()

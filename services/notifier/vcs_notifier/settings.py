@@ -1,0 +1,19 @@
+"""The notifier's one settings class."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from vcs_shared.settings import CommonSettings
+
+
+class NotifierSettings(CommonSettings):
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=1025, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "DOPA VCS <no-reply@vcs.dopa.go.th>"
+    send_attempts: int = Field(default=5, ge=1, le=20, description="SMTP tries before giving up")
+    prefetch: int = Field(default=16, ge=1, le=1000)

@@ -1,0 +1,281 @@
+"""RabbitMQ through aio-pika: the topology, a confirming publisher and a safe consumer.
+
+Topology (names shown for the default namespace ``vcs``):
+
+* ``vcs.events`` — durable topic exchange, the public contract.
+* ``vcs.<service>`` — one durable quorum queue per consuming service, with a
+  delivery limit; what keeps failing is dead-lettered to ``vcs.dead``.
+* ``vcs.dead`` — direct exchange routing dead letters by queue name to
+  ``vcs.<service>.dlq``, classic durable queues that operators list and replay
+  (classic, because listing requeues and a quorum queue would count that
+  against a delivery limit of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aio_pika
+import stamina
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pymongo.errors import ConnectionFailure, NetworkTimeout
+
+from vcs_shared.envelope import CONTENT_TYPE, Envelope, OutgoingMessage, PoisonMessage, decode
+from vcs_shared.events import Event
+
+log = structlog.get_logger(__name__)
+
+DELIVERY_LIMIT = 5
+DEAD_REASON_HEADER = "x-vcs-dead-reason"
+ORIGINAL_ROUTING_KEY_HEADER = "x-vcs-original-routing-key"
+
+SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
+    "allocator": ("request.submitted.#", "request.cancelled.#"),
+    "notifier": ("request.submitted.#", "room.assigned.#", "room.released.#"),
+    "intake": ("room.assigned.#", "request.rejected.#", "room.released.#", "credentials.#"),
+}
+
+
+class RetryLater(Exception):  # noqa: N818 - it names what the handler asks for, not an error
+    """Raised by a handler when the message cannot be handled yet but will be (ordering, outages)."""
+
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionFailure,
+    NetworkTimeout,
+    aio_pika.exceptions.AMQPConnectionError,
+    aio_pika.exceptions.ChannelInvalidStateError,
+    ConnectionError,
+    TimeoutError,
+    RetryLater,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Exchange and queue names of one deployment (tests run in their own namespace)."""
+
+    namespace: str = "vcs"
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}"
+
+    def dead_letter_queue(self, service: str) -> str:
+        return f"{self.queue(service)}.dlq"
+
+
+async def connect(url: str, *, name: str) -> AbstractRobustConnection:
+    """A robust connection: aio-pika reconnects and restores channels, exchanges and consumers."""
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+
+
+async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
+    """Declares the exchanges and every service's queues, DLQs and bindings; idempotent."""
+    exchange = await channel.declare_exchange(
+        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+    dead = await channel.declare_exchange(
+        topology.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    for service, keys in SUBSCRIPTIONS.items():
+        queue = await channel.declare_queue(
+            topology.queue(service),
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": DELIVERY_LIMIT,
+                "x-dead-letter-exchange": topology.dead_exchange,
+                "x-dead-letter-routing-key": topology.queue(service),
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        for key in keys:
+            await queue.bind(exchange, routing_key=key)
+        dlq = await channel.declare_queue(
+            topology.dead_letter_queue(service),
+            durable=True,
+            arguments={"x-queue-type": "classic"},
+        )
+        await dlq.bind(dead, routing_key=topology.queue(service))
+    return exchange
+
+
+async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
+    """Removes a namespace's exchanges and queues (tests clean up after themselves)."""
+    for service in SUBSCRIPTIONS:
+        await channel.queue_delete(topology.queue(service))
+        await channel.queue_delete(topology.dead_letter_queue(service))
+    await channel.exchange_delete(topology.exchange)
+    await channel.exchange_delete(topology.dead_exchange)
+
+
+class EventPublisher(Protocol):
+    """Where encoded events go; the one real implementation is :class:`AmqpPublisher`."""
+
+    async def publish(self, message: OutgoingMessage) -> None: ...
+
+
+class AmqpPublisher:
+    """Publishes persistent messages with publisher confirms and ``mandatory``.
+
+    ``publish`` returns only once the broker confirmed the message; an
+    unroutable message raises (the channel is opened with
+    ``on_return_raises=True``), so the outbox keeps it for a later try.
+    """
+
+    def __init__(self, exchange: AbstractExchange) -> None:
+        self._exchange = exchange
+
+    @classmethod
+    async def open(cls, connection: AbstractRobustConnection, exchange_name: str) -> AmqpPublisher:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        return cls(await channel.get_exchange(exchange_name, ensure=False))
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        await self._exchange.publish(
+            aio_pika.Message(
+                body=message.body.encode(),
+                content_type=CONTENT_TYPE,
+                message_id=message.id,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=message.routing_key,
+            mandatory=True,
+        )
+
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class EventConsumer:
+    """Consumes one service queue and dispatches each event through the handler table.
+
+    * Poison (never handleable) goes to the service's DLQ at once, with the
+      reason in a header, and is acked so it blocks nothing behind it.
+    * Transient failures are retried in place with backoff and jitter; what
+      still fails is nacked and requeued, and the queue's delivery limit
+      dead-letters it eventually instead of looping forever.
+    * The message is acked only after its handler returned, i.e. after the
+      handler's own write is durable.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: AbstractRobustConnection,
+        topology: Topology,
+        service: str,
+        handlers: Mapping[type[Event], Handler],
+        prefetch: int = 32,
+        retry_timeout: float = 45.0,
+    ) -> None:
+        self._connection = connection
+        self._topology = topology
+        self._service = service
+        self._handlers = dict(handlers)
+        self._prefetch = prefetch
+        self._retry_timeout = retry_timeout
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._channel: AbstractChannel | None = None
+
+    async def start(self) -> None:
+        channel = await self._connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        self._channel = channel
+        self._queue = await channel.get_queue(self._topology.queue(self._service), ensure=False)
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info("consumer.started", queue=self._queue.name, prefetch=self._prefetch)
+
+    async def stop(self) -> None:
+        """Stops taking messages, then waits for the ones in hand to finish (graceful shutdown)."""
+        if self._queue is not None and self._consumer_tag is not None:
+            try:
+                await self._queue.cancel(self._consumer_tag)
+            except aio_pika.exceptions.AMQPError:
+                log.warning("consumer.cancel_failed", queue=self._queue.name)
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        log.info("consumer.stopped", service=self._service)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._handle(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        structlog.contextvars.clear_contextvars()
+        try:
+            envelope = decode(message.body)
+        except PoisonMessage as exc:
+            await self._dead_letter(message, str(exc))
+            return
+        structlog.contextvars.bind_contextvars(
+            event_id=envelope.id,
+            event_type=envelope.event.name,
+            request_id=envelope.event.request_id,
+            correlation_id=envelope.correlation_id or envelope.event.request_id,
+        )
+        handler = self._handlers.get(type(envelope.event))
+        if handler is None:
+            log.info("consumer.ignored", reason="no handler for this event type")
+            await message.ack()
+            return
+        try:
+            async for attempt in stamina.retry_context(
+                on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
+            ):
+                with attempt:
+                    await handler(envelope)
+        except Exception:
+            log.exception("consumer.handler_failed", redelivered=message.redelivered)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Sends a poison message to this service's DLQ with why, then acks the original."""
+        assert self._channel is not None
+        log.warning("consumer.poison", reason=reason, routing_key=message.routing_key)
+        headers = dict(message.headers or {})
+        headers[DEAD_REASON_HEADER] = reason[:1000]
+        headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
+        dead = await self._channel.get_exchange(self._topology.dead_exchange, ensure=False)
+        await dead.publish(
+            aio_pika.Message(
+                body=message.body,
+                content_type=message.content_type,
+                message_id=message.message_id,
+                headers=headers,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=self._topology.queue(self._service),
+        )
+        await message.ack()

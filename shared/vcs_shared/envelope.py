@@ -1,0 +1,91 @@
+"""Events in and out of CloudEvents 1.0 structured JSON mode, through the CNCF SDK.
+
+The body is the whole CloudEvent (``application/cloudevents+json``); the
+CloudEvents ``id`` is also the AMQP ``message_id``, so any AMQP client can
+deduplicate without parsing the body.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudevents.core.bindings import rabbitmq
+from cloudevents.core.v1.event import CloudEvent
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from vcs_shared.events import EVENT_TYPES, Event
+
+CONTENT_TYPE = "application/cloudevents+json"
+SOURCE_PREFIX = "/dopa-vcs/"
+
+
+class OutgoingMessage(BaseModel):
+    """An encoded event ready for the broker; also the shape of an outbox entry."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    routing_key: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A decoded event with the CloudEvents attributes the services use."""
+
+    id: str
+    event: Event
+    time: datetime | None
+    source: str
+    correlation_id: str | None
+
+
+class PoisonMessage(ValueError):
+    """A message that can never be handled: not JSON, not a CloudEvent, or data failing its schema."""
+
+
+def encode(event: Event, *, source: str, correlation_id: str | None = None) -> OutgoingMessage:
+    """Wraps ``event`` in a new CloudEvent with a fresh id."""
+    event_id = str(uuid.uuid4())
+    attributes: dict[str, Any] = {
+        "id": event_id,
+        "source": SOURCE_PREFIX + source,
+        "type": event.cloudevent_type(),
+        "subject": event.request_id,
+        "time": datetime.now(UTC),
+        "datacontenttype": "application/json",
+    }
+    if correlation_id:
+        attributes["correlationid"] = correlation_id
+    data = json.loads(event.model_dump_json())
+    message = rabbitmq.to_structured_event(CloudEvent(attributes=attributes, data=data))
+    return OutgoingMessage(id=event_id, routing_key=event.routing_key(), body=message.body.decode())
+
+
+def decode(body: bytes) -> Envelope:
+    """Parses a structured-mode CloudEvent into its event model, or raises :class:`PoisonMessage`."""
+    try:
+        cloudevent = rabbitmq.from_structured_event(
+            rabbitmq.RabbitMQMessage(headers={}, content_type=CONTENT_TYPE, body=body)
+        )
+    except Exception as exc:  # the SDK raises several unrelated types for bad input
+        raise PoisonMessage(f"not a CloudEvent: {exc}") from exc
+    event_type = EVENT_TYPES.get(cloudevent.get_type())
+    if event_type is None:
+        raise PoisonMessage(f"unknown event type {cloudevent.get_type()!r}")
+    try:
+        event = event_type.model_validate(cloudevent.get_data())
+    except ValidationError as exc:
+        raise PoisonMessage(f"data of {cloudevent.get_type()} fails its schema: {exc}") from exc
+    correlation = cloudevent.get_attributes().get("correlationid")
+    return Envelope(
+        id=cloudevent.get_id(),
+        event=event,
+        time=cloudevent.get_time(),
+        source=cloudevent.get_source(),
+        correlation_id=str(correlation) if correlation else None,
+    )

@@ -1,0 +1,172 @@
+"""The public events of DOPA VCS: past-tense, frozen, defined here once.
+
+Every event is about one request of one district office, so every routing key
+is ``<event>.<province_code>.<district_code>`` and every CloudEvents ``subject``
+is the request id. Consumers read tolerantly (unknown fields are ignored) so
+that adding a field is not a breaking change; removing or renaming one is, and
+needs a ``.v2`` type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+CLOUDEVENT_TYPE_PREFIX = "th.go.dopa.vcs."
+
+DistrictCode = str
+ProvinceCode = str
+
+
+class Urgency(StrEnum):
+    """The four urgency grades of Thai official correspondence."""
+
+    normal = "normal"
+    urgent = "urgent"
+    very_urgent = "very_urgent"
+    most_urgent = "most_urgent"
+
+    @property
+    def label_th(self) -> str:
+        return {
+            "normal": "ปกติ",
+            "urgent": "ด่วน",
+            "very_urgent": "ด่วนมาก",
+            "most_urgent": "ด่วนที่สุด",
+        }[self.value]
+
+
+class RejectionReason(StrEnum):
+    """Why a request could not be served; machine-readable, stable."""
+
+    no_room_free = "no_room_free"
+    capacity_exceeded = "capacity_exceeded"
+    window_invalid = "window_invalid"
+    unknown_office = "unknown_office"
+    pool_empty = "pool_empty"
+
+
+class Contact(BaseModel):
+    """The person at the office who receives the credentials."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    phone: str = Field(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$")
+
+
+class Event(BaseModel):
+    """Fields every event carries; subclasses name themselves with ``name``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    name: ClassVar[str]
+
+    request_id: str
+    province_code: ProvinceCode = Field(pattern=r"^[0-9]{2}$")
+    district_code: DistrictCode = Field(pattern=r"^[0-9]{4}$")
+
+    @classmethod
+    def cloudevent_type(cls) -> str:
+        return f"{CLOUDEVENT_TYPE_PREFIX}{cls.name}.v1"
+
+    def routing_key(self) -> str:
+        return f"{self.name}.{self.province_code}.{self.district_code}"
+
+
+class RequestSubmitted(Event):
+    """An office asked for a room for a time window (intake)."""
+
+    name: ClassVar[str] = "request.submitted"
+
+    title: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    participants: int = Field(gt=0)
+    urgency: Urgency
+    needs_support: bool
+    contact: Contact
+    submitted_at: AwareDatetime
+
+
+class RequestCancelled(Event):
+    """The office or an operator withdrew a request (intake)."""
+
+    name: ClassVar[str] = "request.cancelled"
+
+    cancelled_by: str
+    cancelled_at: AwareDatetime
+
+
+class RoomAssigned(Event):
+    """A Meeting ID was reserved for the request's window (allocator).
+
+    ``join_url`` here never embeds the passcode; the passcode and the full URL
+    travel only inside ``sealed_credentials``.
+    """
+
+    name: ClassVar[str] = "room.assigned"
+
+    meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    capacity: int
+    join_url: str
+    pool: Literal["province", "overflow"]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    sealed_credentials: str
+
+
+class RequestRejected(Event):
+    """The request cannot be served, and why (allocator)."""
+
+    name: ClassVar[str] = "request.rejected"
+
+    reason: RejectionReason
+    message_th: str
+    message_en: str
+
+
+class RoomReleased(Event):
+    """A reservation was given up; the room is free for that window again (allocator)."""
+
+    name: ClassVar[str] = "room.released"
+
+    meeting_id: str
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+
+class CredentialsDelivered(Event):
+    """The office's contact was sent the credentials (notifier)."""
+
+    name: ClassVar[str] = "credentials.delivered"
+
+    channel: Literal["email"]
+    delivered_at: datetime
+
+
+class CredentialsFailed(Event):
+    """The credentials could not be delivered after retries (notifier)."""
+
+    name: ClassVar[str] = "credentials.failed"
+
+    channel: Literal["email"]
+    error: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.cloudevent_type(): cls
+    for cls in (
+        RequestSubmitted,
+        RequestCancelled,
+        RoomAssigned,
+        RequestRejected,
+        RoomReleased,
+        CredentialsDelivered,
+        CredentialsFailed,
+    )
+}

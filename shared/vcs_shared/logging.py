@@ -1,0 +1,95 @@
+"""structlog configured once per process: JSON lines with correlation ids, secrets redacted.
+
+Redaction is a processor in the chain rather than a habit of the callers, so a
+log line written tomorrow by someone who forgot about passcodes still cannot
+leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "[redacted]"
+
+_SECRET_KEY = re.compile(
+    r"(pass(code|word|wd)?|pwd|secret|token|authorization|api[_-]?key|sealed|credential|cookie)",
+    re.IGNORECASE,
+)
+_PWD_IN_URL = re.compile(r"([?&](pwd|passcode|password|token)=)[^&#\s\"']+", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@/\s]+(@)", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """Masks secrets that can hide inside free text: URL passcodes, bearer tokens, URL passwords."""
+    text = _PWD_IN_URL.sub(rf"\g<1>{REDACTED}", text)
+    text = _BEARER.sub(rf"\g<1>{REDACTED}", text)
+    return _URL_USERINFO.sub(rf"\g<1>{REDACTED}\g<2>", text)
+
+
+def redact_value(key: str, value: Any) -> Any:
+    """Redacts one value: whole values under secret-sounding keys, secret fragments elsewhere."""
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, "", [], {}):
+        return REDACTED
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, Mapping):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value("", v) for v in value]
+    return value
+
+
+def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: applies :func:`redact_value` to every field, nested ones included."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = redact_value(key, value)
+    return event_dict
+
+
+def configure_logging(service: str, *, json: bool | None = None, level: str = "info") -> None:
+    """Sets up structlog (and the stdlib loggers of our libraries) for this process, once."""
+    render_json = json if json is not None else not sys.stderr.isatty()
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _bind_service(service),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if render_json
+        else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
+        ])
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(logging.WARNING)
+
+
+def _bind_service(service: str) -> Processor:
+    def add_service(_: WrappedLogger, __: str, event_dict: MutableMapping[str, Any]) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add_service

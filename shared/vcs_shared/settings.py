@@ -1,0 +1,36 @@
+"""The settings every service reads, once, at its composition root.
+
+Each service subclasses :class:`CommonSettings` into its one ``BaseSettings``
+class; nothing else in the code reads the environment. Secrets have no
+defaults, so a service that was not given them refuses to start instead of
+running with a guessable value.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection and naming settings that all three services need."""
+
+    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
+
+    amqp_url: SecretStr = Field(description="AMQP URL with this service's own RabbitMQ user")
+    mongodb_url: SecretStr = Field(description="MongoDB URL of the store")
+    credentials_keys: SecretStr = Field(
+        description=(
+            "Comma-separated Fernet keys sealing Zoom credentials on the broker; "
+            "the first one seals, all of them open (rotation)"
+        )
+    )
+    namespace: str = Field(
+        default="vcs",
+        pattern=r"^[a-z][a-z0-9-]{0,40}$",
+        description="Prefix of exchange, queue and database names (tests use their own)",
+    )
+    log_json: bool | None = Field(
+        default=None, description="JSON logs; by default JSON unless stderr is a terminal"
+    )
+    log_level: str = "info"

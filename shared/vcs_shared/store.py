@@ -1,0 +1,28 @@
+"""The MongoDB client, made once per process at the composition root.
+
+``tz_aware=True`` so that every datetime read back is aware (UTC), which the
+range queries on reservations rely on. Ids are stored as strings: the embedded
+store cannot query native UUIDs outside ``_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+Document = dict[str, Any]
+
+
+def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
+    return AsyncMongoClient(
+        url,
+        tz_aware=True,
+        appname=app_name,
+        serverSelectionTimeoutMS=5000,
+    )
+
+
+def database_name(namespace: str, service: str) -> str:
+    """Each service owns its own database: ``<namespace>_<service>``."""
+    return f"{namespace}_{service}".replace("-", "_")

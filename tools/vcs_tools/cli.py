@@ -1,0 +1,21 @@
+"""``vcs``: the operators' and developers' command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vcs_tools.localrun import run_local
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="vcs", description="DOPA VCS operations")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the whole system locally until Ctrl-C")
+    run.add_argument("--port", type=int, default=8000, help="intake HTTP port")
+
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        sys.exit(run_local(Path.cwd(), port=args.port))
