@@ -1,1 +1,4 @@
-"""What the DOPA VCS services share, defined once: settings, logging, events, broker and store helpers."""
+"""What the DOPA VCS services share, defined once.
+
+Settings, logging, events, the CloudEvents envelope, broker and store helpers.
+"""

@@ -46,8 +46,8 @@ SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class RetryLater(Exception):  # noqa: N818 - it names what the handler asks for, not an error
-    """Raised by a handler when the message cannot be handled yet but will be (ordering, outages)."""
+class RetryLater(Exception):
+    """Raised by a handler when a message cannot be handled yet but will be (ordering, outages)."""
 
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (

@@ -45,7 +45,7 @@ class Envelope:
 
 
 class PoisonMessage(ValueError):
-    """A message that can never be handled: not JSON, not a CloudEvent, or data failing its schema."""
+    """A message that can never be handled: not JSON, not a CloudEvent, or data off its schema."""
 
 
 def encode(event: Event, *, source: str, correlation_id: str | None = None) -> OutgoingMessage:
@@ -67,7 +67,7 @@ def encode(event: Event, *, source: str, correlation_id: str | None = None) -> O
 
 
 def decode(body: bytes) -> Envelope:
-    """Parses a structured-mode CloudEvent into its event model, or raises :class:`PoisonMessage`."""
+    """Parses a structured-mode CloudEvent into its event model; raises :class:`PoisonMessage`."""
     try:
         cloudevent = rabbitmq.from_structured_event(
             rabbitmq.RabbitMQMessage(headers={}, content_type=CONTENT_TYPE, body=body)

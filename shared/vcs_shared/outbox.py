@@ -15,6 +15,7 @@ added together with the state change they belong to, and only ``sent`` changes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -66,7 +67,7 @@ class OutboxRelay:
         return self._healthy
 
     async def publish_now(self, doc_id: str, entries: Iterable[Document]) -> bool:
-        """Fast path right after the write; on failure the sweep will retry. True if all were sent."""
+        """Fast path right after the write; the sweep retries failures. True if all were sent."""
         sent_all = True
         for entry in entries:
             sent_all = await self._publish_entry(doc_id, entry) and sent_all
@@ -86,10 +87,8 @@ class OutboxRelay:
                 if ok
                 else min(self._max_backoff, delay * 2) * random.uniform(0.8, 1.2)
             )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
 
     async def sweep(self, *, include_fresh: bool = False) -> bool:
         """Publishes every unsent entry older than ``stale_after``; False if any publish failed."""

@@ -66,16 +66,24 @@ class EmbeddedStore:
         executable = Path(sys.executable).with_name("nx-27017")
         self.process = subprocess.Popen(
             [
-                str(executable), "--host", "127.0.0.1", "-p", str(self.port),
-                "--data-dir", str(self.data_dir / "db"),
-                "--log-file", str(self.data_dir / "nx-27017.log"),
-                "--pid-file", str(self.data_dir / "nx-27017.pid"),
+                str(executable),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir / "db"),
+                "--log-file",
+                str(self.data_dir / "nx-27017.log"),
+                "--pid-file",
+                str(self.data_dir / "nx-27017.pid"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         wait_for_port("127.0.0.1", self.port)
+        client: MongoClient[dict[str, Any]]
         with MongoClient(self.url, serverSelectionTimeoutMS=10000) as client:
             client.admin.command("ping")
         return self

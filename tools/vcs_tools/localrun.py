@@ -52,9 +52,7 @@ def run_local(root: Path, *, port: int = 8000) -> int:
         intake_port=port,
         pool_file=root / "deploy" / "pools" / "region-12.csv",
     )
-    processes = [
-        ServiceProcess(name, env, data_dir / "logs" / f"{name}.log") for name in SERVICES
-    ]
+    processes = [ServiceProcess(name, env, data_dir / "logs" / f"{name}.log") for name in SERVICES]
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

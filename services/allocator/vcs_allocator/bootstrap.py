@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import structlog
@@ -75,7 +76,9 @@ async def run(settings: AllocatorSettings) -> None:
     log.info("allocator.stopped")
 
 
-async def _sweep_orphans(store: MongoReservationStore, lease: timedelta, stop: asyncio.Event) -> None:
+async def _sweep_orphans(
+    store: MongoReservationStore, lease: timedelta, stop: asyncio.Event
+) -> None:
     """Frees slots a crashed allocation left behind, once their lease has run out."""
     interval = min(60.0, lease.total_seconds() / 4)
     while not stop.is_set():
@@ -85,13 +88,11 @@ async def _sweep_orphans(store: MongoReservationStore, lease: timedelta, stop: a
                 log.warning("slots.orphans_freed", requests=freed, confirmed=confirmed)
         except Exception as exc:  # a store outage must not stop the sweeper for good
             log.warning("slots.sweep_failed", error=repr(exc))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
 
 
 def main() -> None:
-    settings = AllocatorSettings()  # type: ignore[call-arg]  # required values come from the environment
+    settings = AllocatorSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     asyncio.run(run(settings))

@@ -83,16 +83,22 @@ def check_window(
 ) -> Rejection | None:
     """Rejects windows that end before they start, lie in the past, or last too long."""
     if ends_at <= starts_at:
-        return reject(RejectionReason.window_invalid, "เวลาสิ้นสุดต้องอยู่หลังเวลาเริ่ม",
-                      "the meeting must end after it starts")
+        return reject(
+            RejectionReason.window_invalid,
+            "เวลาสิ้นสุดต้องอยู่หลังเวลาเริ่ม",
+            "the meeting must end after it starts",
+        )
     if starts_at < now - policy.past_grace:
-        return reject(RejectionReason.window_invalid, "เวลาเริ่มประชุมผ่านไปแล้ว",
-                      "the meeting starts in the past")
+        return reject(
+            RejectionReason.window_invalid, "เวลาเริ่มประชุมผ่านไปแล้ว", "the meeting starts in the past"
+        )
     if ends_at - starts_at > policy.max_duration:
         hours = int(policy.max_duration.total_seconds() // 3600)
-        return reject(RejectionReason.window_invalid,
-                      f"การประชุมยาวเกิน {hours} ชั่วโมง",
-                      f"the meeting is longer than {hours} hours")
+        return reject(
+            RejectionReason.window_invalid,
+            f"การประชุมยาวเกิน {hours} ชั่วโมง",
+            f"the meeting is longer than {hours} hours",
+        )
     return None
 
 
@@ -105,28 +111,43 @@ def choose_room(
     """
     active = [r for r in rooms if r.active and r.pool in pool_order]
     if not active:
-        return reject(RejectionReason.pool_empty, "จังหวัดนี้ยังไม่มีหมายเลขห้องประชุม",
-                      "there are no meeting rooms for this province")
+        return reject(
+            RejectionReason.pool_empty,
+            "จังหวัดนี้ยังไม่มีหมายเลขห้องประชุม",
+            "there are no meeting rooms for this province",
+        )
     if participants > max(r.capacity for r in active):
-        return reject(RejectionReason.capacity_exceeded,
-                      "จำนวนผู้เข้าร่วมเกินความจุของห้องประชุมที่ใหญ่ที่สุด",
-                      "more participants than the largest room holds")
+        return reject(
+            RejectionReason.capacity_exceeded,
+            "จำนวนผู้เข้าร่วมเกินความจุของห้องประชุมที่ใหญ่ที่สุด",
+            "more participants than the largest room holds",
+        )
     for pool in pool_order:
         fitting = sorted(
-            (r for r in active
-             if r.pool == pool and r.capacity >= participants
-             and r.meeting_id not in busy_meeting_ids),
+            (
+                r
+                for r in active
+                if r.pool == pool
+                and r.capacity >= participants
+                and r.meeting_id not in busy_meeting_ids
+            ),
             key=lambda r: (r.capacity, r.meeting_id),
         )
         if fitting:
             return fitting[0]
-    return reject(RejectionReason.no_room_free, "ไม่มีห้องประชุมว่างในช่วงเวลาที่ขอ",
-                  "no room is free for the requested time")
+    return reject(
+        RejectionReason.no_room_free,
+        "ไม่มีห้องประชุมว่างในช่วงเวลาที่ขอ",
+        "no room is free for the requested time",
+    )
 
 
 def unknown_office() -> Rejection:
-    return reject(RejectionReason.unknown_office, "ไม่พบรหัสที่ทำการปกครองอำเภอนี้",
-                  "no district office has this code")
+    return reject(
+        RejectionReason.unknown_office,
+        "ไม่พบรหัสที่ทำการปกครองอำเภอนี้",
+        "no district office has this code",
+    )
 
 
 def reject(reason: RejectionReason, message_th: str, message_en: str) -> Rejection:

@@ -9,7 +9,7 @@ the write loses nothing: the outbox relay publishes what was stored.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -55,7 +55,7 @@ class AllocatorDeps:
     sealer: CredentialsSealer
     policy: AllocationPolicy
     use_overflow: bool = True
-    clock: Callable[[], datetime] = partial(datetime.now, UTC)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 def pools_for(province_code: str, *, use_overflow: bool) -> list[str]:

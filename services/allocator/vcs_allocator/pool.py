@@ -67,8 +67,9 @@ class PoolRow(BaseModel):
         return text
 
     def to_room(self) -> Room:
-        return Room(self.meeting_id, self.capacity, self.pool, self.passcode, self.join_url,
-                    self.active)
+        return Room(
+            self.meeting_id, self.capacity, self.pool, self.passcode, self.join_url, self.active
+        )
 
 
 def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[Room]:
@@ -87,7 +88,8 @@ def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") 
             continue
         if room.meeting_id in seen:
             problems.append(
-                f"line {line}: meeting_id: {room.meeting_id} already on line {seen[room.meeting_id]}"
+                f"line {line}: meeting_id: {room.meeting_id} "
+                f"already on line {seen[room.meeting_id]}"
             )
             continue
         seen[room.meeting_id] = line
@@ -112,7 +114,7 @@ def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
             continue
         cleaned: dict[str, Any] = {k: v for k, v in row.items() if k is not None}
         if None in row:
-            cleaned["unexpected columns"] = row[None]  # type: ignore[index]
+            cleaned["unexpected columns"] = row[None]
         if cleaned.get("active", "") in ("", None):
             cleaned.pop("active", None)
         rows.append((reader.line_num, cleaned))

@@ -57,7 +57,9 @@ class MongoReservationStore:
 
     async def ensure_indexes(self) -> None:
         await self.slots.create_index(
-            [("meeting_id", ASCENDING), ("slot", ASCENDING)], unique=True, name="one_holder_per_slot"
+            [("meeting_id", ASCENDING), ("slot", ASCENDING)],
+            unique=True,
+            name="one_holder_per_slot",
         )
         await self.slots.create_index("request_id")
         await self.slots.create_index([("confirmed", ASCENDING), ("claimed_at", ASCENDING)])
@@ -143,8 +145,13 @@ class MongoReservationStore:
             return False
         result = await self.decisions.update_one(
             {"_id": request_id, "released": False},
-            {"$set": {"released": True, "released_at": datetime.now(UTC),
-                      "outbox": [*current.get("outbox", []), *outbox]}},
+            {
+                "$set": {
+                    "released": True,
+                    "released_at": datetime.now(UTC),
+                    "outbox": [*current.get("outbox", []), *outbox],
+                }
+            },
         )
         return result.modified_count == 1
 

@@ -58,8 +58,13 @@ async def submit_request(
     except requests.IdempotencyConflict as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["header", "Idempotency-Key"], "msg": str(exc),
-                     "type": "idempotency_conflict"}],
+            detail=[
+                {
+                    "loc": ["header", "Idempotency-Key"],
+                    "msg": str(exc),
+                    "type": "idempotency_conflict",
+                }
+            ],
         ) from exc
     accepted = SubmitAccepted(request_id=document["_id"], status=document["status"])
     if not created:
@@ -84,8 +89,10 @@ async def read_request(request_id: str, container: ContainerDep) -> RequestView:
 @router.post(
     "/v1/requests/{request_id}/cancel",
     response_model=RequestView,
-    responses={404: {"description": "No such request"},
-               409: {"description": "The request was rejected and cannot be cancelled"}},
+    responses={
+        404: {"description": "No such request"},
+        409: {"description": "The request was rejected and cannot be cancelled"},
+    },
     tags=["requests"],
 )
 async def cancel_request(request_id: str, container: ContainerDep) -> RequestView:
@@ -94,6 +101,8 @@ async def cancel_request(request_id: str, container: ContainerDep) -> RequestVie
     if document is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such request")
     if document["status"] == "rejected":
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled")
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
+        )
     updated = await requests.cancel(document, "office", container.store, container.relay)
     return requests.view(updated, container.sealer)

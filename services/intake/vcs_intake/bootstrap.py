@@ -98,8 +98,15 @@ def _limit_body_and_bind_ids(
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > max_body_bytes:
             return JSONResponse(
-                {"detail": [{"loc": ["body"], "msg": f"body larger than {max_body_bytes} bytes",
-                             "type": "body_too_large"}]},
+                {
+                    "detail": [
+                        {
+                            "loc": ["body"],
+                            "msg": f"body larger than {max_body_bytes} bytes",
+                            "type": "body_too_large",
+                        }
+                    ]
+                },
                 status_code=422,
             )
         response = await call_next(request)
@@ -110,7 +117,7 @@ def _limit_body_and_bind_ids(
 
 
 def main() -> None:
-    settings = IntakeSettings()  # type: ignore[call-arg]  # required values come from the environment
+    settings = IntakeSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     uvicorn.run(
         create_app(settings),

@@ -55,7 +55,8 @@ async def on_credentials_delivered(envelope: Envelope, store: RequestStore) -> N
     event = envelope.event
     assert isinstance(event, CredentialsDelivered)
     await store.apply(
-        event.request_id, ("submitted", "assigned"),
+        event.request_id,
+        ("submitted", "assigned"),
         {"status": "delivered", "delivered_at": event.delivered_at},
     )
 
@@ -64,7 +65,8 @@ async def on_credentials_failed(envelope: Envelope, store: RequestStore) -> None
     event = envelope.event
     assert isinstance(event, CredentialsFailed)
     await store.apply(
-        event.request_id, ("submitted", "assigned"),
+        event.request_id,
+        ("submitted", "assigned"),
         {"status": "delivery_failed", "delivery_error": event.error},
     )
 

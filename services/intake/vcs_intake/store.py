@@ -21,7 +21,7 @@ Document = dict[str, Any]
 CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
 
 
-class DuplicateSubmission(Exception):  # noqa: N818 - a fact about the request, not a failure
+class DuplicateSubmission(Exception):
     """An earlier request already holds this idempotency key."""
 
     def __init__(self, existing: Document) -> None:
@@ -36,7 +36,9 @@ class RequestStore(Protocol):
         self, request_id: str, outbox: list[Document], at: datetime, by: str
     ) -> Document | None: ...
     async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None: ...
-    async def set_fields(self, request_id: str, unless: tuple[str, ...], changes: Document) -> None: ...
+    async def set_fields(
+        self, request_id: str, unless: tuple[str, ...], changes: Document
+    ) -> None: ...
     async def ping(self) -> None: ...
 
 

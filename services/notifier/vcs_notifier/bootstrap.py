@@ -73,6 +73,6 @@ async def run(settings: NotifierSettings) -> None:
 
 
 def main() -> None:
-    settings = NotifierSettings()  # type: ignore[call-arg]  # required values come from the environment
+    settings = NotifierSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     asyncio.run(run(settings))

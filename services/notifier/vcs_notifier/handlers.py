@@ -83,14 +83,20 @@ async def deliver_credentials(envelope: Envelope, deps: NotifierDeps) -> None:
     result: Event
     if error is None:
         result = CredentialsDelivered(
-            request_id=event.request_id, province_code=event.province_code,
-            district_code=event.district_code, channel="email", delivered_at=now,
+            request_id=event.request_id,
+            province_code=event.province_code,
+            district_code=event.district_code,
+            channel="email",
+            delivered_at=now,
         )
         outcome = {"state": "delivered", "channel": "email", "at": now}
     else:
         result = CredentialsFailed(
-            request_id=event.request_id, province_code=event.province_code,
-            district_code=event.district_code, channel="email", error=error,
+            request_id=event.request_id,
+            province_code=event.province_code,
+            district_code=event.district_code,
+            channel="email",
+            error=error,
         )
         outcome = {"state": "failed", "channel": "email", "at": now, "error": error}
     entries = outbox_entries(
@@ -110,8 +116,12 @@ async def notify_release(envelope: Envelope, deps: NotifierDeps) -> None:
         return
     contact = delivery["contact"]
     mail = released_email(
-        sender=deps.sender, recipient=contact["email"], contact_name=contact["name"],
-        title=delivery["title"], request_id=event.request_id, meeting_id=event.meeting_id,
+        sender=deps.sender,
+        recipient=contact["email"],
+        contact_name=contact["name"],
+        title=delivery["title"],
+        request_id=event.request_id,
+        meeting_id=event.meeting_id,
     )
     error = await _send(mail, deps)
     outcome = {"state": "delivered" if error is None else "failed", "at": datetime.now(UTC)}

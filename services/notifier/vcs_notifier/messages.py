@@ -28,7 +28,7 @@ def credentials_email(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
-    message["Subject"] = f"DOPA VCS: ห้องประชุม {meeting_id} – {title}"
+    message["Subject"] = f"DOPA VCS: ห้องประชุม {meeting_id} - {title}"
     message["Message-ID"] = f"<assigned.{request_id}@vcs.dopa.go.th>"
     message["X-VCS-Request-Id"] = request_id
     message.set_content(
@@ -58,7 +58,7 @@ def released_email(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = recipient
-    message["Subject"] = f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} – {title}"
+    message["Subject"] = f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} - {title}"
     message["Message-ID"] = f"<released.{request_id}@vcs.dopa.go.th>"
     message["X-VCS-Request-Id"] = request_id
     message.set_content(

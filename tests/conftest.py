@@ -1,0 +1,187 @@
+"""Fixtures shared by every tier: real RabbitMQ, the real store, real local servers.
+
+A set ``VCS_MONGODB_URL`` (or ``VCS_AMQP_URL``) wins, so the same suite runs
+against a real MongoDB; otherwise an ``nx-27017`` server is started for the
+session. Every test gets its own namespace: its own exchange, queues and
+databases, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from pymongo import AsyncMongoClient
+
+from tests.support.tap import EventTap, open_channel
+from tests.support.waiting import eventually
+from vcs_shared.broker import Topology, declare_topology, delete_topology
+from vcs_shared.credentials import new_key
+from vcs_shared.store import database_name
+from vcs_tools.devstack import SERVICES, EmbeddedStore, ServiceProcess, SmtpSink, free_port
+from vcs_tools.devstack import service_env as make_service_env
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_POOL = ROOT / "deploy" / "pools" / "region-12.csv"
+
+Document = dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    return os.environ.get("VCS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = os.environ.get("VCS_MONGODB_URL")
+    if url:
+        yield url
+        return
+    store = EmbeddedStore(tmp_path_factory.mktemp("nx-27017")).start()
+    try:
+        yield store.url
+    finally:
+        store.stop()
+
+
+@pytest.fixture(scope="session")
+def credentials_keys() -> str:
+    return new_key()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def topology(namespace: str) -> Topology:
+    return Topology(namespace)
+
+
+@pytest_asyncio.fixture
+async def mongo(mongodb_url: str, namespace: str) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        yield client
+    finally:
+        for service in SERVICES:
+            await client.drop_database(database_name(namespace, service))
+        await client.close()
+
+
+@pytest_asyncio.fixture
+async def broker(amqp_url: str, topology: Topology) -> AsyncIterator[Any]:
+    """A channel in a namespace whose topology is declared, and deleted after the test."""
+    connection, channel = await open_channel(amqp_url)
+    await declare_topology(channel, topology)
+    try:
+        yield channel
+    finally:
+        cleanup = await connection.channel()
+        await delete_topology(cleanup, topology)
+        await connection.close()
+
+
+@pytest_asyncio.fixture
+async def tap(broker: Any, topology: Topology) -> EventTap:
+    """Everything published on the namespace's events exchange (bound with ``#``)."""
+    return await EventTap.bind(broker, topology.exchange, "#")
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def service_env(
+    amqp_url: str, mongodb_url: str, credentials_keys: str, namespace: str, smtp_sink: SmtpSink
+) -> dict[str, str]:
+    return make_service_env(
+        amqp_url=amqp_url,
+        mongodb_url=mongodb_url,
+        credentials_keys=credentials_keys,
+        namespace=namespace,
+        smtp_port=smtp_sink.port,
+        intake_port=free_port(),
+        pool_file=SAMPLE_POOL,
+    )
+
+
+StartServices = Callable[..., Awaitable[list[ServiceProcess]]]
+
+
+@pytest_asyncio.fixture
+async def start_services(
+    service_env: dict[str, str], broker: Any, topology: Topology, tmp_path: Path
+) -> AsyncIterator[StartServices]:
+    """Starts service processes and waits until each consumes (and the intake answers)."""
+    started: list[ServiceProcess] = []
+
+    async def start(*names: str, extra_env: dict[str, str] | None = None) -> list[ServiceProcess]:
+        env = {**service_env, **(extra_env or {})}
+        processes = []
+        for name in names or SERVICES:
+            log_path = tmp_path / "logs" / f"{name}-{len(started)}.log"
+            process = ServiceProcess(name, env, log_path).start()
+            started.append(process)
+            processes.append(process)
+        for process in processes:
+            await wait_ready(process, env, broker, topology)
+        return processes
+
+    try:
+        yield start
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+async def wait_ready(
+    process: ServiceProcess, env: dict[str, str], channel: Any, topology: Topology
+) -> None:
+    """A consumer is ready when its queue has one more consumer; the intake when /healthz is 200."""
+    if process.name == "intake":
+        url = f"http://127.0.0.1:{env['VCS_PORT']}/healthz"
+
+        async def healthy() -> bool:
+            if not process.alive():
+                raise AssertionError(f"intake died: {process.log_path.read_text()[-3000:]}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    return (await client.get(url, timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(healthy, timeout=60, what="intake /healthz")
+        return
+
+    async def consuming() -> bool:
+        if not process.alive():
+            raise AssertionError(f"{process.name} died: {process.log_path.read_text()[-3000:]}")
+        return f'"event": "{process.name}.ready"' in process.log_path.read_text()
+
+    await eventually(consuming, timeout=60, what=f"{process.name} ready")
+
+
+@pytest.fixture
+def intake_url(service_env: dict[str, str]) -> str:
+    return f"http://127.0.0.1:{service_env['VCS_PORT']}"
+
+
+@pytest_asyncio.fixture
+async def http(intake_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=intake_url, timeout=30) as client:
+        yield client
