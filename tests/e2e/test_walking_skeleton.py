@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from tests.conftest import StartServices
-from tests.support.requests import request_body
+from tests.support.requests import request_body, wait_status
 from tests.support.tap import EventTap
-from tests.support.waiting import eventually
 from vcs_tools.devstack import SmtpSink
 
 pytestmark = pytest.mark.e2e
-
-
-async def wait_status(http: httpx.AsyncClient, request_id: str, *statuses: str) -> dict[str, Any]:
-    async def reached() -> dict[str, Any] | None:
-        body: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()
-        return body if body["status"] in statuses else None
-
-    return await eventually(reached, timeout=30, what=f"status in {statuses}")
 
 
 async def test_a_request_is_delivered_with_its_meeting_id_and_three_events(

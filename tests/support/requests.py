@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
+
+from tests.support.waiting import eventually
 from vcs_shared.thaitime import BANGKOK
 
 
@@ -34,3 +37,11 @@ def request_body(
     }
     body.update(overrides)
     return body
+
+
+async def wait_status(http: httpx.AsyncClient, request_id: str, *statuses: str) -> dict[str, Any]:
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()
+        return body if body["status"] in statuses else None
+
+    return await eventually(reached, timeout=30, what=f"status in {statuses}")
