@@ -119,6 +119,25 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Abst
     return exchange
 
 
+async def check_topology(channel: AbstractChannel, topology: Topology, service: str) -> None:
+    """Passive declares of what ``service`` uses: they need no permission at all, whereas
+    re-declaring an existing queue, even with the same arguments, needs configure permission.
+    A missing entity fails the start with the broker's 404, naming it."""
+    await channel.get_exchange(topology.exchange, ensure=True)
+    await channel.get_exchange(topology.dead_exchange, ensure=True)
+    await channel.get_queue(topology.queue(service), ensure=True)
+
+
+async def prepare_topology(
+    channel: AbstractChannel, topology: Topology, service: str, *, declare: bool
+) -> None:
+    """Declares the topology (development, tests) or only checks it (least-privilege users)."""
+    if declare:
+        await declare_topology(channel, topology)
+    else:
+        await check_topology(channel, topology, service)
+
+
 async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Removes a namespace's exchanges and queues (tests clean up after themselves)."""
     for service in SUBSCRIPTIONS:

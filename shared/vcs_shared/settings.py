@@ -34,3 +34,22 @@ class CommonSettings(BaseSettings):
         default=None, description="JSON logs; by default JSON unless stderr is a terminal"
     )
     log_level: str = "info"
+    declare_topology: bool = Field(
+        default=True,
+        description=(
+            "Declare exchanges, queues and bindings at start (needs configure permission). "
+            "Set false where deploy/rabbitmq predeclared them: the service then only checks "
+            "them passively, which needs no permission"
+        ),
+    )
+
+
+class TokenSettings(BaseSettings):
+    """The signing secret of bearer tokens, for whoever issues or verifies them."""
+
+    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
+
+    jwt_secret: SecretStr = Field(
+        min_length=32,
+        description="HMAC secret (32+ bytes) signing office and operator tokens; no default",
+    )

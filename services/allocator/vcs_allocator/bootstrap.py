@@ -12,7 +12,7 @@ from vcs_allocator.handlers import AllocatorDeps, handler_table
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, declare_topology
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
@@ -37,7 +37,7 @@ async def run(settings: AllocatorSettings) -> None:
 
     connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
     setup = await connection.channel()
-    await declare_topology(setup, topology)
+    await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)
     await setup.close()
     publisher = await AmqpPublisher.open(connection, topology.exchange)
     relay = OutboxRelay(store.decisions, publisher)

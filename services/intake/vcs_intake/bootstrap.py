@@ -16,7 +16,7 @@ from vcs_intake.container import Container
 from vcs_intake.projection import handler_table
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, declare_topology
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.logging import configure_logging
 from vcs_shared.outbox import OutboxRelay
@@ -38,7 +38,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         await store.ensure_indexes()
         connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
         setup = await connection.channel()
-        await declare_topology(setup, topology)
+        await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)
         await setup.close()
         publisher = await AmqpPublisher.open(connection, topology.exchange)
         relay = OutboxRelay(store.requests, publisher)

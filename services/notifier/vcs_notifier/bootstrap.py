@@ -10,7 +10,7 @@ from vcs_notifier.handlers import NotifierDeps, handler_table
 from vcs_notifier.mailer import SmtpMailer
 from vcs_notifier.settings import NotifierSettings
 from vcs_notifier.store import MongoDeliveryStore
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, declare_topology
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
@@ -31,7 +31,7 @@ async def run(settings: NotifierSettings) -> None:
 
     connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
     setup = await connection.channel()
-    await declare_topology(setup, topology)
+    await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)
     await setup.close()
     publisher = await AmqpPublisher.open(connection, topology.exchange)
     relay = OutboxRelay(store.deliveries, publisher)
