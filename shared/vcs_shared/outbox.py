@@ -2,14 +2,21 @@
 
 A service writes its state change and the events announcing it in one
 single-document write (the embedded store does not isolate multi-document
-transactions), then publishes them with confirms and marks each one sent.
-If the process dies or the broker is down in between, the relay's sweep finds
-the unsent entries and publishes them later; consumers deduplicate by event id,
-so publishing an entry twice is harmless, losing one is impossible.
+transactions), then publishes them with confirms and marks them sent. If the
+process dies or the broker is down in between, the relay's sweep finds the
+document and publishes what is unsent; consumers deduplicate by event id, so
+publishing an entry twice is harmless, losing one is impossible.
 
-An outbox entry is a sub-document of the owning document's ``outbox`` array:
-``{"id", "routing_key", "body", "sent", "created_at"}``. Entries are only ever
-added together with the state change they belong to, and only ``sent`` changes.
+Stored shape, in the owning document:
+
+* ``outbox``: the entries ``{"id", "routing_key", "body", "sent", "created_at"}``;
+* ``outbox_pending``: true while any entry is unsent (the sweep's indexed query);
+* ``outbox_count``: the number of entries, the compare-and-set guard of every
+  outbox write, so marking entries sent never overwrites an entry added
+  meanwhile.
+
+Only top-level scalar fields are queried: the embedded store answers queries on
+an indexed array path (``outbox.sent``) wrongly.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,14 +39,16 @@ log = structlog.get_logger(__name__)
 Document = dict[str, Any]
 
 
-def outbox_entries(messages: Iterable[OutgoingMessage]) -> list[Document]:
-    """The sub-documents to store, in the same write as the change they announce."""
+def outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:
+    """The fields to write, in the same write as the change the messages announce."""
     now = datetime.now(UTC)
-    return [{**m.model_dump(), "sent": False, "created_at": now} for m in messages]
+    entries = [*existing, *({**m.model_dump(), "sent": False, "created_at": now} for m in messages)]
+    pending = any(not entry["sent"] for entry in entries)
+    return {"outbox": entries, "outbox_pending": pending, "outbox_count": len(entries)}
 
 
 async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
-    await collection.create_index("outbox.sent")
+    await collection.create_index("outbox_pending")
 
 
 class OutboxRelay:
@@ -66,12 +75,9 @@ class OutboxRelay:
         """False while the last publish attempt failed (broker down); reported by health checks."""
         return self._healthy
 
-    async def publish_now(self, doc_id: str, entries: Iterable[Document]) -> bool:
-        """Fast path right after the write; the sweep retries failures. True if all were sent."""
-        sent_all = True
-        for entry in entries:
-            sent_all = await self._publish_entry(doc_id, entry) and sent_all
-        return sent_all
+    async def publish_now(self, doc_id: str, outbox: Sequence[Document]) -> bool:
+        """Fast path right after a write of ``outbox``; the sweep retries what fails."""
+        return await self._publish(doc_id, outbox, cutoff=None)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweeps for unsent entries until ``stop`` is set, backing off while publishing fails."""
@@ -93,32 +99,45 @@ class OutboxRelay:
     async def sweep(self, *, include_fresh: bool = False) -> bool:
         """Publishes every unsent entry older than ``stale_after``; False if any publish failed."""
         cutoff = datetime.now(UTC) - (timedelta(0) if include_fresh else self._stale_after)
-        ok = True
-        cursor = self._collection.find({"outbox.sent": False}, {"outbox": 1}).limit(500)
+        cursor = self._collection.find({"outbox_pending": True}, {"outbox": 1}).limit(500)
         async for doc in cursor:
-            for entry in doc.get("outbox", []):
-                if entry["sent"] or _aware(entry["created_at"]) > cutoff:
-                    continue
-                ok = await self._publish_entry(doc["_id"], entry) and ok
-                if not ok:
-                    return False
-        return ok
-
-    async def _publish_entry(self, doc_id: str, entry: Document) -> bool:
-        message = OutgoingMessage(
-            id=entry["id"], routing_key=entry["routing_key"], body=entry["body"]
-        )
-        try:
-            await self._publisher.publish(message)
-        except Exception as exc:  # any broker failure leaves the entry for the sweep
-            self._healthy = False
-            log.warning("outbox.publish_failed", event_id=message.id, error=repr(exc))
-            return False
-        self._healthy = True
-        await self._collection.update_one(
-            {"_id": doc_id, "outbox.id": message.id}, {"$set": {"outbox.$.sent": True}}
-        )
+            if not await self._publish(doc["_id"], doc.get("outbox", []), cutoff=cutoff):
+                return False
         return True
+
+    async def _publish(
+        self, doc_id: str, outbox: Sequence[Document], *, cutoff: datetime | None
+    ) -> bool:
+        marked = [dict(entry) for entry in outbox]
+        published = False
+        ok = True
+        for entry in marked:
+            if entry["sent"] or (cutoff is not None and _aware(entry["created_at"]) > cutoff):
+                continue
+            message = OutgoingMessage(
+                id=entry["id"], routing_key=entry["routing_key"], body=entry["body"]
+            )
+            try:
+                await self._publisher.publish(message)
+            except Exception as exc:  # any broker failure leaves the entry for the sweep
+                self._healthy = False
+                log.warning("outbox.publish_failed", event_id=message.id, error=repr(exc))
+                ok = False
+                break
+            entry["sent"] = True
+            published = True
+        if published:
+            self._healthy = True
+            await self._collection.update_one(
+                {"_id": doc_id, "outbox_count": len(marked)},
+                {
+                    "$set": {
+                        "outbox": marked,
+                        "outbox_pending": not all(e["sent"] for e in marked),
+                    }
+                },
+            )
+        return ok
 
 
 def _aware(value: datetime) -> datetime:

@@ -39,7 +39,7 @@ from vcs_shared.events import (
     RoomReleased,
 )
 from vcs_shared.offices import find_office, region_of
-from vcs_shared.outbox import OutboxRelay, outbox_entries
+from vcs_shared.outbox import OutboxRelay, outbox_fields
 
 log = structlog.get_logger(__name__)
 
@@ -160,10 +160,10 @@ async def _record(
     decision: dict[str, Any], message: OutgoingMessage, deps: AllocatorDeps
 ) -> dict[str, Any] | None:
     """Stores the decision with its outbox and publishes; returns an earlier decision if any."""
-    entries = outbox_entries([message])
-    earlier = await deps.store.record_decision({**decision, "outbox": entries})
+    outbox = outbox_fields([], [message])
+    earlier = await deps.store.record_decision({**decision, **outbox})
     if earlier is None:
-        await deps.relay.publish_now(decision["_id"], entries)
+        await deps.relay.publish_now(decision["_id"], outbox["outbox"])
     return earlier
 
 
@@ -180,7 +180,7 @@ async def release(envelope: Envelope, deps: AllocatorDeps) -> None:
             "outcome": "cancelled",
             "decided_at": deps.clock(),
             "released": True,
-            "outbox": [],
+            **outbox_fields([], []),
         }
         earlier = await deps.store.record_decision(cancelled)
         if earlier is None:
@@ -203,9 +203,9 @@ async def release(envelope: Envelope, deps: AllocatorDeps) -> None:
         source=SOURCE,
         correlation_id=envelope.correlation_id,
     )
-    entries = outbox_entries([message])
-    if await deps.store.mark_released(event.request_id, entries):
-        await deps.relay.publish_now(event.request_id, entries)
+    written = await deps.store.mark_released(event.request_id, [message])
+    if written is not None:
+        await deps.relay.publish_now(event.request_id, written)
         log.info("release.released", meeting_id=decision["meeting_id"])
 
 

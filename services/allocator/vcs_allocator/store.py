@@ -28,7 +28,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from vcs_allocator.domain import Room, Span
-from vcs_shared.outbox import ensure_outbox_index
+from vcs_shared.envelope import OutgoingMessage
+from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 
 Document = dict[str, Any]
 
@@ -43,7 +44,9 @@ class ReservationStore(Protocol):
     async def record_decision(self, decision: Document) -> Document | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
     async def release_slots(self, request_id: str) -> int: ...
-    async def mark_released(self, request_id: str, outbox: list[Document]) -> bool: ...
+    async def mark_released(
+        self, request_id: str, messages: list[OutgoingMessage]
+    ) -> list[Document] | None: ...
 
 
 class MongoReservationStore:
@@ -138,22 +141,22 @@ class MongoReservationStore:
     async def release_claim(self, meeting_id: str, request_id: str) -> None:
         await self.slots.delete_many({"meeting_id": meeting_id, "request_id": request_id})
 
-    async def mark_released(self, request_id: str, outbox: list[Document]) -> bool:
-        """Marks an assigned decision released, with its outbox; False if it already was."""
-        current = await self.decisions.find_one({"_id": request_id}, {"outbox": 1, "released": 1})
-        if current is None or current.get("released"):
-            return False
-        result = await self.decisions.update_one(
-            {"_id": request_id, "released": False},
-            {
-                "$set": {
-                    "released": True,
-                    "released_at": datetime.now(UTC),
-                    "outbox": [*current.get("outbox", []), *outbox],
-                }
-            },
+    async def mark_released(
+        self, request_id: str, messages: list[OutgoingMessage]
+    ) -> list[Document] | None:
+        """Marks an assigned decision released with its events; returns the outbox written,
+        or None if it already was released."""
+        current = await self.decisions.find_one(
+            {"_id": request_id}, {"outbox": 1, "outbox_count": 1, "released": 1}
         )
-        return result.modified_count == 1
+        if current is None or current.get("released"):
+            return None
+        outbox = outbox_fields(current.get("outbox", []), messages)
+        result = await self.decisions.update_one(
+            {"_id": request_id, "released": False, "outbox_count": current.get("outbox_count", 0)},
+            {"$set": {"released": True, "released_at": datetime.now(UTC), **outbox}},
+        )
+        return outbox["outbox"] if result.modified_count == 1 else None
 
     async def sweep_orphans(self, lease: timedelta) -> tuple[int, int]:
         """Confirms slots whose request was decided for them, frees the rest after ``lease``.

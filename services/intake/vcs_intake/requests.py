@@ -13,7 +13,7 @@ from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import encode
 from vcs_shared.events import RequestCancelled, RequestSubmitted
 from vcs_shared.offices import find_office
-from vcs_shared.outbox import OutboxRelay, outbox_entries
+from vcs_shared.outbox import OutboxRelay, outbox_fields
 
 SOURCE = "intake"
 
@@ -45,7 +45,7 @@ async def submit(
         contact=payload.contact,
         submitted_at=now,
     )
-    entries = outbox_entries([encode(event, source=SOURCE, correlation_id=request_id)])
+    outbox = outbox_fields([], [encode(event, source=SOURCE, correlation_id=request_id)])
     fingerprint = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
     document: Document = {
         "_id": request_id,
@@ -66,7 +66,7 @@ async def submit(
         "fingerprint": fingerprint,
         "assignment": None,
         "rejection": None,
-        "outbox": entries,
+        **outbox,
     }
     try:
         await store.insert(document)
@@ -76,7 +76,7 @@ async def submit(
                 "this Idempotency-Key was already used for a different request"
             ) from duplicate
         return duplicate.existing, False
-    await relay.publish_now(request_id, entries)
+    await relay.publish_now(request_id, outbox["outbox"])
     return document, True
 
 
@@ -89,10 +89,10 @@ async def cancel(document: Document, by: str, store: RequestStore, relay: Outbox
         cancelled_by=by,
         cancelled_at=datetime.now(UTC),
     )
-    entries = outbox_entries([encode(event, source=SOURCE, correlation_id=document["_id"])])
-    updated = await store.cancel(document["_id"], entries, event.cancelled_at, by)
-    if updated is not None and any(e["id"] == entries[0]["id"] for e in updated["outbox"]):
-        await relay.publish_now(document["_id"], entries)
+    message = encode(event, source=SOURCE, correlation_id=document["_id"])
+    updated, written = await store.cancel(document["_id"], [message], event.cancelled_at, by)
+    if written is not None:
+        await relay.publish_now(document["_id"], written)
     return updated or document
 
 

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_shared.outbox import ensure_outbox_index
+from vcs_shared.envelope import OutgoingMessage
+from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 
 Document = dict[str, Any]
 
@@ -33,8 +34,8 @@ class RequestStore(Protocol):
     async def insert(self, document: Document) -> None: ...
     async def get(self, request_id: str) -> Document | None: ...
     async def cancel(
-        self, request_id: str, outbox: list[Document], at: datetime, by: str
-    ) -> Document | None: ...
+        self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
+    ) -> tuple[Document | None, list[Document] | None]: ...
     async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None: ...
     async def set_fields(
         self, request_id: str, unless: tuple[str, ...], changes: Document
@@ -67,27 +68,29 @@ class MongoRequestStore:
         return await self.requests.find_one({"_id": request_id})
 
     async def cancel(
-        self, request_id: str, outbox: list[Document], at: datetime, by: str
-    ) -> Document | None:
-        """Cancels with its event in one write; compare-and-set on the status, so a status
-        change racing the cancel makes it retry instead of being overwritten."""
+        self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
+    ) -> tuple[Document | None, list[Document] | None]:
+        """Cancels with its event in one write; returns the request and the outbox written
+        (None when nothing was written: unknown, or no longer cancellable).
+
+        Compare-and-set on the status and the outbox size, so a status change or an
+        outbox write racing the cancel makes it retry instead of being overwritten.
+        """
         for _ in range(10):
             current = await self.get(request_id)
             if current is None or current["status"] not in CANCELLABLE:
-                return current
+                return current, None
+            outbox = outbox_fields(current.get("outbox", []), messages)
             result = await self.requests.update_one(
-                {"_id": request_id, "status": current["status"]},
                 {
-                    "$set": {
-                        "status": "cancelled",
-                        "cancelled_at": at,
-                        "cancelled_by": by,
-                        "outbox": [*current.get("outbox", []), *outbox],
-                    }
+                    "_id": request_id,
+                    "status": current["status"],
+                    "outbox_count": current.get("outbox_count", 0),
                 },
+                {"$set": {"status": "cancelled", "cancelled_at": at, "cancelled_by": by, **outbox}},
             )
             if result.modified_count == 1:
-                return await self.get(request_id)
+                return await self.get(request_id), outbox["outbox"]
         raise RuntimeError(f"request {request_id} kept changing while being cancelled")
 
     async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None:

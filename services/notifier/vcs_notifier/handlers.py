@@ -33,7 +33,7 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.outbox import OutboxRelay, outbox_entries
+from vcs_shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 
@@ -99,11 +99,10 @@ async def deliver_credentials(envelope: Envelope, deps: NotifierDeps) -> None:
             error=error,
         )
         outcome = {"state": "failed", "channel": "email", "at": now, "error": error}
-    entries = outbox_entries(
-        [encode(result, source=SOURCE, correlation_id=envelope.correlation_id)]
-    )
-    if await deps.store.record_outcome(event.request_id, "assigned", outcome, entries):
-        await deps.relay.publish_now(event.request_id, entries)
+    message = encode(result, source=SOURCE, correlation_id=envelope.correlation_id)
+    written = await deps.store.record_outcome(event.request_id, "assigned", outcome, [message])
+    if written is not None:
+        await deps.relay.publish_now(event.request_id, written)
     log.info("delivery.recorded", state=outcome["state"])
 
 

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from vcs_shared.envelope import OutgoingMessage
 from vcs_shared.events import RequestSubmitted
-from vcs_shared.outbox import ensure_outbox_index
+from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 
 Document = dict[str, Any]
 
@@ -21,8 +22,8 @@ class DeliveryStore(Protocol):
     async def remember_request(self, event: RequestSubmitted) -> None: ...
     async def delivery(self, request_id: str) -> Document | None: ...
     async def record_outcome(
-        self, request_id: str, kind: str, outcome: Document, outbox: list[Document]
-    ) -> bool: ...
+        self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
+    ) -> list[Document] | None: ...
 
 
 class MongoDeliveryStore:
@@ -42,7 +43,7 @@ class MongoDeliveryStore:
                     "province_code": event.province_code,
                     "district_code": event.district_code,
                     "created_at": datetime.now(UTC),
-                    "outbox": [],
+                    **outbox_fields([], []),
                 }
             },
             upsert=True,
@@ -52,14 +53,22 @@ class MongoDeliveryStore:
         return await self.deliveries.find_one({"_id": request_id})
 
     async def record_outcome(
-        self, request_id: str, kind: str, outcome: Document, outbox: list[Document]
-    ) -> bool:
-        """Records the outcome of one kind of mail (``assigned``, ``released``) once."""
-        current = await self.deliveries.find_one({"_id": request_id}, {"outbox": 1})
-        if current is None:
-            return False
-        result = await self.deliveries.update_one(
-            {"_id": request_id, kind: {"$exists": False}},
-            {"$set": {kind: outcome, "outbox": [*current.get("outbox", []), *outbox]}},
+        self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
+    ) -> list[Document] | None:
+        """Records the outcome of one kind of mail (``assigned``, ``released``) once, with its
+        events; returns the outbox written, or None if it was recorded before."""
+        current = await self.deliveries.find_one(
+            {"_id": request_id}, {"outbox": 1, "outbox_count": 1}
         )
-        return result.modified_count == 1
+        if current is None:
+            return None
+        outbox = outbox_fields(current.get("outbox", []), messages)
+        result = await self.deliveries.update_one(
+            {
+                "_id": request_id,
+                kind: {"$exists": False},
+                "outbox_count": current.get("outbox_count", 0),
+            },
+            {"$set": {kind: outcome, **outbox}},
+        )
+        return outbox["outbox"] if result.modified_count == 1 else None
