@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
 
 
@@ -16,6 +17,12 @@ def main(argv: list[str] | None = None) -> None:
     run = commands.add_parser("run", help="run the whole system locally until Ctrl-C")
     run.add_argument("--port", type=int, default=8000, help="intake HTTP port")
 
+    contract = commands.add_parser("contract", help="write docs/events/*.json and docs/asyncapi.yaml")
+    contract.add_argument("--docs", type=Path, default=Path("docs"))
+
     args = parser.parse_args(argv)
     if args.command == "run":
         sys.exit(run_local(Path.cwd(), port=args.port))
+    if args.command == "contract":
+        for path in write_contract(args.docs):
+            print(path)
