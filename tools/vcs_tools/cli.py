@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from vcs_tools import dlq
 from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
 
@@ -20,7 +21,11 @@ def main(argv: list[str] | None = None) -> None:
     contract = commands.add_parser("contract", help="write docs/events/*.json and docs/asyncapi.yaml")
     contract.add_argument("--docs", type=Path, default=Path("docs"))
 
+    dlq.add_parser(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "dlq":
+        sys.exit(dlq.run(args))
     if args.command == "run":
         sys.exit(run_local(Path.cwd(), port=args.port))
     if args.command == "contract":
