@@ -82,8 +82,13 @@ def asyncapi_document() -> dict[str, Any]:
             "bindings": {
                 "amqp": {
                     "is": "routingKey",
-                    "exchange": {"name": EXCHANGE, "type": "topic", "durable": True,
-                                 "autoDelete": False, "vhost": "/"},
+                    "exchange": {
+                        "name": EXCHANGE,
+                        "type": "topic",
+                        "durable": True,
+                        "autoDelete": False,
+                        "vhost": "/",
+                    },
                     "bindingVersion": "0.3.0",
                 }
             },

@@ -1,0 +1,74 @@
+"""The published event contract matches the models, and real events match the contract."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from vcs_shared.envelope import decode, encode
+from vcs_shared.events import EVENT_TYPES, Contact, RequestSubmitted, RoomAssigned, Urgency
+from vcs_tools.contract import rendered_files, schema_file_name
+
+pytestmark = pytest.mark.contract
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+START = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+
+
+def test_committed_contract_files_equal_a_fresh_generation() -> None:
+    for relative, text in rendered_files().items():
+        committed = DOCS / relative
+        assert committed.exists(), f"{relative} missing: run `uv run vcs contract`"
+        assert committed.read_text(encoding="utf-8") == text, f"{relative} is stale"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        RequestSubmitted(
+            request_id="r1",
+            province_code="47",
+            district_code="4701",
+            title="ประชุม",
+            starts_at=START,
+            ends_at=START + timedelta(hours=2),
+            participants=250,
+            urgency=Urgency.urgent,
+            needs_support=False,
+            contact=Contact(name="สมชาย", email="somchai@example.go.th", phone="042-711360"),
+            submitted_at=START - timedelta(days=1),
+        ),
+        RoomAssigned(
+            request_id="r1",
+            province_code="47",
+            district_code="4701",
+            meeting_id="1213308926",
+            capacity=300,
+            join_url="https://dopa-vcs.zoom.us/j/1213308926",
+            pool="province",
+            starts_at=START,
+            ends_at=START + timedelta(hours=2),
+            sealed_credentials="gAAAA",
+        ),
+    ],
+    ids=lambda e: e.name,
+)
+def test_encoded_events_validate_against_their_published_schema(event: RoomAssigned) -> None:
+    message = encode(event, source="test", correlation_id="c1")
+    body = json.loads(message.body)
+    schema = json.loads((DOCS / "events" / schema_file_name(type(event))).read_text())
+
+    Draft202012Validator(schema).validate(body["data"])
+    assert body["type"] == f"th.go.dopa.vcs.{event.name}.v1"
+    assert message.routing_key == f"{event.name}.47.4701"
+    assert decode(message.body.encode()).event == event
+
+
+def test_every_event_type_has_a_schema_file() -> None:
+    names = {schema_file_name(e) for e in EVENT_TYPES.values()}
+    assert names == {p.name for p in (DOCS / "events").glob("*.schema.json")}
+    assert len(names) == 7

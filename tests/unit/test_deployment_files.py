@@ -1,0 +1,122 @@
+"""docker-compose.yml and the Dockerfile, checked by care since no Docker engine runs here.
+
+The checks are the mistakes that would only show at ``docker compose up``: a
+required setting missing from a service's environment, a misspelt ``VCS_``
+variable that no settings class reads, a mounted file that is not in the repo,
+an unpinned image, a dependency on a service that does not exist.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic_settings import BaseSettings
+
+from vcs_allocator.settings import AllocatorSettings
+from vcs_intake.settings import IntakeSettings
+from vcs_notifier.settings import NotifierSettings
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+SETTINGS: dict[str, type[BaseSettings]] = {
+    "intake": IntakeSettings,
+    "allocator": AllocatorSettings,
+    "notifier": NotifierSettings,
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def env_names(settings: type[BaseSettings]) -> tuple[set[str], set[str]]:
+    """(all VCS_ variables the class reads, the ones it requires)."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    names = {f"{prefix}{name}".upper() for name in settings.model_fields}
+    required = {
+        f"{prefix}{name}".upper()
+        for name, field in settings.model_fields.items()
+        if field.is_required()
+    }
+    return names, required
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_each_service_gets_every_required_setting_and_no_unknown_one(
+    compose: dict[str, Any], service: str
+) -> None:
+    environment = compose["services"][service]["environment"]
+    known, required = env_names(SETTINGS[service])
+
+    given = {key for key in environment if key.startswith("VCS_")}
+    assert required <= given, f"{service} lacks {sorted(required - given)}"
+    assert given <= known, f"{service} sets settings nobody reads: {sorted(given - known)}"
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_each_service_builds_from_the_dockerfile_for_itself(
+    compose: dict[str, Any], service: str
+) -> None:
+    build = compose["services"][service]["build"]
+
+    assert (ROOT / build["context"] / build["dockerfile"]).is_file()
+    assert build["args"]["SERVICE"] == service
+    assert (ROOT / "services" / service / f"vcs_{service}" / "__main__.py").is_file()
+
+
+def test_images_are_pinned_to_a_release(compose: dict[str, Any]) -> None:
+    images = {name: s["image"] for name, s in compose["services"].items() if "image" in s}
+
+    assert re.fullmatch(r"rabbitmq:4\.\d+\.\d+-management", images["rabbitmq"])
+    assert re.fullmatch(r"mongo:8\.\d+\.\d+", images["mongo"])
+    for name, image in images.items():
+        assert ":" in image, f"{name} is not pinned"
+        assert not image.endswith(":latest"), f"{name} uses latest"
+
+
+def test_mounted_files_exist_and_dependencies_are_services(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+
+
+def test_secrets_come_from_the_environment_only(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    for secret in ("PASSWORD", "SECRET", "KEYS"):
+        for line in text.splitlines():
+            key, _, value = line.strip().partition(":")
+            if secret in key and value.strip():
+                assert "${" in value, f"literal secret in compose: {line.strip()}"
+
+
+def test_mongo_runs_as_a_replica_set(compose: dict[str, Any]) -> None:
+    mongo = compose["services"]["mongo"]
+
+    assert "--replSet" in mongo["command"]
+    for service in SETTINGS:
+        url = compose["services"][service]["environment"].get("VCS_MONGODB_URL", "")
+        assert "replicaSet=" in url
+
+
+def test_dockerfile_copies_what_exists_and_pins_its_base() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+
+    assert re.search(r"ARG PYTHON_IMAGE=python:3\.11\.\d+-slim", dockerfile)
+    assert "ARG SERVICE" in dockerfile
+    assert "uv sync --frozen" in dockerfile
+    for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, flags=re.MULTILINE):
+        assert (ROOT / source).exists(), f"COPY of missing {source}"
