@@ -47,6 +47,7 @@ async def run(settings: AllocatorSettings) -> None:
         sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
         policy=settings.policy(),
         use_overflow=settings.use_overflow,
+        claim_lease=settings.orphan_lease(),
     )
     consumer = EventConsumer(
         connection=connection,
@@ -59,7 +60,7 @@ async def run(settings: AllocatorSettings) -> None:
     background = [
         asyncio.create_task(relay.run(stop), name="outbox-relay"),
         asyncio.create_task(
-            _sweep_orphans(store, timedelta(seconds=settings.orphan_lease_seconds), stop),
+            _sweep_orphans(store, settings.orphan_lease(), settings.orphan_sweep_interval(), stop),
             name="orphan-sweeper",
         ),
     ]
@@ -77,15 +78,20 @@ async def run(settings: AllocatorSettings) -> None:
 
 
 async def _sweep_orphans(
-    store: MongoReservationStore, lease: timedelta, stop: asyncio.Event
+    store: MongoReservationStore, lease: timedelta, interval: float, stop: asyncio.Event
 ) -> None:
-    """Frees slots a crashed allocation left behind, once their lease has run out."""
-    interval = min(60.0, lease.total_seconds() / 4)
+    """Frees slots a crashed allocation left behind, once their lease has run out.
+
+    A full batch is followed at once by the next one, so a busy day's
+    unconfirmed slots never pile up between sweeps.
+    """
     while not stop.is_set():
         try:
-            confirmed, freed = await store.sweep_orphans(lease)
-            if freed:
-                log.warning("slots.orphans_freed", requests=freed, confirmed=confirmed)
+            sweep = await store.sweep_orphans(lease)
+            if sweep.freed:
+                log.warning("slots.orphans_freed", claims=sweep.freed, confirmed=sweep.confirmed)
+            if sweep.full:
+                continue
         except Exception as exc:  # a store outage must not stop the sweeper for good
             log.warning("slots.sweep_failed", error=repr(exc))
         with contextlib.suppress(TimeoutError):

@@ -11,7 +11,7 @@ finally forbids a double booking.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -103,11 +103,18 @@ def check_window(
 
 
 def choose_room(
-    rooms: Iterable[Room], busy_meeting_ids: set[str], participants: int, pool_order: Sequence[str]
+    rooms: Iterable[Room],
+    busy_meeting_ids: Collection[str],
+    participants: int,
+    pool_order: Sequence[str],
+    held: Collection[str] = (),
 ) -> Room | Rejection:
     """Best fit: the smallest free active room that holds everyone, province pool before overflow.
 
-    Ties are broken by Meeting ID so every allocator process makes the same choice.
+    Ties are broken by Meeting ID so every allocator process makes the same
+    choice. A room this request already ``held`` (slots left by an attempt that
+    crashed before deciding) wins if it still fits, so a redelivery adopts its
+    own slots instead of leaving them to the orphan sweeper.
     """
     active = [r for r in rooms if r.active and r.pool in pool_order]
     if not active:
@@ -122,16 +129,15 @@ def choose_room(
             "จำนวนผู้เข้าร่วมเกินความจุของห้องประชุมที่ใหญ่ที่สุด",
             "more participants than the largest room holds",
         )
+    free = [
+        r for r in active if r.capacity >= participants and r.meeting_id not in busy_meeting_ids
+    ]
+    for room in sorted(free, key=lambda r: (pool_order.index(r.pool), r.capacity, r.meeting_id)):
+        if room.meeting_id in held:
+            return room
     for pool in pool_order:
         fitting = sorted(
-            (
-                r
-                for r in active
-                if r.pool == pool
-                and r.capacity >= participants
-                and r.meeting_id not in busy_meeting_ids
-            ),
-            key=lambda r: (r.capacity, r.meeting_id),
+            (r for r in free if r.pool == pool), key=lambda r: (r.capacity, r.meeting_id)
         )
         if fitting:
             return fitting[0]

@@ -8,9 +8,10 @@ the write loses nothing: the outbox relay publishes what was stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -27,11 +28,12 @@ from vcs_allocator.domain import (
     unknown_office,
 )
 from vcs_allocator.store import ReservationStore
-from vcs_shared.broker import Handler
+from vcs_shared.broker import Handler, RetryLater
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.envelope import Envelope, OutgoingMessage, encode
 from vcs_shared.events import (
     Event,
+    RejectionReason,
     RequestCancelled,
     RequestRejected,
     RequestSubmitted,
@@ -46,6 +48,10 @@ log = structlog.get_logger(__name__)
 SOURCE = "allocator"
 
 
+CLAIM_ROUNDS = 5
+"""How often one allocation re-reads the slots after losing races, before it retries later."""
+
+
 @dataclass(frozen=True, slots=True)
 class AllocatorDeps:
     """What the handlers are given by the composition root."""
@@ -55,7 +61,17 @@ class AllocatorDeps:
     sealer: CredentialsSealer
     policy: AllocationPolicy
     use_overflow: bool = True
+    claim_lease: timedelta = timedelta(minutes=10)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What :func:`_decide` settled on, and what a crashed earlier attempt left to give back."""
+
+    result: Rejection | Room
+    leftover: frozenset[str] = frozenset()
+    claimed_at: float = 0.0
 
 
 def pools_for(province_code: str, *, use_overflow: bool) -> list[str]:
@@ -84,24 +100,30 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
         "decided_at": deps.clock(),
         "released": False,
     }
-    if isinstance(outcome, Rejection):
+    if isinstance(outcome.result, Rejection):
+        rejection = outcome.result
         message = encode(
             RequestRejected(
                 request_id=event.request_id,
                 province_code=event.province_code,
                 district_code=event.district_code,
-                reason=outcome.reason,
-                message_th=outcome.message_th,
-                message_en=outcome.message_en,
+                reason=rejection.reason,
+                message_th=rejection.message_th,
+                message_en=rejection.message_en,
             ),
             source=SOURCE,
             correlation_id=envelope.correlation_id,
         )
-        decision = {**base, "outcome": "rejected", "reason": outcome.reason.value}
+        decision = {**base, "outcome": "rejected", "reason": rejection.reason.value}
         await _record(decision, message, deps)
-        log.info("allocation.rejected", reason=outcome.reason.value)
+        await _give_back(outcome.leftover, event.request_id, deps)
+        log.info("allocation.rejected", reason=rejection.reason.value)
         return
-    room, pool_kind = outcome
+    room = outcome.result
+    if time.monotonic() - outcome.claimed_at > deps.claim_lease.total_seconds() / 2:
+        # The orphan sweeper may free a claim this old: claim afresh rather than trust it.
+        await deps.store.release_claim(room.meeting_id, event.request_id)
+        raise RetryLater("the claim outlived half its lease before it was decided")
     message = encode(
         RoomAssigned(
             request_id=event.request_id,
@@ -110,7 +132,7 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
             meeting_id=room.meeting_id,
             capacity=room.capacity,
             join_url=room.public_join_url,
-            pool=pool_kind,
+            pool="province" if room.pool == event.province_code else "overflow",
             starts_at=event.starts_at,
             ends_at=event.ends_at,
             sealed_credentials=deps.sealer.seal(
@@ -128,6 +150,7 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
         "pool": room.pool,
     }
     earlier = await _record(decision, message, deps)
+    await _give_back(outcome.leftover, event.request_id, deps)
     if earlier is not None and earlier.get("meeting_id") != room.meeting_id:
         await deps.store.release_claim(room.meeting_id, event.request_id)
         log.info("allocation.lost_race", kept=earlier.get("outcome"))
@@ -135,25 +158,47 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
 
 
-async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Rejection | tuple[Room, str]:
+async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
+    """Applies the rules and claims the chosen room's slots; the unique index settles races.
+
+    A lost race marks that room taken for this attempt. If that leaves no room,
+    the slots are read again: a rival that rolled back (it lost elsewhere)
+    leaves its room free, and this request must not be refused because of it.
+    """
     office = find_office(event.district_code)
     if office is None or office.province_code != event.province_code:
-        return unknown_office()
+        return Outcome(unknown_office())
     rejection = check_window(event.starts_at, event.ends_at, deps.clock(), deps.policy)
     if rejection is not None:
-        return rejection
+        return Outcome(rejection)
     pools = pools_for(event.province_code, use_overflow=deps.use_overflow)
     rooms = await deps.store.rooms(pools)
+    meeting_ids = [r.meeting_id for r in rooms]
     span = occupied_span(event.starts_at, event.ends_at, deps.policy)
-    busy = await deps.store.busy_meeting_ids((r.meeting_id for r in rooms), span)
     slots = slot_starts(span, deps.policy.slot)
-    while True:
-        choice = choose_room(rooms, busy, event.participants, pools)
-        if isinstance(choice, Rejection):
-            return choice
-        if await deps.store.claim(choice.meeting_id, event.request_id, slots):
-            return choice, "province" if choice.pool == event.province_code else "overflow"
-        busy.add(choice.meeting_id)
+    occupancy = await deps.store.occupancy(meeting_ids, span, event.request_id)
+    for _ in range(CLAIM_ROUNDS):
+        lost: set[str] = set()
+        while True:
+            held = occupancy.held.keys()
+            choice = choose_room(rooms, occupancy.busy | lost, event.participants, pools, held)
+            if isinstance(choice, Rejection):
+                break
+            claimed_at = time.monotonic()
+            adopt = choice.meeting_id in held
+            if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
+                return Outcome(choice, frozenset(held - {choice.meeting_id}), claimed_at)
+            lost.add(choice.meeting_id)
+        if not lost or choice.reason is not RejectionReason.no_room_free:
+            return Outcome(choice, frozenset(occupancy.held))
+        occupancy = await deps.store.occupancy(meeting_ids, span, event.request_id)
+    raise RetryLater("rooms kept changing hands while claiming")
+
+
+async def _give_back(meeting_ids: Iterable[str], request_id: str, deps: AllocatorDeps) -> None:
+    """Frees slots a crashed attempt of this request held in rooms it did not end up with."""
+    for meeting_id in meeting_ids:
+        await deps.store.release_claim(meeting_id, request_id)
 
 
 async def _record(

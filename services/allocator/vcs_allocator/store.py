@@ -10,20 +10,29 @@
   rejected or cancelled, with the events announcing it embedded as its outbox.
   Its unique ``_id`` makes each request decided exactly once.
 
+A claim inserts its slots in one ordered ``insert_many`` (ascending slot), so
+two allocators racing for one room meet on their first common slot: one wins,
+the other stops there and rolls back only the slot documents it inserted
+itself (by ``_id`` and its ``attempt`` token). Unordered inserts could split
+the slots between the two and make both give the room up.
+
 A claim is two writes (slots, then decision). A crash between them leaves
-slots without a decision: a redelivery of the same request adopts them (slots
-held by the same request are not a conflict), and :meth:`sweep_orphans`
-removes the ones whose request was never decided after a lease.
+slots without a decision: a redelivery of the same request adopts them (it
+takes them over with its own ``attempt`` and a fresh ``claimed_at``), and
+:meth:`MongoReservationStore.sweep_orphans` removes the ones whose request was
+never decided for them once their lease has run out.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from bson import ObjectId
-from pymongo import ASCENDING
+from pymongo import ASCENDING, DeleteMany, ReplaceOne, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -34,13 +43,51 @@ from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 Document = dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Occupancy:
+    """Who holds slots of the candidate rooms in a span, seen from one request."""
+
+    busy: frozenset[str]
+    """Meeting IDs with a slot held by another request."""
+    held: dict[str, frozenset[datetime]] = field(default_factory=dict)
+    """Slots this request already holds, per Meeting ID (left by an attempt that crashed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChange:
+    """What loading a pool file changed."""
+
+    pools: tuple[str, ...]
+    loaded: int
+    deactivated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    """What one orphan sweep did, counted in (request, Meeting ID) claims."""
+
+    confirmed: int
+    freed: int
+    full: bool
+    """The batch was full: more may be waiting."""
+
+
 class ReservationStore(Protocol):
     """What the allocation handlers need from storage."""
 
     async def decision(self, request_id: str) -> Document | None: ...
     async def rooms(self, pools: Sequence[str]) -> list[Room]: ...
-    async def busy_meeting_ids(self, meeting_ids: Iterable[str], span: Span) -> set[str]: ...
-    async def claim(self, meeting_id: str, request_id: str, slots: Sequence[datetime]) -> bool: ...
+    async def occupancy(
+        self, meeting_ids: Iterable[str], span: Span, request_id: str
+    ) -> Occupancy: ...
+    async def claim(
+        self,
+        meeting_id: str,
+        request_id: str,
+        slots: Sequence[datetime],
+        *,
+        adopt: bool = False,
+    ) -> bool: ...
     async def record_decision(self, decision: Document) -> Document | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
     async def release_slots(self, request_id: str) -> int: ...
@@ -77,54 +124,108 @@ class MongoReservationStore:
         cursor = self.rooms_collection.find({"pool": {"$in": list(pools)}, "active": True})
         return [room_from_document(doc) async for doc in cursor]
 
-    async def busy_meeting_ids(self, meeting_ids: Iterable[str], span: Span) -> set[str]:
+    async def occupancy(self, meeting_ids: Iterable[str], span: Span, request_id: str) -> Occupancy:
+        """One query: which candidate rooms others hold in ``span``, and what this request holds."""
         cursor = self.slots.find(
             {
                 "meeting_id": {"$in": list(meeting_ids)},
                 "slot": {"$gte": span.start, "$lt": span.end},
             },
-            {"meeting_id": 1, "_id": 0},
+            {"meeting_id": 1, "request_id": 1, "slot": 1, "_id": 0},
         )
-        return {doc["meeting_id"] async for doc in cursor}
+        busy: set[str] = set()
+        held: dict[str, set[datetime]] = {}
+        async for doc in cursor:
+            if doc["request_id"] == request_id:
+                held.setdefault(doc["meeting_id"], set()).add(_utc(doc["slot"]))
+            else:
+                busy.add(doc["meeting_id"])
+        return Occupancy(frozenset(busy), {m: frozenset(s) for m, s in held.items()})
 
-    async def claim(self, meeting_id: str, request_id: str, slots: Sequence[datetime]) -> bool:
-        """Holds every slot for ``request_id``, or none of them; True if the room is ours."""
+    async def busy_meeting_ids(self, meeting_ids: Iterable[str], span: Span) -> set[str]:
+        """Meeting IDs with any slot held in ``span``, by anyone."""
+        return set((await self.occupancy(meeting_ids, span, request_id="")).busy)
+
+    async def claim(
+        self,
+        meeting_id: str,
+        request_id: str,
+        slots: Sequence[datetime],
+        *,
+        adopt: bool = False,
+    ) -> bool:
+        """Holds every slot for ``request_id``, or none of the ones it inserted; True if ours.
+
+        With ``adopt``, the slots this request already holds in this room (a
+        crashed attempt's) are taken over first instead of inserted again.
+        """
+        attempt = uuid.uuid4().hex
         now = datetime.now(UTC)
-        docs = [
-            {
-                "_id": ObjectId(),
-                "meeting_id": meeting_id,
-                "slot": slot,
-                "request_id": request_id,
-                "claimed_at": now,
-                "confirmed": False,
-            }
-            for slot in slots
-        ]
-        try:
-            await self.slots.insert_many(docs, ordered=False)
-            return True
-        except BulkWriteError as exc:
-            failed = {err["index"] for err in exc.details.get("writeErrors", [])}
-            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-                await self._undo(docs, failed)
-                raise
-        foreign = await self.slots.find_one(
-            {
-                "meeting_id": meeting_id,
-                "slot": {"$in": [docs[i]["slot"] for i in failed]},
-                "request_id": {"$ne": request_id},
-            }
-        )
-        if foreign is None:
-            return True  # the slots we could not insert are already ours (a redelivery)
-        await self._undo(docs, failed)
-        return False
+        wanted = sorted(slots)
+        adopted: set[datetime] = set()
+        if adopt:
+            adopted = await self._adopt(meeting_id, request_id, wanted, attempt, now)
+        pending = [slot for slot in wanted if slot not in adopted]
+        inserted: list[ObjectId] = []
+        while pending:
+            ids = [ObjectId() for _ in pending]
+            docs: list[Document] = [
+                {
+                    "_id": oid,
+                    "meeting_id": meeting_id,
+                    "slot": slot,
+                    "request_id": request_id,
+                    "attempt": attempt,
+                    "claimed_at": now,
+                    "confirmed": False,
+                }
+                for oid, slot in zip(ids, pending, strict=True)
+            ]
+            try:
+                await self.slots.insert_many(docs, ordered=True)
+            except BulkWriteError as exc:
+                first = exc.details["writeErrors"][0]
+                failed = int(first["index"])
+                inserted.extend(ids[:failed])
+                if first.get("code") != 11000:
+                    await self._undo(inserted, attempt)
+                    raise
+                slot = pending[failed]
+                holder = await self.slots.find_one_and_update(
+                    {"meeting_id": meeting_id, "slot": slot, "request_id": request_id},
+                    {"$set": {"attempt": attempt, "claimed_at": now}},
+                )
+                if holder is not None:
+                    pending = pending[failed + 1 :]  # a duplicate delivery's slot: ours too
+                    continue
+                if await self.slots.find_one({"meeting_id": meeting_id, "slot": slot}) is None:
+                    pending = pending[failed:]  # freed meanwhile: try it again
+                    continue
+                await self._undo(inserted, attempt)
+                return False
+            else:
+                inserted.extend(ids)
+                pending = []
+        return True
 
-    async def _undo(self, docs: list[Document], failed: set[int]) -> None:
-        inserted = [doc["_id"] for i, doc in enumerate(docs) if i not in failed]
+    async def _adopt(
+        self,
+        meeting_id: str,
+        request_id: str,
+        slots: Sequence[datetime],
+        attempt: str,
+        now: datetime,
+    ) -> set[datetime]:
+        """Takes over this request's slots in the room; returns the ones that are still there."""
+        query = {"meeting_id": meeting_id, "request_id": request_id, "slot": {"$in": list(slots)}}
+        await self.slots.update_many(query, {"$set": {"attempt": attempt, "claimed_at": now}})
+        cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
+        return {_utc(doc["slot"]) async for doc in cursor}
+
+    async def _undo(self, inserted: list[ObjectId], attempt: str) -> None:
+        """Deletes what this attempt inserted and still owns (not what a duplicate took over)."""
         if inserted:
-            await self.slots.delete_many({"_id": {"$in": inserted}})
+            await self.slots.delete_many({"_id": {"$in": inserted}, "attempt": attempt})
 
     async def record_decision(self, decision: Document) -> Document | None:
         """Stores the decision; returns the one already stored if another process was first."""
@@ -158,47 +259,87 @@ class MongoReservationStore:
         )
         return outbox["outbox"] if result.modified_count == 1 else None
 
-    async def sweep_orphans(self, lease: timedelta) -> tuple[int, int]:
+    async def sweep_orphans(self, lease: timedelta, *, batch: int = 5000) -> Sweep:
         """Confirms slots whose request was decided for them, frees the rest after ``lease``.
 
-        Returns (confirmed, freed) request counts.
+        Three round trips per batch: the unconfirmed slots older than the
+        lease, the decisions of their requests, and one bulk write. A delete
+        matches only slots still older than the lease, so slots a redelivery
+        adopted meanwhile (fresh ``claimed_at``) survive.
         """
         cutoff = datetime.now(UTC) - lease
-        cursor = self.slots.find(
-            {"confirmed": False, "claimed_at": {"$lt": cutoff}},
-            {"request_id": 1, "meeting_id": 1},
-        ).limit(5000)
-        holders = {(doc["request_id"], doc["meeting_id"]) async for doc in cursor}
+        stale = {"confirmed": False, "claimed_at": {"$lt": cutoff}}
+        cursor = self.slots.find(stale, {"request_id": 1, "meeting_id": 1, "_id": 0}).limit(batch)
+        found = [(doc["request_id"], doc["meeting_id"]) async for doc in cursor]
+        holders = set(found)
+        if not holders:
+            return Sweep(0, 0, full=False)
+        decided = {
+            doc["_id"]: doc
+            async for doc in self.decisions.find(
+                {"_id": {"$in": sorted({request_id for request_id, _ in holders})}},
+                {"meeting_id": 1, "released": 1, "outcome": 1},
+            )
+        }
+        operations: list[UpdateMany | DeleteMany] = []
         confirmed = freed = 0
-        for request_id, meeting_id in holders:
-            decision = await self.decisions.find_one({"_id": request_id})
-            kept = (
+        for request_id, meeting_id in sorted(holders):
+            decision = decided.get(request_id)
+            query = {"request_id": request_id, "meeting_id": meeting_id, **stale}
+            if (
                 decision is not None
+                and decision.get("outcome") == "assigned"
                 and decision.get("meeting_id") == meeting_id
                 and not decision.get("released")
-            )
-            query = {"request_id": request_id, "meeting_id": meeting_id, "confirmed": False}
-            if kept:
-                await self.slots.update_many(query, {"$set": {"confirmed": True}})
+            ):
+                operations.append(UpdateMany(query, {"$set": {"confirmed": True}}))
                 confirmed += 1
             else:
-                await self.slots.delete_many(query)
+                operations.append(DeleteMany(query))
                 freed += 1
-        return confirmed, freed
+        await self.slots.bulk_write(operations, ordered=False)
+        return Sweep(confirmed, freed, full=len(found) == batch)
 
-    async def replace_rooms(self, rooms: Sequence[Room]) -> None:
-        """Makes the stored pool equal to ``rooms``; rooms no longer listed become inactive.
+    async def replace_rooms(self, rooms: Sequence[Room]) -> PoolChange:
+        """Makes the stored pools named in ``rooms`` equal to it, in one bulk write.
 
-        Reservations are untouched: a deactivated room keeps its bookings.
+        A room of those pools that is no longer listed becomes inactive; other
+        pools (another region's file) are untouched. Reservations are never
+        touched: a deactivated room keeps its bookings.
         """
+        pools = tuple(sorted({r.pool for r in rooms}))
         listed = [r.meeting_id for r in rooms]
-        for room in rooms:
-            await self.rooms_collection.replace_one(
-                {"_id": room.meeting_id}, room_to_document(room), upsert=True
-            )
-        await self.rooms_collection.update_many(
-            {"_id": {"$nin": listed}}, {"$set": {"active": False}}
-        )
+        stale = {"pool": {"$in": list(pools)}, "_id": {"$nin": listed}, "active": True}
+        deactivated = await self.rooms_collection.count_documents(stale)
+        operations: list[ReplaceOne[Document] | UpdateMany] = [
+            ReplaceOne({"_id": room.meeting_id}, room_to_document(room), upsert=True)
+            for room in rooms
+        ]
+        operations.append(UpdateMany(stale, {"$set": {"active": False}}))
+        await self.rooms_collection.bulk_write(operations, ordered=True)
+        return PoolChange(pools=pools, loaded=len(rooms), deactivated=deactivated)
+
+    async def all_rooms(self, pool: str | None = None) -> list[Room]:
+        """Every stored room (active or not), by pool, capacity and Meeting ID."""
+        query = {} if pool is None else {"pool": pool}
+        rooms = [room_from_document(doc) async for doc in self.rooms_collection.find(query)]
+        return sorted(rooms, key=lambda r: (r.pool, r.capacity, r.meeting_id))
+
+    async def reservations(
+        self, start: datetime, end: datetime, meeting_id: str | None = None
+    ) -> list[Document]:
+        """Live (assigned, not released) reservations whose window overlaps [start, end)."""
+        query: Document = {
+            "outcome": "assigned",
+            "released": False,
+            "starts_at": {"$lt": end},
+            "ends_at": {"$gt": start},
+        }
+        if meeting_id is not None:
+            query["meeting_id"] = meeting_id
+        cursor = self.decisions.find(query, {"outbox": 0})
+        found = [doc async for doc in cursor]
+        return sorted(found, key=lambda d: (d["starts_at"], d["meeting_id"]))
 
     async def room_count(self) -> int:
         return await self.rooms_collection.count_documents({})
@@ -224,3 +365,7 @@ def room_from_document(doc: Document) -> Room:
         join_url=doc["join_url"],
         active=doc["active"],
     )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
