@@ -1,5 +1,8 @@
-# The two commands of the README, and the ones developers use around them.
-.PHONY: run test lint bench deps rabbitmq
+# The two commands of the README (run, test) and the ones developers use around them.
+# uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+
+.PHONY: run test lint bench deps rabbitmq contract
 
 deps:
 	@scripts/ensure-uv.sh
@@ -8,15 +11,18 @@ rabbitmq:
 	@scripts/ensure-rabbitmq.sh
 
 run: deps rabbitmq
-	uv run vcs run
+	$(UV) run vcs run
 
 test: deps rabbitmq
-	uv run pytest
+	$(UV) run pytest
 
 lint: deps
-	uv run ruff check .
-	uv run ruff format --check .
-	uv run mypy shared services/intake/vcs_intake services/allocator/vcs_allocator services/notifier/vcs_notifier tools/vcs_tools tests
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy shared services/intake/vcs_intake services/allocator/vcs_allocator services/notifier/vcs_notifier tools/vcs_tools tests
+
+contract: deps
+	$(UV) run vcs contract
 
 bench: deps rabbitmq
-	uv run python -m vcs_tools.bench
+	$(UV) run python -m vcs_tools.bench
