@@ -82,9 +82,35 @@ class Topology:
         return f"{self.queue(service)}.dlq"
 
 
+RECONNECT_INTERVAL = 1.0
+
+
 async def connect(url: str, *, name: str) -> AbstractRobustConnection:
-    """A robust connection: aio-pika reconnects and restores channels, exchanges and consumers."""
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+    """A robust connection: aio-pika reconnects and restores channels, exchanges and consumers.
+
+    Losing and regaining the broker is logged, so an outage is visible in the
+    service's own log and not only in aio-pika's.
+    """
+    connection = await aio_pika.connect_robust(
+        url, client_properties={"connection_name": name}, reconnect_interval=RECONNECT_INTERVAL
+    )
+
+    def on_lost(_: Any, exc: BaseException | None) -> None:
+        if not connection.close_called:
+            log.warning("broker.connection_lost", connection=name, error=repr(exc))
+
+    def on_reconnected(_: Any) -> None:
+        log.info("broker.reconnected", connection=name)
+
+    connection.close_callbacks.add(on_lost)
+    connection.reconnect_callbacks.add(on_reconnected)
+    return connection
+
+
+def broker_connected(connection: AbstractRobustConnection) -> bool:
+    """True while the connection is up; a robust connection that is reconnecting is not closed,
+    so ``is_closed`` cannot tell an outage."""
+    return connection.connected.is_set() and not connection.is_closed
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
@@ -153,23 +179,47 @@ class EventPublisher(Protocol):
     async def publish(self, message: OutgoingMessage) -> None: ...
 
 
+class BrokerUnavailable(ConnectionError):
+    """The broker is not connected (an outage, or a reconnect under way): try again later."""
+
+
 class AmqpPublisher:
     """Publishes persistent messages with publisher confirms and ``mandatory``.
 
     ``publish`` returns only once the broker confirmed the message; an
     unroutable message raises (the channel is opened with
     ``on_return_raises=True``), so the outbox keeps it for a later try.
+
+    While the broker is away ``publish`` fails at once instead of waiting for the
+    robust connection to come back (aio-pika would wait forever): the caller,
+    an HTTP request answering ``202``, must not hang on an outage, and the
+    outbox sweep publishes later. A confirm that does not come within
+    ``confirm_timeout`` fails the same way.
     """
 
-    def __init__(self, exchange: AbstractExchange) -> None:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        exchange: AbstractExchange,
+        *,
+        confirm_timeout: float = 5.0,
+    ) -> None:
+        self._connection = connection
         self._exchange = exchange
+        self._confirm_timeout = confirm_timeout
 
     @classmethod
     async def open(cls, connection: AbstractRobustConnection, exchange_name: str) -> AmqpPublisher:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        return cls(await channel.get_exchange(exchange_name, ensure=False))
+        return cls(connection, await channel.get_exchange(exchange_name, ensure=False))
 
     async def publish(self, message: OutgoingMessage) -> None:
+        if not broker_connected(self._connection):
+            raise BrokerUnavailable("not connected to the broker")
+        async with asyncio.timeout(self._confirm_timeout):
+            await self._publish(message)
+
+    async def _publish(self, message: OutgoingMessage) -> None:
         await self._exchange.publish(
             aio_pika.Message(
                 body=message.body.encode(),
@@ -219,10 +269,12 @@ class EventConsumer:
         self._channel: AbstractChannel | None = None
 
     async def start(self) -> None:
-        channel = await self._connection.channel(publisher_confirms=True)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self._prefetch)
         self._channel = channel
-        self._queue = await channel.get_queue(self._topology.queue(self._service), ensure=False)
+        # A passive declare, not ``get_queue``: only declared queues are registered with the
+        # robust channel, and only those get their consumer back after a reconnect.
+        self._queue = await channel.declare_queue(self._topology.queue(self._service), passive=True)
         self._consumer_tag = await self._queue.consume(self._on_message)
         log.info("consumer.started", queue=self._queue.name, prefetch=self._prefetch)
 
@@ -254,7 +306,11 @@ class EventConsumer:
         try:
             envelope = decode(message.body)
         except PoisonMessage as exc:
-            await self._dead_letter(message, str(exc))
+            try:
+                await self._dead_letter(message, str(exc))
+            except Exception as failure:  # the DLQ publish failed: keep the message, try again
+                log.warning("consumer.dead_letter_failed", error=repr(failure))
+                await self._settle(message.nack(requeue=True))
             return
         structlog.contextvars.bind_contextvars(
             event_id=envelope.id,
@@ -275,9 +331,17 @@ class EventConsumer:
                     await handler(envelope)
         except Exception:
             log.exception("consumer.handler_failed", redelivered=message.redelivered)
-            await message.nack(requeue=True)
+            await self._settle(message.nack(requeue=True))
             return
-        await message.ack()
+        await self._settle(message.ack())
+
+    async def _settle(self, settlement: Awaitable[None]) -> None:
+        """Acks or nacks; if the channel died meanwhile the broker redelivers the message,
+        which idempotent handlers absorb, so a failure here is only logged."""
+        try:
+            await settlement
+        except Exception as exc:  # a closed channel raises one of several aio-pika types
+            log.warning("consumer.settle_failed", error=repr(exc))
 
     async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
         """Sends a poison message to this service's DLQ with why, then acks the original."""
@@ -296,5 +360,6 @@ class EventConsumer:
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
             routing_key=self._topology.queue(self._service),
+            mandatory=True,
         )
         await message.ack()

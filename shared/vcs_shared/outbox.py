@@ -31,7 +31,7 @@ from typing import Any
 import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 
-from vcs_shared.broker import TRANSIENT_ERRORS, EventPublisher
+from vcs_shared.broker import EventPublisher
 from vcs_shared.envelope import OutgoingMessage
 
 log = structlog.get_logger(__name__)
@@ -76,8 +76,16 @@ class OutboxRelay:
         return self._healthy
 
     async def publish_now(self, doc_id: str, outbox: Sequence[Document]) -> bool:
-        """Fast path right after a write of ``outbox``; the sweep retries what fails."""
-        return await self._publish(doc_id, outbox, cutoff=None)
+        """Fast path right after a write of ``outbox``; the sweep retries what fails.
+
+        Never raises: the write it follows is durable, so the caller has succeeded
+        (an intake answers ``202``) whatever happens to the broker or the store now.
+        """
+        try:
+            return await self._publish(doc_id, outbox, cutoff=None)
+        except Exception as exc:  # e.g. the store went away before the entries were marked sent
+            log.warning("outbox.publish_now_failed", document=doc_id, error=repr(exc))
+            return False
 
     async def run(self, stop: asyncio.Event) -> None:
         """Sweeps for unsent entries until ``stop`` is set, backing off while publishing fails."""
@@ -85,8 +93,8 @@ class OutboxRelay:
         while not stop.is_set():
             try:
                 ok = await self.sweep()
-            except TRANSIENT_ERRORS as exc:
-                log.warning("outbox.sweep_failed", error=str(exc))
+            except Exception as exc:  # the sweep must outlive any outage, whatever it raises
+                log.warning("outbox.sweep_failed", error=repr(exc))
                 ok = False
             delay = (
                 self._sweep_interval
