@@ -7,6 +7,10 @@ when their occupied spans overlap, which for windows on the grid is the rule
 another reservation". The store enforces the same spans with one unique
 document per Meeting ID per slot, so the database, not this module, is what
 finally forbids a double booking.
+
+Rounding outwards only ever errs on the safe side: windows on the grid (with a
+buffer that is a multiple of the slot) are judged exactly, windows off the
+grid may be kept up to one slot further apart than the buffer.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from vcs_shared.events import RejectionReason
+from vcs_shared.offices import find_office, region_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -148,12 +153,24 @@ def choose_room(
     )
 
 
-def unknown_office() -> Rejection:
-    return reject(
-        RejectionReason.unknown_office,
-        "ไม่พบรหัสที่ทำการปกครองอำเภอนี้",
-        "no district office has this code",
-    )
+def check_office(district_code: str, province_code: str) -> Rejection | None:
+    """Rejects a district code that is no DOPA district office, or not one of that province."""
+    office = find_office(district_code)
+    if office is None or office.province_code != province_code:
+        return reject(
+            RejectionReason.unknown_office,
+            "ไม่พบรหัสที่ทำการปกครองอำเภอนี้",
+            "no district office has this code",
+        )
+    return None
+
+
+def pools_for(province_code: str, *, use_overflow: bool) -> list[str]:
+    """The pools a province may draw from, in order: its own, then its region's overflow."""
+    region = region_of(province_code)
+    if use_overflow and region is not None:
+        return [province_code, f"region-{region}"]
+    return [province_code]
 
 
 def reject(reason: RejectionReason, message_th: str, message_en: str) -> Rejection:

@@ -21,11 +21,12 @@ from vcs_allocator.domain import (
     AllocationPolicy,
     Rejection,
     Room,
+    check_office,
     check_window,
     choose_room,
     occupied_span,
+    pools_for,
     slot_starts,
-    unknown_office,
 )
 from vcs_allocator.store import ReservationStore
 from vcs_shared.broker import Handler, RetryLater
@@ -40,7 +41,6 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.offices import find_office, region_of
 from vcs_shared.outbox import OutboxRelay, outbox_fields
 
 log = structlog.get_logger(__name__)
@@ -72,14 +72,6 @@ class Outcome:
     result: Rejection | Room
     leftover: frozenset[str] = frozenset()
     claimed_at: float = 0.0
-
-
-def pools_for(province_code: str, *, use_overflow: bool) -> list[str]:
-    """The pools a province may draw from, in order: its own, then its region's overflow."""
-    region = region_of(province_code)
-    if use_overflow and region is not None:
-        return [province_code, f"region-{region}"]
-    return [province_code]
 
 
 async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
@@ -165,10 +157,9 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
     the slots are read again: a rival that rolled back (it lost elsewhere)
     leaves its room free, and this request must not be refused because of it.
     """
-    office = find_office(event.district_code)
-    if office is None or office.province_code != event.province_code:
-        return Outcome(unknown_office())
-    rejection = check_window(event.starts_at, event.ends_at, deps.clock(), deps.policy)
+    rejection = check_office(event.district_code, event.province_code) or check_window(
+        event.starts_at, event.ends_at, deps.clock(), deps.policy
+    )
     if rejection is not None:
         return Outcome(rejection)
     pools = pools_for(event.province_code, use_overflow=deps.use_overflow)
