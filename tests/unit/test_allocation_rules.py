@@ -267,7 +267,7 @@ class SlotIndexModel:
             busy.add(choice.meeting_id)
 
     def _claim(self, meeting_id: str, request_id: str, wanted: list[datetime]) -> bool:
-        inserted = []
+        inserted: list[tuple[str, datetime]] = []
         for slot in wanted:  # ordered insert: stop at the first duplicate key
             if (meeting_id, slot) in self.slots:
                 for key in inserted:
