@@ -10,14 +10,18 @@ from contextlib import asynccontextmanager
 import structlog
 import uvicorn
 from fastapi import FastAPI, Request, Response
+from pymongo.errors import ConnectionFailure
 
+from vcs_intake import admin_api
 from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.projection import handler_table
+from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.deadletters import DeadLetters
 from vcs_shared.logging import configure_logging
 from vcs_shared.outbox import OutboxRelay
 from vcs_shared.store import database_name, make_client
@@ -48,6 +52,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
             connection=connection,
         )
+        app.state.dead_letters = DeadLetters(connection, topology)
         consumer = EventConsumer(
             connection=connection,
             topology=topology,
@@ -78,42 +83,25 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    app.middleware("http")(_limit_body_and_bind_ids(settings.max_body_bytes))
+    app.include_router(admin_api.router)
+    # Added first, so it runs inside the request-id middleware and its error reaches FastAPI
+    # directly (not through another middleware's task group, which would make it a 400).
+    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.middleware("http")(_bind_request_id)
+    app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
 
 
-def _limit_body_and_bind_ids(
-    max_body_bytes: int,
-) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """Binds a request id for logs and refuses bodies over the size limit before reading them."""
-
-    async def middleware(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        from fastapi.responses import JSONResponse
-
-        structlog.contextvars.clear_contextvars()
-        http_request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        structlog.contextvars.bind_contextvars(http_request_id=http_request_id)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > max_body_bytes:
-            return JSONResponse(
-                {
-                    "detail": [
-                        {
-                            "loc": ["body"],
-                            "msg": f"body larger than {max_body_bytes} bytes",
-                            "type": "body_too_large",
-                        }
-                    ]
-                },
-                status_code=422,
-            )
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = http_request_id
-        return response
-
-    return middleware
+async def _bind_request_id(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Binds a request id for logs and echoes it (``X-Request-ID``)."""
+    structlog.contextvars.clear_contextvars()
+    http_request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+    structlog.contextvars.bind_contextvars(http_request_id=http_request_id)
+    response = await call_next(request)
+    response.headers["X-Request-ID"] = http_request_id
+    return response
 
 
 def main() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractRobustConnection
 
 from vcs_intake.schemas import Health
 from vcs_intake.store import MongoRequestStore
+from vcs_shared.broker import broker_connected
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.outbox import OutboxRelay
+
+PING_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,11 +25,12 @@ class Container:
 
     async def health(self) -> Health:
         try:
-            await self.store.ping()
+            async with asyncio.timeout(PING_TIMEOUT):  # a frozen store never answers at all
+                await self.store.ping()
             store = "up"
         except Exception:  # any failure to ping means "not reachable" to a health check
             store = "down"
-        broker = "down" if self.connection.is_closed else "up"
+        broker = "up" if broker_connected(self.connection) else "down"
         outbox = "publishing" if self.relay.healthy else "backlog"
         ok = store == "up" and broker == "up"
         return Health(status="ok" if ok else "degraded", broker=broker, store=store, outbox=outbox)

@@ -1,0 +1,81 @@
+"""How the intake answers what is not the caller's fault and what is too big to read.
+
+* :class:`BodySizeLimit` refuses a body over the limit with a ``422`` naming
+  the body, before it is stored or even fully read: at once when
+  ``Content-Length`` says so, and while reading when the body comes chunked
+  without a length.
+* :func:`store_unavailable` turns a store outage into ``503`` with
+  ``Retry-After`` instead of a ``500``: nothing was accepted, the client
+  retries (with its ``Idempotency-Key``, so a retry never makes a second request).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = structlog.get_logger(__name__)
+
+
+def _too_large(max_body_bytes: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": ["body"],
+            "msg": f"body larger than {max_body_bytes} bytes",
+            "type": "body_too_large",
+        }
+    ]
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` while reading; FastAPI passes HTTP exceptions on untouched."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        super().__init__(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=_too_large(max_body_bytes))
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: counts the bytes actually received, not only the declared length."""
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            response = JSONResponse(
+                {"detail": _too_large(self.max_body_bytes)},
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 for a store that cannot be reached; the request was not accepted."""
+    log.warning("store.unavailable", path=request.url.path, error=repr(exc))
+    return JSONResponse(
+        {"detail": "the request store is unavailable; retry with the same Idempotency-Key"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
