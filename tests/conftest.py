@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 
+from tests.support.auth import TEST_JWT_SECRET, BearerAuth, national_operator_token
 from tests.support.tap import EventTap, open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology, declare_topology, delete_topology
@@ -113,6 +114,7 @@ def service_env(
         amqp_url=amqp_url,
         mongodb_url=mongodb_url,
         credentials_keys=credentials_keys,
+        jwt_secret=TEST_JWT_SECRET,
         namespace=namespace,
         smtp_port=smtp_sink.port,
         intake_port=free_port(),
@@ -183,5 +185,7 @@ def intake_url(service_env: dict[str, str]) -> str:
 
 @pytest_asyncio.fixture
 async def http(intake_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=intake_url, timeout=30) as client:
+    """A client authenticated as a test-only operator of all 77 provinces (tests/support/auth)."""
+    auth = BearerAuth(national_operator_token())
+    async with httpx.AsyncClient(base_url=intake_url, timeout=30, auth=auth) as client:
         yield client

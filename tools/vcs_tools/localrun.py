@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,21 +24,36 @@ from vcs_tools.devstack import (
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+LOCAL_SECRETS: dict[str, Callable[[], str]] = {
+    "VCS_CREDENTIALS_KEYS": new_key,
+    "VCS_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+}
+
+
 def local_secrets(data_dir: Path) -> dict[str, str]:
-    """Secrets for the local stack, made once and kept in ``.data/dev.env`` (never in the repo)."""
+    """Secrets for the local stack, made once and kept in ``.data/dev.env`` (never in the repo).
+
+    A secret added to the project later is appended to an existing file, so an old
+    ``.data`` keeps its keys (and what they sealed) and gains the new one.
+    ``vcs token issue`` reads the same file to sign tokens the local intake accepts.
+    """
     path = data_dir / "dev.env"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"VCS_CREDENTIALS_KEYS={new_key()}\n", encoding="utf-8")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    known = {key.strip(): value.strip() for key, value in pairs}
+    missing = {key: make() for key, make in LOCAL_SECRETS.items() if key not in known}
+    if missing:
+        with path.open("a", encoding="utf-8") as file:
+            file.writelines(f"{key}={value}\n" for key, value in missing.items())
         path.chmod(0o600)
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return {key.strip(): value.strip() for key, value in pairs}
+    return {**known, **missing}
 
 
 def run_local(root: Path, *, port: int = 8000) -> int:
     data_dir = root / ".data"
     started = time.monotonic()
-    secrets = local_secrets(data_dir)
+    local = local_secrets(data_dir)
     store: EmbeddedStore | None = None
     mongodb_url = os.environ.get("VCS_MONGODB_URL")
     if not mongodb_url:
@@ -46,7 +63,8 @@ def run_local(root: Path, *, port: int = 8000) -> int:
     env = service_env(
         amqp_url=os.environ.get("VCS_AMQP_URL", DEFAULT_AMQP_URL),
         mongodb_url=mongodb_url,
-        credentials_keys=os.environ.get("VCS_CREDENTIALS_KEYS", secrets["VCS_CREDENTIALS_KEYS"]),
+        credentials_keys=os.environ.get("VCS_CREDENTIALS_KEYS", local["VCS_CREDENTIALS_KEYS"]),
+        jwt_secret=os.environ.get("VCS_JWT_SECRET", local["VCS_JWT_SECRET"]),
         namespace=os.environ.get("VCS_NAMESPACE", "vcs"),
         smtp_port=sink.port,
         intake_port=port,

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Response, status
 from fastapi.responses import JSONResponse
 
 from vcs_intake import requests
-from vcs_intake.container import Container
+from vcs_intake.auth_deps import VisibleRequest, ensure_may_submit_for
+from vcs_intake.container import ContainerDep
 from vcs_intake.schemas import Health, RequestView, SubmitAccepted, SubmitRequest
+from vcs_shared.http_auth import CurrentPrincipal
+from vcs_shared.offices import find_office
 
 router = APIRouter()
 
+Responses = dict[int | str, dict[str, Any]]
 
-def get_container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(get_container)]
+UNAUTHENTICATED: Responses = {
+    401: {"description": "No valid bearer token (missing, expired, revoked)"}
+}
+NOT_VISIBLE: Responses = {404: {"description": "No such request, or not one this caller may see"}}
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -44,13 +46,26 @@ async def healthz(container: ContainerDep, response: Response) -> Health:
     "/v1/requests",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=SubmitAccepted,
-    responses={200: {"model": SubmitAccepted, "description": "Replay of an earlier submit"}},
+    responses={
+        200: {"model": SubmitAccepted, "description": "Replay of an earlier submit"},
+        **UNAUTHENTICATED,
+        403: {"description": "The token may not submit for this district"},
+    },
     tags=["requests"],
 )
 async def submit_request(
-    payload: SubmitRequest, container: ContainerDep, idempotency_key: IdempotencyKey = None
+    payload: SubmitRequest,
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> SubmitAccepted | JSONResponse:
-    """Accepts a request; it is stored before this answers, and the room follows by events."""
+    """Accepts a request; it is stored before this answers, and the room follows by events.
+
+    An office submits for its own district only; an operator for any office of its provinces.
+    """
+    office = find_office(payload.district_code)
+    assert office is not None  # SubmitRequest validated the code
+    ensure_may_submit_for(principal, office)
     try:
         document, created = await requests.submit(
             payload, idempotency_key, container.store, container.relay
@@ -75,14 +90,12 @@ async def submit_request(
 @router.get(
     "/v1/requests/{request_id}",
     response_model=RequestView,
-    responses={404: {"description": "No such request"}},
+    responses={**UNAUTHENTICATED, **NOT_VISIBLE},
     tags=["requests"],
 )
-async def read_request(request_id: str, container: ContainerDep) -> RequestView:
-    """The request's status and, once assigned, its credentials."""
-    document = await container.store.get(request_id)
-    if document is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such request")
+async def read_request(document: VisibleRequest, container: ContainerDep) -> RequestView:
+    """The request's status and, once assigned, its credentials (its office and its region's
+    operators only)."""
     return requests.view(document, container.sealer)
 
 
@@ -90,19 +103,21 @@ async def read_request(request_id: str, container: ContainerDep) -> RequestView:
     "/v1/requests/{request_id}/cancel",
     response_model=RequestView,
     responses={
-        404: {"description": "No such request"},
+        **UNAUTHENTICATED,
+        **NOT_VISIBLE,
         409: {"description": "The request was rejected and cannot be cancelled"},
     },
     tags=["requests"],
 )
-async def cancel_request(request_id: str, container: ContainerDep) -> RequestView:
+async def cancel_request(
+    document: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
+) -> RequestView:
     """Cancels the request and frees its room; cancelling twice is harmless."""
-    document = await container.store.get(request_id)
-    if document is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such request")
     if document["status"] == "rejected":
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
         )
-    updated = await requests.cancel(document, "office", container.store, container.relay)
+    updated = await requests.cancel(
+        document, principal.role.value, container.store, container.relay
+    )
     return requests.view(updated, container.sealer)

@@ -17,8 +17,10 @@ from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.projection import handler_table
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
+from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
+from vcs_shared.auth import Authenticator, TokenCodec
 from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.deadletters import DeadLetters
@@ -38,8 +40,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         topology = Topology(settings.namespace)
         mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
-        store = MongoRequestStore(mongo[database_name(settings.namespace, SERVICE)])
+        database = mongo[database_name(settings.namespace, SERVICE)]
+        store = MongoRequestStore(database)
         await store.ensure_indexes()
+        revocations = MongoRevocationList(database)
+        await revocations.ensure_indexes()
+        app.state.authenticator = Authenticator(
+            TokenCodec(settings.jwt_secret.get_secret_value()), revocations
+        )
         connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
         setup = await connection.channel()
         await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)

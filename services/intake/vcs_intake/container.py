@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Annotated
 
 from aio_pika.abc import AbstractRobustConnection
+from fastapi import Depends, Request
 
 from vcs_intake.schemas import Health
 from vcs_intake.store import MongoRequestStore
@@ -34,3 +36,11 @@ class Container:
         outbox = "publishing" if self.relay.healthy else "backlog"
         ok = store == "up" and broker == "up"
         return Health(status="ok" if ok else "degraded", broker=broker, store=store, outbox=outbox)
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]

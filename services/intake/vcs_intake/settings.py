@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vcs_shared.settings import CommonSettings
+from vcs_shared.settings import CommonSettings, TokenSettings
 
 
-class IntakeSettings(CommonSettings):
+class IntakeSettings(CommonSettings, TokenSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
