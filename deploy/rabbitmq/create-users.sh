@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Creates (or updates) the RabbitMQ users of DOPA VCS, each with the least permissions it needs.
+#
+# Run it on a broker node (rabbitmqctl talks to the local node over Erlang distribution, so it
+# needs no AMQP user). Passwords come from the environment, never from the repo:
+#   VCS_RABBITMQ_INTAKE_PASSWORD, VCS_RABBITMQ_ALLOCATOR_PASSWORD, VCS_RABBITMQ_NOTIFIER_PASSWORD
+#   VCS_RABBITMQ_INTEGRATION_PASSWORD   optional: the example read-only integration user
+# rabbitmqctl 3.x takes a password as an argument: run this on the broker host only.
+#
+# Options (environment):
+#   VCS_NAMESPACE                     exchange/queue prefix (default vcs)
+#   VCS_RABBITMQ_VHOST                vhost (default /)
+#   VCS_RABBITMQ_USER_PREFIX          prefix of the user names (default none; tests use one)
+#   VCS_RABBITMQ_INTEGRATION_TOPICS   regex of binding keys the integration may bind (default .*)
+#
+# The topology (exchanges, queues with their arguments, bindings) is predeclared from
+# definitions.json; the services then run with VCS_DECLARE_TOPOLOGY=false and only check it
+# passively, which needs no permission. What each user may do ({configure, write, read}):
+#
+#   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead;
+#               consumes <ns>.intake. Its dead-letter admin endpoint reads every <ns>.*.dlq and
+#               replays to a service queue through the default exchange (amq.default).
+#   allocator   publishes room.assigned/released and request.rejected; consumes <ns>.allocator.
+#   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
+#   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
+#               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
+#               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
+# No user may configure (declare, delete) a shared exchange or queue. Routing keys a service
+# may publish on <ns>.events are fixed with topic permissions, so a compromised notifier
+# cannot forge a room.assigned.
+set -euo pipefail
+
+ns="${VCS_NAMESPACE:-vcs}"
+vhost="${VCS_RABBITMQ_VHOST:-/}"
+prefix="${VCS_RABBITMQ_USER_PREFIX:-}"
+integration_topics="${VCS_RABBITMQ_INTEGRATION_TOPICS:-.*}"
+
+if [[ ! "$ns" =~ ^[a-z][a-z0-9-]{0,40}$ ]]; then
+  echo "VCS_NAMESPACE must match ^[a-z][a-z0-9-]{0,40}\$ (it is used inside regexes)" >&2
+  exit 2
+fi
+for var in VCS_RABBITMQ_INTAKE_PASSWORD VCS_RABBITMQ_ALLOCATOR_PASSWORD \
+  VCS_RABBITMQ_NOTIFIER_PASSWORD; do
+  if [[ -z "${!var:-}" ]]; then
+    echo "$var is not set" >&2
+    exit 2
+  fi
+done
+
+existing_users="$(rabbitmqctl -s list_users | cut -f1)"
+
+upsert_user() {
+  local name="$1" password="$2"
+  if grep -qxF -- "$name" <<<"$existing_users"; then
+    rabbitmqctl -q change_password "$name" "$password" >/dev/null
+  else
+    rabbitmqctl -q add_user "$name" "$password" >/dev/null
+  fi
+}
+
+# service name, its routing keys on <ns>.events (regex), the queues it reads (regex)
+service_user() {
+  local service="$1" publishes="$2" reads="$3" write="${4:-}"
+  local user="${prefix}${service}"
+  upsert_user "$user" "$5"
+  rabbitmqctl -q set_permissions -p "$vhost" "$user" \
+    '^$' "^${ns}\\.(events|dead)\$${write}" "$reads" >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
+    "$publishes" '^$' >/dev/null
+  echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
+}
+
+service_user intake '^request\.(submitted|cancelled)\.' \
+  "^${ns}\\.(intake|[a-z]+\\.dlq)\$" '|^amq\.default$' "$VCS_RABBITMQ_INTAKE_PASSWORD"
+service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
+  "^${ns}\\.allocator\$" '' "$VCS_RABBITMQ_ALLOCATOR_PASSWORD"
+service_user notifier '^credentials\.(delivered|failed)\.' \
+  "^${ns}\\.notifier\$" '' "$VCS_RABBITMQ_NOTIFIER_PASSWORD"
+
+if [[ -n "${VCS_RABBITMQ_INTEGRATION_PASSWORD:-}" ]]; then
+  user="${prefix}integration-readonly"
+  # server-named queues are amq.gen-*; aio-pika names its "server-named" queues amq_<hex>
+  own='^(amq\.gen-.*|amq_[0-9a-f]+|integration\..*)$'
+  upsert_user "$user" "$VCS_RABBITMQ_INTEGRATION_PASSWORD"
+  rabbitmqctl -q set_permissions -p "$vhost" "$user" \
+    "$own" "$own" "^(amq\\.gen-.*|amq_[0-9a-f]+|integration\\..*|${ns}\\.events)\$" >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
+    '^$' "$integration_topics" >/dev/null
+  echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
+fi

@@ -1,0 +1,299 @@
+"""The RabbitMQ users of deploy/rabbitmq do what the script claims, on the real local broker.
+
+A vhost of its own gets the topology from the generated definitions (imported
+with ``rabbitmqctl import_definitions``), then ``create-users.sh`` makes the
+users under a unique prefix; each user connects and tries what it must and
+must not be able to do. Finally the three services run as those users with
+``VCS_DECLARE_TOPOLOGY=false`` and deliver a request end to end, while the
+integration user watches the events from its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+import pytest_asyncio
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aiormq.exceptions import ChannelAccessRefused
+from pymongo import AsyncMongoClient
+
+from tests.conftest import ROOT, StartServices
+from tests.support.requests import request_body
+from tests.support.tap import EventTap
+from tests.support.waiting import eventually
+from vcs_shared.broker import Topology, check_topology, declare_topology
+from vcs_shared.store import database_name
+from vcs_tools.rabbitmq import (
+    SERVICE_USERS,
+    amqp_url,
+    create_users,
+    definitions,
+    password_variable,
+)
+
+pytestmark = pytest.mark.integration
+
+INTEGRATION = "integration-readonly"
+
+
+async def rabbitmqctl(*args: str, stdin: str | None = None, check: bool = True) -> None:
+    await asyncio.to_thread(
+        subprocess.run,
+        ["rabbitmqctl", "-q", *args],
+        input=stdin,
+        text=True,
+        check=check,
+        capture_output=True,
+    )
+
+
+async def imported(url: str, topology: Topology) -> None:
+    """Waits for the definition import, which RabbitMQ runs asynchronously."""
+
+    async def declared() -> bool:
+        connection = await aio_pika.connect(url)
+        try:
+            for service in SERVICE_USERS:
+                await check_topology(await connection.channel(), topology, service)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+        finally:
+            await connection.close()
+        return True
+
+    await eventually(declared, timeout=30, what="definitions imported")
+
+
+@dataclass(frozen=True)
+class Broker:
+    """A vhost with the predeclared topology and the least-privilege users."""
+
+    vhost: str
+    namespace: str
+    urls: dict[str, str]
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(self.namespace)
+
+
+@pytest_asyncio.fixture(scope="module")
+async def least_privilege() -> AsyncIterator[Broker]:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed here: the users cannot be created")
+    suffix = uuid.uuid4().hex[:10]
+    vhost, namespace, prefix = f"vcs-perm-{suffix}", f"t{suffix}", f"t{suffix}-"
+    passwords = {password_variable(s): secrets.token_urlsafe(16) for s in SERVICE_USERS}
+    passwords["VCS_RABBITMQ_INTEGRATION_PASSWORD"] = secrets.token_urlsafe(16)
+    users = [f"{prefix}{s}" for s in (*SERVICE_USERS, INTEGRATION)]
+    await rabbitmqctl("add_vhost", vhost)
+    try:
+        await rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        await rabbitmqctl("import_definitions", stdin=json.dumps(definitions(namespace, vhost)))
+        await asyncio.to_thread(
+            create_users, ROOT, passwords, namespace=namespace, vhost=vhost, user_prefix=prefix
+        )
+        urls = {
+            s: amqp_url(f"{prefix}{s}", passwords[password_variable(s)], vhost=vhost)
+            for s in SERVICE_USERS
+        }
+        urls[INTEGRATION] = amqp_url(
+            f"{prefix}{INTEGRATION}", passwords["VCS_RABBITMQ_INTEGRATION_PASSWORD"], vhost=vhost
+        )
+        urls["guest"] = amqp_url("guest", "guest", vhost=vhost)
+        await imported(urls["guest"], Topology(namespace))
+        yield Broker(vhost, namespace, urls)
+    finally:
+        await rabbitmqctl("delete_vhost", vhost)
+        for user in users:
+            await rabbitmqctl("delete_user", user, check=False)
+
+
+@pytest.fixture
+async def connect(least_privilege: Broker) -> AsyncIterator[Callable[[str], Awaitable[Any]]]:
+    opened: list[AbstractRobustConnection] = []
+
+    async def open_as(user: str) -> AbstractRobustConnection:
+        connection = await aio_pika.connect_robust(least_privilege.urls[user])
+        opened.append(connection)
+        return connection
+
+    try:
+        yield open_as
+    finally:
+        for connection in opened:
+            await connection.close()
+
+
+async def refused(
+    connection: AbstractRobustConnection, attempt: Callable[[AbstractChannel], Awaitable[Any]]
+) -> bool:
+    """Whether the broker refuses ``attempt`` (ACCESS_REFUSED closes that channel only)."""
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        await attempt(channel)
+    except ChannelAccessRefused:
+        return True
+    await channel.close()
+    return False
+
+
+def message(routing_key: str) -> aio_pika.Message:
+    return aio_pika.Message(b"{}", message_id=routing_key)
+
+
+async def test_the_definitions_file_is_the_generated_topology_and_matches_the_code(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    committed = json.loads((ROOT / "deploy" / "rabbitmq" / "definitions.json").read_text())
+    assert committed == definitions("vcs", "/")
+
+    guest = await connect("guest")
+    channel = await guest.channel()
+    await declare_topology(channel, least_privilege.topology)
+
+
+async def test_each_service_does_its_job_without_any_configure_permission(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    topology = least_privilege.topology
+    for service in SERVICE_USERS:
+        connection = await connect(service)
+        channel = await connection.channel()
+        await check_topology(channel, topology, service)
+        queue = await channel.get_queue(topology.queue(service), ensure=False)
+        await queue.get(fail=False)
+
+        assert await refused(connection, lambda ch: declare_topology(ch, topology))
+        other = next(s for s in SERVICE_USERS if s != service)
+
+        async def read_other(ch: AbstractChannel, other: str = other) -> None:
+            queue = await ch.get_queue(topology.queue(other), ensure=False)
+            await queue.get(fail=False)
+
+        assert await refused(connection, read_other), f"{service} read {other}'s queue"
+
+
+async def test_services_publish_only_their_own_events_and_only_to_the_events_exchange(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    topology = least_privilege.topology
+    own_event = {
+        "intake": "request.submitted.47.4701",
+        "allocator": "room.assigned.47.4701",
+        "notifier": "credentials.delivered.47.4701",
+    }
+    for service, key in own_event.items():
+        connection = await connect(service)
+
+        async def publish(ch: AbstractChannel, routing_key: str, exchange: str) -> None:
+            target = await ch.get_exchange(exchange, ensure=False)
+            await target.publish(message(routing_key), routing_key=routing_key)
+
+        assert not await refused(connection, lambda ch, k=key: publish(ch, k, topology.exchange))
+        for forged in set(own_event.values()) - {key}:
+            assert await refused(
+                connection, lambda ch, k=forged: publish(ch, k, topology.exchange)
+            ), f"{service} published {forged}"
+        assert await refused(connection, lambda ch, k=key: publish(ch, k, "amq.topic"))
+
+
+async def test_the_integration_user_binds_and_reads_its_own_queues_and_nothing_else(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    topology = least_privilege.topology
+    integration = await connect(INTEGRATION)
+    channel = await integration.channel()
+    tap = await EventTap.bind(channel, topology.exchange, "#.47.*")
+    named = await channel.declare_queue("integration.dashboard", auto_delete=True)
+    await named.bind(topology.exchange, routing_key="room.assigned.#")
+
+    intake = await (await connect("intake")).channel(publisher_confirms=True)
+    events = await intake.get_exchange(topology.exchange, ensure=False)
+    await events.publish(message("request.submitted.47.4701"), "request.submitted.47.4701")
+    [seen] = await tap.wait_for("request.submitted")
+    assert seen.routing_key == "request.submitted.47.4701"
+
+    async def bind_service_queue(ch: AbstractChannel) -> None:
+        queue = await ch.get_queue(topology.queue("allocator"), ensure=False)
+        await queue.bind(topology.exchange, routing_key="#")
+
+    async def read_service_queue(ch: AbstractChannel) -> None:
+        queue = await ch.get_queue(topology.queue("allocator"), ensure=False)
+        await queue.get(fail=False)
+
+    async def bind_to_dead_letters(ch: AbstractChannel) -> None:
+        queue = await ch.declare_queue(exclusive=True)
+        await queue.bind(topology.dead_exchange, routing_key=topology.queue("allocator"))
+
+    async def publish_an_event(ch: AbstractChannel) -> None:
+        target = await ch.get_exchange(topology.exchange, ensure=False)
+        await target.publish(message("room.assigned.47.4701"), "room.assigned.47.4701")
+
+    async def declare_in_the_namespace(ch: AbstractChannel) -> None:
+        await ch.declare_queue(f"{topology.namespace}.sneaky", auto_delete=True)
+
+    for attempt in (
+        bind_service_queue,
+        read_service_queue,
+        bind_to_dead_letters,
+        publish_an_event,
+        declare_in_the_namespace,
+    ):
+        assert await refused(integration, attempt), attempt.__name__
+
+
+async def test_the_services_deliver_a_request_running_as_their_least_privilege_users(
+    least_privilege: Broker,
+    connect: Callable[[str], Awaitable[Any]],
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    mongodb_url: str,
+) -> None:
+    integration = await connect(INTEGRATION)
+    tap = await EventTap.bind(await integration.channel(), least_privilege.topology.exchange, "#")
+    try:
+        for service in SERVICE_USERS:
+            await start_services(
+                service,
+                extra_env={
+                    "VCS_AMQP_URL": least_privilege.urls[service],
+                    "VCS_NAMESPACE": least_privilege.namespace,
+                    "VCS_DECLARE_TOPOLOGY": "false",
+                },
+            )
+
+        response = await http.post("/v1/requests", json=request_body("4701"))
+        assert response.status_code == 202
+        request_id = response.json()["request_id"]
+
+        async def delivered() -> bool:
+            view = (await http.get(f"/v1/requests/{request_id}")).json()
+            return bool(view["status"] == "delivered")
+
+        await eventually(delivered, timeout=30, what="delivered as least-privilege users")
+        for kind in ("request.submitted", "room.assigned", "credentials.delivered"):
+            [event] = await tap.wait_for(kind)
+            assert event.cloudevent["subject"] == request_id
+    finally:
+        await _drop_databases(mongodb_url, least_privilege.namespace)
+
+
+async def _drop_databases(mongodb_url: str, namespace: str) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
+    try:
+        for service in SERVICE_USERS:
+            await client.drop_database(database_name(namespace, service))
+    finally:
+        await client.close()
