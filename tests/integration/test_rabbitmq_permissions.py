@@ -197,16 +197,20 @@ async def test_services_publish_only_their_own_events_and_only_to_the_events_exc
     for service, key in own_event.items():
         connection = await connect(service)
 
-        async def publish(ch: AbstractChannel, routing_key: str, exchange: str) -> None:
-            target = await ch.get_exchange(exchange, ensure=False)
-            await target.publish(message(routing_key), routing_key=routing_key)
-
-        assert not await refused(connection, lambda ch, k=key: publish(ch, k, topology.exchange))
+        assert not await refused(connection, publishing(key, topology.exchange))
         for forged in set(own_event.values()) - {key}:
-            assert await refused(
-                connection, lambda ch, k=forged: publish(ch, k, topology.exchange)
-            ), f"{service} published {forged}"
-        assert await refused(connection, lambda ch, k=key: publish(ch, k, "amq.topic"))
+            assert await refused(connection, publishing(forged, topology.exchange)), (
+                f"{service} published {forged}"
+            )
+        assert await refused(connection, publishing(key, "amq.topic"))
+
+
+def publishing(routing_key: str, exchange: str) -> Callable[[AbstractChannel], Awaitable[None]]:
+    async def publish(channel: AbstractChannel) -> None:
+        target = await channel.get_exchange(exchange, ensure=False)
+        await target.publish(message(routing_key), routing_key=routing_key)
+
+    return publish
 
 
 async def test_the_integration_user_binds_and_reads_its_own_queues_and_nothing_else(
