@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
 
@@ -48,6 +48,7 @@ class NotifierDeps:
     sealer: CredentialsSealer
     sender: str
     send_attempts: int = 5
+    claim_lease: timedelta = timedelta(seconds=30)
 
 
 async def remember_contact(envelope: Envelope, deps: NotifierDeps) -> None:
@@ -66,6 +67,8 @@ async def deliver_credentials(envelope: Envelope, deps: NotifierDeps) -> None:
     if "assigned" in delivery:
         log.info("delivery.duplicate")
         return
+    if not await deps.store.claim(event.request_id, "assigned", deps.claim_lease):
+        raise RetryLater("another copy of this event is being delivered right now")
     contact = delivery["contact"]
     mail = credentials_email(
         sender=deps.sender,
@@ -113,6 +116,8 @@ async def notify_release(envelope: Envelope, deps: NotifierDeps) -> None:
     delivery = await deps.store.delivery(event.request_id)
     if delivery is None or "released" in delivery:
         return
+    if not await deps.store.claim(event.request_id, "released", deps.claim_lease):
+        raise RetryLater("another copy of this event is being delivered right now")
     contact = delivery["contact"]
     mail = released_email(
         sender=deps.sender,

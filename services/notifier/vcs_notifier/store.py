@@ -6,7 +6,7 @@ delivery outcome with the events announcing it (embedded outbox).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,6 +21,7 @@ Document = dict[str, Any]
 class DeliveryStore(Protocol):
     async def remember_request(self, event: RequestSubmitted) -> None: ...
     async def delivery(self, request_id: str) -> Document | None: ...
+    async def claim(self, request_id: str, kind: str, lease: timedelta) -> bool: ...
     async def record_outcome(
         self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
     ) -> list[Document] | None: ...
@@ -52,23 +53,47 @@ class MongoDeliveryStore:
     async def delivery(self, request_id: str) -> Document | None:
         return await self.deliveries.find_one({"_id": request_id})
 
-    async def record_outcome(
-        self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
-    ) -> list[Document] | None:
-        """Records the outcome of one kind of mail (``assigned``, ``released``) once, with its
-        events; returns the outbox written, or None if it was recorded before."""
-        current = await self.deliveries.find_one(
-            {"_id": request_id}, {"outbox": 1, "outbox_count": 1}
-        )
-        if current is None:
-            return None
-        outbox = outbox_fields(current.get("outbox", []), messages)
+    async def claim(self, request_id: str, kind: str, lease: timedelta) -> bool:
+        """The right to send one kind of mail (``assigned``, ``released``) for a request: one
+        handler at a time holds it, so two copies of an event handled at once send one mail.
+        It is a lease: a handler that died holding it is replaced once ``lease`` has passed."""
+        now = datetime.now(UTC)
+        claimed_at = f"{kind}_claimed_at"
         result = await self.deliveries.update_one(
             {
                 "_id": request_id,
                 kind: {"$exists": False},
-                "outbox_count": current.get("outbox_count", 0),
+                "$or": [{claimed_at: {"$exists": False}}, {claimed_at: {"$lt": now - lease}}],
             },
-            {"$set": {kind: outcome, **outbox}},
+            {"$set": {claimed_at: now}},
         )
-        return outbox["outbox"] if result.modified_count == 1 else None
+        return result.modified_count == 1
+
+    async def record_outcome(
+        self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
+    ) -> list[Document] | None:
+        """Records the outcome of one kind of mail (``assigned``, ``released``) once, with its
+        events; returns the outbox written, or None if it was recorded before.
+
+        The outbox size is the compare-and-set guard; when the other kind of mail was
+        recorded meanwhile (a release racing an assignment) the write is tried again, not
+        dropped, or the outcome and its event would be lost.
+        """
+        for _ in range(10):
+            current = await self.deliveries.find_one(
+                {"_id": request_id}, {"outbox": 1, "outbox_count": 1, kind: 1}
+            )
+            if current is None or kind in current:
+                return None
+            outbox = outbox_fields(current.get("outbox", []), messages)
+            result = await self.deliveries.update_one(
+                {
+                    "_id": request_id,
+                    kind: {"$exists": False},
+                    "outbox_count": current.get("outbox_count", 0),
+                },
+                {"$set": {kind: outcome, **outbox}},
+            )
+            if result.modified_count == 1:
+                return list(outbox["outbox"])
+        raise RuntimeError(f"delivery {request_id} kept changing while recording {kind}")
