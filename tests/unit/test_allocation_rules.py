@@ -20,6 +20,7 @@ from vcs_allocator.domain import (
     choose_room,
     occupied_span,
     pools_for,
+    probe_slots,
     slot_starts,
 )
 from vcs_allocator.pool import PoolFileError, load_pool_file, parse_pool
@@ -323,6 +324,27 @@ def test_no_two_live_reservations_of_a_meeting_id_overlap_with_the_buffer(
                     b.starts_at >= a.ends_at + POLICY.buffer
                 )
                 assert apart, (a, b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(min_value=0, max_value=600),
+    st.integers(min_value=1, max_value=600),
+    st.integers(min_value=0, max_value=900),
+    st.integers(min_value=1, max_value=600),
+)
+def test_the_probe_slots_see_every_reservation_that_overlaps_a_span(
+    start: int, minutes: int, other_start: int, other_minutes: int
+) -> None:
+    """The allocator reads only the probe slots to find busy rooms: they must not miss one."""
+    mine = (at(6) + timedelta(minutes=start), at(6) + timedelta(minutes=start + minutes))
+    other = (
+        at(6) + timedelta(minutes=other_start),
+        at(6) + timedelta(minutes=other_start + other_minutes),
+    )
+    probes = set(probe_slots(sorted(slots_of(*mine)), POLICY))
+
+    assert bool(probes & slots_of(*other)) == collide(mine, other)
 
 
 # --- pool files ----------------------------------------------------------------

@@ -83,6 +83,23 @@ def slot_starts(span: Span, slot: timedelta) -> list[datetime]:
     return [span.start + i * slot for i in range(count)]
 
 
+def probe_slots(slots: Sequence[datetime], policy: AllocationPolicy) -> list[datetime]:
+    """Enough of a span's slots to see every reservation that overlaps the span.
+
+    Any reservation holds a run of at least ``buffer // slot + 1`` consecutive
+    slots. A run inside the span therefore contains one of the slots picked
+    every that many; a run reaching past the span contains its first or last
+    slot. Looking only there ships a fraction of the slot documents.
+    """
+    if not slots:
+        return []
+    step = policy.buffer // policy.slot + 1
+    picked = list(slots[::step])
+    if picked[-1] != slots[-1]:
+        picked.append(slots[-1])
+    return picked
+
+
 def check_window(
     starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
 ) -> Rejection | None:

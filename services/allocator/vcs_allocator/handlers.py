@@ -26,6 +26,7 @@ from vcs_allocator.domain import (
     choose_room,
     occupied_span,
     pools_for,
+    probe_slots,
     slot_starts,
 )
 from vcs_allocator.store import ReservationStore
@@ -34,7 +35,6 @@ from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.envelope import Envelope, OutgoingMessage, encode
 from vcs_shared.events import (
     Event,
-    RejectionReason,
     RequestCancelled,
     RequestRejected,
     RequestSubmitted,
@@ -49,7 +49,7 @@ SOURCE = "allocator"
 
 
 CLAIM_ROUNDS = 5
-"""How often one allocation re-reads the slots after losing races, before it retries later."""
+"""Lost races allowed beyond one per candidate room before an allocation retries later."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +153,12 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
 async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
     """Applies the rules and claims the chosen room's slots; the unique index settles races.
 
-    A lost race marks that room taken for this attempt. If that leaves no room,
-    the slots are read again: a rival that rolled back (it lost elsewhere)
-    leaves its room free, and this request must not be refused because of it.
+    After a lost race the slots are read again rather than the lost room merely
+    struck off: the read shows every room rivals took meanwhile (one lost race,
+    not one per room), and a rival that rolled back leaves its room free again,
+    so no request is refused because of a claim that did not last. Each lost
+    race means a room became busy, so the loop ends; a pathological churn
+    makes the message retry later instead of looping on.
     """
     rejection = check_office(event.district_code, event.province_code) or check_window(
         event.starts_at, event.ends_at, deps.clock(), deps.policy
@@ -164,25 +167,20 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
         return Outcome(rejection)
     pools = pools_for(event.province_code, use_overflow=deps.use_overflow)
     rooms = await deps.store.rooms(pools)
-    meeting_ids = [r.meeting_id for r in rooms]
+    candidates = [r.meeting_id for r in rooms if r.capacity >= event.participants]
     span = occupied_span(event.starts_at, event.ends_at, deps.policy)
     slots = slot_starts(span, deps.policy.slot)
-    occupancy = await deps.store.occupancy(meeting_ids, span, event.request_id)
-    for _ in range(CLAIM_ROUNDS):
-        lost: set[str] = set()
-        while True:
-            held = occupancy.held.keys()
-            choice = choose_room(rooms, occupancy.busy | lost, event.participants, pools, held)
-            if isinstance(choice, Rejection):
-                break
-            claimed_at = time.monotonic()
-            adopt = choice.meeting_id in held
-            if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
-                return Outcome(choice, frozenset(held - {choice.meeting_id}), claimed_at)
-            lost.add(choice.meeting_id)
-        if not lost or choice.reason is not RejectionReason.no_room_free:
-            return Outcome(choice, frozenset(occupancy.held))
-        occupancy = await deps.store.occupancy(meeting_ids, span, event.request_id)
+    probes = probe_slots(slots, deps.policy)
+    occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
+    for _ in range(len(rooms) + CLAIM_ROUNDS):
+        choice = choose_room(rooms, occupancy.busy, event.participants, pools, occupancy.held)
+        if isinstance(choice, Rejection):
+            return Outcome(choice, occupancy.held)
+        claimed_at = time.monotonic()
+        adopt = choice.meeting_id in occupancy.held
+        if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
+            return Outcome(choice, occupancy.held - {choice.meeting_id}, claimed_at)
+        occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -36,7 +36,7 @@ from pymongo import ASCENDING, DeleteMany, ReplaceOne, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from vcs_allocator.domain import Room, Span
+from vcs_allocator.domain import Room
 from vcs_shared.envelope import OutgoingMessage
 from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 
@@ -49,8 +49,8 @@ class Occupancy:
 
     busy: frozenset[str]
     """Meeting IDs with a slot held by another request."""
-    held: dict[str, frozenset[datetime]] = field(default_factory=dict)
-    """Slots this request already holds, per Meeting ID (left by an attempt that crashed)."""
+    held: frozenset[str] = frozenset()
+    """Meeting IDs this request already holds slots of (left by an attempt that crashed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +78,7 @@ class ReservationStore(Protocol):
     async def decision(self, request_id: str) -> Document | None: ...
     async def rooms(self, pools: Sequence[str]) -> list[Room]: ...
     async def occupancy(
-        self, meeting_ids: Iterable[str], span: Span, request_id: str
+        self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
     ) -> Occupancy: ...
     async def claim(
         self,
@@ -124,27 +124,32 @@ class MongoReservationStore:
         cursor = self.rooms_collection.find({"pool": {"$in": list(pools)}, "active": True})
         return [room_from_document(doc) async for doc in cursor]
 
-    async def occupancy(self, meeting_ids: Iterable[str], span: Span, request_id: str) -> Occupancy:
-        """One query: which candidate rooms others hold in ``span``, and what this request holds."""
+    async def occupancy(
+        self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
+    ) -> Occupancy:
+        """Which candidate rooms others hold at the ``probes`` (see
+        :func:`~vcs_allocator.domain.probe_slots`), and which this request already holds.
+
+        Only a hint for choosing: the unique index decides. The embedded store
+        answers at roughly 0.2 ms per document shipped, hence the probes and the
+        narrow projection (its ``distinct`` turns numeric strings into numbers).
+        """
         cursor = self.slots.find(
             {
                 "meeting_id": {"$in": list(meeting_ids)},
-                "slot": {"$gte": span.start, "$lt": span.end},
+                "slot": {"$in": list(probes)},
+                "request_id": {"$ne": request_id},
             },
-            {"meeting_id": 1, "request_id": 1, "slot": 1, "_id": 0},
+            {"meeting_id": 1, "_id": 0},
         )
-        busy: set[str] = set()
-        held: dict[str, set[datetime]] = {}
-        async for doc in cursor:
-            if doc["request_id"] == request_id:
-                held.setdefault(doc["meeting_id"], set()).add(_utc(doc["slot"]))
-            else:
-                busy.add(doc["meeting_id"])
-        return Occupancy(frozenset(busy), {m: frozenset(s) for m, s in held.items()})
-
-    async def busy_meeting_ids(self, meeting_ids: Iterable[str], span: Span) -> set[str]:
-        """Meeting IDs with any slot held in ``span``, by anyone."""
-        return set((await self.occupancy(meeting_ids, span, request_id="")).busy)
+        busy = {doc["meeting_id"] async for doc in cursor}
+        held = {
+            doc["meeting_id"]
+            async for doc in self.slots.find(
+                {"request_id": request_id}, {"meeting_id": 1, "_id": 0}
+            )
+        }
+        return Occupancy(frozenset(busy), frozenset(held))
 
     async def claim(
         self,
@@ -216,8 +221,16 @@ class MongoReservationStore:
         attempt: str,
         now: datetime,
     ) -> set[datetime]:
-        """Takes over this request's slots in the room; returns the ones that are still there."""
-        query = {"meeting_id": meeting_id, "request_id": request_id, "slot": {"$in": list(slots)}}
+        """Takes over this request's slots in the room; returns the ones that are still there.
+
+        The slots are contiguous, so a range selects them (nx-27017 fails updates whose
+        filter has ``$in`` over datetimes).
+        """
+        query = {
+            "meeting_id": meeting_id,
+            "request_id": request_id,
+            "slot": {"$gte": slots[0], "$lte": slots[-1]},
+        }
         await self.slots.update_many(query, {"$set": {"attempt": attempt, "claimed_at": now}})
         cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
         return {_utc(doc["slot"]) async for doc in cursor}
