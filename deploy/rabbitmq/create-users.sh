@@ -52,9 +52,9 @@ existing_users="$(rabbitmqctl -s list_users | cut -f1)"
 upsert_user() {
   local name="$1" password="$2"
   if grep -qxF -- "$name" <<<"$existing_users"; then
-    rabbitmqctl -q change_password "$name" "$password" >/dev/null
+    rabbitmqctl -q change_password -- "$name" "$password" >/dev/null
   else
-    rabbitmqctl -q add_user "$name" "$password" >/dev/null
+    rabbitmqctl -q add_user -- "$name" "$password" >/dev/null
   fi
 }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from vcs_tools import dlq, pool
 from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
+from vcs_tools.token import add_token_parser, run_token
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,8 +18,11 @@ def main(argv: list[str] | None = None) -> None:
 
     run = commands.add_parser("run", help="run the whole system locally until Ctrl-C")
     run.add_argument("--port", type=int, default=8000, help="intake HTTP port")
+    add_token_parser(commands)
 
-    contract = commands.add_parser("contract", help="write docs/events/*.json and docs/asyncapi.yaml")
+    contract = commands.add_parser(
+        "contract", help="write docs/events/*.json and docs/asyncapi.yaml"
+    )
     contract.add_argument("--docs", type=Path, default=Path("docs"))
 
     dlq.add_parser(commands)
@@ -31,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(pool.run(args))
     if args.command == "run":
         sys.exit(run_local(Path.cwd(), port=args.port))
+    if args.command == "token":
+        sys.exit(run_token(args))
     if args.command == "contract":
         for path in write_contract(args.docs):
             print(path)

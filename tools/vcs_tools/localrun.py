@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
 import httpx
 
 from vcs_shared.credentials import new_key
@@ -20,6 +21,7 @@ from vcs_tools.devstack import (
     SmtpSink,
     service_env,
 )
+from vcs_tools.rabbitmq import SERVICE_USERS, local_service_urls, password_variable
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -27,6 +29,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 LOCAL_SECRETS: dict[str, Callable[[], str]] = {
     "VCS_CREDENTIALS_KEYS": new_key,
     "VCS_JWT_SECRET": lambda: secrets.token_urlsafe(48),
+    **{password_variable(s): lambda: secrets.token_hex(24) for s in SERVICE_USERS},
 }
 
 
@@ -56,9 +59,11 @@ def run_local(root: Path, *, port: int = 8000) -> int:
     local = local_secrets(data_dir)
     store: EmbeddedStore | None = None
     mongodb_url = os.environ.get("VCS_MONGODB_URL")
+    run_env = data_dir / "run.env"
     if not mongodb_url:
         store = EmbeddedStore(data_dir / "store").start()
         mongodb_url = store.url
+        run_env.write_text(f"VCS_MONGODB_URL={mongodb_url}\n", encoding="utf-8")
     sink = SmtpSink(folder=data_dir / "mail").start()
     env = service_env(
         amqp_url=os.environ.get("VCS_AMQP_URL", DEFAULT_AMQP_URL),
@@ -70,7 +75,11 @@ def run_local(root: Path, *, port: int = 8000) -> int:
         intake_port=port,
         pool_file=root / "deploy" / "pools" / "region-12.csv",
     )
-    processes = [ServiceProcess(name, env, data_dir / "logs" / f"{name}.log") for name in SERVICES]
+    own_users = {} if "VCS_AMQP_URL" in os.environ else _service_users(root, local, env)
+    processes = [
+        ServiceProcess(name, {**env, **own_users.get(name, {})}, data_dir / "logs" / f"{name}.log")
+        for name in SERVICES
+    ]
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -101,7 +110,30 @@ def run_local(root: Path, *, port: int = 8000) -> int:
         sink.stop()
         if store is not None:
             store.stop()
+            run_env.unlink(missing_ok=True)
     return code
+
+
+def _service_users(
+    root: Path, local: dict[str, str], env: dict[str, str]
+) -> dict[str, dict[str, str]]:
+    """Each service as its own least-privilege RabbitMQ user, when this broker allows it
+    (root and rabbitmqctl on this machine); otherwise all of them as guest."""
+    try:
+        urls = local_service_urls(root, DEFAULT_AMQP_URL, env["VCS_NAMESPACE"], local)
+    except (aio_pika.exceptions.AMQPError, OSError, RuntimeError) as exc:
+        print(f"RabbitMQ users not set up ({exc!r}); the services connect as guest", flush=True)
+        return {}
+    if urls is None:
+        print(
+            "RabbitMQ: per-service users need root and rabbitmqctl on this machine; "
+            "the services connect as guest",
+            flush=True,
+        )
+        return {}
+    return {
+        name: {"VCS_AMQP_URL": url, "VCS_DECLARE_TOPOLOGY": "false"} for name, url in urls.items()
+    }
 
 
 def _wait_healthy(port: int, processes: list[ServiceProcess], stop: threading.Event) -> bool:

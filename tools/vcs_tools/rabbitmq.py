@@ -117,7 +117,8 @@ def _binding(source: str, queue: str, key: str, vhost: str) -> dict[str, Any]:
 
 
 def amqp_url(user: str, password: str, *, host: str = "127.0.0.1", vhost: str = "/") -> str:
-    return f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@{host}:5672/{quote(vhost, safe='')}"
+    credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return f"amqp://{credentials}@{host}:5672/{quote(vhost, safe='')}"
 
 
 def create_users(
@@ -165,7 +166,8 @@ def local_service_urls(
 
     The topology is declared with the admin (guest) account first, so the services can
     run with ``VCS_DECLARE_TOPOLOGY=false``. The users are (re)created only when one of
-    them cannot log in, which needs ``rabbitmqctl`` and root on this machine.
+    them cannot log in, which needs ``rabbitmqctl`` and root on this machine; a failing
+    script raises ``RuntimeError`` with its last words.
     """
     urls = {s: amqp_url(s, passwords[password_variable(s)]) for s in SERVICE_USERS}
 
@@ -180,8 +182,9 @@ def local_service_urls(
         return None
     try:
         create_users(root, passwords, namespace=namespace)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError):
-        return None
+    except subprocess.CalledProcessError as exc:
+        lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"create-users.sh failed: {lines[-1] if lines else exc}") from exc
     return urls if asyncio.run(all_connect()) else None
 
 

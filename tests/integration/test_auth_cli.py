@@ -1,0 +1,119 @@
+"""``vcs token``: the printed token works against the running intake; revoking it shuts it out.
+
+The command runs as its own process, as an operator would run it, with only
+the environment it is given (or the ``.data/dev.env`` that ``make run`` writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import StartServices
+from tests.support.auth import TEST_JWT_SECRET, bearer, office_token
+from tests.support.requests import request_body
+
+pytestmark = pytest.mark.integration
+
+VCS = Path(sys.executable).with_name("vcs")
+
+
+async def vcs(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Runs ``vcs`` with a clean environment: no VCS_* setting leaks in from outside."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VCS_")}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [str(VCS), *args],
+        cwd=cwd,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+async def test_an_issued_office_token_works_against_the_intake_for_its_own_district(
+    start_services: StartServices, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await start_services("intake")
+
+    issued = await vcs(
+        "token", "issue", "--office", "4701", cwd=tmp_path, VCS_JWT_SECRET=TEST_JWT_SECRET
+    )
+
+    token = last_line(issued)
+    assert "office 4701" in issued.stderr
+    own = await http.post("/v1/requests", json=request_body("4701"), headers=bearer(token))
+    other = await http.post("/v1/requests", json=request_body("4702"), headers=bearer(token))
+    assert own.status_code == 202
+    assert other.status_code == 403
+
+
+async def test_beside_make_run_the_secret_comes_from_data_dev_env(
+    start_services: StartServices, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await start_services("intake")
+    (tmp_path / ".data").mkdir()
+    (tmp_path / ".data" / "dev.env").write_text(f"VCS_JWT_SECRET={TEST_JWT_SECRET}\n")
+
+    issued = await vcs("token", "issue", "--operator", "somsri", "--region", "12", cwd=tmp_path)
+
+    token = last_line(issued)
+    assert "region 12" in issued.stderr
+    accepted = await http.post("/v1/requests", json=request_body("4801"), headers=bearer(token))
+    assert accepted.status_code == 202
+
+
+async def test_a_revoked_token_gets_401_from_the_next_request_on(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    service_env: dict[str, str],
+) -> None:
+    await start_services("intake")
+    store = {
+        "VCS_JWT_SECRET": TEST_JWT_SECRET,
+        "VCS_MONGODB_URL": service_env["VCS_MONGODB_URL"],
+        "VCS_NAMESPACE": service_env["VCS_NAMESPACE"],
+    }
+    token = office_token("4701")
+    submitted = await http.post("/v1/requests", json=request_body("4701"), headers=bearer(token))
+    assert submitted.status_code == 202
+    request_id = submitted.json()["request_id"]
+
+    revoked = await vcs("token", "revoke", token, cwd=tmp_path, **store)
+    again = await vcs("token", "revoke", token, cwd=tmp_path, **store)
+
+    assert revoked.stdout.startswith("revoked"), revoked.stderr
+    assert again.stdout.startswith("already revoked")
+    refused = await http.get(f"/v1/requests/{request_id}", headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "revoked" in refused.json()["detail"]
+    fresh = await http.get(f"/v1/requests/{request_id}", headers=bearer(office_token("4701")))
+    assert fresh.status_code == 200
+
+
+async def test_without_a_secret_or_for_an_unknown_office_it_says_why_and_prints_no_token(
+    tmp_path: Path,
+) -> None:
+    no_secret = await vcs("token", "issue", "--office", "4701", cwd=tmp_path)
+    unknown = await vcs(
+        "token", "issue", "--office", "4799", cwd=tmp_path, VCS_JWT_SECRET=TEST_JWT_SECRET
+    )
+
+    assert no_secret.returncode == unknown.returncode == 2
+    assert no_secret.stdout == unknown.stdout == ""
+    assert "VCS_JWT_SECRET" in no_secret.stderr
+    assert "district_code" in unknown.stderr
