@@ -16,8 +16,17 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
 from vcs_shared.deadletters import DeadLetters
+from vcs_shared.http_auth import require_operator
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_operator)],
+    responses={
+        401: {"description": "No valid bearer token"},
+        403: {"description": "The token is not an operator's"},
+    },
+)
 
 Service = Literal["allocator", "notifier", "intake"]
 ALL_SERVICES: tuple[Service, ...] = ("allocator", "notifier", "intake")
