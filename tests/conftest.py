@@ -119,6 +119,7 @@ def service_env(
         smtp_port=smtp_sink.port,
         intake_port=free_port(),
         pool_file=SAMPLE_POOL,
+        extra={"VCS_ADMIN_PORT": 0},  # a test that wants the admin API gives it a free port
     )
 
 
