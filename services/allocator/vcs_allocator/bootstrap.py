@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import structlog
 
+from vcs_allocator.admin import AdminServer, create_admin_app
 from vcs_allocator.handlers import AllocatorDeps, handler_table
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
@@ -64,11 +65,18 @@ async def run(settings: AllocatorSettings) -> None:
             name="orphan-sweeper",
         ),
     ]
+    admin = None
+    if settings.admin_port:
+        admin = await AdminServer.start(
+            create_admin_app(store), settings.admin_host, settings.admin_port
+        )
     await consumer.start()
     log.info("allocator.ready")
     signal_name = await wait_for_shutdown_signal()
     log.info("allocator.stopping", signal=signal_name)
     await consumer.stop()
+    if admin is not None:
+        await admin.stop()
     stop.set()
     await asyncio.gather(*background)
     await relay.sweep(include_fresh=True)

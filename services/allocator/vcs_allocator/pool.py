@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,12 +25,30 @@ from vcs_shared.offices import is_province
 CAPACITIES = (300, 500, 1000)
 
 
-class PoolFileError(ValueError):
-    """The pool file cannot be loaded; ``problems`` lists every bad row and field."""
+@dataclass(frozen=True, slots=True)
+class PoolProblem:
+    """One thing wrong with a pool file: where (line, field) and what."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        return f"{where}{self.field}: {self.message}" if self.field else f"{where}{self.message}"
+
+
+class PoolFileError(ValueError):
+    """The pool file cannot be loaded; ``issues`` lists every bad row and field."""
+
+    def __init__(self, source: str, issues: list[PoolProblem]) -> None:
+        self.issues = issues
+        super().__init__(f"{source}: " + "; ".join(self.problems))
+
+    @property
+    def problems(self) -> list[str]:
+        """The issues as ``line N: field: message`` lines, for people."""
+        return [str(issue) for issue in self.issues]
 
 
 class PoolRow(BaseModel):
@@ -75,7 +94,7 @@ class PoolRow(BaseModel):
 def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[Room]:
     """Parses a whole pool file; raises :class:`PoolFileError` listing every bad row."""
     rows = _csv_rows(text) if fmt == "csv" else _yaml_rows(text, source)
-    problems: list[str] = []
+    problems: list[PoolProblem] = []
     rooms: list[Room] = []
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -84,12 +103,15 @@ def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") 
         except ValidationError as exc:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"line {line}: {field}: {err['msg']}")
+                problems.append(PoolProblem(line, field, err["msg"]))
             continue
         if room.meeting_id in seen:
             problems.append(
-                f"line {line}: meeting_id: {room.meeting_id} "
-                f"already on line {seen[room.meeting_id]}"
+                PoolProblem(
+                    line,
+                    "meeting_id",
+                    f"{room.meeting_id} already on line {seen[room.meeting_id]}",
+                )
             )
             continue
         seen[room.meeting_id] = line
@@ -97,7 +119,7 @@ def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") 
     if problems:
         raise PoolFileError(source, problems)
     if not rooms:
-        raise PoolFileError(source, ["the file lists no rooms"])
+        raise PoolFileError(source, [PoolProblem(None, "", "the file lists no rooms")])
     return rooms
 
 
@@ -126,9 +148,14 @@ def _yaml_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
         nodes = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PoolFileError(source, [f"not valid YAML: {exc}"]) from exc
+        line = (
+            exc.problem_mark.line + 1
+            if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark
+            else None
+        )
+        raise PoolFileError(source, [PoolProblem(line, "", f"not valid YAML: {exc}")]) from exc
     if not isinstance(data, list) or not isinstance(nodes, yaml.SequenceNode):
-        raise PoolFileError(source, ["line 1: the file must be a list of rooms"])
+        raise PoolFileError(source, [PoolProblem(1, "", "the file must be a list of rooms")])
     rows: list[tuple[int, dict[str, Any]]] = []
     for node, item in zip(nodes.value, data, strict=True):
         line = node.start_mark.line + 1
