@@ -58,9 +58,11 @@ upsert_user() {
   fi
 }
 
-# service name, its routing keys on <ns>.events (regex), the queues it reads (regex)
+# service_user SERVICE PUBLISHES READS EXTRA_WRITE PASSWORD: PUBLISHES is the regex of routing
+# keys it may publish on <ns>.events, READS the queues it consumes, EXTRA_WRITE an alternative
+# appended to its write regex.
 service_user() {
-  local service="$1" publishes="$2" reads="$3" write="${4:-}"
+  local service="$1" publishes="$2" reads="$3" write="$4"
   local user="${prefix}${service}"
   upsert_user "$user" "$5"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
@@ -70,21 +72,35 @@ service_user() {
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 
-service_user intake '^request\.(submitted|cancelled)\.' \
-  "^${ns}\\.(intake|[a-z]+\\.dlq)\$" '|^amq\.default$' "$VCS_RABBITMQ_INTAKE_PASSWORD"
-service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
-  "^${ns}\\.allocator\$" '' "$VCS_RABBITMQ_ALLOCATOR_PASSWORD"
-service_user notifier '^credentials\.(delivered|failed)\.' \
-  "^${ns}\\.notifier\$" '' "$VCS_RABBITMQ_NOTIFIER_PASSWORD"
-
-if [[ -n "${VCS_RABBITMQ_INTEGRATION_PASSWORD:-}" ]]; then
-  user="${prefix}integration-readonly"
+integration_user() {
+  local user="${prefix}integration-readonly"
   # server-named queues are amq.gen-*; aio-pika names its "server-named" queues amq_<hex>
-  own='^(amq\.gen-.*|amq_[0-9a-f]+|integration\..*)$'
+  local own='^(amq\.gen-.*|amq_[0-9a-f]+|integration\..*)$'
   upsert_user "$user" "$VCS_RABBITMQ_INTEGRATION_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
     "$own" "$own" "^(amq\\.gen-.*|amq_[0-9a-f]+|integration\\..*|${ns}\\.events)\$" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     '^$' "$integration_topics" >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
+}
+
+# Each user is independent: set them up side by side (every rabbitmqctl call boots a VM).
+pids=()
+service_user intake '^request\.(submitted|cancelled)\.' \
+  "^${ns}\\.(intake|[a-z]+\\.dlq)\$" '|^amq\.default$' "$VCS_RABBITMQ_INTAKE_PASSWORD" &
+pids+=("$!")
+service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
+  "^${ns}\\.allocator\$" '' "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
+pids+=("$!")
+service_user notifier '^credentials\.(delivered|failed)\.' \
+  "^${ns}\\.notifier\$" '' "$VCS_RABBITMQ_NOTIFIER_PASSWORD" &
+pids+=("$!")
+if [[ -n "${VCS_RABBITMQ_INTEGRATION_PASSWORD:-}" ]]; then
+  integration_user &
+  pids+=("$!")
 fi
+failed=0
+for pid in "${pids[@]}"; do
+  wait "$pid" || failed=1
+done
+exit "$failed"

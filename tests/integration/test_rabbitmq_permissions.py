@@ -116,8 +116,7 @@ async def least_privilege() -> AsyncIterator[Broker]:
         yield Broker(vhost, namespace, urls)
     finally:
         await rabbitmqctl("delete_vhost", vhost)
-        for user in users:
-            await rabbitmqctl("delete_user", user, check=False)
+        await asyncio.gather(*(rabbitmqctl("delete_user", user, check=False) for user in users))
 
 
 @pytest.fixture
