@@ -26,6 +26,7 @@ from tests.integration.test_allocator_concurrency import (
 from tests.support.auth import operator_token
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
+from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology
 from vcs_shared.store import database_name
 from vcs_shared.thaitime import BANGKOK
@@ -172,15 +173,14 @@ async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_room
     assert "line 4: capacity:" in bad.stdout
     assert await rooms.count_documents({}) == 0
 
-    loaded = await asyncio.to_thread(vcs, "pool", "load", str(SAMPLE_POOL), env=env)
-    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
-    assert await rooms.count_documents({"active": True}) == len(load_pool_file(SAMPLE_POOL))
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.replace_rooms(load_pool_file(SAMPLE_POOL))
 
     good_file = tmp_path / f"{uuid.uuid4().hex}.csv"
     good_file.write_text(NEW_POOL_47, encoding="utf-8")
     replaced = await asyncio.to_thread(vcs, "pool", "load", str(good_file), env=env)
-    assert replaced.returncode == 0
-    assert "became inactive" in replaced.stdout
+    assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+    assert "12 no longer listed became inactive" in replaced.stdout
 
     shown = await asyncio.to_thread(vcs, "pool", "show", "--pool", "47", env=env)
     assert shown.returncode == 0

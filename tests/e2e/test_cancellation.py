@@ -1,0 +1,64 @@
+"""Cancelling frees the room for that window at once, through the running services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import StartServices
+from tests.support.requests import request_body, tomorrow_at
+from tests.support.tap import EventTap
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+WINDOW = tomorrow_at(13, 30, days=3)
+
+
+async def submit(http: httpx.AsyncClient, district_code: str) -> str:
+    response = await http.post(
+        "/v1/requests", json=request_body(district_code, starts_at=WINDOW, participants=250)
+    )
+    assert response.status_code == 202, response.text
+    request_id: str = response.json()["request_id"]
+    return request_id
+
+
+async def meeting_id_of(http: httpx.AsyncClient, request_id: str) -> str:
+    async def delivered() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await http.get(f"/v1/requests/{request_id}")).json()
+        return body if body["status"] == "delivered" else None
+
+    view = await eventually(delivered, timeout=30, what=f"{request_id} delivered")
+    meeting_id: str = view["assignment"]["meeting_id"]
+    return meeting_id
+
+
+async def test_a_cancelled_room_goes_to_the_next_request_for_that_window(
+    start_services: StartServices, http: httpx.AsyncClient, tap: EventTap
+) -> None:
+    await start_services()
+    first = await submit(http, "4701")
+    held = await meeting_id_of(http, first)
+    meanwhile = await submit(http, "4702")
+    assert await meeting_id_of(http, meanwhile) != held  # taken while the first holds it
+
+    cancelled = await http.post(f"/v1/requests/{first}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    [released] = await tap.wait_for("room.released")
+    assert released.routing_key == "room.released.47.4701"
+    assert released.cloudevent["subject"] == first
+    assert released.cloudevent["data"]["meeting_id"] == held
+
+    again = await http.post(f"/v1/requests/{first}/cancel")
+    assert again.status_code == 200
+    assert again.json()["status"] == "cancelled"
+
+    second = await submit(http, "4703")
+    assert await meeting_id_of(http, second) == held
+    await tap.wait_for("credentials.delivered", 3)
+    assert [m.cloudevent["subject"] for m in tap.with_prefix("room.released")] == [first]
+    assert len({m.message_id for m in tap.with_prefix("request.cancelled")}) == 1
