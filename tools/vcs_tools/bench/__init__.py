@@ -1,0 +1,40 @@
+"""``make bench`` (``python -m vcs_tools.bench``): how fast the whole path is, against its floor.
+
+One run starts its own stack the way ``make run`` does (the embedded store on
+a free port unless ``VCS_MONGODB_URL`` is set, an SMTP sink, the three
+services as processes), in namespaces of its own (``bench-<hex>``), with a
+generated national pool: for each of the 77 provinces one 300-seat room per
+district office, so all 928 offices can meet at once. Then it measures:
+
+1. floor: the same requests allocated by the allocator's handler and store
+   code called in this process (no HTTP, no broker), on a fresh database;
+2. burst: all 928 offices submit one request over HTTP for the same morning,
+   timed until every request is final (seen on a tap queue of the exchange);
+3. steady: 20 requests/s for 60 s, p50/p95/p99 of submit → ``credentials.delivered``;
+4. peak RSS (VmHWM) of every service process;
+5. scaling: the burst with 3 allocator processes, and with twice the requests
+   (every office asks for the morning and the afternoon) with 1 and 3.
+
+It prints a table and ends with exactly one line::
+
+    BENCH n=928 full_s=… floor_s=… floor_ratio=… p50_ms=… p99_ms=… rss_mb_max=… lost=…
+
+``floor_ratio = full_s / floor_s``; ``lost`` counts accepted requests that never
+became final in any run; ``p50_ms``/``p99_ms`` are from the steady load.
+Everything it created (exchanges, queues, databases) is deleted at the end;
+service logs stay in ``bench-results/logs/``.
+
+Flags:
+
+``--quick``                 steady load for 10 s and no scaling runs (about a minute)
+``--offices N``             only the first N offices (default: all 928)
+``--concurrency N``         HTTP requests in flight during a burst (default 64)
+``--floor-concurrency N``   concurrent allocations in the floor (default 16: allocator prefetch)
+``--steady-rate R``         requests per second of the steady load (default 20)
+``--steady-seconds S``      how long the steady load lasts (default 60; 0 skips it)
+``--allocators N``          allocator processes of the main burst and steady load (default 1)
+``--scale-allocators N``    allocator processes of the scaling runs (default 3)
+``--no-scaling``            skip the scaling runs
+``--stall-timeout S``       give up waiting when no request became final for S seconds (default 60)
+``--results DIR``           where logs and ``last.txt`` go (default ``bench-results``)
+"""

@@ -1,0 +1,3 @@
+from vcs_tools.bench.cli import main
+
+main()

@@ -1,0 +1,151 @@
+"""The benchmark's command line and the order of its runs (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from vcs_allocator.domain import Room
+from vcs_shared.credentials import new_key
+from vcs_shared.logging import configure_logging
+from vcs_tools.bench import workload
+from vcs_tools.bench.floor import FloorResult, measure_floor
+from vcs_tools.bench.load import run_burst, run_steady
+from vcs_tools.bench.report import Scenario, bench_line, table
+from vcs_tools.bench.stack import StackConfig, stack
+from vcs_tools.devstack import EmbeddedStore, SmtpSink
+from vcs_tools.localrun import DEFAULT_AMQP_URL
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m vcs_tools.bench",
+        description="DOPA VCS benchmark: the whole path against its store-only floor",
+    )
+    parser.add_argument("--quick", action="store_true", help="steady 10 s, no scaling runs")
+    parser.add_argument("--offices", type=int, default=None, help="only the first N offices")
+    parser.add_argument("--concurrency", type=int, default=64, help="HTTP requests in flight")
+    parser.add_argument("--floor-concurrency", type=int, default=16)
+    parser.add_argument("--steady-rate", type=float, default=20.0)
+    parser.add_argument("--steady-seconds", type=float, default=60.0)
+    parser.add_argument("--allocators", type=int, default=1)
+    parser.add_argument("--scale-allocators", type=int, default=3)
+    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument("--stall-timeout", type=float, default=60.0)
+    parser.add_argument("--results", type=Path, default=Path("bench-results"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.steady_seconds = min(args.steady_seconds, 10.0)
+        args.no_scaling = True
+    return args
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+async def floors(
+    url: str, keys: str, rooms: list[Room], asks: list[workload.Ask], concurrency: int
+) -> list[FloorResult]:
+    results = []
+    for width in sorted({1, concurrency}):
+        result = await measure_floor(url, keys, rooms, asks, concurrency=width)
+        say(f"  floor, {len(asks)} requests, concurrency {width}: {result.seconds:.2f}s")
+        results.append(result)
+    return results
+
+
+async def bench(args: argparse.Namespace, mongodb_url: str, smtp_port: int) -> list[str]:
+    keys = new_key()
+    jwt_secret = secrets.token_urlsafe(48)
+    config = StackConfig(
+        amqp_url=os.environ.get("VCS_AMQP_URL", DEFAULT_AMQP_URL),
+        mongodb_url=mongodb_url,
+        credentials_keys=keys,
+        jwt_secret=jwt_secret,
+        smtp_port=smtp_port,
+        log_dir=args.results / "logs",
+    )
+    offices = workload.offices(args.offices)
+    rooms = workload.national_pool(offices)
+    say(f"{len(offices)} offices, {len(rooms)} rooms in {len({r.pool for r in rooms})} provinces")
+    scenarios: list[Scenario] = []
+
+    one_wave = workload.with_tokens(workload.burst(offices), jwt_secret)
+    say("floor:")
+    floor_one = await floors(mongodb_url, keys, rooms, one_wave, args.floor_concurrency)
+    steady: Scenario | None = None
+    async with stack(config, rooms, allocators=args.allocators, label="burst") as running:
+        say(f"burst: {len(one_wave)} requests, {args.allocators} allocator(s)")
+        run = await run_burst(
+            running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
+        )
+        main = Scenario("burst", args.allocators, run, floor_one, running.peak_rss_mb())
+        scenarios.append(main)
+        say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
+        if args.steady_seconds > 0:
+            count = int(args.steady_rate * args.steady_seconds)
+            say(f"steady: {args.steady_rate:g}/s for {args.steady_seconds:g}s")
+            run = await run_steady(
+                running,
+                workload.with_tokens(workload.steady(offices, count), jwt_secret),
+                rate=args.steady_rate,
+                stall_timeout=args.stall_timeout,
+            )
+            label = f"steady {args.steady_rate:g}/s x {args.steady_seconds:g}s"
+            steady = Scenario(label, args.allocators, run, rss_mb=running.peak_rss_mb())
+            scenarios.append(steady)
+            say(f"  p50 {run.percentile(50):.0f} ms, p99 {run.percentile(99):.0f} ms")
+
+    if not args.no_scaling:
+        two_waves = workload.with_tokens(workload.burst(offices, waves=2), jwt_secret)
+        say("floor, 2x requests:")
+        floor_two = await floors(mongodb_url, keys, rooms, two_waves, args.floor_concurrency)
+        runs = [
+            ("burst", one_wave, floor_one, args.scale_allocators),
+            ("burst 2x requests", two_waves, floor_two, args.allocators),
+            ("burst 2x requests", two_waves, floor_two, args.scale_allocators),
+        ]
+        for label, asks, floor, allocators in runs:
+            name = f"{label}, {allocators} alloc"
+            async with stack(config, rooms, allocators=allocators, label=name) as running:
+                say(f"{name}: {len(asks)} requests")
+                run = await run_burst(
+                    running, asks, concurrency=args.concurrency, stall_timeout=args.stall_timeout
+                )
+                scenarios.append(Scenario(name, allocators, run, floor, running.peak_rss_mb()))
+                say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
+    return [table(scenarios), bench_line(main, steady, scenarios)]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging("bench", json=True, level="warning")
+    shutil.rmtree(args.results / "logs", ignore_errors=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="vcs-bench-") as scratch:
+        store: EmbeddedStore | None = None
+        mongodb_url = os.environ.get("VCS_MONGODB_URL")
+        if not mongodb_url:
+            store = EmbeddedStore(Path(scratch) / "store").start()
+            mongodb_url = store.url
+        sink = SmtpSink().start()
+        try:
+            lines = asyncio.run(bench(args, mongodb_url, sink.port))
+        finally:
+            sink.stop()
+            if store is not None:
+                store.stop()
+    say(f"bench took {time.monotonic() - started:.0f}s")
+    output = "\n".join(lines)
+    (args.results / "last.txt").write_text(output + "\n", encoding="utf-8")
+    print(output, flush=True)

@@ -1,0 +1,86 @@
+"""The benchmark's readable table and its one machine-readable closing line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vcs_tools.bench.floor import FloorResult
+from vcs_tools.bench.load import RunResult
+
+
+@dataclass
+class Scenario:
+    """One measured run: a burst (with its floor) or the steady load."""
+
+    label: str
+    allocators: int
+    run: RunResult
+    floors: list[FloorResult] = field(default_factory=list)
+    rss_mb: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def floor_s(self) -> float | None:
+        return min((f.seconds for f in self.floors), default=None)
+
+    @property
+    def ratio(self) -> float | None:
+        floor = self.floor_s
+        return self.run.seconds / floor if floor else None
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(scenarios: list[Scenario]) -> str:
+    lines = [
+        f"{'scenario':<26}{'requests':>9}{'alloc':>6}{'full_s':>8}{'floor_s':>8}{'ratio':>7}"
+        f"{'req/s':>8}{'p50_ms':>8}{'p95_ms':>8}{'p99_ms':>8}{'lost':>6}{'refused':>8}"
+    ]
+    for s in scenarios:
+        run = s.run
+        lines.append(
+            f"{s.label:<26}{len(run.submitted):>9}{s.allocators:>6}{_num(run.seconds):>8}"
+            f"{_num(s.floor_s):>8}{_num(s.ratio):>7}"
+            f"{_num(run.accepted / run.seconds if run.seconds else None, 0):>8}"
+            f"{_num(run.percentile(50), 0):>8}{_num(run.percentile(95), 0):>8}"
+            f"{_num(run.percentile(99), 0):>8}{len(run.lost):>6}{run.refused:>8}"
+        )
+    lines.append("")
+    lines.append("floor (allocator handler + store in one process, no HTTP, no broker):")
+    for s in scenarios:
+        for f in s.floors:
+            outcomes = ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items()))
+            lines.append(
+                f"  {s.label:<24} {f.requests:>5} requests, concurrency {f.concurrency:>3}: "
+                f"{f.seconds:6.2f}s ({f.requests / f.seconds:5.0f}/s; {outcomes})"
+            )
+    lines.append("")
+    lines.append("median ms per stage (submit → request.submitted → room.assigned → delivered):")
+    for s in scenarios:
+        stages = "  ".join(f"{k} {v:.0f}" for k, v in s.run.stages_ms.items())
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.run.outcomes.items()))
+        lines.append(f"  {s.label:<24} {stages}   [{outcomes}]")
+    lines.append("")
+    lines.append("peak RSS (VmHWM) per service process, MiB:")
+    for s in scenarios:
+        if s.rss_mb:
+            rss = "  ".join(f"{k} {v:.0f}" for k, v in s.rss_mb.items())
+            lines.append(f"  {s.label:<24} {rss}")
+    return "\n".join(lines)
+
+
+def bench_line(main: Scenario, steady: Scenario | None, scenarios: list[Scenario]) -> str:
+    """``BENCH n=… full_s=… floor_s=… floor_ratio=… p50_ms=… p99_ms=… rss_mb_max=… lost=…``.
+
+    ``lost`` counts every run; ``rss_mb_max`` is the largest peak of any service process.
+    """
+    rss = max((v for s in scenarios for v in s.rss_mb.values()), default=0.0)
+    lost = sum(len(s.run.lost) for s in scenarios)
+    p50 = steady.run.percentile(50) if steady else float("nan")
+    p99 = steady.run.percentile(99) if steady else float("nan")
+    return (
+        f"BENCH n={len(main.run.submitted)} full_s={main.run.seconds:.2f} "
+        f"floor_s={_num(main.floor_s)} floor_ratio={_num(main.ratio)} "
+        f"p50_ms={p50:.0f} p99_ms={p99:.0f} rss_mb_max={rss:.0f} lost={lost}"
+    )

@@ -1,0 +1,188 @@
+"""One benchmark stack: the services of ``make run`` in a namespace of their own, and a tap.
+
+The store and the SMTP sink are shared by every stack of a run; each stack
+gets its own namespace (exchange, queues, databases), the national pool loaded
+into its allocator database before the allocator starts, and N allocator
+processes. Leaving the context stops the services and deletes the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import httpx
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+
+from vcs_allocator.domain import Room
+from vcs_allocator.store import MongoReservationStore
+from vcs_shared.broker import Topology, declare_topology, delete_topology
+from vcs_shared.store import database_name, make_client
+from vcs_tools.devstack import ServiceProcess, free_port, service_env
+
+FINAL_EVENTS = ("credentials.delivered", "credentials.failed", "request.rejected")
+DATABASES = ("intake", "allocator", "notifier")
+READY_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """What every stack of one run shares."""
+
+    amqp_url: str
+    mongodb_url: str
+    credentials_keys: str
+    jwt_secret: str
+    smtp_port: int
+    log_dir: Path
+
+
+@dataclass
+class Tap:
+    """Arrival time (``perf_counter``) of each event kind per request id, from a private queue."""
+
+    seen: dict[str, dict[str, float]] = field(default_factory=lambda: defaultdict(dict))
+    finals: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def on_message(self, message: AbstractIncomingMessage) -> None:
+        arrived = time.perf_counter()
+        kind = (message.routing_key or "").rsplit(".", 2)[0]
+        request_id = json.loads(message.body).get("subject", "")
+        stamps = self.seen[request_id]
+        if kind in stamps:
+            return  # a duplicate publish (outbox sweep): the first arrival counts
+        stamps[kind] = arrived
+        if kind in FINAL_EVENTS:
+            self.finals += 1
+            self.changed.set()
+
+    def final_at(self, request_id: str) -> float | None:
+        stamps = self.seen.get(request_id, {})
+        return next((stamps[k] for k in FINAL_EVENTS if k in stamps), None)
+
+    async def wait_finals(self, ids: Sequence[str], *, stall_timeout: float) -> list[str]:
+        """Waits until every id is final, or nothing became final for ``stall_timeout`` seconds.
+
+        Returns the ids that never became final (lost).
+        """
+        wanted = set(ids)
+        while True:
+            missing = [i for i in wanted if self.final_at(i) is None]
+            if not missing:
+                return []
+            self.changed.clear()
+            try:
+                await asyncio.wait_for(self.changed.wait(), timeout=stall_timeout)
+            except TimeoutError:
+                return missing
+
+
+@dataclass
+class Stack:
+    namespace: str
+    intake_url: str
+    processes: list[ServiceProcess]
+    tap: Tap
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        """VmHWM (the kernel's peak resident set) of each service process, in MiB."""
+        peaks: dict[str, float] = {}
+        for index, process in enumerate(self.processes):
+            label = process.name if process.name != "allocator" else f"allocator{index - 1}"
+            peaks[label] = _vm_hwm_kib(process.pid) / 1024
+        return peaks
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+@asynccontextmanager
+async def stack(
+    config: StackConfig,
+    rooms: Sequence[Room],
+    *,
+    allocators: int = 1,
+    label: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> AsyncIterator[Stack]:
+    """Starts intake, ``allocators`` allocators and the notifier in a fresh namespace."""
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    topology = Topology(namespace)
+    connection: AbstractRobustConnection = await aio_pika.connect_robust(config.amqp_url)
+    channel = await connection.channel()
+    await declare_topology(channel, topology)
+    tap = Tap()
+    tap_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await tap_queue.bind(topology.exchange, routing_key="#")
+    await tap_queue.consume(tap.on_message, no_ack=True)
+
+    mongo = make_client(config.mongodb_url, app_name="bench")
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.ensure_indexes()
+    await store.replace_rooms(rooms)
+
+    port = free_port()
+    env = service_env(
+        amqp_url=config.amqp_url,
+        mongodb_url=config.mongodb_url,
+        credentials_keys=config.credentials_keys,
+        jwt_secret=config.jwt_secret,
+        namespace=namespace,
+        smtp_port=config.smtp_port,
+        intake_port=port,
+        extra=extra_env,
+    )
+    logs = config.log_dir / (label or namespace)
+    names = ["intake", *["allocator"] * allocators, "notifier"]
+    processes = [
+        ServiceProcess(name, env, logs / f"{name}-{i}.log") for i, name in enumerate(names)
+    ]
+    try:
+        for process in processes:
+            process.start()
+        url = f"http://127.0.0.1:{port}"
+        await asyncio.gather(*(_ready(p, url) for p in processes))
+        yield Stack(namespace, url, processes, tap)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        cleanup = await connection.channel()
+        await delete_topology(cleanup, topology)
+        await connection.close()
+        for service in DATABASES:
+            await mongo.drop_database(database_name(namespace, service))
+        await mongo.close()
+
+
+async def _ready(process: ServiceProcess, intake_url: str) -> None:
+    """The intake is ready when /healthz says 200; a consumer when it logged ``<name>.ready``."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            if not process.alive():
+                raise RuntimeError(f"{process.name} died; see {process.log_path}")
+            if process.name == "intake":
+                try:
+                    if (await client.get(f"{intake_url}/healthz", timeout=2)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+            elif process.log_path.exists() and (
+                f'"event": "{process.name}.ready"' in process.log_path.read_text()
+            ):
+                return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"{process.name} not ready after {READY_TIMEOUT}s; see {process.log_path}")
