@@ -2,7 +2,9 @@
 
 ``tz_aware=True`` so that every datetime read back is aware (UTC), which the
 range queries on reservations rely on. Ids are stored as strings: the embedded
-store cannot query native UUIDs outside ``_id``.
+store cannot query native UUIDs outside ``_id``. Writes are acknowledged by a
+majority, journaled: the intake answers ``202`` and consumers ack only after
+their write is acknowledged, so the acknowledgement must mean durable.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
         tz_aware=True,
         appname=app_name,
         serverSelectionTimeoutMS=5000,
+        w="majority",  # acknowledged = durable: on a replica set, it survives a failover
+        journal=True,
     )
 
 
