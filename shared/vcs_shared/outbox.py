@@ -52,7 +52,12 @@ async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
 
 
 class OutboxRelay:
-    """Publishes the outbox entries of one collection: at once after a write, and by sweeping."""
+    """Publishes the outbox entries of one collection: at once after a write, and by sweeping.
+
+    While publishing fails the sweep backs off, but only to ``max_backoff``: a publish
+    attempt while the broker is away fails at once without touching the network, so a
+    short ceiling costs nothing and bounds how long the backlog waits once it is back.
+    """
 
     def __init__(
         self,
@@ -61,7 +66,7 @@ class OutboxRelay:
         *,
         sweep_interval: float = 1.0,
         stale_after: float = 3.0,
-        max_backoff: float = 15.0,
+        max_backoff: float = 5.0,
     ) -> None:
         self._collection = collection
         self._publisher = publisher
