@@ -1,7 +1,11 @@
-"""An allocator SIGKILLed in the middle of a batch: the broker redelivers what it held unacked
-to the restarted allocator, and every request is decided once, with one reservation and
-one room.assigned, whatever step each message had reached when the process died (before
-its claim, between its slots and its decision, before its ack).
+"""Allocators stopped in the middle of a batch, first gracefully, then not at all.
+
+* SIGTERM: the allocator stops taking messages, finishes the ones in its hands (no claim
+  left without its decision, every decision's event published) and exits 0.
+* SIGKILL: the broker redelivers what the process held unacked to the next allocator, and
+  every request is decided once, with one reservation and one room.assigned, whatever step
+  each message had reached when the process died (before its claim, between its slots and
+  its decision, before its ack).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ Document = dict[str, Any]
 BATCH = 60
 
 
-async def test_a_killed_allocator_s_unacked_messages_are_redelivered_and_handled_once(
+async def test_stopped_and_killed_allocators_lose_nothing_and_do_nothing_twice(
     start_services: StartServices,
     http: httpx.AsyncClient,
     tap: EventTap,
@@ -51,15 +55,35 @@ async def test_a_killed_allocator_s_unacked_messages_are_redelivered_and_handled
     await tap.wait_for("request.submitted", BATCH)
     decisions = mongo[database_name(namespace, "allocator")]["decisions"]
 
+    slots = mongo[database_name(namespace, "allocator")]["slots"]
+
+    def more_decided_than(count: int) -> Any:
+        async def probe() -> bool:
+            return await decisions.count_documents({}) > count
+
+        return probe
+
+    stopped = ServiceProcess("allocator", service_env, tmp_path / "stopped-allocator.log").start()
+    try:
+        await eventually(more_decided_than(0), timeout=60, what="the first decisions")
+    finally:
+        exit_code = stopped.stop()  # SIGTERM: graceful, it finishes the messages in its hands
+    assert exit_code == 0
+    log = stopped.log_path.read_text()
+    assert '"event": "consumer.stopped"' in log
+    assert '"event": "allocator.stopped"' in log
+    decided_when_stopped = await decisions.count_documents({})
+    assert decided_when_stopped < BATCH  # stopped mid-batch
+    claimed = {doc["request_id"] async for doc in slots.find({}, {"request_id": 1})}
+    decided = {doc["_id"] async for doc in decisions.find({}, {"_id": 1})}
+    assert claimed <= decided  # no allocation abandoned half-way
+    assert await decisions.count_documents({"outbox_pending": True}) == 0  # all published
+
     doomed = ServiceProcess("allocator", service_env, tmp_path / "killed-allocator.log").start()
     try:
-
-        async def some_decided() -> bool:
-            return await decisions.count_documents({}) >= 1
-
-        await eventually(some_decided, timeout=60, what="the allocator deciding its first requests")
+        await eventually(more_decided_than(decided_when_stopped), timeout=60, what="decisions")
     finally:
-        doomed.kill()
+        doomed.kill()  # SIGKILL: no chance to finish anything
     decided_when_killed = await decisions.count_documents({})
     assert decided_when_killed < BATCH  # killed mid-batch
     queue = await broker.get_queue(topology.queue("allocator"))
@@ -80,4 +104,7 @@ async def test_a_killed_allocator_s_unacked_messages_are_redelivered_and_handled
     assert not duplicates, duplicates
     assert set((await count_assignments(mongo, namespace, requests)).values()) == {1}
     assert len(tap.with_prefix("room.assigned")) >= BATCH
-    request.node.user_properties.append(("decided_before_the_kill", decided_when_killed))
+    request.node.user_properties += [
+        ("decided_before_the_sigterm", decided_when_stopped),
+        ("decided_before_the_sigkill", decided_when_killed),
+    ]
