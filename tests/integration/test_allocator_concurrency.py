@@ -286,7 +286,7 @@ async def insert_claim(
             "slot": slot,
             "request_id": request_id,
             "attempt": "crashed",
-            "claimed_at": claimed_at,
+            "claimed_ms": int(claimed_at.timestamp() * 1000),
             "confirmed": False,
         }
         for oid, slot in zip(ids, slots, strict=True)

@@ -18,7 +18,7 @@ the slots between the two and make both give the room up.
 
 A claim is two writes (slots, then decision). A crash between them leaves
 slots without a decision: a redelivery of the same request adopts them (it
-takes them over with its own ``attempt`` and a fresh ``claimed_at``), and
+takes them over with its own ``attempt`` and a fresh ``claimed_ms``), and
 :meth:`MongoReservationStore.sweep_orphans` removes the ones whose request was
 never decided for them once their lease has run out.
 """
@@ -112,7 +112,7 @@ class MongoReservationStore:
             name="one_holder_per_slot",
         )
         await self.slots.create_index("request_id")
-        await self.slots.create_index([("confirmed", ASCENDING), ("claimed_at", ASCENDING)])
+        await self.slots.create_index([("confirmed", ASCENDING), ("claimed_ms", ASCENDING)])
         await self.rooms_collection.create_index([("pool", ASCENDING), ("active", ASCENDING)])
         await self.decisions.create_index("meeting_id")
         await ensure_outbox_index(self.decisions)
@@ -165,7 +165,7 @@ class MongoReservationStore:
         crashed attempt's) are taken over first instead of inserted again.
         """
         attempt = uuid.uuid4().hex
-        now = datetime.now(UTC)
+        now = _epoch_ms(datetime.now(UTC))
         wanted = sorted(slots)
         adopted: set[datetime] = set()
         if adopt:
@@ -181,7 +181,7 @@ class MongoReservationStore:
                     "slot": slot,
                     "request_id": request_id,
                     "attempt": attempt,
-                    "claimed_at": now,
+                    "claimed_ms": now,
                     "confirmed": False,
                 }
                 for oid, slot in zip(ids, pending, strict=True)
@@ -198,7 +198,7 @@ class MongoReservationStore:
                 slot = pending[failed]
                 holder = await self.slots.find_one_and_update(
                     {"meeting_id": meeting_id, "slot": slot, "request_id": request_id},
-                    {"$set": {"attempt": attempt, "claimed_at": now}},
+                    {"$set": {"attempt": attempt, "claimed_ms": now}},
                 )
                 if holder is not None:
                     pending = pending[failed + 1 :]  # a duplicate delivery's slot: ours too
@@ -219,7 +219,7 @@ class MongoReservationStore:
         request_id: str,
         slots: Sequence[datetime],
         attempt: str,
-        now: datetime,
+        now: int,
     ) -> set[datetime]:
         """Takes over this request's slots in the room; returns the ones that are still there.
 
@@ -231,7 +231,7 @@ class MongoReservationStore:
             "request_id": request_id,
             "slot": {"$gte": slots[0], "$lte": slots[-1]},
         }
-        await self.slots.update_many(query, {"$set": {"attempt": attempt, "claimed_at": now}})
+        await self.slots.update_many(query, {"$set": {"attempt": attempt, "claimed_ms": now}})
         cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
         return {_utc(doc["slot"]) async for doc in cursor}
 
@@ -278,10 +278,10 @@ class MongoReservationStore:
         Three round trips per batch: the unconfirmed slots older than the
         lease, the decisions of their requests, and one bulk write. A delete
         matches only slots still older than the lease, so slots a redelivery
-        adopted meanwhile (fresh ``claimed_at``) survive.
+        adopted meanwhile (fresh ``claimed_ms``) survive.
         """
-        cutoff = datetime.now(UTC) - lease
-        stale = {"confirmed": False, "claimed_at": {"$lt": cutoff}}
+        cutoff = _epoch_ms(datetime.now(UTC) - lease)
+        stale = {"confirmed": False, "claimed_ms": {"$lt": cutoff}}
         cursor = self.slots.find(stale, {"request_id": 1, "meeting_id": 1, "_id": 0}).limit(batch)
         found = [(doc["request_id"], doc["meeting_id"]) async for doc in cursor]
         holders = set(found)
@@ -382,3 +382,9 @@ def room_from_document(doc: Document) -> Room:
 
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    """Claim times are epoch milliseconds: nx-27017 stores a datetime given to ``$set``
+    as a string, which no range query on the lease would match again."""
+    return int(moment.timestamp() * 1000)

@@ -1,0 +1,208 @@
+"""The allocator's reservation store against whatever store is configured.
+
+The double-booking guarantee rests on these semantics of
+:class:`~vcs_allocator.store.MongoReservationStore` (ordered claims stopping at
+the first taken slot, rollback of exactly what an attempt inserted, adoption,
+the lease-guarded sweep, pool replacement). They run against ``nx-27017`` by
+default and against a real MongoDB when ``VCS_MONGODB_URL`` is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from vcs_allocator.domain import AllocationPolicy, Room, occupied_span, probe_slots, slot_starts
+from vcs_allocator.store import MongoReservationStore
+from vcs_shared.store import database_name
+
+pytestmark = pytest.mark.contract
+
+Document = dict[str, Any]
+POLICY = AllocationPolicy()
+T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+ROOM_A = "111111111"
+ROOM_B = "2222222222"
+
+
+def window(start_minutes: int, minutes: int = 60) -> list[datetime]:
+    start = T0 + timedelta(minutes=start_minutes)
+    span = occupied_span(start, start + timedelta(minutes=minutes), POLICY)
+    return slot_starts(span, POLICY.slot)
+
+
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@pytest.fixture
+async def store(mongo: AsyncMongoClient[Document], namespace: str) -> MongoReservationStore:
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.ensure_indexes()
+    return store
+
+
+async def holders(store: MongoReservationStore, meeting_id: str) -> dict[datetime, str]:
+    cursor = store.slots.find({"meeting_id": meeting_id})
+    return {doc["slot"]: doc["request_id"] async for doc in cursor}
+
+
+async def test_a_claim_overlapping_another_fails_and_leaves_nothing_behind(
+    store: MongoReservationStore,
+) -> None:
+    assert await store.claim(ROOM_A, "r1", window(60))
+
+    assert not await store.claim(ROOM_A, "r2", window(0))  # its last slots are r1's
+    assert not await store.claim(ROOM_A, "r3", window(90))  # its first slots are r1's
+    assert await store.claim(ROOM_A, "r4", window(60 + 60 + 15))  # one buffer after r1
+
+    held = await holders(store, ROOM_A)
+    assert set(held.values()) == {"r1", "r4"}
+    assert len(held) == 2 * len(window(60))
+
+
+async def test_racing_claims_for_one_room_leave_exactly_one_holder(
+    store: MongoReservationStore,
+) -> None:
+    results = await asyncio.gather(
+        *(store.claim(ROOM_A, f"r{i}", window(5 * (i % 4))) for i in range(12))
+    )
+
+    winners = {f"r{i}" for i, won in enumerate(results) if won}
+    held = await holders(store, ROOM_A)
+    assert set(held.values()) == winners
+    assert len(winners) == 1
+    assert len(held) == len(window(5 * (int(winners.pop()[1:]) % 4)))
+
+
+async def test_occupancy_sees_other_holders_at_the_probes_and_what_the_request_holds(
+    store: MongoReservationStore,
+) -> None:
+    await store.claim(ROOM_A, "r1", window(100, minutes=1))  # the shortest reservation
+    await store.claim(ROOM_B, "mine", window(0))
+    probes = probe_slots(window(0, minutes=240), POLICY)
+
+    seen = await store.occupancy([ROOM_A, ROOM_B], probes, "mine")
+
+    assert seen.busy == {ROOM_A}
+    assert seen.held == {ROOM_B}
+
+
+async def test_a_redelivery_adopts_the_slots_its_request_holds_and_completes_them(
+    store: MongoReservationStore,
+) -> None:
+    slots = window(0)
+    await store.claim(ROOM_A, "r1", slots[: len(slots) // 2])
+    before = {doc["_id"] async for doc in store.slots.find({"request_id": "r1"})}
+
+    assert await store.claim(ROOM_A, "r1", slots, adopt=True)
+
+    docs = [doc async for doc in store.slots.find({"request_id": "r1"})]
+    assert len(docs) == len(slots)
+    assert before <= {doc["_id"] for doc in docs}
+    assert len({doc["attempt"] for doc in docs}) == 1  # all taken over by the new attempt
+
+
+async def test_a_duplicate_delivery_claiming_alongside_does_not_undo_the_other(
+    store: MongoReservationStore,
+) -> None:
+    """Without ``adopt`` (it read before the other inserted), a claim meeting its own
+    request's slots takes them over instead of failing."""
+    slots = window(0)
+    await store.claim(ROOM_A, "r1", slots[:3])
+
+    assert await store.claim(ROOM_A, "r1", slots)
+
+    assert len(await holders(store, ROOM_A)) == len(slots)
+
+
+async def test_the_sweeper_frees_undecided_claims_after_the_lease_and_confirms_decided_ones(
+    store: MongoReservationStore,
+) -> None:
+    await store.claim(ROOM_A, "crashed", window(0))
+    await store.claim(ROOM_B, "decided", window(0))
+    await store.record_decision(
+        {"_id": "decided", "outcome": "assigned", "meeting_id": ROOM_B, "released": False}
+    )
+
+    young = await store.sweep_orphans(timedelta(minutes=10))
+    assert (young.confirmed, young.freed) == (0, 0)
+
+    await store.slots.update_many(
+        {}, {"$set": {"claimed_ms": epoch_ms(datetime.now(UTC) - timedelta(hours=1))}}
+    )
+    old = await store.sweep_orphans(timedelta(minutes=10))
+    assert (old.confirmed, old.freed) == (1, 1)
+    assert await holders(store, ROOM_A) == {}
+    assert set((await holders(store, ROOM_B)).values()) == {"decided"}
+    assert await store.slots.count_documents({"confirmed": False}) == 0
+
+
+async def test_a_claim_adopted_after_the_sweeper_looked_survives_its_delete(
+    store: MongoReservationStore,
+) -> None:
+    slots = window(0)
+    await store.claim(ROOM_A, "r1", slots)
+    await store.slots.update_many(
+        {}, {"$set": {"claimed_ms": epoch_ms(datetime.now(UTC) - timedelta(days=1))}}
+    )
+    assert await store.claim(ROOM_A, "r1", slots, adopt=True)  # fresh claimed_ms
+
+    swept = await store.sweep_orphans(timedelta(minutes=10))
+
+    assert swept.freed == 0
+    assert len(await holders(store, ROOM_A)) == len(slots)
+
+
+async def test_replacing_a_pool_deactivates_only_the_named_pools_missing_rooms(
+    store: MongoReservationStore,
+) -> None:
+    def room(meeting_id: str, pool: str, capacity: int = 300) -> Room:
+        return Room(meeting_id, capacity, pool, "pw", f"https://z.example/j/{meeting_id}")
+
+    await store.replace_rooms(
+        [room("100000001", "47"), room("100000002", "47"), room(ROOM_A, "48")]
+    )
+
+    change = await store.replace_rooms([room("100000001", "47", 500), room("100000003", "47")])
+
+    assert (change.pools, change.loaded, change.deactivated) == (("47",), 2, 1)
+    stored = {r.meeting_id: (r.capacity, r.active) for r in await store.all_rooms()}
+    assert stored == {
+        "100000001": (500, True),
+        "100000002": (300, False),
+        "100000003": (300, True),
+        ROOM_A: (300, True),
+    }
+    assert {r.meeting_id for r in await store.rooms(["47"])} == {"100000001", "100000003"}
+
+
+async def test_reservations_are_the_live_assignments_overlapping_a_period(
+    store: MongoReservationStore,
+) -> None:
+    def decision(request_id: str, hour: int, **extra: Any) -> Document:
+        return {
+            "_id": request_id,
+            "outcome": "assigned",
+            "meeting_id": ROOM_A,
+            "starts_at": T0 + timedelta(hours=hour),
+            "ends_at": T0 + timedelta(hours=hour + 2),
+            "released": False,
+            **extra,
+        }
+
+    await store.record_decision(decision("r1", 0))
+    await store.record_decision(decision("r2", 30))
+    await store.record_decision(decision("r3", 1, released=True))
+    await store.record_decision(decision("r4", 1, meeting_id=ROOM_B))
+    await store.record_decision({"_id": "r5", "outcome": "rejected", "released": False})
+
+    found = await store.reservations(T0 - timedelta(hours=1), T0 + timedelta(hours=1), ROOM_A)
+    everyone = await store.reservations(T0, T0 + timedelta(days=1))
+
+    assert [d["_id"] for d in found] == ["r1"]
+    assert [d["_id"] for d in everyone] == ["r1", "r4"]
