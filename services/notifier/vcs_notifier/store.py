@@ -21,7 +21,9 @@ Document = dict[str, Any]
 class DeliveryStore(Protocol):
     async def remember_request(self, event: RequestSubmitted) -> None: ...
     async def delivery(self, request_id: str) -> Document | None: ...
-    async def claim(self, request_id: str, kind: str, lease: timedelta) -> bool: ...
+    async def claim(
+        self, request_id: str, kind: str, lease: timedelta, *, now: datetime | None = None
+    ) -> bool: ...
     async def record_outcome(
         self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
     ) -> list[Document] | None: ...
@@ -53,21 +55,27 @@ class MongoDeliveryStore:
     async def delivery(self, request_id: str) -> Document | None:
         return await self.deliveries.find_one({"_id": request_id})
 
-    async def claim(self, request_id: str, kind: str, lease: timedelta) -> bool:
+    async def claim(
+        self, request_id: str, kind: str, lease: timedelta, *, now: datetime | None = None
+    ) -> bool:
         """The right to send one kind of mail (``assigned``, ``released``) for a request: one
         handler at a time holds it, so two copies of an event handled at once send one mail.
-        It is a lease: a handler that died holding it is replaced once ``lease`` has passed."""
-        now = datetime.now(UTC)
+        It is a lease: a handler that died holding it is replaced once ``lease`` has passed.
+
+        Two plain compare-and-set writes, the first for a mail never claimed, the second for
+        a lease run out: nx-27017 matches an update filter wrongly when an ``$or`` holds an
+        ``$exists``, and compares datetimes in update filters to the whole second only
+        (harmless for a lease of many seconds)."""
+        now = now or datetime.now(UTC)
         claimed_at = f"{kind}_claimed_at"
-        result = await self.deliveries.update_one(
-            {
-                "_id": request_id,
-                kind: {"$exists": False},
-                "$or": [{claimed_at: {"$exists": False}}, {claimed_at: {"$lt": now - lease}}],
-            },
-            {"$set": {claimed_at: now}},
-        )
-        return result.modified_count == 1
+        for held in ({"$exists": False}, {"$lt": now - lease}):
+            result = await self.deliveries.update_one(
+                {"_id": request_id, kind: {"$exists": False}, claimed_at: held},
+                {"$set": {claimed_at: now}},
+            )
+            if result.modified_count == 1:
+                return True
+        return False
 
     async def record_outcome(
         self, request_id: str, kind: str, outcome: Document, messages: list[OutgoingMessage]
