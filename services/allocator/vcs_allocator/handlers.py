@@ -107,14 +107,15 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
             correlation_id=envelope.correlation_id,
         )
         decision = {**base, "outcome": "rejected", "reason": rejection.reason.value}
-        await _record(decision, message, deps)
-        await _give_back(outcome.leftover, event.request_id, deps)
+        earlier = await _record(decision, message, deps)
+        await _give_back(outcome.leftover, event.request_id, deps, kept=_room_of(earlier))
         log.info("allocation.rejected", reason=rejection.reason.value)
         return
     room = outcome.result
     if time.monotonic() - outcome.claimed_at > deps.claim_lease.total_seconds() / 2:
         # The orphan sweeper may free a claim this old: claim afresh rather than trust it.
-        await deps.store.release_claim(room.meeting_id, event.request_id)
+        decided = await deps.store.decision(event.request_id)
+        await _give_back({room.meeting_id}, event.request_id, deps, kept=_room_of(decided))
         raise RetryLater("the claim outlived half its lease before it was decided")
     message = encode(
         RoomAssigned(
@@ -142,10 +143,10 @@ async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
         "pool": room.pool,
     }
     earlier = await _record(decision, message, deps)
-    await _give_back(outcome.leftover, event.request_id, deps)
-    if earlier is not None and earlier.get("meeting_id") != room.meeting_id:
-        await deps.store.release_claim(room.meeting_id, event.request_id)
-        log.info("allocation.lost_race", kept=earlier.get("outcome"))
+    kept = room.meeting_id if earlier is None else _room_of(earlier)
+    await _give_back({*outcome.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
+    if kept != room.meeting_id:
+        log.info("allocation.lost_race", kept=earlier.get("outcome") if earlier else None)
         return
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
 
@@ -184,10 +185,26 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
     raise RetryLater("rooms kept changing hands while claiming")
 
 
-async def _give_back(meeting_ids: Iterable[str], request_id: str, deps: AllocatorDeps) -> None:
-    """Frees slots a crashed attempt of this request held in rooms it did not end up with."""
+async def _give_back(
+    meeting_ids: Iterable[str], request_id: str, deps: AllocatorDeps, *, kept: str | None
+) -> None:
+    """Frees this request's slots in rooms it did not end up with.
+
+    ``kept`` is the room of the request's stored decision, whichever process
+    wrote it: a duplicate delivery losing the race must never free the
+    winner's slots, which carry the same request id.
+    """
     for meeting_id in meeting_ids:
-        await deps.store.release_claim(meeting_id, request_id)
+        if meeting_id != kept:
+            await deps.store.release_claim(meeting_id, request_id)
+
+
+def _room_of(decision: dict[str, Any] | None) -> str | None:
+    """The Meeting ID a stored decision holds, if it is a live assignment."""
+    if decision is None or decision.get("outcome") != "assigned" or decision.get("released"):
+        return None
+    meeting_id: str | None = decision.get("meeting_id")
+    return meeting_id
 
 
 async def _record(
