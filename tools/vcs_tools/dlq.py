@@ -53,7 +53,13 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(f"vcs dlq: settings missing or invalid (VCS_AMQP_URL, VCS_NAMESPACE):\n{exc}")
         return 2
-    return asyncio.run(_run(args, settings))
+    try:
+        return asyncio.run(_run(args, settings))
+    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
+        print(f"vcs dlq: {exc} (is VCS_NAMESPACE={settings.namespace} right?)")
+    except (aio_pika.exceptions.AMQPConnectionError, ConnectionError) as exc:
+        print(f"vcs dlq: cannot reach the broker: {exc}")
+    return 2
 
 
 async def _run(args: argparse.Namespace, settings: DlqSettings) -> int:
@@ -62,9 +68,13 @@ async def _run(args: argparse.Namespace, settings: DlqSettings) -> int:
     try:
         letters = DeadLetters(connection, Topology(settings.namespace))
         if args.dlq_command == "list":
+            found = 0
             for service in services:
                 for letter in await letters.peek(service):
                     print(_render(letter, as_json=args.json))
+                    found += 1
+            if not found and not args.json:
+                print(f"no dead letters ({settings.namespace}: {', '.join(services)})")
             return 0
         replayed = 0
         for service in services:
