@@ -23,7 +23,7 @@ from tests.integration.test_allocator_concurrency import (
     publish,
     submitted,
 )
-from tests.support.auth import operator_token
+from tests.support.auth import bearer, office_token, operator_token
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.store import MongoReservationStore
@@ -54,6 +54,19 @@ async def admin_client(start_services: StartServices) -> httpx.AsyncClient:
         headers={"Authorization": f"Bearer {operator_token()}"},
         timeout=30,
     )
+
+
+async def test_the_allocator_admin_api_needs_an_operator(start_services: StartServices) -> None:
+    client = await admin_client(start_services)
+    async with client:
+        anonymous = await client.get("/v1/admin/pools", headers={"Authorization": ""})
+        office = await client.get("/v1/admin/pools", headers=bearer(office_token("4701")))
+        operator = await client.get("/v1/admin/pools")
+
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    assert office.status_code == 403
+    assert operator.status_code == 200
 
 
 async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_restart(

@@ -30,6 +30,8 @@ from pydantic import BaseModel
 
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.auth import Authenticator
+from vcs_shared.http_auth import require_operator
 from vcs_shared.thaitime import BANGKOK
 
 log = structlog.get_logger(__name__)
@@ -42,7 +44,7 @@ POOL_FORMATS: dict[str, Literal["csv", "yaml"]] = {
 }
 MAX_POOL_FILE_BYTES = 2_000_000
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_operator)])
 
 
 class RoomView(BaseModel):
@@ -197,14 +199,20 @@ def _reservation_fields(doc: dict[str, Any]) -> dict[str, Any]:
     return {name: doc[name] for name in names}
 
 
-def create_admin_app(store: MongoReservationStore) -> FastAPI:
-    """The admin app over the allocator's store (the composition root passes it in)."""
+def create_admin_app(store: MongoReservationStore, authenticator: Authenticator) -> FastAPI:
+    """The admin app over the allocator's store (the composition root passes it in).
+
+    Tokens are checked for signature, expiry and role; revocations live in the
+    intake's store, which the allocator does not read, so the short lifetime of
+    operator tokens is what bounds a revoked one here.
+    """
     app = FastAPI(
         title="DOPA VCS allocator admin",
         version="1",
         description="Pools of Zoom Meeting IDs and their reservations, for operators.",
     )
     app.state.store = store
+    app.state.authenticator = authenticator
     app.include_router(router)
     return app
 

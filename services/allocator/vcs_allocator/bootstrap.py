@@ -13,6 +13,7 @@ from vcs_allocator.handlers import AllocatorDeps, handler_table
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.auth import Authenticator, TokenCodec
 from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
@@ -68,7 +69,11 @@ async def run(settings: AllocatorSettings) -> None:
     admin = None
     if settings.admin_port:
         admin = await AdminServer.start(
-            create_admin_app(store), settings.admin_host, settings.admin_port
+            create_admin_app(
+                store, Authenticator(TokenCodec(settings.jwt_secret.get_secret_value()), None)
+            ),
+            settings.admin_host,
+            settings.admin_port,
         )
     await consumer.start()
     log.info("allocator.ready")

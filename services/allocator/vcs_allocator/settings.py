@@ -8,10 +8,10 @@ from pathlib import Path
 from pydantic import Field
 
 from vcs_allocator.domain import AllocationPolicy
-from vcs_shared.settings import CommonSettings
+from vcs_shared.settings import CommonSettings, TokenSettings
 
 
-class AllocatorSettings(CommonSettings):
+class AllocatorSettings(CommonSettings, TokenSettings):
     buffer_minutes: int = Field(default=15, ge=0, le=240, description="Turnover buffer")
     slot_minutes: int = Field(default=5, ge=1, le=60, description="Reservation grid")
     max_duration_hours: int = Field(default=12, ge=1, le=72)
