@@ -220,3 +220,22 @@ async def test_find_with_limit_and_update_many_on_flag(db: Any) -> None:
 
 async def test_ping_answers(mongo: AsyncMongoClient[Document]) -> None:
     assert (await mongo.admin.command("ping"))["ok"] == 1
+
+
+async def test_set_keeps_datetimes_inside_sub_documents_and_booleans_queryable(db: Any) -> None:
+    """Top-level (or dotted) ``$set`` of a datetime is stored as a string by nx-27017, and a
+    boolean comes back as 0/1: the services write timestamps inside a sub-document
+    (``{"cancellation": {"at": …}}``) and only ever query booleans, never read them back
+    as ``bool``."""
+    await db.requests.insert_one({"_id": "r1", "outbox_pending": False, "released": False})
+
+    await db.requests.update_one(
+        {"_id": "r1"},
+        {"$set": {"cancellation": {"at": T0, "by": "office"}, "outbox_pending": True}},
+    )
+
+    stored = await db.requests.find_one({"_id": "r1"})
+    assert stored["cancellation"]["at"] == T0
+    assert stored["outbox_pending"]
+    assert [d["_id"] async for d in db.requests.find({"outbox_pending": True})] == ["r1"]
+    assert [d["_id"] async for d in db.requests.find({"released": False})] == ["r1"]

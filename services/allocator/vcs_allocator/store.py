@@ -268,7 +268,7 @@ class MongoReservationStore:
         outbox = outbox_fields(current.get("outbox", []), messages)
         result = await self.decisions.update_one(
             {"_id": request_id, "released": False, "outbox_count": current.get("outbox_count", 0)},
-            {"$set": {"released": True, "released_at": datetime.now(UTC), **outbox}},
+            {"$set": {"released": True, "release": {"at": datetime.now(UTC)}, **outbox}},
         )
         return outbox["outbox"] if result.modified_count == 1 else None
 

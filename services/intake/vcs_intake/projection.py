@@ -57,7 +57,7 @@ async def on_credentials_delivered(envelope: Envelope, store: RequestStore) -> N
     await store.apply(
         event.request_id,
         ("submitted", "assigned"),
-        {"status": "delivered", "delivered_at": event.delivered_at},
+        {"status": "delivered", "delivery": {"at": event.delivered_at}},
     )
 
 

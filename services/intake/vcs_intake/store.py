@@ -87,7 +87,7 @@ class MongoRequestStore:
                     "status": current["status"],
                     "outbox_count": current.get("outbox_count", 0),
                 },
-                {"$set": {"status": "cancelled", "cancelled_at": at, "cancelled_by": by, **outbox}},
+                {"$set": {"status": "cancelled", "cancellation": {"at": at, "by": by}, **outbox}},
             )
             if result.modified_count == 1:
                 return await self.get(request_id), outbox["outbox"]
