@@ -278,15 +278,26 @@ class EventConsumer:
         self._consumer_tag = await self._queue.consume(self._on_message)
         log.info("consumer.started", queue=self._queue.name, prefetch=self._prefetch)
 
-    async def stop(self) -> None:
-        """Stops taking messages, then waits for the ones in hand to finish (graceful shutdown)."""
+    async def stop(self, *, grace: float = 15.0) -> None:
+        """Stops taking messages, then waits for the ones in hand to finish (graceful shutdown).
+
+        A handler still busy after ``grace`` (retrying through an outage, say) is cancelled:
+        its message was not acked, so the broker gives it to the next consumer, and handlers
+        are idempotent. Without the bound a shutdown could outlast the supervisor's patience
+        and end in a SIGKILL anyway.
+        """
         if self._queue is not None and self._consumer_tag is not None:
             try:
                 await self._queue.cancel(self._consumer_tag)
             except aio_pika.exceptions.AMQPError:
                 log.warning("consumer.cancel_failed", queue=self._queue.name)
         if self._in_flight:
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            _, busy = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in busy:
+                task.cancel()
+            if busy:
+                log.warning("consumer.abandoned_in_flight", messages=len(busy))
+            await asyncio.gather(*busy, return_exceptions=True)
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
         log.info("consumer.stopped", service=self._service)

@@ -22,6 +22,7 @@ def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
         tz_aware=True,
         appname=app_name,
         serverSelectionTimeoutMS=5000,
+        socketTimeoutMS=20000,  # a reply that never comes fails (and is retried), never hangs
         w="majority",  # acknowledged = durable: on a replica set, it survives a failover
         journal=True,
     )
