@@ -29,7 +29,8 @@ Flags:
 ``--quick``                 steady load for 10 s and no scaling runs (about a minute)
 ``--offices N``             only the first N offices (default: all 928)
 ``--concurrency N``         HTTP requests in flight during a burst (default 64)
-``--floor-concurrency N``   concurrent allocations in the floor (default 16: allocator prefetch)
+``--floor-concurrency N``   also time the floor with N concurrent allocations (default 1: one
+                            after the other only; the faster run is the floor)
 ``--steady-rate R``         requests per second of the steady load (default 20)
 ``--steady-seconds S``      how long the steady load lasts (default 60; 0 skips it)
 ``--allocators N``          allocator processes of the main burst and steady load (default 1)
@@ -37,4 +38,6 @@ Flags:
 ``--no-scaling``            skip the scaling runs
 ``--stall-timeout S``       give up waiting when no request became final for S seconds (default 60)
 ``--results DIR``           where logs and ``last.txt`` go (default ``bench-results``)
+``--profile``               py-spy flame graphs of every process during the main burst
+                            (``<results>/profiles/*.svg``; py-spy is a dev dependency)
 """

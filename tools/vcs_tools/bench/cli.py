@@ -19,6 +19,7 @@ from vcs_shared.logging import configure_logging
 from vcs_tools.bench import workload
 from vcs_tools.bench.floor import FloorResult, measure_floor
 from vcs_tools.bench.load import run_burst, run_steady
+from vcs_tools.bench.profiling import profiled
 from vcs_tools.bench.report import Scenario, bench_line, table
 from vcs_tools.bench.stack import StackConfig, stack
 from vcs_tools.devstack import EmbeddedStore, SmtpSink
@@ -33,7 +34,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="steady 10 s, no scaling runs")
     parser.add_argument("--offices", type=int, default=None, help="only the first N offices")
     parser.add_argument("--concurrency", type=int, default=64, help="HTTP requests in flight")
-    parser.add_argument("--floor-concurrency", type=int, default=16)
+    parser.add_argument(
+        "--floor-concurrency",
+        type=int,
+        default=1,
+        help="also time the floor with N concurrent allocations (the faster run counts)",
+    )
     parser.add_argument("--steady-rate", type=float, default=20.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--allocators", type=int, default=1)
@@ -41,6 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-scaling", action="store_true")
     parser.add_argument("--stall-timeout", type=float, default=60.0)
     parser.add_argument("--results", type=Path, default=Path("bench-results"))
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy flame graphs of the main burst"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.steady_seconds = min(args.steady_seconds, 10.0)
@@ -63,7 +72,9 @@ async def floors(
     return results
 
 
-async def bench(args: argparse.Namespace, mongodb_url: str, smtp_port: int) -> list[str]:
+async def bench(
+    args: argparse.Namespace, mongodb_url: str, smtp_port: int, store_pid: int | None
+) -> list[str]:
     keys = new_key()
     jwt_secret = secrets.token_urlsafe(48)
     config = StackConfig(
@@ -85,9 +96,13 @@ async def bench(args: argparse.Namespace, mongodb_url: str, smtp_port: int) -> l
     steady: Scenario | None = None
     async with stack(config, rooms, allocators=args.allocators, label="burst") as running:
         say(f"burst: {len(one_wave)} requests, {args.allocators} allocator(s)")
-        run = await run_burst(
-            running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
-        )
+        pids = {f"{p.name}-{i}": p.pid for i, p in enumerate(running.processes)}
+        if store_pid is not None:
+            pids["nx-27017"] = store_pid
+        with profiled(pids, args.results / "profiles", enabled=args.profile):
+            run = await run_burst(
+                running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
+            )
         main = Scenario("burst", args.allocators, run, floor_one, running.peak_rss_mb())
         scenarios.append(main)
         say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
@@ -140,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             mongodb_url = store.url
         sink = SmtpSink().start()
         try:
-            lines = asyncio.run(bench(args, mongodb_url, sink.port))
+            store_pid = store.process.pid if store and store.process else None
+            lines = asyncio.run(bench(args, mongodb_url, sink.port, store_pid))
         finally:
             sink.stop()
             if store is not None:

@@ -5,9 +5,11 @@ No HTTP and no broker: each ``request.submitted`` is handed to
 publisher that drops what it is given. The outbox bookkeeping stays (the
 decision is written with its outbox entry and the entry is marked sent),
 because the allocator cannot skip those store writes; only the broker is left
-out. Requests are allocated with the same concurrency the allocator's
-consumer allows (its prefetch), and also one after the other; the faster of
-the two is the floor, the least the job costs on this store.
+out. Requests are allocated one after the other, and optionally also with N
+at once (``--floor-concurrency``); the faster run is the floor, the least the
+job costs on this store. On the embedded store one after the other is the
+faster: it executes one command at a time, and concurrent allocations in one
+province race for the same best-fit room.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ class RunResult:
     outcomes: dict[str, int]
     latencies_ms: list[float] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    stage_done_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def accepted(self) -> int:
@@ -148,6 +149,7 @@ async def _settle(
         outcomes=dict(outcomes),
         latencies_ms=latencies,
         stages_ms=_stages(stack, submitted),
+        stage_done_s=_stage_done(stack, submitted, started),
     )
 
 
@@ -171,3 +173,21 @@ def _stages(stack: Stack, submitted: Sequence[Submitted]) -> dict[str, float]:
             gaps[name].append((stamps[kind] - previous) * 1000)
             previous = stamps[kind]
     return {name: statistics.median(values) for name, values in gaps.items() if values}
+
+
+def _stage_done(stack: Stack, submitted: Sequence[Submitted], started: float) -> dict[str, float]:
+    """Seconds from the start until each service had emitted its event for every request.
+
+    In a burst this shows which stage the others wait for: a stage that ends
+    just after the one before it keeps up, one that ends much later is the limit.
+    """
+    done: dict[str, float] = {"http": max((s.accepted_at for s in submitted), default=started)}
+    for name, kind in STAGES:
+        stamps = [
+            stack.tap.seen[s.request_id][kind]
+            for s in submitted
+            if s.request_id and kind in stack.tap.seen.get(s.request_id, {})
+        ]
+        if stamps:
+            done[name] = max(stamps)
+    return {name: moment - started for name, moment in done.items()}

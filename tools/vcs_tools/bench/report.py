@@ -62,6 +62,11 @@ def table(scenarios: list[Scenario]) -> str:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.run.outcomes.items()))
         lines.append(f"  {s.label:<24} {stages}   [{outcomes}]")
     lines.append("")
+    lines.append("seconds from start until every request had passed each stage:")
+    for s in scenarios:
+        done = "  ".join(f"{k} {v:.1f}" for k, v in s.run.stage_done_s.items())
+        lines.append(f"  {s.label:<24} {done}")
+    lines.append("")
     lines.append("peak RSS (VmHWM) per service process, MiB:")
     for s in scenarios:
         if s.rss_mb:

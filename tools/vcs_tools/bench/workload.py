@@ -4,6 +4,10 @@ Every request is for 250 participants, so best fit always takes a 300 room;
 each province has one 300 room per district office (plus a few larger ones),
 so a whole burst fits. A second wave (``waves=2``) asks again for the same
 day's afternoon, which the same rooms can serve.
+
+Offices do not queue up province by province: a burst arrives in a shuffled
+(seeded, so repeatable) order, and the steady load is a seeded mix of offices,
+days and hours, as everyday requests would be.
 """
 
 from __future__ import annotations
@@ -97,7 +101,9 @@ def day(days_ahead: int) -> datetime:
     return base.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def burst(offices: list[Office], *, waves: int = 1, days_ahead: int = 1) -> list[Ask]:
+def burst(
+    offices: list[Office], *, waves: int = 1, days_ahead: int = 1, seed: int = 2563
+) -> list[Ask]:
     """Every office asks for a two-hour room on the same morning (and afternoon, per wave)."""
     if not 1 <= waves <= len(WAVE_HOURS):
         raise ValueError(f"waves must be 1..{len(WAVE_HOURS)}")
