@@ -34,8 +34,15 @@ async def on_room_assigned(envelope: Envelope, store: RequestStore) -> None:
         "pool": event.pool,
         "sealed_credentials": event.sealed_credentials,
     }
-    await store.set_fields(event.request_id, ("cancelled", "rejected"), {"assignment": assignment})
-    await store.apply(event.request_id, ("submitted",), {"status": "assigned"})
+    # One write in the usual case (still submitted); a request already further along
+    # (delivered first, by reordering) gets the assignment without its status moving back.
+    moved = await store.apply(
+        event.request_id, ("submitted",), {"status": "assigned", "assignment": assignment}
+    )
+    if not moved:
+        await store.set_fields(
+            event.request_id, ("cancelled", "rejected"), {"assignment": assignment}
+        )
 
 
 async def on_request_rejected(envelope: Envelope, store: RequestStore) -> None:

@@ -36,7 +36,7 @@ class RequestStore(Protocol):
     async def cancel(
         self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
     ) -> tuple[Document | None, list[Document] | None]: ...
-    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None: ...
+    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> bool: ...
     async def set_fields(
         self, request_id: str, unless: tuple[str, ...], changes: Document
     ) -> None: ...
@@ -93,11 +93,14 @@ class MongoRequestStore:
                 return await self.get(request_id), outbox["outbox"]
         raise RuntimeError(f"request {request_id} kept changing while being cancelled")
 
-    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> None:
-        """Moves the status forward only from ``allowed`` states (projection updates)."""
-        await self.requests.update_one(
+    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> bool:
+        """Moves the status forward only from ``allowed`` states (projection updates).
+
+        True if the request was in one of them (and so got ``changes``)."""
+        result = await self.requests.update_one(
             {"_id": request_id, "status": {"$in": list(allowed)}}, {"$set": changes}
         )
+        return result.matched_count == 1
 
     async def set_fields(self, request_id: str, unless: tuple[str, ...], changes: Document) -> None:
         await self.requests.update_one(

@@ -1,0 +1,105 @@
+"""The intake's status projection on the real store: in order and reordered, one write usually.
+
+``room.assigned`` moves a submitted request to ``assigned`` with its assignment
+in one write; when ``credentials.delivered`` overtook it, the assignment is
+still stored and the status does not move back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from vcs_intake.projection import on_credentials_delivered, on_room_assigned
+from vcs_intake.store import MongoRequestStore
+from vcs_shared.envelope import Envelope
+from vcs_shared.events import CredentialsDelivered, Event, RoomAssigned
+
+pytestmark = pytest.mark.contract
+
+Document = dict[str, Any]
+
+
+def envelope(event: Event) -> Envelope:
+    return Envelope(
+        id=str(uuid.uuid4()),
+        event=event,
+        time=datetime.now(UTC),
+        source="/dopa-vcs/test",
+        correlation_id=event.request_id,
+    )
+
+
+def assigned(request_id: str) -> Envelope:
+    now = datetime.now(UTC)
+    return envelope(
+        RoomAssigned(
+            request_id=request_id,
+            province_code="47",
+            district_code="4701",
+            meeting_id="3475946456",
+            capacity=300,
+            join_url="https://dopa-vcs.zoom.us/j/3475946456",
+            pool="province",
+            starts_at=now,
+            ends_at=now,
+            sealed_credentials="sealed",
+        )
+    )
+
+
+def delivered(request_id: str) -> Envelope:
+    return envelope(
+        CredentialsDelivered(
+            request_id=request_id,
+            province_code="47",
+            district_code="4701",
+            channel="email",
+            delivered_at=datetime.now(UTC),
+        )
+    )
+
+
+@pytest.fixture
+async def store(mongo: AsyncMongoClient[Document], namespace: str) -> MongoRequestStore:
+    store = MongoRequestStore(mongo[f"{namespace}_intake"])
+    for request_id in ("in-order", "reordered", "cancelled"):
+        status = "cancelled" if request_id == "cancelled" else "submitted"
+        await store.requests.insert_one({"_id": request_id, "status": status, "assignment": None})
+    return store
+
+
+async def test_room_assigned_moves_a_submitted_request_with_its_assignment(
+    store: MongoRequestStore,
+) -> None:
+    await on_room_assigned(assigned("in-order"), store)
+
+    document = await store.get("in-order")
+    assert document is not None
+    assert document["status"] == "assigned"
+    assert document["assignment"]["meeting_id"] == "3475946456"
+
+
+async def test_a_late_room_assigned_keeps_delivered_and_still_stores_the_assignment(
+    store: MongoRequestStore,
+) -> None:
+    await on_credentials_delivered(delivered("reordered"), store)
+    await on_room_assigned(assigned("reordered"), store)
+
+    document = await store.get("reordered")
+    assert document is not None
+    assert document["status"] == "delivered"
+    assert document["assignment"]["meeting_id"] == "3475946456"
+
+
+async def test_room_assigned_leaves_a_cancelled_request_alone(store: MongoRequestStore) -> None:
+    await on_room_assigned(assigned("cancelled"), store)
+
+    document = await store.get("cancelled")
+    assert document is not None
+    assert document["status"] == "cancelled"
+    assert document["assignment"] is None
