@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from functools import partial
 
 import structlog
 
@@ -14,12 +15,12 @@ from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.auth import Authenticator, TokenCodec
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
+from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
 from vcs_shared.outbox import OutboxRelay
-from vcs_shared.store import database_name, make_client
+from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
 
@@ -28,66 +29,42 @@ SERVICE = "allocator"
 
 async def run(settings: AllocatorSettings) -> None:
     """Runs the allocator until SIGINT/SIGTERM, then finishes the messages in hand and stops."""
-    topology = Topology(settings.namespace)
-    mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
-    store = MongoReservationStore(mongo[database_name(settings.namespace, SERVICE)])
-    await store.ensure_indexes()
-    if settings.pool_file is not None and await store.room_count() == 0:
-        rooms = load_pool_file(settings.pool_file)
-        await store.replace_rooms(rooms)
-        log.info("pool.loaded", file=str(settings.pool_file), rooms=len(rooms))
-
-    connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
-    setup = await connection.channel()
-    await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)
-    await setup.close()
-    publisher = await AmqpPublisher.open(connection, topology.exchange)
-    relay = OutboxRelay(store.decisions, publisher)
-    deps = AllocatorDeps(
-        store=store,
-        relay=relay,
-        sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
-        policy=settings.policy(),
-        use_overflow=settings.use_overflow,
-        claim_lease=settings.orphan_lease(),
-    )
-    consumer = EventConsumer(
-        connection=connection,
-        topology=topology,
-        service=SERVICE,
-        handlers=handler_table(deps),
-        prefetch=settings.prefetch,
-    )
-    stop = asyncio.Event()
-    background = [
-        asyncio.create_task(relay.run(stop), name="outbox-relay"),
-        asyncio.create_task(
-            _sweep_orphans(store, settings.orphan_lease(), settings.orphan_sweep_interval(), stop),
-            name="orphan-sweeper",
-        ),
-    ]
-    admin = None
-    if settings.admin_port:
-        admin = await AdminServer.start(
-            create_admin_app(
-                store, Authenticator(TokenCodec(settings.jwt_secret.get_secret_value()), None)
-            ),
-            settings.admin_host,
-            settings.admin_port,
+    async with service_clients(settings, SERVICE) as clients:
+        store = MongoReservationStore(clients.database)
+        await store.ensure_indexes()
+        if settings.pool_file is not None and await store.room_count() == 0:
+            rooms = load_pool_file(settings.pool_file)
+            await store.replace_rooms(rooms)
+            log.info("pool.loaded", file=str(settings.pool_file), rooms=len(rooms))
+        relay = OutboxRelay(store.decisions, clients.publisher)
+        deps = AllocatorDeps(
+            store=store,
+            relay=relay,
+            sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+            policy=settings.policy(),
+            use_overflow=settings.use_overflow,
+            claim_lease=settings.orphan_lease(),
         )
-    await consumer.start()
-    log.info("allocator.ready")
-    signal_name = await wait_for_shutdown_signal()
-    log.info("allocator.stopping", signal=signal_name)
-    await consumer.stop()
-    if admin is not None:
-        await admin.stop()
-    stop.set()
-    await asyncio.gather(*background)
-    await relay.sweep(include_fresh=True)
-    await connection.close()
-    await mongo.close()
-    log.info("allocator.stopped")
+        consumer = EventConsumer(
+            connection=clients.connection,
+            topology=clients.topology,
+            service=SERVICE,
+            handlers=handler_table(deps),
+            prefetch=settings.prefetch,
+        )
+        admin = None
+        if settings.admin_port:
+            authenticator = Authenticator(TokenCodec(settings.jwt_secret.get_secret_value()), None)
+            admin = await AdminServer.start(
+                create_admin_app(store, authenticator), settings.admin_host, settings.admin_port
+            )
+        sweeper = partial(
+            _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()
+        )
+        async with consuming(SERVICE, consumer, relay, background=[sweeper]):
+            log.info("allocator.signal", signal=await wait_for_shutdown_signal())
+        if admin is not None:
+            await admin.stop()
 
 
 async def _sweep_orphans(

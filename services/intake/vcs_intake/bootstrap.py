@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,12 +20,12 @@ from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.auth import Authenticator, TokenCodec
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
+from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.deadletters import DeadLetters
 from vcs_shared.logging import configure_logging
 from vcs_shared.outbox import OutboxRelay
-from vcs_shared.store import database_name, make_client
+from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
 
@@ -38,51 +37,31 @@ def create_app(settings: IntakeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        topology = Topology(settings.namespace)
-        mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
-        database = mongo[database_name(settings.namespace, SERVICE)]
-        store = MongoRequestStore(database)
-        await store.ensure_indexes()
-        revocations = MongoRevocationList(database)
-        await revocations.ensure_indexes()
-        app.state.authenticator = Authenticator(
-            TokenCodec(settings.jwt_secret.get_secret_value()), revocations
-        )
-        connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
-        setup = await connection.channel()
-        await prepare_topology(setup, topology, SERVICE, declare=settings.declare_topology)
-        await setup.close()
-        publisher = await AmqpPublisher.open(connection, topology.exchange)
-        relay = OutboxRelay(store.requests, publisher)
-        app.state.container = Container(
-            store=store,
-            relay=relay,
-            sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
-            connection=connection,
-        )
-        app.state.dead_letters = DeadLetters(connection, topology)
-        consumer = EventConsumer(
-            connection=connection,
-            topology=topology,
-            service=SERVICE,
-            handlers=handler_table(store),
-            prefetch=settings.prefetch,
-        )
-        stop = asyncio.Event()
-        relay_task = asyncio.create_task(relay.run(stop), name="outbox-relay")
-        await consumer.start()
-        log.info("intake.ready", port=settings.port)
-        try:
-            yield
-        finally:
-            log.info("intake.stopping")
-            await consumer.stop()
-            stop.set()
-            await relay_task
-            await relay.sweep(include_fresh=True)
-            await connection.close()
-            await mongo.close()
-            log.info("intake.stopped")
+        async with service_clients(settings, SERVICE) as clients:
+            store = MongoRequestStore(clients.database)
+            await store.ensure_indexes()
+            revocations = MongoRevocationList(clients.database)
+            await revocations.ensure_indexes()
+            app.state.authenticator = Authenticator(
+                TokenCodec(settings.jwt_secret.get_secret_value()), revocations
+            )
+            relay = OutboxRelay(store.requests, clients.publisher)
+            app.state.container = Container(
+                store=store,
+                relay=relay,
+                sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+                connection=clients.connection,
+            )
+            app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
+            consumer = EventConsumer(
+                connection=clients.connection,
+                topology=clients.topology,
+                service=SERVICE,
+                handlers=handler_table(store),
+                prefetch=settings.prefetch,
+            )
+            async with consuming(SERVICE, consumer, relay):
+                yield
 
     app = FastAPI(
         title="DOPA VCS intake",

@@ -1,0 +1,91 @@
+"""The lifecycle every service shares: its clients, and consuming until told to stop.
+
+Each service's ``bootstrap.py`` stays the one place where its own parts are
+made and wired; what is the same for all three (open the store and the broker
+with the topology ready, run the consumer and the outbox relay, stop in the
+right order so in-flight work finishes) lives here once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
+from vcs_shared.outbox import OutboxRelay
+from vcs_shared.settings import CommonSettings
+from vcs_shared.store import database_name, make_client
+
+log = structlog.get_logger(__name__)
+
+Document = dict[str, Any]
+BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceClients:
+    """The connections of one service process, made by :func:`service_clients`."""
+
+    topology: Topology
+    database: AsyncDatabase[Document]
+    connection: AbstractRobustConnection
+    publisher: AmqpPublisher
+
+
+@asynccontextmanager
+async def service_clients(settings: CommonSettings, service: str) -> AsyncIterator[ServiceClients]:
+    """The service's own database and a broker connection with the topology ready; closed after."""
+    topology = Topology(settings.namespace)
+    mongo: AsyncMongoClient[Document] = make_client(
+        settings.mongodb_url.get_secret_value(), app_name=service
+    )
+    try:
+        connection = await connect(settings.amqp_url.get_secret_value(), name=service)
+        try:
+            setup = await connection.channel()
+            await prepare_topology(setup, topology, service, declare=settings.declare_topology)
+            await setup.close()
+            publisher = await AmqpPublisher.open(connection, topology.exchange)
+            yield ServiceClients(
+                topology=topology,
+                database=mongo[database_name(settings.namespace, service)],
+                connection=connection,
+                publisher=publisher,
+            )
+        finally:
+            await connection.close()
+    finally:
+        await mongo.close()
+
+
+@asynccontextmanager
+async def consuming(
+    service: str,
+    consumer: EventConsumer,
+    relay: OutboxRelay,
+    background: Sequence[BackgroundLoop] = (),
+) -> AsyncIterator[None]:
+    """Consumes and relays while the block runs; then stops taking messages, lets the ones in
+    hand finish, stops the background loops and publishes what their handlers stored."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(relay.run(stop), name=f"{service}-outbox-relay")]
+    tasks += [asyncio.create_task(loop(stop), name=f"{service}-background") for loop in background]
+    await consumer.start()
+    log.info(f"{service}.ready")
+    try:
+        yield
+    finally:
+        log.info(f"{service}.stopping")
+        await consumer.stop()
+        stop.set()
+        await asyncio.gather(*tasks)
+        await relay.sweep(include_fresh=True)
+        log.info(f"{service}.stopped")
