@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
+from typing import Any
 
 import aiosmtplib
 import stamina
@@ -61,14 +62,9 @@ async def deliver_credentials(envelope: Envelope, deps: NotifierDeps) -> None:
     """room.assigned → credentials mailed to the contact → credentials.delivered (or .failed)."""
     event = envelope.event
     assert isinstance(event, RoomAssigned)
-    delivery = await deps.store.delivery(event.request_id)
+    delivery = await _claim(event.request_id, "assigned", deps, contact_required=True)
     if delivery is None:
-        raise RetryLater("request.submitted not seen yet for this request")
-    if "assigned" in delivery:
-        log.info("delivery.duplicate")
         return
-    if not await deps.store.claim(event.request_id, "assigned", deps.claim_lease):
-        raise RetryLater("another copy of this event is being delivered right now")
     contact = delivery["contact"]
     mail = credentials_email(
         sender=deps.sender,
@@ -113,11 +109,9 @@ async def notify_release(envelope: Envelope, deps: NotifierDeps) -> None:
     """room.released → the contact is told the room is no longer theirs."""
     event = envelope.event
     assert isinstance(event, RoomReleased)
-    delivery = await deps.store.delivery(event.request_id)
-    if delivery is None or "released" in delivery:
+    delivery = await _claim(event.request_id, "released", deps, contact_required=False)
+    if delivery is None:
         return
-    if not await deps.store.claim(event.request_id, "released", deps.claim_lease):
-        raise RetryLater("another copy of this event is being delivered right now")
     contact = delivery["contact"]
     mail = released_email(
         sender=deps.sender,
@@ -130,6 +124,24 @@ async def notify_release(envelope: Envelope, deps: NotifierDeps) -> None:
     error = await _send(mail, deps)
     outcome = {"state": "delivered" if error is None else "failed", "at": datetime.now(UTC)}
     await deps.store.record_outcome(event.request_id, "released", outcome, [])
+
+
+async def _claim(
+    request_id: str, kind: str, deps: NotifierDeps, *, contact_required: bool
+) -> dict[str, Any] | None:
+    """The delivery record once this handler holds the right to send the ``kind`` mail, or None
+    when there is nothing to send (sent before, or no contact known and none needed)."""
+    delivery = await deps.store.delivery(request_id)
+    if delivery is None:
+        if contact_required:
+            raise RetryLater("request.submitted not seen yet for this request")
+        return None
+    if kind in delivery:
+        log.info("delivery.duplicate", kind=kind)
+        return None
+    if not await deps.store.claim(request_id, kind, deps.claim_lease):
+        raise RetryLater("another copy of this event is being delivered right now")
+    return delivery
 
 
 async def _send(mail: EmailMessage, deps: NotifierDeps) -> str | None:
