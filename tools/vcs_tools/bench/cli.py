@@ -21,7 +21,7 @@ from vcs_tools.bench.floor import FloorResult, measure_floor
 from vcs_tools.bench.load import run_burst, run_steady
 from vcs_tools.bench.profiling import profiled
 from vcs_tools.bench.report import Scenario, bench_line, table
-from vcs_tools.bench.stack import StackConfig, stack
+from vcs_tools.bench.stack import StackConfig, cpu_seconds, stack
 from vcs_tools.devstack import EmbeddedStore, SmtpSink
 from vcs_tools.localrun import DEFAULT_AMQP_URL
 
@@ -99,11 +99,13 @@ async def bench(
         pids = {f"{p.name}-{i}": p.pid for i, p in enumerate(running.processes)}
         if store_pid is not None:
             pids["nx-27017"] = store_pid
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         with profiled(pids, args.results / "profiles", enabled=args.profile):
             run = await run_burst(
                 running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
             )
-        main = Scenario("burst", args.allocators, run, floor_one, running.peak_rss_mb())
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        main = Scenario("burst", args.allocators, run, floor_one, running.peak_rss_mb(), cpu)
         scenarios.append(main)
         say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
         if args.steady_seconds > 0:

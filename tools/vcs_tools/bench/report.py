@@ -17,6 +17,7 @@ class Scenario:
     run: RunResult
     floors: list[FloorResult] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def floor_s(self) -> float | None:
@@ -66,6 +67,12 @@ def table(scenarios: list[Scenario]) -> str:
     for s in scenarios:
         done = "  ".join(f"{k} {v:.1f}" for k, v in s.run.stage_done_s.items())
         lines.append(f"  {s.label:<24} {done}")
+    lines.append("")
+    lines.append("CPU seconds used during the burst, per process (2 cores shared):")
+    for s in scenarios:
+        if s.cpu_s:
+            cpu = "  ".join(f"{k} {v:.1f}" for k, v in s.cpu_s.items())
+            lines.append(f"  {s.label:<24} {cpu}  (burst {s.run.seconds:.1f}s wall)")
     lines.append("")
     lines.append("peak RSS (VmHWM) per service process, MiB:")
     for s in scenarios:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -100,6 +101,12 @@ class Stack:
             label = process.name if process.name != "allocator" else f"allocator{index - 1}"
             peaks[label] = _vm_hwm_kib(process.pid) / 1024
         return peaks
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _vm_hwm_kib(pid: int) -> int:
