@@ -26,7 +26,8 @@ service logs stay in ``bench-results/logs/``.
 
 Flags:
 
-``--quick``                 steady load for 10 s and no scaling runs (about a minute)
+``--quick``                 the first 100 offices only, steady load for 10 s, no scaling runs
+                            (a couple of minutes; its BENCH line says n=100)
 ``--offices N``             only the first N offices (default: all 928)
 ``--concurrency N``         HTTP requests in flight during a burst (default 64)
 ``--floor-concurrency N``   also time the floor with N concurrent allocations (default 1: one

@@ -25,13 +25,17 @@ from vcs_tools.bench.stack import StackConfig, cpu_seconds, stack
 from vcs_tools.devstack import EmbeddedStore, SmtpSink
 from vcs_tools.localrun import DEFAULT_AMQP_URL
 
+QUICK_OFFICES = 100
+
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m vcs_tools.bench",
         description="DOPA VCS benchmark: the whole path against its store-only floor",
     )
-    parser.add_argument("--quick", action="store_true", help="steady 10 s, no scaling runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="100 offices, steady 10 s, no scaling runs"
+    )
     parser.add_argument("--offices", type=int, default=None, help="only the first N offices")
     parser.add_argument("--concurrency", type=int, default=64, help="HTTP requests in flight")
     parser.add_argument(
@@ -52,6 +56,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.quick:
+        args.offices = args.offices or QUICK_OFFICES
         args.steady_seconds = min(args.steady_seconds, 10.0)
         args.no_scaling = True
     return args

@@ -35,13 +35,13 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 def table(scenarios: list[Scenario]) -> str:
     lines = [
-        f"{'scenario':<26}{'requests':>9}{'alloc':>6}{'full_s':>8}{'floor_s':>8}{'ratio':>7}"
+        f"{'scenario':<28}{'requests':>9}{'alloc':>6}{'full_s':>8}{'floor_s':>8}{'ratio':>7}"
         f"{'req/s':>8}{'p50_ms':>8}{'p95_ms':>8}{'p99_ms':>8}{'lost':>6}{'refused':>8}"
     ]
     for s in scenarios:
         run = s.run
         lines.append(
-            f"{s.label:<26}{len(run.submitted):>9}{s.allocators:>6}{_num(run.seconds):>8}"
+            f"{s.label:<28}{len(run.submitted):>9}{s.allocators:>6}{_num(run.seconds):>8}"
             f"{_num(s.floor_s):>8}{_num(s.ratio):>7}"
             f"{_num(run.accepted / run.seconds if run.seconds else None, 0):>8}"
             f"{_num(run.percentile(50), 0):>8}{_num(run.percentile(95), 0):>8}"
@@ -49,11 +49,15 @@ def table(scenarios: list[Scenario]) -> str:
         )
     lines.append("")
     lines.append("floor (allocator handler + store in one process, no HTTP, no broker):")
+    shown: set[int] = set()
     for s in scenarios:
         for f in s.floors:
+            if id(f) in shown:
+                continue
+            shown.add(id(f))
             outcomes = ", ".join(f"{k} {v}" for k, v in sorted(f.outcomes.items()))
             lines.append(
-                f"  {s.label:<24} {f.requests:>5} requests, concurrency {f.concurrency:>3}: "
+                f"  {f.requests:>5} requests, concurrency {f.concurrency:>3}: "
                 f"{f.seconds:6.2f}s ({f.requests / f.seconds:5.0f}/s; {outcomes})"
             )
     lines.append("")
@@ -61,24 +65,24 @@ def table(scenarios: list[Scenario]) -> str:
     for s in scenarios:
         stages = "  ".join(f"{k} {v:.0f}" for k, v in s.run.stages_ms.items())
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s.run.outcomes.items()))
-        lines.append(f"  {s.label:<24} {stages}   [{outcomes}]")
+        lines.append(f"  {s.label:<28} {stages}   [{outcomes}]")
     lines.append("")
     lines.append("seconds from start until every request had passed each stage:")
     for s in scenarios:
         done = "  ".join(f"{k} {v:.1f}" for k, v in s.run.stage_done_s.items())
-        lines.append(f"  {s.label:<24} {done}")
+        lines.append(f"  {s.label:<28} {done}")
     lines.append("")
     lines.append("CPU seconds used during the burst, per process (2 cores shared):")
     for s in scenarios:
         if s.cpu_s:
             cpu = "  ".join(f"{k} {v:.1f}" for k, v in s.cpu_s.items())
-            lines.append(f"  {s.label:<24} {cpu}  (burst {s.run.seconds:.1f}s wall)")
+            lines.append(f"  {s.label:<28} {cpu}  (burst {s.run.seconds:.1f}s wall)")
     lines.append("")
     lines.append("peak RSS (VmHWM) per service process, MiB:")
     for s in scenarios:
         if s.rss_mb:
             rss = "  ".join(f"{k} {v:.0f}" for k, v in s.rss_mb.items())
-            lines.append(f"  {s.label:<24} {rss}")
+            lines.append(f"  {s.label:<28} {rss}")
     return "\n".join(lines)
 
 
