@@ -17,7 +17,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from vcs_allocator.domain import AllocationPolicy, Room, occupied_span, probe_slots, slot_starts
-from vcs_allocator.store import MongoReservationStore
+from vcs_allocator.store import MongoReservationStore, slot_time
 from vcs_shared.store import database_name
 
 pytestmark = pytest.mark.contract
@@ -48,7 +48,7 @@ async def store(mongo: AsyncMongoClient[Document], namespace: str) -> MongoReser
 
 async def holders(store: MongoReservationStore, meeting_id: str) -> dict[datetime, str]:
     cursor = store.slots.find({"meeting_id": meeting_id})
-    return {doc["slot"]: doc["request_id"] async for doc in cursor}
+    return {slot_time(doc["slot"]): doc["request_id"] async for doc in cursor}
 
 
 async def test_a_claim_overlapping_another_fails_and_leaves_nothing_behind(

@@ -25,6 +25,7 @@ from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts
 from vcs_allocator.pool import load_pool_file
+from vcs_allocator.store import slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
 from vcs_shared.events import Contact, RequestSubmitted, Urgency
@@ -279,7 +280,7 @@ async def insert_claim(
         {
             "_id": oid,
             "meeting_id": meeting_id,
-            "slot": slot,
+            "slot": slot_key(slot),
             "request_id": request_id,
             "attempt": "crashed",
             "claimed_ms": int(claimed_at.timestamp() * 1000),
