@@ -23,7 +23,7 @@ from tests.conftest import SAMPLE_POOL, StartServices
 from tests.support.requests import tomorrow_at
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts
+from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts, tie_order
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.store import slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
@@ -209,9 +209,10 @@ async def test_a_crash_between_claim_and_decision_is_freed_by_the_orphan_sweeper
         extra_env={"VCS_ORPHAN_LEASE_SECONDS": "2", "VCS_ORPHAN_SWEEP_SECONDS": "0.2"},
     )
     db = allocator_db(mongo, namespace)
+    event = submitted("4701", participants=250)
     best = min(
         (r for r in load_pool_file(SAMPLE_POOL) if r.pool == "47" and r.capacity >= 250),
-        key=lambda r: (r.capacity, r.meeting_id),
+        key=lambda r: (r.capacity, tie_order(event.request_id, r.meeting_id)),
     )
     crashed = str(uuid.uuid4())
     await insert_claim(db, best.meeting_id, crashed, datetime.now(UTC) - timedelta(minutes=5))
@@ -221,7 +222,6 @@ async def test_a_crash_between_claim_and_decision_is_freed_by_the_orphan_sweeper
 
     await eventually(freed, timeout=30, what="the orphan sweeper freeing the slots")
 
-    event = submitted("4701", participants=250)
     await publish(amqp_url, topology, [event])
     await all_decided(tap, {event.request_id}, timeout=30)
     assert outcomes(tap)[event.request_id] == {("assigned", best.meeting_id)}

@@ -95,6 +95,25 @@ def test_ties_are_broken_by_meeting_id_whatever_the_order_rooms_come_in() -> Non
     assert choices == {rooms[1]}
 
 
+def test_a_request_gets_the_same_room_in_every_process_and_requests_spread_over_equal_rooms() -> (
+    None
+):
+    rooms = [room(f"20000000{i}", 300) for i in range(1, 7)]
+    bigger = room("300000001", 500)
+
+    def choice(request_id: str, seed: int) -> Room | Rejection:
+        shuffled = [*rooms, bigger]
+        random.Random(seed).shuffle(shuffled)
+        return choose_room(shuffled, set(), 100, SAKON_NAKHON, request_id=request_id)
+
+    per_request = {rid: {choice(rid, seed) for seed in range(10)} for rid in map(str, range(30))}
+
+    assert all(len(chosen) == 1 for chosen in per_request.values())
+    spread = {next(iter(chosen)) for chosen in per_request.values()}
+    assert bigger not in spread
+    assert len(spread) >= 4
+
+
 def test_a_room_the_request_already_holds_is_adopted_before_a_better_fit() -> None:
     rooms = [room("100000001", 300), room("100000002", 500)]
 

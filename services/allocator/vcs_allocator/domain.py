@@ -15,6 +15,7 @@ grid may be kept up to one slot further apart than the buffer.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -124,19 +125,33 @@ def check_window(
     return None
 
 
+def tie_order(request_id: str | None, meeting_id: str) -> str:
+    """Order among equally fitting rooms: a rendezvous hash of request and Meeting ID, or the
+    Meeting ID itself when no request is given."""
+    if request_id is None:
+        return meeting_id
+    return hashlib.sha256(f"{request_id}|{meeting_id}".encode()).hexdigest()
+
+
 def choose_room(
     rooms: Iterable[Room],
     busy_meeting_ids: Collection[str],
     participants: int,
     pool_order: Sequence[str],
     held: Collection[str] = (),
+    *,
+    request_id: str | None = None,
 ) -> Room | Rejection:
     """Best fit: the smallest free active room that holds everyone, province pool before overflow.
 
-    Ties are broken by Meeting ID so every allocator process makes the same
-    choice. A room this request already ``held`` (slots left by an attempt that
-    crashed before deciding) wins if it still fits, so a redelivery adopts its
-    own slots instead of leaving them to the orphan sweeper.
+    Ties between rooms of one capacity are broken by :func:`tie_order`: the same
+    request gets the same room in every allocator process, while concurrent
+    requests spread over the equal rooms instead of all racing for the first
+    one (which made every lost race cost a round of store operations).
+
+    A room this request already ``held`` (slots left by an attempt that crashed
+    before deciding) wins if it still fits, so a redelivery adopts its own
+    slots instead of leaving them to the orphan sweeper.
     """
     active = [r for r in rooms if r.active and r.pool in pool_order]
     if not active:
@@ -159,7 +174,8 @@ def choose_room(
             return room
     for pool in pool_order:
         fitting = sorted(
-            (r for r in free if r.pool == pool), key=lambda r: (r.capacity, r.meeting_id)
+            (r for r in free if r.pool == pool),
+            key=lambda r: (r.capacity, tie_order(request_id, r.meeting_id)),
         )
         if fitting:
             return fitting[0]

@@ -174,7 +174,14 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
     probes = probe_slots(slots, deps.policy)
     occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     for _ in range(len(rooms) + CLAIM_ROUNDS):
-        choice = choose_room(rooms, occupancy.busy, event.participants, pools, occupancy.held)
+        choice = choose_room(
+            rooms,
+            occupancy.busy,
+            event.participants,
+            pools,
+            occupancy.held,
+            request_id=event.request_id,
+        )
         if isinstance(choice, Rejection):
             return Outcome(choice, occupancy.held)
         claimed_at = time.monotonic()
