@@ -7,10 +7,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import StartServices
+from tests.conftest import SAMPLE_POOL, StartServices
 from tests.support.requests import request_body, tomorrow_at
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
+from vcs_allocator.pool import load_pool_file
 
 pytestmark = pytest.mark.e2e
 
@@ -57,8 +58,18 @@ async def test_a_cancelled_room_goes_to_the_next_request_for_that_window(
     assert again.status_code == 200
     assert again.json()["status"] == "cancelled"
 
-    second = await submit(http, "4703")
-    assert await meeting_id_of(http, second) == held
-    await tap.wait_for("credentials.delivered", 3)
+    # Every room that fits is taken for this window but one (the meanwhile request's):
+    # requests for all the others get them all, the released one included.
+    fitting = [
+        r
+        for r in load_pool_file(SAMPLE_POOL)
+        if r.active and r.pool in ("47", "region-12") and r.capacity >= 250
+    ]
+    offices = [f"47{n:02d}" for n in range(3, 3 + len(fitting) - 1)]
+    later = [await submit(http, office) for office in offices]
+    assigned = {await meeting_id_of(http, request_id) for request_id in later}
+    assert held in assigned
+    assert len(assigned) == len(later)
+    await tap.wait_for("credentials.delivered", 2 + len(later))
     assert [m.cloudevent["subject"] for m in tap.with_prefix("room.released")] == [first]
     assert len({m.message_id for m in tap.with_prefix("request.cancelled")}) == 1
