@@ -12,10 +12,20 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class CommonSettings(BaseSettings):
-    """Connection and naming settings that all three services need."""
+class NamespaceSettings(BaseSettings):
+    """Which deployment to act on: the services and the operators' CLI read it alike."""
 
     model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
+
+    namespace: str = Field(
+        default="vcs",
+        pattern=r"^[a-z][a-z0-9-]{0,40}$",
+        description="Prefix of exchange, queue and database names (tests use their own)",
+    )
+
+
+class CommonSettings(NamespaceSettings):
+    """Connection and naming settings that all three services need."""
 
     amqp_url: SecretStr = Field(description="AMQP URL with this service's own RabbitMQ user")
     mongodb_url: SecretStr = Field(description="MongoDB URL of the store")
@@ -24,11 +34,6 @@ class CommonSettings(BaseSettings):
             "Comma-separated Fernet keys sealing Zoom credentials on the broker; "
             "the first one seals, all of them open (rotation)"
         )
-    )
-    namespace: str = Field(
-        default="vcs",
-        pattern=r"^[a-z][a-z0-9-]{0,40}$",
-        description="Prefix of exchange, queue and database names (tests use their own)",
     )
     log_json: bool | None = Field(
         default=None, description="JSON logs; by default JSON unless stderr is a terminal"

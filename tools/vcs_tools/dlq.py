@@ -17,19 +17,16 @@ from typing import Any
 
 import aio_pika
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vcs_shared.broker import Topology
 from vcs_shared.deadletters import SERVICES, DeadLetter, DeadLetters
+from vcs_shared.settings import NamespaceSettings
 
 
-class DlqSettings(BaseSettings):
+class DlqSettings(NamespaceSettings):
     """Where the broker is; the same ``VCS_`` variables the services read."""
 
-    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
-
     amqp_url: SecretStr = Field(description="AMQP URL of a user allowed to read and publish")
-    namespace: str = Field(default="vcs", pattern=r"^[a-z][a-z0-9-]{0,40}$")
 
 
 def add_parser(commands: Any) -> None:

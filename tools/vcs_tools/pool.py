@@ -19,21 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, load_pool_file
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.settings import NamespaceSettings
 from vcs_shared.store import database_name, make_client
 
 
-class PoolSettings(BaseSettings):
+class PoolSettings(NamespaceSettings):
     """Where the allocator's store is; the same ``VCS_`` variables the services read."""
 
-    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
-
     mongodb_url: SecretStr = Field(description="MongoDB URL of the store")
-    namespace: str = Field(default="vcs", pattern=r"^[a-z][a-z0-9-]{0,40}$")
 
 
 def add_parser(commands: Any) -> None:

@@ -24,14 +24,14 @@ from pydantic_settings import SettingsConfigDict
 from vcs_intake.revocations import MongoRevocationList
 from vcs_shared.auth import InvalidToken, IssuedToken, TokenCodec
 from vcs_shared.offices import REGION_PROVINCES, find_office
-from vcs_shared.settings import TokenSettings
+from vcs_shared.settings import NamespaceSettings, TokenSettings
 from vcs_shared.store import database_name, make_client
 from vcs_shared.thaitime import BANGKOK
 
 LOCAL_ENV_FILES = (".data/dev.env", ".data/run.env")
 
 
-class TokenToolSettings(TokenSettings):
+class TokenToolSettings(TokenSettings, NamespaceSettings):
     """What ``vcs token`` needs: the secret to sign with, the intake's store to revoke in."""
 
     model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore", env_file=LOCAL_ENV_FILES)
@@ -39,7 +39,6 @@ class TokenToolSettings(TokenSettings):
     mongodb_url: SecretStr | None = Field(
         default=None, description="The intake's store, where revocations go (revoke only)"
     )
-    namespace: str = Field(default="vcs", pattern=r"^[a-z][a-z0-9-]{0,40}$")
     operator_token_hours: float = Field(
         default=8, gt=0, le=24 * 7, description="Lifetime of operator tokens: one shift"
     )
