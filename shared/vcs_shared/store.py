@@ -9,6 +9,7 @@ their write is acknowledged, so the acknowledgement must mean durable.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -31,3 +32,10 @@ def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
 def database_name(namespace: str, service: str) -> str:
     """Each service owns its own database: ``<namespace>_<service>``."""
     return f"{namespace}_{service}".replace("-", "_")
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A lease or claim time as epoch milliseconds, for fields written with ``$set`` and then
+    compared in a filter: nx-27017 stores a datetime given to ``$set`` as a string, which
+    range filters then miss (``find``) or compare to the whole second (updates)."""
+    return int(moment.timestamp() * 1000)

@@ -16,6 +16,8 @@ from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from vcs_shared.store import epoch_ms
+
 pytestmark = pytest.mark.contract
 
 Document = dict[str, Any]
@@ -203,12 +205,12 @@ async def test_pool_replacement_operations(db: Any) -> None:
 
 
 async def test_find_with_limit_and_update_many_on_flag(db: Any) -> None:
-    old = T0 - timedelta(hours=1)
+    old = epoch_ms(T0 - timedelta(hours=1))
     await db.slots.insert_many(
-        [{"request_id": "r1", "confirmed": False, "claimed_at": old} for _ in range(3)]
+        [{"request_id": "r1", "confirmed": False, "claimed_ms": old} for _ in range(3)]
     )
 
-    cursor = db.slots.find({"confirmed": False, "claimed_at": {"$lt": T0}}).limit(2)
+    cursor = db.slots.find({"confirmed": False, "claimed_ms": {"$lt": epoch_ms(T0)}}).limit(2)
     found = [doc async for doc in cursor]
     confirmed = await db.slots.update_many(
         {"request_id": "r1", "confirmed": False}, {"$set": {"confirmed": True}}
@@ -216,6 +218,27 @@ async def test_find_with_limit_and_update_many_on_flag(db: Any) -> None:
 
     assert len(found) == 2
     assert confirmed.modified_count == 3
+
+
+async def test_a_lease_set_with_set_is_taken_over_only_once_it_ran_out(db: Any) -> None:
+    """The notifier's send claim: epoch milliseconds written by ``$set``, compared in an
+    update filter to the millisecond."""
+    await db.deliveries.insert_one({"_id": "r1"})
+
+    async def claim(now: datetime, lease: timedelta) -> bool:
+        for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
+            result = await db.deliveries.update_one(
+                {"_id": "r1", "assigned_claimed_ms": held},
+                {"$set": {"assigned_claimed_ms": epoch_ms(now)}},
+            )
+            if result.modified_count == 1:
+                return True
+        return False
+
+    lease = timedelta(milliseconds=500)
+    assert await claim(T0, lease)
+    assert not await claim(T0 + timedelta(milliseconds=499), lease)
+    assert await claim(T0 + timedelta(milliseconds=501), lease)
 
 
 async def test_ping_answers(mongo: AsyncMongoClient[Document]) -> None:

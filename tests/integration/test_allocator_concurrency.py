@@ -29,7 +29,7 @@ from vcs_allocator.store import slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
 from vcs_shared.events import Contact, RequestSubmitted, Urgency
-from vcs_shared.store import database_name
+from vcs_shared.store import database_name, epoch_ms
 
 pytestmark = pytest.mark.integration
 
@@ -283,7 +283,7 @@ async def insert_claim(
             "slot": slot_key(slot),
             "request_id": request_id,
             "attempt": "crashed",
-            "claimed_ms": int(claimed_at.timestamp() * 1000),
+            "claimed_ms": epoch_ms(claimed_at),
             "confirmed": False,
         }
         for oid, slot in zip(ids, slots, strict=True)

@@ -40,6 +40,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from vcs_allocator.domain import Room
 from vcs_shared.envelope import OutgoingMessage
 from vcs_shared.outbox import ensure_outbox_index, outbox_fields
+from vcs_shared.store import epoch_ms
 
 Document = dict[str, Any]
 
@@ -166,7 +167,7 @@ class MongoReservationStore:
         crashed attempt's) are taken over first instead of inserted again.
         """
         attempt = uuid.uuid4().hex
-        now = _epoch_ms(datetime.now(UTC))
+        now = epoch_ms(datetime.now(UTC))
         wanted = sorted(slots)
         adopted: set[datetime] = set()
         if adopt:
@@ -281,7 +282,7 @@ class MongoReservationStore:
         matches only slots still older than the lease, so slots a redelivery
         adopted meanwhile (fresh ``claimed_ms``) survive.
         """
-        cutoff = _epoch_ms(datetime.now(UTC) - lease)
+        cutoff = epoch_ms(datetime.now(UTC) - lease)
         stale = {"confirmed": False, "claimed_ms": {"$lt": cutoff}}
         cursor = self.slots.find(stale, {"request_id": 1, "meeting_id": 1, "_id": 0}).limit(batch)
         found = [(doc["request_id"], doc["meeting_id"]) async for doc in cursor]
@@ -394,9 +395,3 @@ def slot_key(moment: datetime) -> int:
 
 def slot_time(key: int) -> datetime:
     return datetime.fromtimestamp(key * 60, UTC)
-
-
-def _epoch_ms(moment: datetime) -> int:
-    """Claim times are epoch milliseconds: nx-27017 stores a datetime given to ``$set``
-    as a string, which no range query on the lease would match again."""
-    return int(moment.timestamp() * 1000)

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from vcs_shared.envelope import OutgoingMessage
 from vcs_shared.events import RequestSubmitted
 from vcs_shared.outbox import ensure_outbox_index, outbox_fields
+from vcs_shared.store import epoch_ms
 
 Document = dict[str, Any]
 
@@ -64,14 +65,13 @@ class MongoDeliveryStore:
 
         Two plain compare-and-set writes, the first for a mail never claimed, the second for
         a lease run out: nx-27017 matches an update filter wrongly when an ``$or`` holds an
-        ``$exists``, and compares datetimes in update filters to the whole second only
-        (harmless for a lease of many seconds)."""
+        ``$exists``. The claim time is epoch milliseconds (:func:`epoch_ms`)."""
         now = now or datetime.now(UTC)
-        claimed_at = f"{kind}_claimed_at"
-        for held in ({"$exists": False}, {"$lt": now - lease}):
+        claimed_ms = f"{kind}_claimed_ms"
+        for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
             result = await self.deliveries.update_one(
-                {"_id": request_id, kind: {"$exists": False}, claimed_at: held},
-                {"$set": {claimed_at: now}},
+                {"_id": request_id, kind: {"$exists": False}, claimed_ms: held},
+                {"$set": {claimed_ms: epoch_ms(now)}},
             )
             if result.modified_count == 1:
                 return True
