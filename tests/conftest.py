@@ -21,7 +21,6 @@ from pymongo import AsyncMongoClient
 
 from tests.support.auth import TEST_JWT_SECRET, BearerAuth, national_operator_token
 from tests.support.tap import EventTap, open_channel
-from tests.support.waiting import eventually
 from vcs_shared.broker import Topology, declare_topology, delete_topology
 from vcs_shared.credentials import new_key
 from vcs_shared.store import database_name
@@ -128,7 +127,7 @@ StartServices = Callable[..., Awaitable[list[ServiceProcess]]]
 
 @pytest_asyncio.fixture
 async def start_services(
-    service_env: dict[str, str], broker: Any, topology: Topology, tmp_path: Path
+    service_env: dict[str, str], broker: Any, tmp_path: Path
 ) -> AsyncIterator[StartServices]:
     """Starts service processes and waits until each consumes (and the intake answers)."""
     started: list[ServiceProcess] = []
@@ -142,7 +141,7 @@ async def start_services(
             started.append(process)
             processes.append(process)
         for process in processes:
-            await wait_ready(process, env, broker, topology)
+            await process.wait_ready(within=60)
         return processes
 
     try:
@@ -150,33 +149,6 @@ async def start_services(
     finally:
         for process in reversed(started):
             process.stop()
-
-
-async def wait_ready(
-    process: ServiceProcess, env: dict[str, str], channel: Any, topology: Topology
-) -> None:
-    """A consumer is ready when its queue has one more consumer; the intake when /healthz is 200."""
-    if process.name == "intake":
-        url = f"http://127.0.0.1:{env['VCS_PORT']}/healthz"
-
-        async def healthy() -> bool:
-            if not process.alive():
-                raise AssertionError(f"intake died: {process.log_path.read_text()[-3000:]}")
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(url, timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(healthy, timeout=60, what="intake /healthz")
-        return
-
-    async def consuming() -> bool:
-        if not process.alive():
-            raise AssertionError(f"{process.name} died: {process.log_path.read_text()[-3000:]}")
-        return f'"event": "{process.name}.ready"' in process.log_path.read_text()
-
-    await eventually(consuming, timeout=60, what=f"{process.name} ready")
 
 
 @pytest.fixture

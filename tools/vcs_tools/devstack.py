@@ -9,6 +9,7 @@ RabbitMQ is a system service; ``scripts/ensure-rabbitmq.sh`` starts (or installs
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -23,6 +24,7 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pymongo import MongoClient
@@ -174,6 +176,30 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    async def wait_ready(self, within: float = 60.0) -> None:
+        """Returns once the service can work: the intake answers ``/healthz`` with 200, a
+        consumer has logged ``<name>.ready``. Raises if it dies first or time runs out."""
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient() as client:
+            while not await self._ready(client):
+                if not self.alive():
+                    tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+                    raise RuntimeError(f"{self.name} died: {tail}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self.name} not ready after {within}s: {self.log_path}")
+                await asyncio.sleep(0.1)
+
+    async def _ready(self, client: httpx.AsyncClient) -> bool:
+        if self.name == "intake":
+            try:
+                url = f"http://127.0.0.1:{self.env['VCS_PORT']}/healthz"
+                return (await client.get(url, timeout=2)).status_code == 200
+            except httpx.HTTPError:
+                return False
+        return self.log_path.exists() and (
+            f'"event": "{self.name}.ready"' in self.log_path.read_text()
+        )
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything (crash tests)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import aio_pika
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
@@ -29,7 +29,7 @@ router = APIRouter(
 )
 
 Service = Literal["allocator", "notifier", "intake"]
-ALL_SERVICES: tuple[Service, ...] = ("allocator", "notifier", "intake")
+ALL_SERVICES: tuple[Service, ...] = get_args(Service)
 BROKER_TIMEOUT = 10.0
 
 T = TypeVar("T")

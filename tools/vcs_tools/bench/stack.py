@@ -20,17 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aio_pika
-import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from vcs_allocator.domain import Room
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology, declare_topology, delete_topology
 from vcs_shared.store import database_name, make_client
-from vcs_tools.devstack import ServiceProcess, free_port, service_env
+from vcs_tools.devstack import SERVICES, ServiceProcess, free_port, service_env
 
 FINAL_EVENTS = ("credentials.delivered", "credentials.failed", "request.rejected")
-DATABASES = ("intake", "allocator", "notifier")
 READY_TIMEOUT = 90.0
 
 
@@ -161,7 +159,7 @@ async def stack(
         for process in processes:
             process.start()
         url = f"http://127.0.0.1:{port}"
-        await asyncio.gather(*(_ready(p, url) for p in processes))
+        await asyncio.gather(*(p.wait_ready(READY_TIMEOUT) for p in processes))
         yield Stack(namespace, url, processes, tap)
     finally:
         for process in reversed(processes):
@@ -169,27 +167,6 @@ async def stack(
         cleanup = await connection.channel()
         await delete_topology(cleanup, topology)
         await connection.close()
-        for service in DATABASES:
+        for service in SERVICES:
             await mongo.drop_database(database_name(namespace, service))
         await mongo.close()
-
-
-async def _ready(process: ServiceProcess, intake_url: str) -> None:
-    """The intake is ready when /healthz says 200; a consumer when it logged ``<name>.ready``."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            if not process.alive():
-                raise RuntimeError(f"{process.name} died; see {process.log_path}")
-            if process.name == "intake":
-                try:
-                    if (await client.get(f"{intake_url}/healthz", timeout=2)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-            elif process.log_path.exists() and (
-                f'"event": "{process.name}.ready"' in process.log_path.read_text()
-            ):
-                return
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{process.name} not ready after {READY_TIMEOUT}s; see {process.log_path}")
