@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import aio_pika
 import httpx
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from pymongo import AsyncMongoClient
@@ -87,10 +88,19 @@ async def declare_audit_queue(channel: AbstractChannel, topology: Topology) -> A
 
 
 async def drain(queue: AbstractQueue) -> list[dict[str, Any]]:
-    """Every CloudEvent on the queue now, acked."""
-    events = []
-    while (message := await queue.get(no_ack=True, fail=False)) is not None:
-        events.append(json.loads(message.body))
+    """Every CloudEvent on the queue now, acked; waits out the test's own connection still
+    reconnecting after a broker outage (the services may have recovered first)."""
+    events: list[dict[str, Any]] = []
+
+    async def emptied() -> bool:
+        try:
+            while (message := await queue.get(no_ack=True, fail=False)) is not None:
+                events.append(json.loads(message.body))
+        except aio_pika.exceptions.ChannelInvalidStateError:
+            return False
+        return True
+
+    await eventually(emptied, timeout=30, what="the audit queue drained")
     return events
 
 

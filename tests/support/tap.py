@@ -10,6 +10,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from tests.support.waiting import eventually
+from vcs_shared.broker import connect
 
 
 @dataclass
@@ -69,5 +70,6 @@ class EventTap:
 
 
 async def open_channel(url: str) -> tuple[aio_pika.abc.AbstractRobustConnection, AbstractChannel]:
-    connection = await aio_pika.connect_robust(url)
+    """The tests' own connection, robust like the services' (same reconnect interval)."""
+    connection = await connect(url, name="tests")
     return connection, await connection.channel()
