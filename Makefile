@@ -2,10 +2,14 @@
 # uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: run test lint bench deps rabbitmq contract
+.PHONY: run test lint bench deps node-deps rabbitmq contract
 
 deps:
 	@scripts/ensure-uv.sh
+
+# npm projects the tests run (the AsyncAPI parser, the Node.js subscriber example), from their locks
+node-deps:
+	@scripts/ensure-node-deps.sh
 
 rabbitmq:
 	@scripts/ensure-rabbitmq.sh
@@ -13,7 +17,7 @@ rabbitmq:
 run: deps rabbitmq
 	$(UV) run vcs run
 
-test: deps rabbitmq
+test: deps node-deps rabbitmq
 	$(UV) run pytest
 
 lint: deps

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
+from tests.support.node import parse_asyncapi
+from vcs_shared.contract import ASYNCAPI_DOCUMENT, SCHEMAS_FOLDER, schema_path
 from vcs_shared.envelope import decode, encode
 from vcs_shared.events import EVENT_TYPES, Contact, RequestSubmitted, RoomAssigned, Urgency
-from vcs_tools.contract import rendered_files, schema_file_name
+from vcs_tools.contract import rendered_files, write_contract
 
 pytestmark = pytest.mark.contract
 
@@ -60,7 +62,7 @@ def test_committed_contract_files_equal_a_fresh_generation() -> None:
 def test_encoded_events_validate_against_their_published_schema(event: RoomAssigned) -> None:
     message = encode(event, source="test", correlation_id="c1")
     body = json.loads(message.body)
-    schema = json.loads((DOCS / "events" / schema_file_name(type(event))).read_text())
+    schema = json.loads((DOCS / schema_path(type(event))).read_text())
 
     Draft202012Validator(schema).validate(body["data"])
     assert body["type"] == f"th.go.dopa.vcs.{event.name}.v1"
@@ -68,7 +70,28 @@ def test_encoded_events_validate_against_their_published_schema(event: RoomAssig
     assert decode(message.body.encode()).event == event
 
 
-def test_every_event_type_has_a_schema_file() -> None:
-    names = {schema_file_name(e) for e in EVENT_TYPES.values()}
-    assert names == {p.name for p in (DOCS / "events").glob("*.schema.json")}
-    assert len(names) == 7
+def test_every_event_type_has_a_schema_file_and_no_file_is_left_over() -> None:
+    paths = {schema_path(e) for e in EVENT_TYPES.values()}
+    assert paths == {f"{SCHEMAS_FOLDER}/{p.name}" for p in (DOCS / SCHEMAS_FOLDER).iterdir()}
+    assert len(paths) == len(EVENT_TYPES) >= 7
+    assert "schemas/room.assigned.v1.json" in paths
+
+
+def test_generating_removes_the_schema_of_an_event_type_that_is_gone(tmp_path: Path) -> None:
+    (tmp_path / SCHEMAS_FOLDER).mkdir()
+    gone = tmp_path / SCHEMAS_FOLDER / "room.vanished.v1.json"
+    gone.write_text("{}")
+
+    written = write_contract(tmp_path)
+
+    assert not gone.exists()
+    assert {p.relative_to(tmp_path).as_posix() for p in written} == set(rendered_files())
+
+
+async def test_the_committed_asyncapi_document_is_valid_for_the_official_parser() -> None:
+    """@asyncapi/parser (npm) resolves the schema files relative to the document and validates
+    the whole; the drift test above cannot tell a document the parser refuses."""
+    verdict = await parse_asyncapi(str(DOCS / ASYNCAPI_DOCUMENT))
+
+    assert verdict.valid, verdict.of_severity("error")
+    assert verdict.of_severity("error", "warning") == []

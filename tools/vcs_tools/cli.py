@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     add_token_parser(commands)
 
     contract = commands.add_parser(
-        "contract", help="write docs/events/*.json and docs/asyncapi.yaml"
+        "contract", help="write docs/asyncapi.yaml and docs/schemas/*.json"
     )
     contract.add_argument("--docs", type=Path, default=Path("docs"))
 

@@ -1,9 +1,11 @@
 """The published event contract, generated from the event models so it cannot drift.
 
-``vcs contract write`` writes ``docs/events/<event>.v1.schema.json`` (JSON Schema
-of each event's data) and ``docs/asyncapi.yaml`` (the whole set: exchange,
-routing keys, CloudEvents envelope). A test checks the committed files equal a
-fresh generation, so a model change without a contract change fails CI.
+``vcs contract`` (``make contract``) writes ``docs/schemas/<event>.v1.json`` (JSON
+Schema of each event's data) and ``docs/asyncapi.yaml`` (the whole set: broker,
+exchange, routing keys, CloudEvents envelope), in the layout of
+:mod:`vcs_shared.contract`; the intake serves these very files. Tests check that
+the committed files equal a fresh generation (so a model change without a
+contract change fails CI) and that the official AsyncAPI parser accepts them.
 """
 
 from __future__ import annotations
@@ -15,91 +17,137 @@ from typing import Any
 import yaml
 
 from vcs_shared.broker import SUBSCRIPTIONS
+from vcs_shared.contract import (
+    ASYNCAPI_DOCUMENT,
+    ASYNCAPI_VERSION,
+    SCHEMAS_FOLDER,
+    schema_path,
+)
 from vcs_shared.envelope import CONTENT_TYPE
 from vcs_shared.events import EVENT_TYPES, Event
 
 EXCHANGE = "vcs.events"
+AMQP_BINDING_VERSION = "0.3.0"
 
 
-def schema_file_name(event: type[Event]) -> str:
-    return f"{event.name}.v1.schema.json"
+def _summary(event: type[Event]) -> str:
+    return (event.__doc__ or "").strip().splitlines()[0]
 
 
 def event_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema (draft 2020-12) of each event's ``data``, by file name."""
+    """JSON Schema (draft 2020-12) of each event's ``data``, by path in the contract folder."""
     schemas: dict[str, dict[str, Any]] = {}
     for type_name, event in EVENT_TYPES.items():
         schema = event.model_json_schema(mode="serialization")
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"urn:th.go.dopa.vcs:schema:{type_name}"
-        schema["description"] = (event.__doc__ or "").strip().splitlines()[0]
-        schemas[schema_file_name(event)] = schema
+        schema["description"] = _summary(event)
+        schemas[schema_path(event)] = schema
     return schemas
 
 
+def _envelope(type_name: str, event: type[Event]) -> dict[str, Any]:
+    """The CloudEvent around the event's data (structured mode: the whole body)."""
+    return {
+        "type": "object",
+        "description": "CloudEvents 1.0, structured JSON mode",
+        "required": ["specversion", "id", "source", "type", "subject", "data"],
+        "properties": {
+            "specversion": {"const": "1.0"},
+            "id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "unique per event; also the AMQP message_id property",
+            },
+            "source": {"type": "string", "description": "the publishing service, /dopa-vcs/…"},
+            "type": {"const": type_name},
+            "subject": {"type": "string", "description": "the request id"},
+            "time": {"type": "string", "format": "date-time"},
+            "datacontenttype": {"const": "application/json"},
+            "correlationid": {
+                "type": "string",
+                "description": "the request id, the same on every event of one request",
+            },
+            "data": {"$ref": f"./{schema_path(event)}"},
+        },
+    }
+
+
+def _channel(event: type[Event]) -> dict[str, Any]:
+    key = _key(event)
+    return {
+        "address": f"{event.name}.{{province_code}}.{{district_code}}",
+        "title": event.name,
+        "description": (
+            f"`{event.name}` events, one routing key per office; bind `{event.name}.#` for "
+            f"every office, `{event.name}.47.*` for the offices of one province"
+        ),
+        "parameters": {
+            "province_code": {
+                "description": "two-digit DOPA province code",
+                "examples": ["47"],
+            },
+            "district_code": {
+                "description": "four-digit DOPA district code",
+                "examples": ["4701"],
+            },
+        },
+        "messages": {key: {"$ref": f"#/components/messages/{key}"}},
+        "bindings": {
+            "amqp": {
+                "is": "routingKey",
+                "exchange": {
+                    "name": EXCHANGE,
+                    "type": "topic",
+                    "durable": True,
+                    "autoDelete": False,
+                    "vhost": "/",
+                },
+                "bindingVersion": AMQP_BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _key(event: type[Event]) -> str:
+    return event.name.replace(".", "_")
+
+
 def asyncapi_document() -> dict[str, Any]:
-    """AsyncAPI 3.0 description of ``vcs.events`` for integrations in any language."""
+    """AsyncAPI 3 description of ``vcs.events``: DOPA VCS sends, integrations subscribe."""
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for type_name, event in EVENT_TYPES.items():
-        key = event.name.replace(".", "_")
+        key = _key(event)
         messages[key] = {
             "name": type_name,
             "title": event.name,
-            "summary": (event.__doc__ or "").strip().splitlines()[0],
+            "summary": _summary(event),
+            "description": (
+                f"CloudEvent of type `{type_name}` with `subject` the request id. AMQP "
+                "properties: `content_type` application/cloudevents+json, `message_id` the "
+                "CloudEvent `id` (deduplicate on it), persistent delivery."
+            ),
             "contentType": CONTENT_TYPE,
-            "headers": {
-                "type": "object",
-                "properties": {"message_id": {"type": "string", "format": "uuid"}},
-            },
-            "payload": {
-                "type": "object",
-                "description": "CloudEvents 1.0, structured JSON mode",
-                "required": ["specversion", "id", "source", "type", "subject", "data"],
-                "properties": {
-                    "specversion": {"const": "1.0"},
-                    "id": {"type": "string", "format": "uuid"},
-                    "source": {"type": "string"},
-                    "type": {"const": type_name},
-                    "subject": {"type": "string", "description": "the request id"},
-                    "time": {"type": "string", "format": "date-time"},
-                    "datacontenttype": {"const": "application/json"},
-                    "correlationid": {"type": "string"},
-                    "data": {"$ref": f"./events/{schema_file_name(event)}"},
-                },
-            },
-            "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": "0.3.0"}},
+            "payload": _envelope(type_name, event),
         }
-        channels[key] = {
-            "address": f"{event.name}.{{province_code}}.{{district_code}}",
-            "description": f"`{event.name}` events; bind `{event.name}.#` for all provinces",
-            "parameters": {
-                "province_code": {"description": "two-digit DOPA province code, e.g. 47"},
-                "district_code": {"description": "four-digit DOPA district code, e.g. 4701"},
-            },
-            "messages": {key: {"$ref": f"#/components/messages/{key}"}},
+        channels[key] = _channel(event)
+        operations[f"send_{key}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": f"DOPA VCS publishes {event.name}",
+            "messages": [{"$ref": f"#/channels/{key}/messages/{key}"}],
             "bindings": {
                 "amqp": {
-                    "is": "routingKey",
-                    "exchange": {
-                        "name": EXCHANGE,
-                        "type": "topic",
-                        "durable": True,
-                        "autoDelete": False,
-                        "vhost": "/",
-                    },
-                    "bindingVersion": "0.3.0",
+                    "deliveryMode": 2,
+                    "mandatory": True,
+                    "bindingVersion": AMQP_BINDING_VERSION,
                 }
             },
         }
-        operations[f"receive_{key}"] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"Subscribe to {event.name}",
-        }
     return {
-        "asyncapi": "3.0.0",
+        "asyncapi": ASYNCAPI_VERSION,
         "info": {
             "title": "DOPA VCS events",
             "version": "1.0.0",
@@ -108,34 +156,70 @@ def asyncapi_document() -> dict[str, Any]:
                 "routing key `<event>.<province_code>.<district_code>`, persistent, as a "
                 "CloudEvents 1.0 structured JSON body whose `id` is also the AMQP message_id. "
                 "Bind `#.47.*` for everything of Sakon Nakhon, `room.assigned.#` for every "
-                "assignment. No passcode travels on these topics: `room.assigned` carries "
-                "a join URL without it and the credentials sealed for the services only. "
-                "The services' own queues: "
+                "assignment, from a queue of your own. No passcode travels on these topics: "
+                "`room.assigned` carries a join URL without it and the credentials sealed for "
+                "the services only. A changed event gets a new type (`….v2`) published beside "
+                "the old one, never a silent change; new optional fields may appear in a `v1` "
+                "type, so read tolerantly. The services' own queues (not for integrations): "
                 + "; ".join(f"{s}: {', '.join(k)}" for s, k in SUBSCRIPTIONS.items())
             ),
         },
         "defaultContentType": CONTENT_TYPE,
+        "servers": {
+            "broker": {
+                "host": "{host}:5672",
+                "protocol": "amqp",
+                "protocolVersion": "0.9.1",
+                "description": "The RabbitMQ of a DOPA VCS deployment",
+                "variables": {
+                    "host": {
+                        "description": "the broker host your deployment's operators name",
+                        "examples": ["localhost"],
+                    }
+                },
+                "security": [{"$ref": "#/components/securitySchemes/integrationUser"}],
+            }
+        },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages},
+        "components": {
+            "messages": messages,
+            "securitySchemes": {
+                "integrationUser": {
+                    "type": "userPassword",
+                    "description": (
+                        "A broker user of your own from the deployment's operators "
+                        "(deploy/rabbitmq/create-users.sh: integration-readonly): it may "
+                        "declare queues named amq.gen-* or integration.*, bind them to "
+                        f"`{EXCHANGE}` and read them; nothing else"
+                    ),
+                }
+            },
+        },
     }
 
 
 def rendered_files() -> dict[str, str]:
     """Relative path -> text of every generated contract file."""
     files = {
-        f"events/{name}": json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-        for name, schema in event_schemas().items()
+        path: json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+        for path, schema in event_schemas().items()
     }
-    files["asyncapi.yaml"] = yaml.safe_dump(
+    files[ASYNCAPI_DOCUMENT] = yaml.safe_dump(
         asyncapi_document(), sort_keys=False, allow_unicode=True, width=100
     )
     return files
 
 
 def write_contract(docs: Path) -> list[Path]:
+    """Writes every contract file under ``docs``; a schema file no event type makes any more
+    is removed, so the intake cannot serve it."""
+    files = rendered_files()
+    for stale in sorted((docs / SCHEMAS_FOLDER).glob("*.json")):
+        if f"{SCHEMAS_FOLDER}/{stale.name}" not in files:
+            stale.unlink()
     written = []
-    for relative, text in rendered_files().items():
+    for relative, text in files.items():
         path = docs / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
