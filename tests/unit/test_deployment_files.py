@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 from vcs_allocator.settings import AllocatorSettings
 from vcs_intake.settings import IntakeSettings
 from vcs_notifier.settings import NotifierSettings
+from vcs_tools.contract import rendered_files
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +121,25 @@ def test_dockerfile_copies_what_exists_and_pins_its_base() -> None:
     assert "uv sync --frozen" in dockerfile
     for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, flags=re.MULTILINE):
         assert (ROOT / source).exists(), f"COPY of missing {source}"
+
+
+def test_the_image_ships_the_contract_where_its_intake_reads_it() -> None:
+    """Every file ``make contract`` writes into docs/ is copied into the runtime image, into
+    the folder ``VCS_CONTRACT_DIR`` names there (the intake refuses to start without them)."""
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    runtime = dockerfile.split(" AS runtime", 1)[1]
+    found = re.search(r"VCS_CONTRACT_DIR=(\S+)", runtime)
+    assert found is not None, "the image does not tell the intake where its contract is"
+    contract_dir = found[1]
+    copies = re.findall(r"^COPY (?!--from)(\S+) (\S+)$", runtime, flags=re.MULTILINE)
+
+    def in_image(repo_path: str) -> str | None:
+        for source, target in copies:
+            if repo_path == source:
+                return str(target)
+            if repo_path.startswith(f"{source.rstrip('/')}/"):
+                return f"{target.rstrip('/')}{repo_path.removeprefix(source.rstrip('/'))}"
+        return None
+
+    for relative in rendered_files():
+        assert in_image(f"docs/{relative}") == f"{contract_dir}/{relative}", relative

@@ -14,6 +14,7 @@ from pymongo.errors import ConnectionFailure
 from vcs_intake import admin_api
 from vcs_intake.api import router
 from vcs_intake.container import Container
+from vcs_intake.contract_api import PublishedContract, contract_router
 from vcs_intake.projection import handler_table
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
@@ -71,6 +72,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(admin_api.router)
+    app.include_router(contract_router(PublishedContract.read(settings.contract_dir)))
     # Added first, so it runs inside the request-id middleware and its error reaches FastAPI
     # directly (not through another middleware's task group, which would make it a 400).
     app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)

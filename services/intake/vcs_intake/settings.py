@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from vcs_shared.settings import CommonSettings, TokenSettings
@@ -12,3 +14,10 @@ class IntakeSettings(CommonSettings, TokenSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
     prefetch: int = Field(default=64, ge=1, le=1000)
+    contract_dir: Path = Field(
+        default=Path("docs"),
+        description=(
+            "Folder of the event contract `make contract` generates (asyncapi.yaml, schemas/), "
+            "served at /asyncapi.yaml and /schemas/; relative to the working directory"
+        ),
+    )
