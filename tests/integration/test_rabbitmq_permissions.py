@@ -10,14 +10,8 @@ integration user watches the events from its own queue.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import secrets
 import shutil
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
@@ -26,97 +20,24 @@ import pytest
 import pytest_asyncio
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
-from pymongo import AsyncMongoClient
 
 from tests.conftest import ROOT, StartServices
+from tests.support.broker_users import INTEGRATION, Broker, drop_databases, least_privilege_vhost
 from tests.support.requests import request_body
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_shared.broker import Topology, check_topology, declare_topology
-from vcs_shared.store import database_name
-from vcs_tools.rabbitmq import (
-    SERVICE_USERS,
-    amqp_url,
-    create_users,
-    definitions,
-    password_variable,
-)
+from vcs_shared.broker import check_topology, declare_topology
+from vcs_tools.rabbitmq import SERVICE_USERS
 
 pytestmark = pytest.mark.integration
-
-INTEGRATION = "integration-readonly"
-
-
-async def rabbitmqctl(*args: str, stdin: str | None = None, check: bool = True) -> None:
-    await asyncio.to_thread(
-        subprocess.run,
-        ["rabbitmqctl", "-q", *args],
-        input=stdin,
-        text=True,
-        check=check,
-        capture_output=True,
-    )
-
-
-async def imported(url: str, topology: Topology) -> None:
-    """Waits for the definition import, which RabbitMQ runs asynchronously."""
-
-    async def declared() -> bool:
-        connection = await aio_pika.connect(url)
-        try:
-            for service in SERVICE_USERS:
-                await check_topology(await connection.channel(), topology, service)
-        except aio_pika.exceptions.ChannelClosed:
-            return False
-        finally:
-            await connection.close()
-        return True
-
-    await eventually(declared, timeout=30, what="definitions imported")
-
-
-@dataclass(frozen=True)
-class Broker:
-    """A vhost with the predeclared topology and the least-privilege users."""
-
-    vhost: str
-    namespace: str
-    urls: dict[str, str]
-
-    @property
-    def topology(self) -> Topology:
-        return Topology(self.namespace)
 
 
 @pytest_asyncio.fixture(scope="module")
 async def least_privilege() -> AsyncIterator[Broker]:
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is not installed here: the users cannot be created")
-    suffix = uuid.uuid4().hex[:10]
-    vhost, namespace, prefix = f"vcs-perm-{suffix}", f"t{suffix}", f"t{suffix}-"
-    passwords = {password_variable(s): secrets.token_urlsafe(16) for s in SERVICE_USERS}
-    passwords["VCS_RABBITMQ_INTEGRATION_PASSWORD"] = secrets.token_urlsafe(16)
-    users = [f"{prefix}{s}" for s in (*SERVICE_USERS, INTEGRATION)]
-    await rabbitmqctl("add_vhost", vhost)
-    try:
-        await rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-        await rabbitmqctl("import_definitions", stdin=json.dumps(definitions(namespace, vhost)))
-        await asyncio.to_thread(
-            create_users, ROOT, passwords, namespace=namespace, vhost=vhost, user_prefix=prefix
-        )
-        urls = {
-            s: amqp_url(f"{prefix}{s}", passwords[password_variable(s)], vhost=vhost)
-            for s in SERVICE_USERS
-        }
-        urls[INTEGRATION] = amqp_url(
-            f"{prefix}{INTEGRATION}", passwords["VCS_RABBITMQ_INTEGRATION_PASSWORD"], vhost=vhost
-        )
-        urls["guest"] = amqp_url("guest", "guest", vhost=vhost)
-        await imported(urls["guest"], Topology(namespace))
-        yield Broker(vhost, namespace, urls)
-    finally:
-        await rabbitmqctl("delete_vhost", vhost)
-        await asyncio.gather(*(rabbitmqctl("delete_user", user, check=False) for user in users))
+    async with least_privilege_vhost(ROOT) as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -289,13 +210,4 @@ async def test_the_services_deliver_a_request_running_as_their_least_privilege_u
             [event] = await tap.wait_for(kind)
             assert event.cloudevent["subject"] == request_id
     finally:
-        await _drop_databases(mongodb_url, least_privilege.namespace)
-
-
-async def _drop_databases(mongodb_url: str, namespace: str) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_url)
-    try:
-        for service in SERVICE_USERS:
-            await client.drop_database(database_name(namespace, service))
-    finally:
-        await client.close()
+        await drop_databases(mongodb_url, least_privilege.namespace)
