@@ -7,12 +7,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from tests.support.node import parse_asyncapi
 from vcs_shared.contract import ASYNCAPI_DOCUMENT, SCHEMAS_FOLDER, schema_path
 from vcs_shared.envelope import decode, encode
-from vcs_shared.events import EVENT_TYPES, Contact, RequestSubmitted, RoomAssigned, Urgency
+from vcs_shared.events import (
+    CLOUDEVENT_TYPE_PREFIX,
+    EVENT_TYPES,
+    Contact,
+    RequestSubmitted,
+    RoomAssigned,
+    Urgency,
+)
 from vcs_tools.contract import rendered_files, write_contract
 
 pytestmark = pytest.mark.contract
@@ -95,3 +103,34 @@ async def test_the_committed_asyncapi_document_is_valid_for_the_official_parser(
 
     assert verdict.valid, verdict.of_severity("error")
     assert verdict.of_severity("error", "warning") == []
+
+
+class RoomAssignedV2(RoomAssigned):
+    """A Meeting ID was reserved (a test-only v2: the capacity became a label)."""
+
+    capacity: str  # type: ignore[assignment]
+
+    @classmethod
+    def cloudevent_type(cls) -> str:
+        return f"{CLOUDEVENT_TYPE_PREFIX}{cls.name}.v2"
+
+
+async def test_a_v2_type_is_published_beside_its_v1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the README promises integrations: a changed event is a new type with a schema
+    file of its own, a second message on the same channel, and the v1 stays as it was."""
+    monkeypatch.setitem(EVENT_TYPES, RoomAssignedV2.cloudevent_type(), RoomAssignedV2)
+    write_contract(tmp_path)
+
+    v1 = json.loads((tmp_path / "schemas" / "room.assigned.v1.json").read_text())
+    v2 = json.loads((tmp_path / "schemas" / "room.assigned.v2.json").read_text())
+    assert v1 == json.loads((DOCS / "schemas" / "room.assigned.v1.json").read_text())
+    assert v2["properties"]["capacity"]["type"] == "string"
+    document = yaml.safe_load((tmp_path / ASYNCAPI_DOCUMENT).read_text())
+    assert set(document["channels"]["room_assigned"]["messages"]) == {
+        "room_assigned_v1",
+        "room_assigned_v2",
+    }
+    verdict = await parse_asyncapi(str(tmp_path / ASYNCAPI_DOCUMENT))
+    assert verdict.valid, verdict.of_severity("error")

@@ -103,14 +103,7 @@ async def test_the_node_subscriber_prints_a_real_assignment_as_the_integration_u
     deployment: Broker, start_services: StartServices, http: httpx.AsyncClient
 ) -> None:
     for service in SERVICE_USERS:
-        await start_services(
-            service,
-            extra_env={
-                "VCS_AMQP_URL": deployment.urls[service],
-                "VCS_NAMESPACE": deployment.namespace,
-                "VCS_DECLARE_TOPOLOGY": "false",
-            },
-        )
+        await start_services(service, extra_env=deployment.service_env(service))
     connection, channel = await open_channel(deployment.urls["guest"])
     tap = await EventTap.bind(channel, deployment.topology.exchange, "room.assigned.#")
     settings = {"AMQP_URL": deployment.urls[INTEGRATION], "EXCHANGE": deployment.topology.exchange}

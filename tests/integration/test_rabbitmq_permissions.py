@@ -188,14 +188,7 @@ async def test_the_services_deliver_a_request_running_as_their_least_privilege_u
     tap = await EventTap.bind(await integration.channel(), least_privilege.topology.exchange, "#")
     try:
         for service in SERVICE_USERS:
-            await start_services(
-                service,
-                extra_env={
-                    "VCS_AMQP_URL": least_privilege.urls[service],
-                    "VCS_NAMESPACE": least_privilege.namespace,
-                    "VCS_DECLARE_TOPOLOGY": "false",
-                },
-            )
+            await start_services(service, extra_env=least_privilege.service_env(service))
 
         response = await http.post("/v1/requests", json=request_body("4701"))
         assert response.status_code == 202

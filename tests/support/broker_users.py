@@ -57,6 +57,14 @@ class Broker:
     def topology(self) -> Topology:
         return Topology(self.namespace)
 
+    def service_env(self, service: str) -> dict[str, str]:
+        """What a service needs to run here as its own user, on the predeclared topology."""
+        return {
+            "VCS_AMQP_URL": self.urls[service],
+            "VCS_NAMESPACE": self.namespace,
+            "VCS_DECLARE_TOPOLOGY": "false",
+        }
+
 
 async def _imported(url: str, topology: Topology) -> None:
     """Waits for the definition import, which RabbitMQ runs asynchronously."""

@@ -24,7 +24,7 @@ from vcs_shared.contract import (
     schema_path,
 )
 from vcs_shared.envelope import CONTENT_TYPE
-from vcs_shared.events import EVENT_TYPES, Event
+from vcs_shared.events import CLOUDEVENT_TYPE_PREFIX, EVENT_TYPES, Event
 
 EXCHANGE = "vcs.events"
 AMQP_BINDING_VERSION = "0.3.0"
@@ -73,14 +73,15 @@ def _envelope(type_name: str, event: type[Event]) -> dict[str, Any]:
     }
 
 
-def _channel(event: type[Event]) -> dict[str, Any]:
-    key = _key(event)
+def _channel(name: str, message_keys: list[str]) -> dict[str, Any]:
+    """The routing keys of one event name; its ``.v1`` and any later version share them."""
     return {
-        "address": f"{event.name}.{{province_code}}.{{district_code}}",
-        "title": event.name,
+        "address": f"{name}.{{province_code}}.{{district_code}}",
+        "title": name,
         "description": (
-            f"`{event.name}` events, one routing key per office; bind `{event.name}.#` for "
-            f"every office, `{event.name}.47.*` for the offices of one province"
+            f"`{name}` events, one routing key per office; bind `{name}.#` for every office, "
+            f"`{name}.47.*` for the offices of one province. Every version of the event is "
+            "published here: tell them apart by the CloudEvents `type`"
         ),
         "parameters": {
             "province_code": {
@@ -92,7 +93,7 @@ def _channel(event: type[Event]) -> dict[str, Any]:
                 "examples": ["4701"],
             },
         },
-        "messages": {key: {"$ref": f"#/components/messages/{key}"}},
+        "messages": {k: {"$ref": f"#/components/messages/{k}"} for k in message_keys},
         "bindings": {
             "amqp": {
                 "is": "routingKey",
@@ -109,43 +110,57 @@ def _channel(event: type[Event]) -> dict[str, Any]:
     }
 
 
-def _key(event: type[Event]) -> str:
-    return event.name.replace(".", "_")
+def _message(type_name: str, event: type[Event]) -> dict[str, Any]:
+    return {
+        "name": type_name,
+        "title": f"{event.name} ({type_name.rsplit('.', 1)[1]})",
+        "summary": _summary(event),
+        "description": (
+            f"CloudEvent of type `{type_name}` with `subject` the request id. AMQP "
+            "properties: `content_type` application/cloudevents+json, `message_id` the "
+            "CloudEvent `id` (deduplicate on it), persistent delivery."
+        ),
+        "contentType": CONTENT_TYPE,
+        "payload": _envelope(type_name, event),
+    }
+
+
+def _operation(channel_key: str, message_keys: list[str], name: str) -> dict[str, Any]:
+    return {
+        "action": "send",
+        "channel": {"$ref": f"#/channels/{channel_key}"},
+        "summary": f"DOPA VCS publishes {name}",
+        "messages": [{"$ref": f"#/channels/{channel_key}/messages/{k}"} for k in message_keys],
+        "bindings": {
+            "amqp": {
+                "deliveryMode": 2,
+                "mandatory": True,
+                "bindingVersion": AMQP_BINDING_VERSION,
+            }
+        },
+    }
+
+
+def _key(text: str) -> str:
+    return text.replace(".", "_")
 
 
 def asyncapi_document() -> dict[str, Any]:
-    """AsyncAPI 3 description of ``vcs.events``: DOPA VCS sends, integrations subscribe."""
-    channels: dict[str, Any] = {}
-    operations: dict[str, Any] = {}
+    """AsyncAPI 3 description of ``vcs.events``: DOPA VCS sends, integrations subscribe.
+
+    One channel (and send operation) per event name, one message per CloudEvents type, so a
+    ``.v2`` type is a second message on the channel of its ``.v1``.
+    """
     messages: dict[str, Any] = {}
+    versions: dict[str, list[str]] = {}
     for type_name, event in EVENT_TYPES.items():
-        key = _key(event)
-        messages[key] = {
-            "name": type_name,
-            "title": event.name,
-            "summary": _summary(event),
-            "description": (
-                f"CloudEvent of type `{type_name}` with `subject` the request id. AMQP "
-                "properties: `content_type` application/cloudevents+json, `message_id` the "
-                "CloudEvent `id` (deduplicate on it), persistent delivery."
-            ),
-            "contentType": CONTENT_TYPE,
-            "payload": _envelope(type_name, event),
-        }
-        channels[key] = _channel(event)
-        operations[f"send_{key}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"DOPA VCS publishes {event.name}",
-            "messages": [{"$ref": f"#/channels/{key}/messages/{key}"}],
-            "bindings": {
-                "amqp": {
-                    "deliveryMode": 2,
-                    "mandatory": True,
-                    "bindingVersion": AMQP_BINDING_VERSION,
-                }
-            },
-        }
+        message_key = _key(type_name.removeprefix(CLOUDEVENT_TYPE_PREFIX))
+        messages[message_key] = _message(type_name, event)
+        versions.setdefault(event.name, []).append(message_key)
+    channels = {_key(name): _channel(name, keys) for name, keys in versions.items()}
+    operations = {
+        f"send_{_key(name)}": _operation(_key(name), keys, name) for name, keys in versions.items()
+    }
     return {
         "asyncapi": ASYNCAPI_VERSION,
         "info": {
