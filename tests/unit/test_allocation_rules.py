@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SAMPLE_POOL
+from tests.support.paths import SAMPLE_POOL
 from vcs_allocator.domain import (
     AllocationPolicy,
     Rejection,
