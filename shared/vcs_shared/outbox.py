@@ -54,6 +54,22 @@ OFFLINE: EventPublisher = _Offline()
 
 
 @dataclass(frozen=True, slots=True)
+class Announcement:
+    """The events a change announces, and the correlation id they carry on."""
+
+    events: tuple[Event, ...] = ()
+    correlation_id: str | None = None
+
+
+SILENT = Announcement()
+"""A change that announces nothing."""
+
+
+def announce(*events: Event, correlation_id: str | None) -> Announcement:
+    return Announcement(events, correlation_id)
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """What one compare-and-set write sets, and what the document must still hold for it to
     apply (``guard``, beside the outbox size the outbox checks itself)."""
@@ -92,28 +108,27 @@ class Outbox:
     async def ensure_index(self) -> None:
         await self._collection.create_index("outbox_pending")
 
-    async def insert(
-        self, document: Document, events: Sequence[Event] = (), *, correlation_id: str | None
-    ) -> None:
+    async def insert(self, document: Document, announcement: Announcement = SILENT) -> None:
         """Inserts a new document with its events, then publishes them.
 
         A unique index refusing the document raises ``DuplicateKeyError``; nothing was written.
         """
-        fields = _outbox_fields([], self._encode(events, correlation_id))
+        messages = self._encode(announcement)
+        fields = _outbox_fields([], messages)
         await self._collection.insert_one({**document, **fields})
-        if events:
+        if messages:
             await self.relay.publish_now(document["_id"], fields["outbox"])
 
     async def update(
         self,
         doc_id: str,
         change: Callable[[Document], Change | None],
-        events: Sequence[Event] = (),
+        announcement: Announcement = SILENT,
         *,
-        correlation_id: str | None,
         projection: Document | None = None,
     ) -> Changed | None:
-        """Applies ``change`` to the document as it is now, with ``events``, then publishes them.
+        """Applies ``change`` to the document as it is now with the events it announces, then
+        publishes them.
 
         ``change`` sees the current document (``projection`` of it) and returns what to
         write, or None when its rule says nothing is to change. The write is a
@@ -121,7 +136,7 @@ class Outbox:
         between the read and this one, the document is read again and the rule applied
         again, so neither write is lost. None when there is no such document.
         """
-        messages = self._encode(events, correlation_id)
+        messages = self._encode(announcement)
         for _ in range(CHANGE_ATTEMPTS):
             current = await self._collection.find_one({"_id": doc_id}, projection)
             if current is None:
@@ -138,8 +153,12 @@ class Outbox:
                 return Changed({**current, **wanted.fields, **fields}, written=True)
         raise ConcurrentChanges(f"{doc_id} kept changing while being written")
 
-    def _encode(self, events: Sequence[Event], correlation_id: str | None) -> list[OutgoingMessage]:
-        return [encode(e, source=self._source, correlation_id=correlation_id) for e in events]
+    def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
+        correlation_id = announcement.correlation_id
+        return [
+            encode(event, source=self._source, correlation_id=correlation_id)
+            for event in announcement.events
+        ]
 
 
 def _outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:

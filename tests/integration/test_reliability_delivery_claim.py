@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 LEASE = timedelta(seconds=30)
 ASSIGNED, RELEASED = MailKind.assigned, MailKind.released
-DELIVERED = MailOutcome("delivered", at=datetime.now(UTC))
+DELIVERED = MailOutcome(ASSIGNED, "delivered", at=datetime.now(UTC))
 
 
 def submitted(request_id: str) -> RequestSubmitted:
@@ -50,8 +50,8 @@ async def test_one_claim_at_a_time_a_stale_one_is_taken_over_a_recorded_mail_nev
     later = datetime.now(UTC) + LEASE + timedelta(seconds=2)
     assert await store.claim("r-1", ASSIGNED, LEASE, now=later)  # the holder's lease ran out
 
-    written = await store.record_outcome("r-1", ASSIGNED, DELIVERED)
+    written = await store.record_outcome("r-1", DELIVERED)
     assert written is True
     assert not await store.claim("r-1", ASSIGNED, LEASE, now=later + LEASE * 2)  # recorded
-    assert await store.record_outcome("r-1", ASSIGNED, DELIVERED) is False
+    assert await store.record_outcome("r-1", DELIVERED) is False
     assert not await store.claim("r-2", ASSIGNED, LEASE)  # no contact known: nothing to send

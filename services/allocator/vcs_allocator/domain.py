@@ -147,12 +147,7 @@ class Decision:
     def cancelled(cls, cancel: RequestCancelled, *, at: datetime) -> Decision:
         """A request withdrawn before it was decided: it will never get a room."""
         return cls(
-            request_id=cancel.request_id,
-            province_code=cancel.province_code,
-            district_code=cancel.district_code,
-            outcome=DecisionOutcome.cancelled,
-            decided_at=at,
-            released=True,
+            **cancel.subject(), outcome=DecisionOutcome.cancelled, decided_at=at, released=True
         )
 
     @property
@@ -190,13 +185,8 @@ class _DecidedFields(TypedDict):
 
 
 def _decided(request: RequestSubmitted, at: datetime) -> _DecidedFields:
-    return {
-        "request_id": request.request_id,
-        "province_code": request.province_code,
-        "district_code": request.district_code,
-        "decided_at": at,
-        "booking": Booking(request.starts_at, request.ends_at, request.participants),
-    }
+    booking = Booking(request.starts_at, request.ends_at, request.participants)
+    return {**request.subject(), "decided_at": at, "booking": booking}
 
 
 def occupied_span(starts_at: datetime, ends_at: datetime, policy: AllocationPolicy) -> Span:

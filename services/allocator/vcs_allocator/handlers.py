@@ -41,6 +41,7 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
+from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
 
@@ -95,9 +96,8 @@ async def _reject(
         message_en=rejection.message_en,
     )
     decision = Decision.rejected(event, rejection.reason, at=deps.clock())
-    earlier = await deps.store.record_decision(
-        decision, [rejected], correlation_id=envelope.correlation_id
-    )
+    announcement = announce(rejected, correlation_id=envelope.correlation_id)
+    earlier = await deps.store.record_decision(decision, announcement)
     await _give_back(leftover, event.request_id, deps, kept=_held(earlier))
     log.info("allocation.rejected", reason=rejection.reason.value)
 
@@ -112,9 +112,9 @@ async def _assign(
         await _give_back({room.meeting_id}, event.request_id, deps, kept=_held(decided))
         raise RetryLater("the claim outlived half its lease before it was decided")
     decision = Decision.assigned(event, room, at=deps.clock())
-    earlier = await deps.store.record_decision(
-        decision, [_room_assigned(event, room, deps.sealer)], correlation_id=envelope.correlation_id
-    )
+    assigned = _room_assigned(event, room, deps.sealer)
+    announcement = announce(assigned, correlation_id=envelope.correlation_id)
+    earlier = await deps.store.record_decision(decision, announcement)
     kept = room.meeting_id if earlier is None else earlier.held_meeting_id
     await _give_back({*settled.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
     if kept != room.meeting_id:
@@ -219,9 +219,8 @@ async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> 
         starts_at=reservation.starts_at,
         ends_at=reservation.ends_at,
     )
-    if await deps.store.mark_released(
-        released, at=deps.clock(), correlation_id=envelope.correlation_id
-    ):
+    announcement = announce(released, correlation_id=envelope.correlation_id)
+    if await deps.store.mark_released(event.request_id, deps.clock(), announcement):
         log.info("release.released", meeting_id=reservation.meeting_id)
 
 

@@ -50,8 +50,8 @@ from vcs_allocator.domain import (
     Room,
 )
 from vcs_shared.broker import EventPublisher
-from vcs_shared.events import Event, RejectionReason, RoomReleased
-from vcs_shared.outbox import OFFLINE, Change, Outbox, OutboxRelay
+from vcs_shared.events import RejectionReason
+from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "allocator"
@@ -106,12 +106,12 @@ class ReservationStore(Protocol):
         adopt: bool = False,
     ) -> bool: ...
     async def record_decision(
-        self, decision: Decision, events: Sequence[Event] = (), *, correlation_id: str | None = None
+        self, decision: Decision, announcement: Announcement = SILENT
     ) -> Decision | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
     async def release_slots(self, request_id: str) -> int: ...
     async def mark_released(
-        self, event: RoomReleased, *, at: datetime, correlation_id: str | None
+        self, request_id: str, at: datetime, announcement: Announcement
     ) -> bool: ...
 
 
@@ -124,10 +124,7 @@ class MongoReservationStore:
         self.slots = db["slots"]
         self.decisions = db["decisions"]
         self._outbox = Outbox(self.decisions, source=SOURCE, publisher=publisher)
-
-    @property
-    def relay(self) -> OutboxRelay:
-        return self._outbox.relay
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
         await self.slots.create_index(
@@ -266,14 +263,12 @@ class MongoReservationStore:
             await self.slots.delete_many({"_id": {"$in": inserted}, "attempt": attempt})
 
     async def record_decision(
-        self, decision: Decision, events: Sequence[Event] = (), *, correlation_id: str | None = None
+        self, decision: Decision, announcement: Announcement = SILENT
     ) -> Decision | None:
         """Stores the decision with the events announcing it, then publishes them; returns the
         decision already stored instead if another process was first (nothing written)."""
         try:
-            await self._outbox.insert(
-                decision_to_document(decision), events, correlation_id=correlation_id
-            )
+            await self._outbox.insert(decision_to_document(decision), announcement)
         except DuplicateKeyError:
             return await self.decision(decision.request_id)
         return None
@@ -286,22 +281,17 @@ class MongoReservationStore:
         await self.slots.delete_many({"meeting_id": meeting_id, "request_id": request_id})
 
     async def mark_released(
-        self, event: RoomReleased, *, at: datetime, correlation_id: str | None
+        self, request_id: str, at: datetime, announcement: Announcement
     ) -> bool:
-        """Marks the request's assignment released, with ``event``; False if it already was."""
+        """Marks the request's assignment released, with its events; False if it already was."""
 
         def change(current: Document) -> Change | None:
             if current.get("released"):
                 return None
             return Change({"released": True, "release": {"at": at}}, guard={"released": False})
 
-        changed = await self._outbox.update(
-            event.request_id,
-            change,
-            [event],
-            correlation_id=correlation_id,
-            projection={"outbox": 1, "outbox_count": 1, "released": 1},
-        )
+        projection = {"outbox": 1, "outbox_count": 1, "released": 1}
+        changed = await self._outbox.update(request_id, change, announcement, projection=projection)
         return changed is not None and changed.written
 
     async def sweep_orphans(self, lease: timedelta, *, batch: int = 5000) -> Sweep:

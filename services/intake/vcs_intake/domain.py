@@ -137,18 +137,9 @@ class RequestState:
         )
 
     def submitted(self) -> RequestSubmitted:
-        """The event announcing this request."""
-        return RequestSubmitted(
-            **self.subject(),
-            title=self.title,
-            starts_at=self.starts_at,
-            ends_at=self.ends_at,
-            participants=self.participants,
-            urgency=self.urgency,
-            needs_support=self.needs_support,
-            contact=self.contact,
-            submitted_at=self.submitted_at,
-        )
+        """The event announcing this request: the request as the office asked it (its fields
+        are this record's, by name)."""
+        return RequestSubmitted.model_validate(self, from_attributes=True)
 
     def cancelled(self, *, by: str, at: datetime) -> RequestCancelled:
         """The event announcing that ``by`` withdrew this request."""

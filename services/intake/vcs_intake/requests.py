@@ -75,29 +75,9 @@ def view(request: RequestState, sealer: CredentialsSealer) -> RequestView:
             passcode=credentials.passcode,
             capacity=stored.capacity,
         )
-    rejection = request.rejection
-    return RequestView(
-        request_id=request.request_id,
-        status=request.status,
-        district_code=request.district_code,
-        province_code=request.province_code,
-        title=request.title,
-        starts_at=request.starts_at,
-        ends_at=request.ends_at,
-        participants=request.participants,
-        urgency=request.urgency,
-        needs_support=request.needs_support,
-        contact=request.contact,
-        submitted_at=request.submitted_at,
-        assignment=assignment,
-        rejection=(
-            None
-            if rejection is None
-            else RejectionView(
-                reason=rejection.reason,
-                message_th=rejection.message_th,
-                message_en=rejection.message_en,
-            )
-        ),
-        delivery_error=request.delivery_error,
-    )
+    rejection = None
+    if request.rejection is not None:
+        rejection = RejectionView.model_validate(request.rejection, from_attributes=True)
+    as_stored = RequestView.model_fields.keys() - {"assignment", "rejection"}
+    fields = {name: getattr(request, name) for name in as_stored}
+    return RequestView(**fields, assignment=assignment, rejection=rejection)

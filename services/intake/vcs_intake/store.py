@@ -9,6 +9,7 @@ writes whose filters come from the status machine (:mod:`vcs_intake.domain`).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -18,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
-from vcs_shared.outbox import OFFLINE, Change, Outbox, OutboxRelay
+from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
 from vcs_shared.store import Document
 
 SOURCE = "intake"
@@ -50,10 +51,7 @@ class MongoRequestStore:
         self.db = db
         self.requests = db["requests"]
         self._outbox = Outbox(self.requests, source=SOURCE, publisher=publisher)
-
-    @property
-    def relay(self) -> OutboxRelay:
-        return self._outbox.relay
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
         await self.requests.create_index("idempotency_key", unique=True)
@@ -64,11 +62,8 @@ class MongoRequestStore:
         """Stores a new request with its ``request.submitted``, then publishes it; raises
         :class:`DuplicateSubmission` when its idempotency key was used before."""
         try:
-            await self._outbox.insert(
-                request_to_document(request),
-                [request.submitted()],
-                correlation_id=request.request_id,
-            )
+            announcement = announce(request.submitted(), correlation_id=request.request_id)
+            await self._outbox.insert(request_to_document(request), announcement)
         except DuplicateKeyError as exc:
             existing = await self.requests.find_one({"idempotency_key": request.idempotency_key})
             if existing is None:
@@ -94,9 +89,8 @@ class MongoRequestStore:
                 guard={"status": current["status"]},
             )
 
-        changed = await self._outbox.update(
-            event.request_id, change, [event], correlation_id=event.request_id
-        )
+        announcement = announce(event, correlation_id=event.request_id)
+        changed = await self._outbox.update(event.request_id, change, announcement)
         return None if changed is None else request_from_document(changed.document)
 
     async def assign(self, request_id: str, assignment: Assignment) -> bool:
@@ -197,10 +191,4 @@ def _rejection_from_document(rejection: Document) -> Rejection:
 
 
 def _assignment_document(assignment: Assignment) -> Document:
-    return {
-        "meeting_id": assignment.meeting_id,
-        "capacity": assignment.capacity,
-        "join_url": assignment.join_url,
-        "pool": assignment.pool,
-        "sealed_credentials": assignment.sealed_credentials,
-    }
+    return asdict(assignment)

@@ -25,19 +25,18 @@ class MailKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class MailOutcome:
-    """How one mail went: sent, or failed for good with ``error``."""
+    """How one kind of mail went: sent, or failed for good with ``error``."""
 
+    kind: MailKind
     state: Literal["delivered", "failed"]
     at: datetime
     channel: Literal["email"] | None = None
     error: str | None = None
 
     @classmethod
-    def of(
-        cls, error: str | None, *, at: datetime, channel: Literal["email"] | None = None
-    ) -> MailOutcome:
-        """The outcome of a send that ended with ``error`` (None: delivered)."""
-        return cls("delivered" if error is None else "failed", at, channel, error)
+    def of(cls, kind: MailKind, error: str | None, *, at: datetime) -> MailOutcome:
+        """The outcome of an e-mail that ended with ``error`` (None: delivered)."""
+        return cls(kind, "delivered" if error is None else "failed", at, "email", error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +53,7 @@ class Delivery:
 
     @classmethod
     def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:
-        return cls(
-            request_id=event.request_id,
-            contact=event.contact,
-            title=event.title,
-            province_code=event.province_code,
-            district_code=event.district_code,
-            created_at=at,
-        )
+        return cls(**event.subject(), contact=event.contact, title=event.title, created_at=at)
 
     def recorded(self, kind: MailKind) -> bool:
         """Whether that mail's outcome is recorded: then it is never sent again."""

@@ -35,6 +35,7 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
+from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
 
@@ -72,19 +73,14 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     sent = await _mail_once(event.request_id, MailKind.assigned, compose, deps)
     if sent is None:
         return
-    outcome = MailOutcome.of(sent.error, at=deps.clock(), channel="email")
+    outcome = MailOutcome.of(MailKind.assigned, sent.error, at=deps.clock())
     result: Event
     if sent.error is None:
         result = CredentialsDelivered(**event.subject(), channel="email", delivered_at=outcome.at)
     else:
         result = CredentialsFailed(**event.subject(), channel="email", error=sent.error)
-    await deps.store.record_outcome(
-        event.request_id,
-        MailKind.assigned,
-        outcome,
-        [result],
-        correlation_id=envelope.correlation_id,
-    )
+    announcement = announce(result, correlation_id=envelope.correlation_id)
+    await deps.store.record_outcome(event.request_id, outcome, announcement)
     log.info("delivery.recorded", state=outcome.state)
 
 
@@ -98,8 +94,10 @@ async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -
     sent = await _mail_once(event.request_id, MailKind.released, compose, deps)
     if sent is None:
         return
-    outcome = MailOutcome("delivered" if sent.error is None else "failed", at=deps.clock())
-    await deps.store.record_outcome(event.request_id, MailKind.released, outcome)
+    outcome = MailOutcome(
+        MailKind.released, "delivered" if sent.error is None else "failed", at=deps.clock()
+    )
+    await deps.store.record_outcome(event.request_id, outcome)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,7 @@ def credentials_email(
     ends_at: datetime,
 ) -> EmailMessage:
     title, request_id = delivery.title, delivery.request_id
-    return _mail(
-        MailKind.assigned,
-        sender,
-        delivery,
-        f"DOPA VCS: ห้องประชุม {meeting_id} - {title}",
-        f"""เรียน {delivery.contact.name}
-
+    text = f"""\
 ศูนย์สื่อสารกรมการปกครองได้จัดห้องประชุม DOPA VCS (Zoom) สำหรับการประชุม "{title}"
 เริ่ม {thai_datetime(starts_at)}
 สิ้นสุด {thai_datetime(ends_at)}
@@ -44,33 +38,30 @@ def credentials_email(
 --
 Your DOPA VCS room: Meeting ID {meeting_id}, passcode {credentials.passcode},
 join URL {credentials.join_url}. Request {request_id}.
-""",
-    )
+"""
+    subject = f"DOPA VCS: ห้องประชุม {meeting_id} - {title}"
+    return _mail(MailKind.assigned, sender, delivery, subject, text)
 
 
 def released_email(*, sender: str, delivery: Delivery, meeting_id: str) -> EmailMessage:
     title, request_id = delivery.title, delivery.request_id
-    return _mail(
-        MailKind.released,
-        sender,
-        delivery,
-        f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} - {title}",
-        f"""เรียน {delivery.contact.name}
-
+    text = f"""\
 คำขอ {request_id} ("{title}") ถูกยกเลิกแล้ว ห้องประชุม {meeting_id} ไม่สามารถใช้สำหรับการประชุมนี้ได้อีก
 
 --
 Request {request_id} was cancelled; room {meeting_id} is no longer yours for this meeting.
-""",
-    )
+"""
+    subject = f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} - {title}"
+    return _mail(MailKind.released, sender, delivery, subject, text)
 
 
 def _mail(kind: MailKind, sender: str, delivery: Delivery, subject: str, text: str) -> EmailMessage:
+    """The headers every mail has, and the salutation before its ``text``."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = str(delivery.contact.email)
     message["Subject"] = subject
     message["Message-ID"] = f"<{kind}.{delivery.request_id}@vcs.dopa.go.th>"
     message["X-VCS-Request-Id"] = delivery.request_id
-    message.set_content(text)
+    message.set_content(f"เรียน {delivery.contact.name}\n\n{text}")
     return message

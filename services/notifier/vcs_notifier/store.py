@@ -9,7 +9,6 @@ mail's outcome with the events announcing it (written through an
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -18,8 +17,8 @@ from pymongo.errors import DuplicateKeyError
 
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_shared.broker import EventPublisher
-from vcs_shared.events import Contact, Event
-from vcs_shared.outbox import OFFLINE, Change, Outbox, OutboxRelay
+from vcs_shared.events import Contact
+from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "notifier"
@@ -32,13 +31,7 @@ class DeliveryStore(Protocol):
         self, request_id: str, kind: MailKind, lease: timedelta, *, now: datetime | None = None
     ) -> bool: ...
     async def record_outcome(
-        self,
-        request_id: str,
-        kind: MailKind,
-        outcome: MailOutcome,
-        events: Sequence[Event] = (),
-        *,
-        correlation_id: str | None = None,
+        self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
     ) -> bool: ...
 
 
@@ -46,10 +39,7 @@ class MongoDeliveryStore:
     def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.deliveries = db["deliveries"]
         self._outbox = Outbox(self.deliveries, source=SOURCE, publisher=publisher)
-
-    @property
-    def relay(self) -> OutboxRelay:
-        return self._outbox.relay
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
@@ -57,7 +47,7 @@ class MongoDeliveryStore:
     async def remember(self, delivery: Delivery) -> None:
         """Keeps the contact of a request; the first copy of its event wins."""
         with contextlib.suppress(DuplicateKeyError):
-            await self._outbox.insert(delivery_to_document(delivery), correlation_id=None)
+            await self._outbox.insert(delivery_to_document(delivery))
 
     async def delivery(self, request_id: str) -> Delivery | None:
         document = await self.deliveries.find_one({"_id": request_id})
@@ -85,30 +75,20 @@ class MongoDeliveryStore:
         return False
 
     async def record_outcome(
-        self,
-        request_id: str,
-        kind: MailKind,
-        outcome: MailOutcome,
-        events: Sequence[Event] = (),
-        *,
-        correlation_id: str | None = None,
+        self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
     ) -> bool:
         """Records the outcome of one kind of mail once, with its events (then published);
         False if it was recorded before. The other kind of mail recorded meanwhile (a release
         racing an assignment) makes the outbox look again, so neither outcome is lost."""
+        kind = outcome.kind
 
         def change(current: Document) -> Change | None:
             if kind in current:
                 return None
             return Change({kind: outcome_to_document(outcome)}, guard={kind: {"$exists": False}})
 
-        changed = await self._outbox.update(
-            request_id,
-            change,
-            events,
-            correlation_id=correlation_id,
-            projection={"outbox": 1, "outbox_count": 1, kind: 1},
-        )
+        projection = {"outbox": 1, "outbox_count": 1, kind: 1}
+        changed = await self._outbox.update(request_id, change, announcement, projection=projection)
         return changed is not None and changed.written
 
 
@@ -121,7 +101,7 @@ def delivery_to_document(delivery: Delivery) -> Document:
         "district_code": delivery.district_code,
         "created_at": delivery.created_at,
     }
-    document.update({kind: outcome_to_document(o) for kind, o in delivery.outcomes.items()})
+    document.update({o.kind: outcome_to_document(o) for o in delivery.outcomes.values()})
     return document
 
 
@@ -134,7 +114,9 @@ def delivery_from_document(document: Document) -> Delivery:
         district_code=document["district_code"],
         created_at=document["created_at"],
         outcomes={
-            kind: outcome_from_document(document[kind]) for kind in MailKind if kind in document
+            kind: outcome_from_document(kind, document[kind])
+            for kind in MailKind
+            if kind in document
         },
     )
 
@@ -149,8 +131,9 @@ def outcome_to_document(outcome: MailOutcome) -> Document:
     return document
 
 
-def outcome_from_document(document: Document) -> MailOutcome:
+def outcome_from_document(kind: MailKind, document: Document) -> MailOutcome:
     return MailOutcome(
+        kind=kind,
         state=document["state"],
         at=document["at"],
         channel=document.get("channel"),
