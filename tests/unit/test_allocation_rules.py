@@ -1,4 +1,5 @@
-"""The allocation rules of DESIGN.md, on the pure domain functions, and the pool file format."""
+"""The allocation rules (README, Allocation), on the pure domain functions, and the pool file
+format."""
 
 from __future__ import annotations
 
