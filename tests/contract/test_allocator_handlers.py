@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.events import request_submitted
 from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, Room
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import Contact, RequestSubmitted, RoomAssigned, Urgency
+from vcs_shared.events import RoomAssigned
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
@@ -36,19 +37,7 @@ async def test_the_allocator_decides_by_its_clock_and_stores_its_event_with_the_
         policy=AllocationPolicy(),
         clock=lambda: NOW,
     )
-    event = RequestSubmitted(
-        request_id=str(uuid.uuid4()),
-        province_code="47",
-        district_code="4701",
-        title="clock",
-        starts_at=NOW + timedelta(days=1),
-        ends_at=NOW + timedelta(days=1, hours=1),
-        participants=100,
-        urgency=Urgency.normal,
-        needs_support=False,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
-        submitted_at=NOW,
-    )
+    event = request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1), participants=100)
     handler = HANDLERS.bind(deps).handler_for(event)
     assert handler is not None
 

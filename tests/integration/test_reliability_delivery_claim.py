@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.events import request_submitted
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.store import MongoDeliveryStore
-from vcs_shared.events import Contact, RequestSubmitted, Urgency
+from vcs_shared.events import RequestSubmitted
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
@@ -21,20 +22,7 @@ DELIVERED = MailOutcome(ASSIGNED, "delivered", at=datetime.now(UTC))
 
 
 def submitted(request_id: str) -> RequestSubmitted:
-    now = datetime.now(UTC)
-    return RequestSubmitted(
-        request_id=request_id,
-        province_code="47",
-        district_code="4701",
-        title="claim",
-        starts_at=now + timedelta(days=1),
-        ends_at=now + timedelta(days=1, hours=1),
-        participants=10,
-        urgency=Urgency.normal,
-        needs_support=False,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
-        submitted_at=now,
-    )
+    return request_submitted(request_id, datetime.now(UTC) + timedelta(days=1), title="claim")
 
 
 async def test_one_claim_at_a_time_a_stale_one_is_taken_over_a_recorded_mail_never(
