@@ -18,10 +18,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.conftest import ROOT, StartServices
 from tests.support.broker_users import INTEGRATION, Broker, drop_databases, least_privilege_vhost
 from tests.support.node import NODE_SUBSCRIBER, node, with_dependencies
+from tests.support.paths import ROOT
 from tests.support.requests import request_body, wait_status
+from tests.support.services import StartServices
 from tests.support.tap import EventTap, open_channel
 from tests.support.waiting import eventually
 from vcs_tools.rabbitmq import SERVICE_USERS

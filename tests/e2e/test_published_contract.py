@@ -12,9 +12,10 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from tests.conftest import ROOT, StartServices
 from tests.support.node import parse_asyncapi
+from tests.support.paths import ROOT
 from tests.support.requests import request_body, wait_status
+from tests.support.services import StartServices
 from tests.support.tap import EventTap, TappedMessage
 from vcs_shared.contract import (
     ASYNCAPI_DOCUMENT,

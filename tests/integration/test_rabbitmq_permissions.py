@@ -21,9 +21,10 @@ import pytest_asyncio
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
 
-from tests.conftest import ROOT, StartServices
 from tests.support.broker_users import INTEGRATION, Broker, drop_databases, least_privilege_vhost
+from tests.support.paths import ROOT
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.broker import check_topology, declare_topology

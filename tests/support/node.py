@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import ROOT
+
 ASYNCAPI_CHECK = ROOT / "tools" / "asyncapi-check"
 NODE_SUBSCRIBER = ROOT / "examples" / "node-subscriber"
 

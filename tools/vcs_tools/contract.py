@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from vcs_shared.broker import SUBSCRIPTIONS
 from vcs_shared.contract import (
     ASYNCAPI_DOCUMENT,
     ASYNCAPI_VERSION,
@@ -25,6 +24,7 @@ from vcs_shared.contract import (
 )
 from vcs_shared.envelope import CONTENT_TYPE
 from vcs_shared.events import CLOUDEVENT_TYPE_PREFIX, EVENT_TYPES, Event
+from vcs_shared.topology import CONSUMERS, binding_keys
 
 EXCHANGE = "vcs.events"
 AMQP_BINDING_VERSION = "0.3.0"
@@ -176,7 +176,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "the services only. A changed event gets a new type (`….v2`) published beside "
                 "the old one, never a silent change; new optional fields may appear in a `v1` "
                 "type, so read tolerantly. The services' own queues (not for integrations): "
-                + "; ".join(f"{s}: {', '.join(k)}" for s, k in SUBSCRIPTIONS.items())
+                + "; ".join(f"{s}: {', '.join(binding_keys(s))}" for s in CONSUMERS)
             ),
         },
         "defaultContentType": CONTENT_TYPE,
