@@ -9,6 +9,10 @@ Topology (names shown for the default namespace ``vcs``):
   ``vcs.<service>.dlq``, classic durable queues that operators list and replay
   (classic, because listing requeues and a quorum queue would count that
   against a delivery limit of its own).
+* ``vcs.replay`` — headers exchange through which operators (the desk) put a
+  dead letter back into the one queue it came from, with its original routing
+  key: each service queue is bound on the header ``vcs-replay-to: <service>``.
+  Nobody needs to publish to the default exchange (``amq.default``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from pamqp.common import FieldTable
 from pymongo.errors import ConnectionFailure, NetworkTimeout
 
 from vcs_shared.envelope import CONTENT_TYPE, Envelope, OutgoingMessage, PoisonMessage, decode
@@ -38,6 +43,9 @@ log = structlog.get_logger(__name__)
 DELIVERY_LIMIT = 5
 DEAD_REASON_HEADER = "x-vcs-dead-reason"
 ORIGINAL_ROUTING_KEY_HEADER = "x-vcs-original-routing-key"
+REPLAY_HEADER = "vcs-replay-to"
+"""Names the service a replayed message goes back to (RabbitMQ ignores ``x-`` binding
+arguments when matching headers, hence no prefix)."""
 
 SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
     "allocator": ("request.submitted.#", "request.cancelled.#"),
@@ -74,6 +82,10 @@ class Topology:
     @property
     def dead_exchange(self) -> str:
         return f"{self.namespace}.dead"
+
+    @property
+    def replay_exchange(self) -> str:
+        return f"{self.namespace}.replay"
 
     def queue(self, service: str) -> str:
         return f"{self.namespace}.{service}"
@@ -121,6 +133,9 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Abst
     dead = await channel.declare_exchange(
         topology.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
     )
+    replay = await channel.declare_exchange(
+        topology.replay_exchange, aio_pika.ExchangeType.HEADERS, durable=True
+    )
     for service, keys in SUBSCRIPTIONS.items():
         queue = await channel.declare_queue(
             topology.queue(service),
@@ -136,6 +151,7 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Abst
         )
         for key in keys:
             await queue.bind(exchange, routing_key=key)
+        await queue.bind(replay, routing_key="", arguments=replay_binding(service))
         dlq = await channel.declare_queue(
             topology.dead_letter_queue(service),
             durable=True,
@@ -143,6 +159,11 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Abst
         )
         await dlq.bind(dead, routing_key=topology.queue(service))
     return exchange
+
+
+def replay_binding(service: str) -> FieldTable:
+    """The arguments binding ``service``'s queue to the replay exchange."""
+    return {"x-match": "all", REPLAY_HEADER: service}
 
 
 async def check_topology(channel: AbstractChannel, topology: Topology, service: str) -> None:
@@ -171,6 +192,7 @@ async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
         await channel.queue_delete(topology.dead_letter_queue(service))
     await channel.exchange_delete(topology.exchange)
     await channel.exchange_delete(topology.dead_exchange)
+    await channel.exchange_delete(topology.replay_exchange)
 
 
 class EventPublisher(Protocol):

@@ -26,9 +26,16 @@ from urllib.parse import quote
 
 import aio_pika
 
-from vcs_shared.broker import DELIVERY_LIMIT, SUBSCRIPTIONS, Topology, declare_topology
+from vcs_shared.broker import (
+    DELIVERY_LIMIT,
+    SUBSCRIPTIONS,
+    Topology,
+    declare_topology,
+    replay_binding,
+)
 
-SERVICE_USERS = tuple(SUBSCRIPTIONS)
+SERVICE_USERS = (*SUBSCRIPTIONS, "desk")
+"""Every service connects as its own user: the three consumers, and the desk (dead letters)."""
 CREATE_USERS_SCRIPT = Path("deploy") / "rabbitmq" / "create-users.sh"
 
 
@@ -43,6 +50,7 @@ def definitions(namespace: str = "vcs", vhost: str = "/") -> dict[str, Any]:
     exchanges = [
         _exchange(topology.exchange, "topic", vhost),
         _exchange(topology.dead_exchange, "direct", vhost),
+        _exchange(topology.replay_exchange, "headers", vhost),
     ]
     queues: list[dict[str, Any]] = []
     bindings: list[dict[str, Any]] = []
@@ -66,6 +74,15 @@ def definitions(namespace: str = "vcs", vhost: str = "/") -> dict[str, Any]:
         )
         bindings.extend(
             _binding(topology.exchange, topology.queue(service), k, vhost) for k in keys
+        )
+        bindings.append(
+            _binding(
+                topology.replay_exchange,
+                topology.queue(service),
+                "",
+                vhost,
+                replay_binding(service),
+            )
         )
         bindings.append(
             _binding(
@@ -105,14 +122,16 @@ def _queue(name: str, vhost: str, arguments: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _binding(source: str, queue: str, key: str, vhost: str) -> dict[str, Any]:
+def _binding(
+    source: str, queue: str, key: str, vhost: str, arguments: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     return {
         "source": source,
         "vhost": vhost,
         "destination": queue,
         "destination_type": "queue",
         "routing_key": key,
-        "arguments": {},
+        "arguments": dict(arguments or {}),
     }
 
 
