@@ -105,9 +105,9 @@ async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_rest
         assert {pool: len(rooms) for pool, rooms in pools.items()} == {
             pool: sum(r.pool == pool for r in sample) for pool in {r.pool for r in sample}
         }
-        listed = (await admin.get("/v1/admin/pools")).text
-        assert "pwd=" not in listed
-        assert not any(r.passcode in listed for r in sample)
+        shown = (await admin.get("/v1/admin/pools")).text
+        assert "pwd=" not in shown
+        assert not any(r.passcode in shown for r in sample)
 
         bad = await admin.post(
             "/v1/admin/pools/reload", content=BAD_POOL, headers={"content-type": "text/csv"}
@@ -190,7 +190,9 @@ async def test_a_yaml_reload_through_the_admin_api(
         assert active["meeting_id"] == NEW_ROOM
 
 
-def vcs(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def vcs(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real ``vcs`` command, as an operator runs it (no VCS_* setting leaks in)."""
     executable = Path(sys.executable).with_name("vcs")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("VCS_")}
