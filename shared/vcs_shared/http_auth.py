@@ -110,7 +110,7 @@ async def province_filter(
 ) -> str | None:
     """A list's ``?province=`` filter: one of the caller's provinces, or 403 naming it."""
     if province is not None and not scope.covers_province(province):
-        raise outside_scope("province", [province], scope)
+        raise outside_scope("the province asked for is", [province], scope)
     return province
 
 

@@ -61,7 +61,5 @@ class Scope:
         return sorted({pool for pool in pools if not self.covers_pool(pool)})
 
     def describe(self) -> str:
-        """The scope in a few words, for error messages."""
-        return (
-            "all provinces" if self.national else f"provinces {', '.join(sorted(self.provinces))}"
-        )
+        """The provinces, for error messages."""
+        return "all of them" if self.national else ", ".join(sorted(self.provinces))

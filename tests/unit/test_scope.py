@@ -46,5 +46,5 @@ def test_the_national_role_covers_every_pool_even_an_unconfigured_region() -> No
 
     assert scope.outside_pools(["10", "96", "region-12", "region-3"]) == []
     assert scope.covers_province(None)
-    assert scope.describe() == "all provinces"
+    assert scope.describe() == "all of them"
     assert not scope_of(region="12").covers_pool("region-3")

@@ -107,7 +107,7 @@ async def _visible_rooms(
 ) -> list[Room]:
     """The caller's rooms, narrowed to one pool when asked (a pool not theirs: 403)."""
     if pool is not None and not scope.covers_pool(pool):
-        raise outside_scope("pool", [pool], scope)
+        raise outside_scope("the pool asked for is", [pool], scope)
     if province is not None and pool is not None and province != pool:
         return []
     rooms = await store.all_rooms(pool or province)
@@ -143,7 +143,9 @@ async def export_pools(
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(_item(room).model_dump() for room in rooms)
+    writer.writerows(
+        {**_item(room).model_dump(), "active": str(room.active).lower()} for room in rooms
+    )
     name = "-".join(["pools", *filter(None, [province, pool])])
     return Response(
         out.getvalue(),
@@ -220,7 +222,7 @@ async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) 
         ) from exc
     outside = scope.outside_pools(room.pool for room in rooms)
     if outside:
-        raise outside_scope("the file names pools", outside, scope)
+        raise outside_scope("nothing was loaded: the file names pools", outside, scope)
     change: PoolChange = await store.replace_rooms(rooms)
     log.info(
         "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
