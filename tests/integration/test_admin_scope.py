@@ -156,9 +156,19 @@ async def dead_letter(channel: Any, topology: Topology, routing_key: str, body: 
 
 
 async def test_dead_letters_are_scoped_and_replayed_with_their_original_routing_key(
-    start_services: StartServices, intake_url: str, broker: Any, topology: Topology
+    start_services: StartServices,
+    intake_url: str,
+    broker: Any,
+    topology: Topology,
+    service_env: dict[str, str],
 ) -> None:
     await start_services("desk", "intake")
+    async with httpx.AsyncClient(base_url=service_env["VCS_DESK_URL"]) as desk:
+        health = await desk.get("/healthz")  # open, like the intake's
+    assert (health.status_code, health.json()) == (
+        200,
+        {"status": "ok", "broker": "up", "store": "up"},
+    )
     sakon_key, bangkok_key = "request.submitted.47.4701", "request.submitted.10.1001"
     sakon = await dead_letter(
         broker, topology, sakon_key, encode(submitted("4701"), source="t").body.encode()

@@ -134,3 +134,27 @@ async def test_forwarding_keeps_status_body_and_content_type(
         assert forwarded.headers["content-type"] == own.headers["content-type"]
     assert through[1].status_code == 422
     assert "content-disposition" in through[0].headers
+
+
+async def test_a_whole_pool_file_larger_than_other_bodies_goes_through_the_front_door(
+    start_services: StartServices, http: httpx.AsyncClient, service_env: dict[str, str]
+) -> None:
+    await start_services("allocator", "intake")
+    rows = [
+        f"{40000000000 + n},300,47,passcode-{n},https://zoom.example/j/{40000000000 + n},"
+        for n in range(1200)
+    ]
+    big = ("meeting_id,capacity,pool,passcode,join_url,active\n" + "\n".join(rows)).encode()
+    assert len(big) > int(service_env.get("VCS_MAX_BODY_BYTES", 64 * 1024))
+
+    reloaded = await http.post(
+        "/v1/admin/pools/reload", content=big, headers={"content-type": "text/csv"}
+    )
+    elsewhere = await http.post(
+        "/v1/requests", content=big, headers={"content-type": "application/json"}
+    )
+
+    assert reloaded.status_code == 200, reloaded.text
+    assert reloaded.json()["loaded"] == 1200
+    assert elsewhere.status_code == 422  # the ordinary limit still holds everywhere else
+    assert elsewhere.json()["detail"][0]["type"] == "body_too_large"

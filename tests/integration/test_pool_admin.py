@@ -242,36 +242,45 @@ async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_room
     assert await rooms.count_documents({"pool": "48", "active": True}) > 0  # other pools kept
 
 
-async def test_the_pool_commands_work_beside_make_run_and_say_what_they_need(
+async def test_the_operators_commands_work_beside_make_run_and_say_what_they_need(
     start_services: StartServices, intake_url: str, tmp_path: Path
 ) -> None:
-    """What ``make run`` writes (.data/dev.env) is enough: no token, no store URL needed."""
-    await start_services("allocator", "intake")
+    """What ``make run`` writes (.data/dev.env) is enough: no token, no store or broker URL."""
+    await start_services("allocator", "desk", "intake")
     (tmp_path / ".data").mkdir()
     (tmp_path / ".data" / "dev.env").write_text(f"VCS_JWT_SECRET={TEST_JWT_SECRET}\n")
     beside_make_run = {"VCS_API_URL": intake_url}
 
-    shown = await asyncio.to_thread(
-        vcs, "pool", "show", "--pool", "47", env=beside_make_run, cwd=tmp_path
-    )
-    loaded = await asyncio.to_thread(
-        vcs, "pool", "load", str(SAMPLE_POOL), env=beside_make_run, cwd=tmp_path
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return vcs(*args, env=beside_make_run, cwd=tmp_path)
+
+    shown, loaded, listed, replayed = await asyncio.gather(
+        asyncio.to_thread(run, "pool", "show", "--pool", "47"),
+        asyncio.to_thread(run, "pool", "load", str(SAMPLE_POOL)),
+        asyncio.to_thread(run, "dlq", "list"),
+        asyncio.to_thread(run, "dlq", "replay", "--all"),
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     no_token = await asyncio.to_thread(vcs, "pool", "show", env={}, cwd=elsewhere)
     unreachable = await asyncio.to_thread(
-        vcs, "pool", "show", env={"VCS_API_URL": f"http://127.0.0.1:{free_port()}"}, cwd=tmp_path
+        vcs, "dlq", "list", env={"VCS_API_URL": f"http://127.0.0.1:{free_port()}"}, cwd=tmp_path
     )
 
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert shown.stdout.startswith("pool 47: 12 active")
     assert "national operator" in shown.stderr
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert (listed.returncode, listed.stdout) == (
+        0,
+        "no dead letters (allocator, notifier, intake)\n",
+    )
+    assert (replayed.returncode, replayed.stdout) == (1, "nothing replayed\n")
     assert no_token.returncode == unreachable.returncode == 2
     assert "VCS_TOKEN" in no_token.stdout
     assert "VCS_API_URL" in unreachable.stdout
-    for command in (("pool", "load"), ("pool", "show")):
+    commands = [("pool", "load"), ("pool", "show"), ("dlq", "list"), ("dlq", "replay")]
+    for command in commands:
         helped = await asyncio.to_thread(vcs, *command, "--help", env={})
         assert helped.returncode == 0
         for setting in ("VCS_API_URL", "VCS_TOKEN", "VCS_JWT_SECRET", ".data/dev.env"):

@@ -93,6 +93,8 @@ async def _relay(answer: httpx.Response, owner: str) -> AsyncIterator[bytes]:
             yield chunk
     except httpx.HTTPError as exc:
         log.warning("gateway.body_interrupted", owner=owner, error=repr(exc))
+    finally:
+        await answer.aclose()
 
 
 def unavailable(owner: str, exc: httpx.HTTPError, *, sent: bool) -> JSONResponse:
