@@ -16,14 +16,16 @@ import aio_pika
 import httpx
 import pytest
 
-from tests.conftest import SAMPLE_POOL, StartServices
 from tests.integration.test_allocator_concurrency import START, all_decided, publish, submitted
 from tests.support.auth import bearer, national_operator_token, operator_token
+from tests.support.paths import SAMPLE_POOL
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
-from vcs_shared.broker import ORIGINAL_ROUTING_KEY_HEADER, REPLAY_HEADER, Topology
+from vcs_shared.broker import ORIGINAL_ROUTING_KEY_HEADER, Topology
 from vcs_shared.envelope import encode
 from vcs_shared.thaitime import BANGKOK
+from vcs_shared.topology import REPLAY_HEADER
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.auth import bearer, codec, office_token, operator_token
+from tests.support.services import StartServices
 from vcs_allocator.admin import create_admin_app
 from vcs_desk.api import create_app as create_desk_app
 from vcs_shared.auth import InternalAuthenticator

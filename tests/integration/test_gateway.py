@@ -13,9 +13,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import StartServices
 from tests.integration.test_auth_cli import vcs
 from tests.support.auth import TEST_JWT_SECRET, bearer, codec, office_token, operator_token
+from tests.support.services import StartServices
 from vcs_shared.auth import ALGORITHM
 
 pytestmark = pytest.mark.integration

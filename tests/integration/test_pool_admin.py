@@ -16,7 +16,6 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import SAMPLE_POOL, StartServices
 from tests.integration.test_allocator_concurrency import (
     START,
     all_decided,
@@ -25,16 +24,17 @@ from tests.integration.test_allocator_concurrency import (
     submitted,
 )
 from tests.support.auth import TEST_JWT_SECRET, bearer, codec, office_token, operator_token
+from tests.support.paths import SAMPLE_POOL
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
 from vcs_shared.broker import Topology
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_shared.thaitime import BANGKOK
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
 
-Document = dict[str, Any]
 
 NEW_ROOM = "98765432101"
 HEADER = "meeting_id,capacity,pool,passcode,join_url,active\n"

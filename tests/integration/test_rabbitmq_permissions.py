@@ -35,21 +35,22 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
 from pymongo import AsyncMongoClient
 
-from tests.conftest import ROOT, StartServices
 from tests.support.auth import codec, national_operator_token
+from tests.support.paths import ROOT
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_desk.deadletters import DeadLetters
 from vcs_shared.broker import (
     ORIGINAL_ROUTING_KEY_HEADER,
-    SUBSCRIPTIONS,
     Topology,
     check_topology,
     declare_topology,
 )
 from vcs_shared.scope import Scope
 from vcs_shared.store import database_name
+from vcs_shared.topology import CONSUMERS
 from vcs_tools.rabbitmq import (
     SERVICE_USERS,
     amqp_url,
@@ -61,8 +62,6 @@ from vcs_tools.rabbitmq import (
 pytestmark = pytest.mark.integration
 
 INTEGRATION = "integration-readonly"
-CONSUMERS = tuple(SUBSCRIPTIONS)
-"""The services that consume a queue of their own (the desk consumes none)."""
 
 
 async def rabbitmqctl(*args: str, stdin: str | None = None, check: bool = True) -> None:

@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
-from vcs_shared.broker import SUBSCRIPTIONS
+from vcs_shared.topology import CONSUMERS
 from vcs_tools.operator_api import SETTINGS_HELP, CommandFailed, detail, operator_api
 
-SERVICES = tuple(SUBSCRIPTIONS)
+SERVICES = tuple(CONSUMERS)
 LIST_LIMIT = 1000
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
@@ -248,16 +248,11 @@ async def list_reservations(
     start = datetime.combine(day, time(0), tzinfo=BANGKOK)
     found = await store.reservations(start, start + timedelta(days=1), meeting_id)
     return [
-        ReservationView(request_id=doc["_id"], **_reservation_fields(doc))
-        for doc in found
-        if scope.covers_province(doc["province_code"])
-        and (province is None or doc["province_code"] == province)
+        ReservationView.model_validate(reservation, from_attributes=True)
+        for reservation in found
+        if scope.covers_province(reservation.province_code)
+        and (province is None or reservation.province_code == province)
     ]
-
-
-def _reservation_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    names = ReservationView.model_fields.keys() - {"request_id"}
-    return {name: doc[name] for name in names}
 
 
 def create_admin_app(store: MongoReservationStore, authenticator: Authenticator) -> FastAPI:

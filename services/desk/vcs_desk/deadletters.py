@@ -32,20 +32,15 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from vcs_shared.broker import (
-    DEAD_REASON_HEADER,
-    ORIGINAL_ROUTING_KEY_HEADER,
-    REPLAY_HEADER,
-    SUBSCRIPTIONS,
-    Topology,
-)
+from vcs_shared.broker import DEAD_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 from vcs_shared.envelope import PoisonMessage, decode
 from vcs_shared.offices import is_province
 from vcs_shared.scope import Scope
+from vcs_shared.topology import CONSUMERS, REPLAY_HEADER, Topology
 
 log = structlog.get_logger(__name__)
 
-SERVICES: tuple[str, ...] = tuple(SUBSCRIPTIONS)
+SERVICES: tuple[str, ...] = tuple(CONSUMERS)
 REPLAYED_HEADER = "x-vcs-replayed"
 MAX_SCAN = 10_000
 """The most letters of one queue a listing or a replay looks at."""

@@ -15,17 +15,15 @@ from pymongo.errors import ConnectionFailure
 from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.gateway import Gateway, forwarding_routes
-from vcs_intake.projection import handler_table
+from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
-from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
 from vcs_shared.logging import configure_logging
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
@@ -48,29 +46,21 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_clients(settings, SERVICE) as clients:
-            store = MongoRequestStore(clients.database)
+            store = MongoRequestStore(clients.database, clients.publisher)
             await store.ensure_indexes()
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
             codec = TokenCodec(settings.jwt_secret.get_secret_value())
             app.state.authenticator = TokenAuthenticator(codec, revocations)
-            relay = OutboxRelay(store.requests, clients.publisher)
             app.state.container = Container(
                 store=store,
-                relay=relay,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
             )
-            consumer = EventConsumer(
-                connection=clients.connection,
-                topology=clients.topology,
-                service=SERVICE,
-                handlers=handler_table(store),
-                prefetch=settings.prefetch,
-            )
+            handlers = HANDLERS.bind(store)
             async with (
                 httpx.AsyncClient() as owners_client,
-                consuming(SERVICE, consumer, relay),
+                consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
             ):
                 app.state.gateway = Gateway(
                     owners_client,
