@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +17,13 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.support.broker_users import INTEGRATION, Broker, drop_databases, least_privilege_vhost
+from tests.support.broker_users import (
+    INTEGRATION,
+    Broker,
+    drop_databases,
+    least_privilege_vhost,
+    require_rabbitmqctl,
+)
 from tests.support.node import NODE_SUBSCRIBER, node, with_dependencies
 from tests.support.paths import ROOT
 from tests.support.requests import request_body, wait_status
@@ -91,8 +96,7 @@ async def _collect(stream: asyncio.StreamReader, lines: list[str]) -> None:
 @pytest_asyncio.fixture
 async def deployment(mongodb_url: str) -> AsyncIterator[Broker]:
     """A vhost of this test's own, with the users ``create-users.sh`` makes in a deployment."""
-    if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here: the integration user cannot be created")
+    require_rabbitmqctl()
     async with least_privilege_vhost(ROOT) as broker:
         try:
             yield broker

@@ -3,14 +3,18 @@
 The topology comes from the generated definitions (imported with ``rabbitmqctl
 import_definitions``), the users from ``deploy/rabbitmq/create-users.sh`` under a
 unique prefix, so what runs as them is what runs in a deployment. Everything is
-removed on the way out. Needs ``rabbitmqctl`` (and the right to use it) on this machine.
+removed on the way out. Needs ``rabbitmqctl`` (and the right to use it) on this machine:
+without it the tests that use this fail rather than skip silently, unless
+``VCS_ALLOW_NO_RABBITMQCTL=1`` says on purpose that this machine cannot run them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
+import shutil
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -20,11 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import pytest
 from pymongo import AsyncMongoClient
 
 from tests.support.waiting import eventually
+from vcs_desk.deadletters import DeadLetters
 from vcs_shared.broker import Topology, check_topology
 from vcs_shared.store import database_name
+from vcs_shared.topology import CONSUMERS
 from vcs_tools.rabbitmq import SERVICE_USERS, amqp_url, create_users, definitions, password_variable
 
 INTEGRATION = "integration-readonly"
@@ -66,14 +73,28 @@ class Broker:
         }
 
 
+def require_rabbitmqctl() -> None:
+    """Fails the test when ``rabbitmqctl`` is missing (skips only when told to)."""
+    if shutil.which("rabbitmqctl") is not None:
+        return
+    if os.environ.get("VCS_ALLOW_NO_RABBITMQCTL") == "1":
+        pytest.skip("rabbitmqctl is not installed and VCS_ALLOW_NO_RABBITMQCTL=1")
+    pytest.fail(
+        "rabbitmqctl is not installed, so the broker permissions cannot be tested: run "
+        "scripts/ensure-rabbitmq.sh (make test does), or set VCS_ALLOW_NO_RABBITMQCTL=1 "
+        "to skip these tests on purpose"
+    )
+
+
 async def _imported(url: str, topology: Topology) -> None:
     """Waits for the definition import, which RabbitMQ runs asynchronously."""
 
     async def declared() -> bool:
         connection = await aio_pika.connect(url)
         try:
-            for service in SERVICE_USERS:
+            for service in CONSUMERS:
                 await check_topology(await connection.channel(), topology, service)
+            await DeadLetters(connection, topology).check()
         except aio_pika.exceptions.ChannelClosed:
             return False
         finally:
