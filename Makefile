@@ -2,18 +2,22 @@
 # uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: run test lint bench deps rabbitmq contract
+.PHONY: run test lint bench deps rabbitmq chromium contract
 
 deps:
 	@scripts/ensure-uv.sh
+	@scripts/ensure-web-assets.sh
 
 rabbitmq:
 	@scripts/ensure-rabbitmq.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 run: deps rabbitmq
 	$(UV) run vcs run
 
-test: deps rabbitmq
+test: deps rabbitmq chromium
 	$(UV) run pytest
 
 lint: deps

@@ -55,6 +55,11 @@ def all_offices() -> list[Office]:
     return offices
 
 
+def all_province_codes() -> frozenset[str]:
+    """The codes of the 77 provinces (a national operator's scope)."""
+    return frozenset(province.code for province in geothai.provinces())
+
+
 def is_province(province_code: str) -> bool:
     """Whether the code is one of the 77 provinces."""
     return geothai.province(province_code) is not None

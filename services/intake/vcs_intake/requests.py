@@ -7,13 +7,20 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
+from vcs_intake.schemas import (
+    AssignmentView,
+    RejectionView,
+    RequestView,
+    SubmitRequest,
+)
 from vcs_intake.store import DuplicateSubmission, RequestStore
+from vcs_shared.auth import Principal
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import encode
 from vcs_shared.events import RequestCancelled, RequestSubmitted
 from vcs_shared.offices import find_office
 from vcs_shared.outbox import OutboxRelay, outbox_fields
+from vcs_shared.store import epoch_ms
 
 SOURCE = "intake"
 
@@ -22,6 +29,31 @@ Document = dict[str, Any]
 
 class IdempotencyConflict(ValueError):
     """The Idempotency-Key was used before for a different request body."""
+
+
+class NotPermitted(Exception):
+    """The caller may not submit for this district (an office for another one, an operator
+    outside its provinces); ``district_code`` names it."""
+
+    def __init__(self, district_code: str) -> None:
+        self.district_code = district_code
+        super().__init__(f"may not submit for district {district_code}")
+
+
+async def accept(
+    principal: Principal,
+    payload: SubmitRequest,
+    idempotency_key: str | None,
+    store: RequestStore,
+    relay: OutboxRelay,
+) -> tuple[Document, bool]:
+    """The one way a request comes in, from the API and from the clerks' form alike:
+    the caller's right to submit for the district, then :func:`submit`."""
+    office = find_office(payload.district_code)
+    assert office is not None  # SubmitRequest validated the code
+    if not principal.may_act_for(office.district_code, office.province_code):
+        raise NotPermitted(office.district_code)
+    return await submit(payload, idempotency_key, store, relay)
 
 
 async def submit(
@@ -60,6 +92,9 @@ async def submit(
         "contact": payload.contact.model_dump(),
         "status": "submitted",
         "submitted_at": now,
+        # Integer copies for lists: the embedded store filters and sorts numbers reliably.
+        "submitted_ms": epoch_ms(now),
+        "starts_ms": epoch_ms(payload.starts_at),
         "idempotency_key": (
             f"{office.district_code}:{idempotency_key}" if idempotency_key else f"auto:{request_id}"
         ),

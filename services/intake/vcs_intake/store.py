@@ -8,6 +8,7 @@ the first request instead of making a second.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,6 +21,40 @@ from vcs_shared.outbox import ensure_outbox_index, outbox_fields
 Document = dict[str, Any]
 
 CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which requests a list shows: one district, or some provinces (``None``: all of them),
+    optionally only some statuses and meetings starting in ``[starts_from_ms, starts_before_ms)``.
+    """
+
+    district_code: str | None = None
+    province_codes: frozenset[str] | None = None
+    statuses: tuple[str, ...] = ()
+    starts_from_ms: int | None = None
+    starts_before_ms: int | None = None
+
+    def queries(self) -> list[Document]:
+        """One store query per province (equality on a single-field index, which the
+        embedded store serves; it scans for ``$in`` on anything but ``_id``)."""
+        common: Document = {}
+        if self.statuses:
+            common["status"] = (
+                self.statuses[0] if len(self.statuses) == 1 else {"$in": list(self.statuses)}
+            )
+        window: Document = {}
+        if self.starts_from_ms is not None:
+            window["$gte"] = self.starts_from_ms
+        if self.starts_before_ms is not None:
+            window["$lt"] = self.starts_before_ms
+        if window:
+            common["starts_ms"] = window
+        if self.district_code is not None:
+            return [{"district_code": self.district_code, **common}]
+        if self.province_codes is None:
+            return [common]
+        return [{"province_code": code, **common} for code in sorted(self.province_codes)]
 
 
 class DuplicateSubmission(Exception):
@@ -51,6 +86,8 @@ class MongoRequestStore:
     async def ensure_indexes(self) -> None:
         await self.requests.create_index("idempotency_key", unique=True)
         await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
+        await self.requests.create_index("district_code")
+        await self.requests.create_index("province_code")
         await ensure_outbox_index(self.requests)
 
     async def insert(self, document: Document) -> None:
@@ -66,6 +103,39 @@ class MongoRequestStore:
 
     async def get(self, request_id: str) -> Document | None:
         return await self.requests.find_one({"_id": request_id})
+
+    async def newest(
+        self, which: RequestFilter, *, after: tuple[int, str] | None, limit: int
+    ) -> list[Document]:
+        """Newest submitted first, ``limit`` of them, continuing after ``(submitted_ms, _id)``
+        of the last one a previous page showed (keyset pagination: stable under inserts)."""
+        order = [("submitted_ms", -1), ("_id", -1)]
+        found: list[Document] = []
+        for query in which.queries():
+            if after is not None:
+                ms, last_id = after
+                query = {
+                    **query,
+                    "$or": [
+                        {"submitted_ms": {"$lt": ms}},
+                        {"submitted_ms": ms, "_id": {"$lt": last_id}},
+                    ],
+                }
+            found += await self.requests.find(query).sort(order).limit(limit).to_list()
+        found.sort(key=lambda d: (d.get("submitted_ms", 0), d["_id"]), reverse=True)
+        return found[:limit]
+
+    async def by_start(
+        self, which: RequestFilter, *, earliest_first: bool, limit: int
+    ) -> list[Document]:
+        """Meetings in start order (soonest first, or latest first), at most ``limit``."""
+        direction = 1 if earliest_first else -1
+        found: list[Document] = []
+        for query in which.queries():
+            cursor = self.requests.find(query).sort([("starts_ms", direction), ("_id", 1)])
+            found += await cursor.limit(limit).to_list()
+        found.sort(key=lambda d: d.get("starts_ms", 0), reverse=not earliest_first)
+        return found[:limit]
 
     async def cancel(
         self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
