@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from vcs_shared.settings import CommonSettings, TokenSettings
@@ -12,3 +14,12 @@ class IntakeSettings(CommonSettings, TokenSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
     prefetch: int = Field(default=64, ge=1, le=1000)
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^/\s]+$",
+        description="Where people reach the intake (invite links; https: cookies are Secure)",
+    )
+    web_assets_dir: Path | None = Field(
+        default=None,
+        description="node_modules with the pages' npm assets (default: the repo's web-assets)",
+    )

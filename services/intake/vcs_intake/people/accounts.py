@@ -58,7 +58,11 @@ class InviteInvalid(Exception):
 
 
 class PasswordRejected(ValueError):
-    """The new password breaks a rule; the message is an msgid the page translates."""
+    """The new password breaks a rule; ``problem`` says which (see ``password_problem``)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
 
 
 class LoggedSignIns:

@@ -113,15 +113,16 @@ def normalise_email(email: str) -> str:
 
 
 def password_problem(password: str, confirmation: str, *, email: str) -> str | None:
-    """Why this new password cannot be used (an English msgid the pages translate), or None."""
+    """Why this new password cannot be used (``differs``, ``too_short``, ``too_long``,
+    ``is_email``), or None."""
     if password != confirmation:
-        return "The two passwords differ."
+        return "differs"
     if len(password) < MIN_PASSWORD_LENGTH:
-        return "Use at least 10 characters."
+        return "too_short"
     if len(password) > MAX_PASSWORD_LENGTH:
-        return "Use at most 200 characters."
+        return "too_long"
     if password.strip().lower() == normalise_email(email):
-        return "Do not use your e-mail address as the password."
+        return "is_email"
     return None
 
 

@@ -1,0 +1,301 @@
+"""The clerks' pages: their office's requests, the new-request form, a request's own page
+(live status, credentials, QR code, calendar file, printable confirmation, cancel).
+
+Every page asks the same questions as the API, through the same code: who may see
+a request (:func:`~vcs_intake.auth_deps.find_visible`: another office's request is
+404 like a missing one), how a request is accepted (:func:`~vcs_intake.requests.accept`,
+always with an Idempotency-Key), how it is shown (:func:`~vcs_intake.requests.view`)
+and cancelled (:func:`~vcs_intake.requests.cancel`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import segno
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
+from sse_starlette import EventSourceResponse
+
+from vcs_intake import listing, requests
+from vcs_intake.auth_deps import find_visible
+from vcs_intake.container import Container, ContainerDep
+from vcs_intake.people.accounts import SignedIn
+from vcs_intake.web.account_pages import PagesDep, sign_in_page
+from vcs_intake.web.calendar import meeting_calendar
+from vcs_intake.web.forms import RequestForm
+from vcs_intake.web.i18n import N_
+from vcs_intake.web.live import StatusHub
+from vcs_intake.web.rendering import NO_STORE, Pages
+from vcs_intake.web.session import MaybeSignedIn, Person
+from vcs_shared.offices import find_office
+from vcs_shared.store import epoch_ms
+
+router = APIRouter(include_in_schema=False)
+
+Document = dict[str, Any]
+
+# A page stops listening once nothing more will happen by itself.
+SETTLED = ("delivered", "rejected", "cancelled", "delivery_failed")
+CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
+# How often a live page re-reads its request without being woken (another intake process
+# may have handled the event).
+RECHECK_SECONDS = 3.0
+LONGEST_MEETING = timedelta(hours=24)
+REJECTION_ADVICE = {
+    "no_room_free": N_(
+        "Every room of your province is taken at that time. Try another time "
+        "or day, or fewer participants."
+    ),
+    "capacity_exceeded": N_(
+        "No room holds that many people. Lower the number of participants "
+        "(the largest rooms hold 1,000)."
+    ),
+    "window_invalid": N_("Check the date and the start and end times."),
+    "unknown_office": N_("Your office is not known to the system. Call the communication centre."),
+    "pool_empty": N_("Your province has no rooms yet. Call the communication centre."),
+}
+
+
+def hub_of(request: Request) -> StatusHub:
+    hub: StatusHub = request.app.state.status_hub
+    return hub
+
+
+HubDep = Annotated[StatusHub, Depends(hub_of)]
+
+
+@router.get("/")
+async def home(
+    request: Request, who: MaybeSignedIn, pages: PagesDep, container: ContainerDep
+) -> Response:
+    """Signed in: the requests of the person's office, upcoming first; otherwise sign-in."""
+    if who is None:
+        return sign_in_page(request, pages)
+    now = datetime.now(UTC)
+    which = listing.visible_to(who.principal)
+    recent = await container.store.by_start(
+        replace(which, starts_from_ms=epoch_ms(now - LONGEST_MEETING)),
+        earliest_first=True,
+        limit=100,
+    )
+    upcoming = [d for d in recent if d["ends_at"] > now]
+    earlier = await container.store.by_start(
+        replace(which, starts_before_ms=epoch_ms(now)), earliest_first=False, limit=30
+    )
+    shown = {d["_id"] for d in upcoming}
+    past = [d for d in earlier if d["_id"] not in shown][:20]
+    return pages.render(request, "home.html", who=who, upcoming=upcoming, past=past)
+
+
+@router.get("/requests/new")
+async def new_request(
+    request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    if who.person.district_code is None:
+        return pages.render(request, "office_only.html", who=who, status_code=403)
+    form = RequestForm.blank(who.person)
+    again = request.query_params.get("again")
+    if again:
+        try:
+            previous = await find_visible(container.store, again, who.principal)
+        except HTTPException:
+            previous = None
+        if previous is not None:
+            form = RequestForm.again(previous, who.person)
+    return _form_page(request, pages, who, form, key=uuid.uuid4().hex)
+
+
+@router.post("/requests/new")
+async def submit_request(
+    request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    """The form goes through the API's own submit (:func:`requests.accept`) with an
+    Idempotency-Key: a double click, a reload or a repost is one request."""
+    if who.person.district_code is None:
+        return pages.render(request, "office_only.html", who=who, status_code=403)
+    posted = await request.form()
+    data = {name: str(value) for name, value in posted.items()}
+    form = RequestForm.posted(data)
+    key = data.get("idempotency_key", "").strip()[:100] or _key_of(form)
+    payload = form.to_request(who.person.district_code, now=datetime.now(UTC))
+    if payload is None:
+        return _form_page(request, pages, who, form, key=key, status_code=422)
+    try:
+        document, _created = await requests.accept(
+            who.principal, payload, f"form:{key}", container.store, container.relay
+        )
+    except requests.IdempotencyConflict:
+        _ = pages.gettext(request)
+        form.errors["form"] = _(
+            "This form was already sent with other details. Open a new form to ask again."
+        )
+        return _form_page(request, pages, who, form, key=key, status_code=409)
+    return RedirectResponse(f"/requests/{document['_id']}", status_code=303)
+
+
+@router.get("/requests/{request_id}")
+async def request_page(
+    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    document = await _visible(container, request_id, who)
+    if document is None:
+        return _not_found(request, pages, who)
+    return pages.render(request, "request.html", who=who, **_details(document, container))
+
+
+@router.get("/requests/{request_id}/live")
+async def request_live(
+    request_id: str,
+    request: Request,
+    who: Person,
+    pages: PagesDep,
+    container: ContainerDep,
+    hub: HubDep,
+) -> Response:
+    """Server-sent events: ``status`` (the status section, rendered) whenever it changes,
+    then ``end`` once the request has settled."""
+    if await _visible(container, request_id, who) is None:
+        return _not_found(request, pages, who)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        async with hub.watch(request_id) as watch:
+            shown: tuple[str, bool] | None = None
+            while True:
+                document = await container.store.get(request_id)
+                if document is None:
+                    return
+                state = (document["status"], bool(document.get("assignment")))
+                if state != shown:
+                    shown = state
+                    html = pages.fragment(
+                        request, "_status.html", who=who, **_details(document, container)
+                    )
+                    yield {"event": "status", "data": html}
+                if document["status"] in SETTLED:
+                    yield {"event": "end", "data": document["status"]}
+                    return
+                await watch.next_change(within=RECHECK_SECONDS)
+
+    return EventSourceResponse(events(), ping=15, headers=NO_STORE)
+
+
+@router.get("/requests/{request_id}/calendar.ics")
+async def request_calendar(
+    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    document = await _visible(container, request_id, who)
+    if document is None:
+        return _not_found(request, pages, who)
+    details = _details(document, container)
+    body = meeting_calendar(details["view"], office_name=details["office_name"])
+    return Response(
+        body,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="dopa-vcs-{request_id[:8]}.ics"',
+            **NO_STORE,
+        },
+    )
+
+
+@router.get("/requests/{request_id}/print")
+async def request_print(
+    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    document = await _visible(container, request_id, who)
+    if document is None:
+        return _not_found(request, pages, who)
+    details = _details(document, container)
+    return pages.render(request, "print.html", who=who, printed_at=datetime.now(UTC), **details)
+
+
+@router.get("/requests/{request_id}/cancel")
+async def cancel_confirmation(
+    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+) -> Response:
+    document = await _visible(container, request_id, who)
+    if document is None:
+        return _not_found(request, pages, who)
+    return pages.render(request, "cancel.html", who=who, **_details(document, container))
+
+
+@router.post("/requests/{request_id}/cancel")
+async def cancel(
+    request_id: str,
+    request: Request,
+    who: Person,
+    pages: PagesDep,
+    container: ContainerDep,
+    hub: HubDep,
+) -> Response:
+    document = await _visible(container, request_id, who)
+    if document is None:
+        return _not_found(request, pages, who)
+    if _may_cancel(document):
+        await requests.cancel(document, who.principal.role.value, container.store, container.relay)
+        hub.changed(request_id)
+    return RedirectResponse(f"/requests/{request_id}", status_code=303)
+
+
+def _form_page(
+    request: Request,
+    pages: Pages,
+    who: SignedIn,
+    form: RequestForm,
+    *,
+    key: str,
+    status_code: int = 200,
+) -> Response:
+    return pages.render(
+        request, "request_new.html", who=who, form=form, key=key, status_code=status_code
+    )
+
+
+def _key_of(form: RequestForm) -> str:
+    """For a post without the form's own key (a script): the same fields, the same request."""
+    fields = "\x1f".join(f"{k}={v}" for k, v in sorted(form.values.items()))
+    return "fields-" + hashlib.sha256(fields.encode()).hexdigest()[:40]
+
+
+async def _visible(container: Container, request_id: str, who: SignedIn) -> Document | None:
+    try:
+        return await find_visible(container.store, request_id, who.principal)
+    except HTTPException as exc:
+        if exc.status_code == status.HTTP_404_NOT_FOUND:
+            return None
+        raise
+
+
+def _not_found(request: Request, pages: Pages, who: SignedIn) -> Response:
+    return pages.render(request, "not_found.html", who=who, status_code=404)
+
+
+def _may_cancel(document: Document) -> bool:
+    return document["status"] in CANCELLABLE and document["ends_at"] > datetime.now(UTC)
+
+
+def _details(document: Document, container: Container) -> dict[str, Any]:
+    """What the request's page, its live section, its print and its calendar file show."""
+    view = requests.view(document, container.sealer)
+    office = find_office(document["district_code"])
+    qr = None
+    if view.assignment is not None:
+        code = segno.make(view.assignment.join_url, error="m")
+        qr = Markup(code.svg_inline(scale=4, border=2, title="QR: join URL"))
+    return {
+        "view": view,
+        "document": document,
+        "office": office,
+        "office_name": office.name_en if office else document["district_code"],
+        "qr": qr,
+        "may_cancel": _may_cancel(document),
+        "advice": REJECTION_ADVICE.get(view.rejection.reason.value) if view.rejection else None,
+        "settled": view.status.value in SETTLED,
+    }
