@@ -27,6 +27,9 @@ from vcs_shared.store import database_name
 from vcs_tools.devstack import SERVICES, EmbeddedStore, ServiceProcess, SmtpSink, free_port
 from vcs_tools.devstack import service_env as make_service_env
 
+# The headless-Chromium fixture for page tests.
+pytest_plugins = ["tests.support.browser"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_POOL = ROOT / "deploy" / "pools" / "region-12.csv"
 

@@ -74,6 +74,11 @@ def thai_date(moment: date | datetime, *, weekday: bool = False) -> str:
     return thai_strftime(_midday(day), "%A %-d %B %Y" if weekday else "%-d %B %Y")
 
 
+def thai_official_date(moment: date | datetime) -> str:
+    """``วันศุกร์ที่ 4 ธันวาคม พ.ศ. 2569``: the style of Thai official letters."""
+    return thai_strftime(_midday(_bangkok_day(moment)), "%Aที่ %-d %B พ.ศ. %Y")
+
+
 def thai_date_abbreviated(moment: date | datetime) -> str:
     """``พฤ. 3 ธ.ค. 2569``: for lists, where space is short."""
     day = _bangkok_day(moment)

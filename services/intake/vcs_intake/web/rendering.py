@@ -128,9 +128,6 @@ def _environment(
     def office(district_code: str) -> str:
         return office_th(district_code) if in_thai else office_en(district_code)
 
-    def thai_long_date(moment: date | datetime) -> str:
-        return dates.thai_date(moment, weekday=True)
-
     environment.filters.update(
         long_date=long_date,
         short_date=short_date,
@@ -140,7 +137,7 @@ def _environment(
         office=office,
         # The printable confirmation is in Thai whatever the page language.
         office_th=office_th,
-        thai_long_date=thai_long_date,
+        thai_official_date=dates.thai_official_date,
         status_th=status_th,
     )
     environment.globals.update(urgencies=list(Urgency))
