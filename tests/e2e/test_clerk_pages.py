@@ -20,7 +20,15 @@ import httpx
 import pytest
 import pytest_asyncio
 from icalendar import Calendar
-from playwright.async_api import Browser, BrowserContext, Page, Request, Route, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    expect,
+)
 from pymongo import AsyncMongoClient
 
 from tests.conftest import StartServices
@@ -61,9 +69,7 @@ async def outside() -> Outside:
     return Outside()
 
 
-async def new_context(
-    browser: Browser, outside: Outside, viewport: dict[str, int]
-) -> BrowserContext:
+async def new_context(browser: Browser, outside: Outside, viewport: ViewportSize) -> BrowserContext:
     context = await browser.new_context(viewport=viewport, locale="th-TH", accept_downloads=True)
     await context.route("**/*", outside.guard)
     return context
@@ -195,7 +201,9 @@ async def test_a_clerk_asks_for_a_room_and_watches_it_arrive(
 
     # The same pages at 1280 px, and the printable confirmation.
     desktop = await new_context(browser, outside, DESKTOP)
-    await desktop.add_cookies(await phone.cookies())
+    await desktop.add_cookies(
+        [{"name": c["name"], "value": c["value"], "url": intake_url} for c in await phone.cookies()]
+    )
     wide = await desktop.new_page()
     await wide.goto(f"{intake_url}/requests/{request_id}")
     await screenshot(wide, "request-1280-delivered")

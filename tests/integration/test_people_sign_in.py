@@ -73,6 +73,13 @@ async def test_an_invited_clerk_sets_a_password_signs_in_and_out(
         assert "ที่ทำการปกครองอำเภอเมืองสกลนคร" in home.text
         assert "คำขอของหน่วยงาน" in home.text
 
+        english = await browser.get("/language?to=en&next=/", follow_redirects=True)
+        assert "<h1>Your office" in english.text
+        assert "Mueang Sakon Nakhon (4701)" in english.text
+        assert 'lang="en"' in english.text
+        thai = await browser.get("/language?to=th&next=//evil.example", follow_redirects=False)
+        assert thai.headers["location"] == "/"  # only this site's paths
+
         out = await post_form(browser, "/", "/signout", {})
         assert out.status_code == 303
         assert "vcs_session" not in browser.cookies
