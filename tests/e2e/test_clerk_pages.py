@@ -31,7 +31,6 @@ from playwright.async_api import (
 )
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.browser import (
     DESKTOP,
     PHONE,
@@ -42,6 +41,7 @@ from tests.support.browser import (
 )
 from tests.support.people import PASSWORD, invite
 from tests.support.requests import tomorrow_at
+from tests.support.services import StartServices
 from vcs_shared.store import database_name
 
 pytestmark = pytest.mark.e2e

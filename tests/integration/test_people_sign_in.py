@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.cli import vcs
 from tests.support.people import (
     PASSWORD,
@@ -21,6 +20,7 @@ from tests.support.people import (
     signed_in_client,
 )
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from vcs_shared.auth import TokenCodec
 from vcs_tools.localrun import local_secrets
 from vcs_tools.rabbitmq import SERVICE_USERS, definitions, password_variable

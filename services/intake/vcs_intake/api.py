@@ -11,14 +11,8 @@ from fastapi.responses import JSONResponse
 from vcs_intake import listing, requests
 from vcs_intake.auth_deps import VisibleRequest
 from vcs_intake.container import ContainerDep
-from vcs_intake.schemas import (
-    Health,
-    RequestPage,
-    RequestView,
-    Status,
-    SubmitAccepted,
-    SubmitRequest,
-)
+from vcs_intake.domain import Status
+from vcs_intake.schemas import Health, RequestPage, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
 
 router = APIRouter()
@@ -71,8 +65,8 @@ async def submit_request(
     An office submits for its own district only; an operator for any office of its provinces.
     """
     try:
-        document, created = await requests.accept(
-            principal, payload, idempotency_key, container.store, container.relay
+        request, created = await requests.accept(
+            principal, payload, idempotency_key, container.store, container.clock
         )
     except requests.NotPermitted as exc:
         raise HTTPException(
@@ -90,7 +84,7 @@ async def submit_request(
                 }
             ],
         ) from exc
-    accepted = SubmitAccepted(request_id=document["_id"], status=document["status"])
+    accepted = SubmitAccepted(request_id=request.request_id, status=request.status)
     if not created:
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     return accepted
@@ -128,12 +122,11 @@ async def list_requests(
             detail=[{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}],
         ) from exc
     which = listing.visible_to(principal, statuses=tuple(status_ or ()), day=day)
-    documents = await container.store.newest(which, after=after, limit=limit + 1)
-    more = len(documents) > limit
-    documents = documents[:limit]
+    found = await container.store.newest(which, after=after, limit=limit + 1)
+    shown = found[:limit]
     return RequestPage(
-        items=[listing.summary(d) for d in documents],
-        next=listing.encode_cursor(documents[-1]) if more else None,
+        items=[listing.summary(listed.request) for listed in shown],
+        next=listing.encode_cursor(shown[-1].key) if len(found) > limit else None,
     )
 
 
@@ -143,10 +136,10 @@ async def list_requests(
     responses={**UNAUTHENTICATED, **NOT_VISIBLE},
     tags=["requests"],
 )
-async def read_request(document: VisibleRequest, container: ContainerDep) -> RequestView:
+async def read_request(request: VisibleRequest, container: ContainerDep) -> RequestView:
     """The request's status and, once assigned, its credentials (its office and its region's
     operators only)."""
-    return requests.view(document, container.sealer)
+    return requests.view(request, container.sealer)
 
 
 @router.post(
@@ -160,14 +153,12 @@ async def read_request(document: VisibleRequest, container: ContainerDep) -> Req
     tags=["requests"],
 )
 async def cancel_request(
-    document: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
+    request: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
 ) -> RequestView:
     """Cancels the request and frees its room; cancelling twice is harmless."""
-    if document["status"] == "rejected":
+    if request.status.refuses_cancel:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
         )
-    updated = await requests.cancel(
-        document, principal.role.value, container.store, container.relay
-    )
+    updated = await requests.cancel(request, principal.role.value, container.store, container.clock)
     return requests.view(updated, container.sealer)

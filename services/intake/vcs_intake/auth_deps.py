@@ -8,34 +8,37 @@ the session cookie, and both ask the same question.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 
 from vcs_intake.container import ContainerDep
+from vcs_intake.domain import RequestState
 from vcs_intake.store import RequestStore
 from vcs_shared.auth import Principal
 from vcs_shared.http_auth import CurrentPrincipal
 
-Document = dict[str, Any]
-
 NOT_FOUND = "no such request"
 
 
-async def find_visible(store: RequestStore, request_id: str, principal: Principal) -> Document:
-    """The request if the caller may see it, otherwise the same 404 as for a missing one."""
-    document = await store.get(request_id)
-    if document is None or not principal.may_act_for(
-        document["district_code"], document["province_code"]
-    ):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    return document
+async def find_visible(
+    store: RequestStore, request_id: str, principal: Principal
+) -> RequestState | None:
+    """The request if the caller may see it; None when it does not exist or is not theirs."""
+    request = await store.get(request_id)
+    if request is None or not principal.may_act_for(request.district_code, request.province_code):
+        return None
+    return request
 
 
 async def visible_request(
     request_id: str, principal: CurrentPrincipal, container: ContainerDep
-) -> Document:
-    return await find_visible(container.store, request_id, principal)
+) -> RequestState:
+    """The request if the caller may see it, otherwise the same 404 as for a missing one."""
+    request = await find_visible(container.store, request_id, principal)
+    if request is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
+    return request
 
 
-VisibleRequest = Annotated[Document, Depends(visible_request)]
+VisibleRequest = Annotated[RequestState, Depends(visible_request)]

@@ -16,7 +16,7 @@ from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.store import MongoPeopleStore
-from vcs_intake.projection import handler_table
+from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
@@ -25,11 +25,9 @@ from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
 from vcs_shared.auth import Authenticator, TokenCodec
-from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.deadletters import DeadLetters
 from vcs_shared.logging import configure_logging
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
@@ -43,7 +41,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_clients(settings, SERVICE) as clients:
-            store = MongoRequestStore(clients.database)
+            store = MongoRequestStore(clients.database, clients.publisher)
             await store.ensure_indexes()
             people = MongoPeopleStore(clients.database)
             await people.ensure_indexes()
@@ -53,22 +51,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             app.state.authenticator = Authenticator(
                 TokenCodec(settings.jwt_secret.get_secret_value()), revocations
             )
-            relay = OutboxRelay(store.requests, clients.publisher)
             app.state.container = Container(
                 store=store,
-                relay=relay,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
             )
             app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
-            consumer = EventConsumer(
-                connection=clients.connection,
-                topology=clients.topology,
-                service=SERVICE,
-                handlers=hub.notifying(handler_table(store)),
-                prefetch=settings.prefetch,
-            )
-            async with consuming(SERVICE, consumer, relay):
+            handlers = HANDLERS.bind(store).observed(hub.saw)
+            async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
                 yield
 
     hub = StatusHub()

@@ -12,8 +12,8 @@ from fastapi import Depends, Request
 from vcs_intake.schemas import Health
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.broker import broker_connected
+from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.outbox import OutboxRelay
 
 PING_TIMEOUT = 2.0
 
@@ -21,9 +21,9 @@ PING_TIMEOUT = 2.0
 @dataclass(frozen=True, slots=True)
 class Container:
     store: MongoRequestStore
-    relay: OutboxRelay
     sealer: CredentialsSealer
     connection: AbstractRobustConnection
+    clock: Clock = utc_now
 
     async def health(self) -> Health:
         try:
@@ -33,7 +33,7 @@ class Container:
         except Exception:  # any failure to ping means "not reachable" to a health check
             store = "down"
         broker = "up" if broker_connected(self.connection) else "down"
-        outbox = "publishing" if self.relay.healthy else "backlog"
+        outbox = "publishing" if self.store.relay.healthy else "backlog"
         ok = store == "up" and broker == "up"
         return Health(status="ok" if ok else "degraded", broker=broker, store=store, outbox=outbox)
 

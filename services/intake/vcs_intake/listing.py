@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
+from vcs_intake.domain import RequestState, Status
 from vcs_intake.schemas import RequestSummary
 from vcs_intake.store import RequestFilter
 from vcs_shared.auth import Principal
@@ -17,14 +17,11 @@ from vcs_shared.offices import all_province_codes
 from vcs_shared.store import epoch_ms
 from vcs_shared.thaitime import BANGKOK
 
-Document = dict[str, Any]
-
 ALL_PROVINCES = all_province_codes()
-LIVE = ("submitted", "assigned", "delivered", "delivery_failed")
 
 
 def visible_to(
-    principal: Principal, *, statuses: tuple[str, ...] = (), day: date | None = None
+    principal: Principal, *, statuses: tuple[Status, ...] = (), day: date | None = None
 ) -> RequestFilter:
     """The requests a caller may list: an office its district's, an operator its provinces'
     (all of them: no province filter at all)."""
@@ -46,28 +43,27 @@ def visible_to(
     )
 
 
-def summary(document: Document) -> RequestSummary:
+def summary(request: RequestState) -> RequestSummary:
     """A list item: never the passcode."""
-    assignment = document.get("assignment")
-    live = document["status"] in LIVE
+    shown = request.visible_assignment
     return RequestSummary(
-        request_id=document["_id"],
-        status=document["status"],
-        district_code=document["district_code"],
-        province_code=document["province_code"],
-        title=document["title"],
-        starts_at=document["starts_at"],
-        ends_at=document["ends_at"],
-        participants=document["participants"],
-        urgency=document["urgency"],
-        needs_support=document["needs_support"],
-        submitted_at=document["submitted_at"],
-        meeting_id=assignment["meeting_id"] if assignment and live else None,
+        request_id=request.request_id,
+        status=request.status,
+        district_code=request.district_code,
+        province_code=request.province_code,
+        title=request.title,
+        starts_at=request.starts_at,
+        ends_at=request.ends_at,
+        participants=request.participants,
+        urgency=request.urgency,
+        needs_support=request.needs_support,
+        submitted_at=request.submitted_at,
+        meeting_id=shown.meeting_id if shown else None,
     )
 
 
-def encode_cursor(document: Document) -> str:
-    raw = f"{document.get('submitted_ms', 0)}:{document['_id']}"
+def encode_cursor(key: tuple[int, str]) -> str:
+    raw = f"{key[0]}:{key[1]}"
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

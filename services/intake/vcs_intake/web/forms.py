@@ -16,6 +16,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 from pythainlp.util import thai_digit_to_arabic_digit
 
+from vcs_intake.domain import RequestState
 from vcs_intake.people.model import Person
 from vcs_intake.schemas import SubmitRequest
 from vcs_intake.web.dates import DateInputError, bangkok, parse_date, parse_time
@@ -81,21 +82,17 @@ class RequestForm:
         return cls(values)
 
     @classmethod
-    def again(cls, previous: Mapping[str, object], person: Person) -> RequestForm:
+    def again(cls, previous: RequestState, person: Person) -> RequestForm:
         """The form filled from an earlier request (after a rejection: try another time)."""
         form = cls.blank(person)
-        starts = previous["starts_at"]
-        assert isinstance(starts, datetime)
-        contact = previous["contact"]
-        assert isinstance(contact, Mapping)
         form.values.update(
-            title=str(previous["title"]),
-            participants=str(previous["participants"]),
-            urgency=str(previous["urgency"]),
-            needs_support="on" if previous["needs_support"] else "",
-            contact_name=str(contact["name"]),
-            contact_email=str(contact["email"]),
-            contact_phone=str(contact["phone"]),
+            title=previous.title,
+            participants=str(previous.participants),
+            urgency=previous.urgency.value,
+            needs_support="on" if previous.needs_support else "",
+            contact_name=previous.contact.name,
+            contact_email=str(previous.contact.email),
+            contact_phone=previous.contact.phone,
         )
         return form
 

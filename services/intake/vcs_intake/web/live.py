@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
-from vcs_shared.broker import Handler
-from vcs_shared.envelope import Envelope
 from vcs_shared.events import Event
 
 
@@ -56,14 +54,7 @@ class StatusHub:
             if not self._watches[request_id]:
                 del self._watches[request_id]
 
-    def notifying(self, handlers: Mapping[type[Event], Handler]) -> dict[type[Event], Handler]:
-        """The same handler table, each handler telling the hub after it has done its write."""
-
-        def wrap(handler: Handler) -> Handler:
-            async def handle(envelope: Envelope) -> None:
-                await handler(envelope)
-                self.changed(envelope.event.request_id)
-
-            return handle
-
-        return {event: wrap(handler) for event, handler in handlers.items()}
+    def saw(self, event: Event) -> None:
+        """For :meth:`vcs_shared.dispatch.Handlers.observed`: an event about a request was
+        handled (stored), so pages showing that request look again."""
+        self.changed(event.request_id)

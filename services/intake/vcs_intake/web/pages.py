@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import segno
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
 from sse_starlette import EventSourceResponse
@@ -26,6 +26,7 @@ from sse_starlette import EventSourceResponse
 from vcs_intake import listing, requests
 from vcs_intake.auth_deps import find_visible
 from vcs_intake.container import Container, ContainerDep
+from vcs_intake.domain import RequestState, Status
 from vcs_intake.people.accounts import SignedIn
 from vcs_intake.web.account_pages import PagesDep, sign_in_page
 from vcs_intake.web.calendar import meeting_calendar
@@ -39,11 +40,9 @@ from vcs_shared.store import epoch_ms
 
 router = APIRouter(include_in_schema=False)
 
-Document = dict[str, Any]
 
 # A page stops listening once nothing more will happen by itself.
-SETTLED = ("delivered", "rejected", "cancelled", "delivery_failed")
-CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
+SETTLED = frozenset({Status.delivered, Status.rejected, Status.cancelled, Status.delivery_failed})
 # How often a live page re-reads its request without being woken (another intake process
 # may have handled the event).
 RECHECK_SECONDS = 3.0
@@ -85,12 +84,12 @@ async def home(
         earliest_first=True,
         limit=100,
     )
-    upcoming = [d for d in recent if d["ends_at"] > now]
+    upcoming = [r for r in recent if r.ends_at > now]
     earlier = await container.store.by_start(
         replace(which, starts_before_ms=epoch_ms(now)), earliest_first=False, limit=30
     )
-    shown = {d["_id"] for d in upcoming}
-    past = [d for d in earlier if d["_id"] not in shown][:20]
+    shown = {r.request_id for r in upcoming}
+    past = [r for r in earlier if r.request_id not in shown][:20]
     return pages.render(request, "home.html", who=who, upcoming=upcoming, past=past)
 
 
@@ -102,13 +101,9 @@ async def new_request(
         return pages.render(request, "office_only.html", who=who, status_code=403)
     form = RequestForm.blank(who.person)
     again = request.query_params.get("again")
-    if again:
-        try:
-            previous = await find_visible(container.store, again, who.principal)
-        except HTTPException:
-            previous = None
-        if previous is not None:
-            form = RequestForm.again(previous, who.person)
+    previous = await find_visible(container.store, again, who.principal) if again else None
+    if previous is not None:
+        form = RequestForm.again(previous, who.person)
     return _form_page(request, pages, who, form, key=uuid.uuid4().hex)
 
 
@@ -128,8 +123,8 @@ async def submit_request(
     if payload is None:
         return _form_page(request, pages, who, form, key=key, status_code=422)
     try:
-        document, _created = await requests.accept(
-            who.principal, payload, f"form:{key}", container.store, container.relay
+        accepted, _created = await requests.accept(
+            who.principal, payload, f"form:{key}", container.store, container.clock
         )
     except requests.IdempotencyConflict:
         _ = pages.gettext(request)
@@ -137,17 +132,17 @@ async def submit_request(
             "This form was already sent with other details. Open a new form to ask again."
         )
         return _form_page(request, pages, who, form, key=key, status_code=409)
-    return RedirectResponse(f"/requests/{document['_id']}", status_code=303)
+    return RedirectResponse(f"/requests/{accepted.request_id}", status_code=303)
 
 
 @router.get("/requests/{request_id}")
 async def request_page(
     request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    document = await _visible(container, request_id, who)
-    if document is None:
+    record = await _visible(container, request_id, who)
+    if record is None:
         return _not_found(request, pages, who)
-    return pages.render(request, "request.html", who=who, **_details(document, container))
+    return pages.render(request, "request.html", who=who, **_details(record, container))
 
 
 @router.get("/requests/{request_id}/live")
@@ -168,18 +163,18 @@ async def request_live(
         async with hub.watch(request_id) as watch:
             shown: tuple[str, bool] | None = None
             while True:
-                document = await container.store.get(request_id)
-                if document is None:
+                record = await container.store.get(request_id)
+                if record is None:
                     return
-                state = (document["status"], bool(document.get("assignment")))
+                state = (record.status, record.assignment is not None)
                 if state != shown:
                     shown = state
                     html = pages.fragment(
-                        request, "_status.html", who=who, **_details(document, container)
+                        request, "_status.html", who=who, **_details(record, container)
                     )
                     yield {"event": "status", "data": html}
-                if document["status"] in SETTLED:
-                    yield {"event": "end", "data": document["status"]}
+                if record.status in SETTLED:
+                    yield {"event": "end", "data": record.status.value}
                     return
                 await watch.next_change(within=RECHECK_SECONDS)
 
@@ -190,10 +185,10 @@ async def request_live(
 async def request_calendar(
     request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    document = await _visible(container, request_id, who)
-    if document is None:
+    record = await _visible(container, request_id, who)
+    if record is None:
         return _not_found(request, pages, who)
-    details = _details(document, container)
+    details = _details(record, container)
     body = meeting_calendar(details["view"], office_name=details["office_name"])
     return Response(
         body,
@@ -209,10 +204,10 @@ async def request_calendar(
 async def request_print(
     request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    document = await _visible(container, request_id, who)
-    if document is None:
+    record = await _visible(container, request_id, who)
+    if record is None:
         return _not_found(request, pages, who)
-    details = _details(document, container)
+    details = _details(record, container)
     return pages.render(request, "print.html", who=who, printed_at=datetime.now(UTC), **details)
 
 
@@ -220,10 +215,10 @@ async def request_print(
 async def cancel_confirmation(
     request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    document = await _visible(container, request_id, who)
-    if document is None:
+    record = await _visible(container, request_id, who)
+    if record is None:
         return _not_found(request, pages, who)
-    return pages.render(request, "cancel.html", who=who, **_details(document, container))
+    return pages.render(request, "cancel.html", who=who, **_details(record, container))
 
 
 @router.post("/requests/{request_id}/cancel")
@@ -235,11 +230,11 @@ async def cancel(
     container: ContainerDep,
     hub: HubDep,
 ) -> Response:
-    document = await _visible(container, request_id, who)
-    if document is None:
+    record = await _visible(container, request_id, who)
+    if record is None:
         return _not_found(request, pages, who)
-    if _may_cancel(document):
-        await requests.cancel(document, who.principal.role.value, container.store, container.relay)
+    if _may_cancel(record):
+        await requests.cancel(record, who.principal.role.value, container.store, container.clock)
         hub.changed(request_id)
     return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
@@ -264,38 +259,32 @@ def _key_of(form: RequestForm) -> str:
     return "fields-" + hashlib.sha256(fields.encode()).hexdigest()[:40]
 
 
-async def _visible(container: Container, request_id: str, who: SignedIn) -> Document | None:
-    try:
-        return await find_visible(container.store, request_id, who.principal)
-    except HTTPException as exc:
-        if exc.status_code == status.HTTP_404_NOT_FOUND:
-            return None
-        raise
+async def _visible(container: Container, request_id: str, who: SignedIn) -> RequestState | None:
+    return await find_visible(container.store, request_id, who.principal)
 
 
 def _not_found(request: Request, pages: Pages, who: SignedIn) -> Response:
     return pages.render(request, "not_found.html", who=who, status_code=404)
 
 
-def _may_cancel(document: Document) -> bool:
-    return document["status"] in CANCELLABLE and document["ends_at"] > datetime.now(UTC)
+def _may_cancel(record: RequestState) -> bool:
+    return record.status.may_become(Status.cancelled) and record.ends_at > datetime.now(UTC)
 
 
-def _details(document: Document, container: Container) -> dict[str, Any]:
+def _details(record: RequestState, container: Container) -> dict[str, Any]:
     """What the request's page, its live section, its print and its calendar file show."""
-    view = requests.view(document, container.sealer)
-    office = find_office(document["district_code"])
+    view = requests.view(record, container.sealer)
+    office = find_office(record.district_code)
     qr = None
     if view.assignment is not None:
         code = segno.make(view.assignment.join_url, error="m")
         qr = Markup(code.svg_inline(scale=4, border=2, title="QR: join URL"))
     return {
         "view": view,
-        "document": document,
         "office": office,
-        "office_name": office.name_en if office else document["district_code"],
+        "office_name": office.name_en if office else record.district_code,
         "qr": qr,
-        "may_cancel": _may_cancel(document),
+        "may_cancel": _may_cancel(record),
         "advice": REJECTION_ADVICE.get(view.rejection.reason.value) if view.rejection else None,
-        "settled": view.status.value in SETTLED,
+        "settled": view.status in SETTLED,
     }

@@ -29,6 +29,12 @@ STATUS_LABELS = {
     "cancelled": N_("Cancelled"),
     "delivery_failed": N_("Room ready, but the e-mail failed"),
 }
+URGENCY_THAI = {
+    Urgency.normal: "ปกติ",
+    Urgency.urgent: "ด่วน",
+    Urgency.very_urgent: "ด่วนมาก",
+    Urgency.most_urgent: "ด่วนที่สุด",
+}
 URGENCY_ENGLISH = {
     Urgency.normal: "Normal",
     Urgency.urgent: "Urgent",
@@ -117,7 +123,7 @@ def _environment(
 
     def urgency(value: str) -> str:
         grade = Urgency(value)
-        return grade.label_th if in_thai else URGENCY_ENGLISH[grade]
+        return URGENCY_THAI[grade] if in_thai else URGENCY_ENGLISH[grade]
 
     def status(value: str) -> str:
         return translations.gettext(STATUS_LABELS.get(value, value))
@@ -137,6 +143,7 @@ def _environment(
         office=office,
         # The printable confirmation is in Thai whatever the page language.
         office_th=office_th,
+        urgency_th=lambda value: URGENCY_THAI[Urgency(value)],
         thai_official_date=dates.thai_official_date,
         status_th=status_th,
     )
