@@ -62,7 +62,7 @@ class Pages:
         html = page.render(
             request=request, locale=locale, csrf_input=_csrf_input(request), **context
         )
-        return HTMLResponse(html, status_code=status_code, headers=NO_STORE)
+        return HTMLResponse(html, status_code=status_code, headers={**NO_STORE, **PAGE_POLICY})
 
     def fragment(self, request: Request, template: str, **context: Any) -> str:
         locale = locale_of(request)
@@ -72,6 +72,16 @@ class Pages:
 
 # Pages show credentials and personal data: never kept by shared caches or the back button.
 NO_STORE = {"Cache-Control": "no-store"}
+# Everything a page uses comes from the intake itself; nothing runs or loads from elsewhere,
+# and no other site may frame a page or receive its forms.
+PAGE_POLICY = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def _csrf_input(request: Request) -> Callable[[], Markup]:
