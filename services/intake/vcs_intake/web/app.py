@@ -27,6 +27,7 @@ def install_web(
     app.include_router(pages.router)
     mount_assets(app, node_modules)
     app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(pages.PageNotFound, pages.not_found_page)
     app.add_middleware(
         CsrfProtection,
         secret=signing_secret(jwt_secret),

@@ -70,6 +70,25 @@ def hub_of(request: Request) -> StatusHub:
 HubDep = Annotated[StatusHub, Depends(hub_of)]
 
 
+class PageNotFound(Exception):
+    """No such request, or not one this person may see: the same page for both."""
+
+
+async def visible_to_person(request_id: str, who: Person, container: ContainerDep) -> RequestState:
+    record = await find_visible(container.store, request_id, who.principal)
+    if record is None:
+        raise PageNotFound(request_id)
+    return record
+
+
+Visible = Annotated[RequestState, Depends(visible_to_person)]
+
+
+def not_found_page(request: Request, exc: Exception) -> Response:
+    pages: Pages = request.app.state.pages
+    return pages.render(request, "not_found.html", status_code=404)
+
+
 @router.get("/")
 async def home(
     request: Request, who: MaybeSignedIn, pages: PagesDep, container: ContainerDep
@@ -137,17 +156,14 @@ async def submit_request(
 
 @router.get("/requests/{request_id}")
 async def request_page(
-    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+    record: Visible, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    record = await _visible(container, request_id, who)
-    if record is None:
-        return _not_found(request, pages, who)
     return pages.render(request, "request.html", who=who, **_details(record, container))
 
 
 @router.get("/requests/{request_id}/live")
 async def request_live(
-    request_id: str,
+    record: Visible,
     request: Request,
     who: Person,
     pages: PagesDep,
@@ -156,25 +172,25 @@ async def request_live(
 ) -> Response:
     """Server-sent events: ``status`` (the status section, rendered) whenever it changes,
     then ``end`` once the request has settled."""
-    if await _visible(container, request_id, who) is None:
-        return _not_found(request, pages, who)
+
+    request_id = record.request_id
 
     async def events() -> AsyncIterator[dict[str, str]]:
         async with hub.watch(request_id) as watch:
             shown: tuple[str, bool] | None = None
             while True:
-                record = await container.store.get(request_id)
-                if record is None:
+                current = await container.store.get(request_id)
+                if current is None:
                     return
-                state = (record.status, record.assignment is not None)
+                state = (current.status, current.assignment is not None)
                 if state != shown:
                     shown = state
                     html = pages.fragment(
-                        request, "_status.html", who=who, **_details(record, container)
+                        request, "_status.html", who=who, **_details(current, container)
                     )
                     yield {"event": "status", "data": html}
-                if record.status in SETTLED:
-                    yield {"event": "end", "data": record.status.value}
+                if current.status in SETTLED:
+                    yield {"event": "end", "data": current.status.value}
                     return
                 await watch.next_change(within=RECHECK_SECONDS)
 
@@ -182,19 +198,14 @@ async def request_live(
 
 
 @router.get("/requests/{request_id}/calendar.ics")
-async def request_calendar(
-    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
-) -> Response:
-    record = await _visible(container, request_id, who)
-    if record is None:
-        return _not_found(request, pages, who)
+async def request_calendar(record: Visible, container: ContainerDep) -> Response:
     details = _details(record, container)
     body = meeting_calendar(details["view"], office_name=details["office_name"])
     return Response(
         body,
         media_type="text/calendar; charset=utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="dopa-vcs-{request_id[:8]}.ics"',
+            "Content-Disposition": f'attachment; filename="dopa-vcs-{record.request_id[:8]}.ics"',
             **NO_STORE,
         },
     )
@@ -202,41 +213,25 @@ async def request_calendar(
 
 @router.get("/requests/{request_id}/print")
 async def request_print(
-    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+    record: Visible, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    record = await _visible(container, request_id, who)
-    if record is None:
-        return _not_found(request, pages, who)
     details = _details(record, container)
     return pages.render(request, "print.html", who=who, printed_at=datetime.now(UTC), **details)
 
 
 @router.get("/requests/{request_id}/cancel")
 async def cancel_confirmation(
-    request_id: str, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+    record: Visible, request: Request, who: Person, pages: PagesDep, container: ContainerDep
 ) -> Response:
-    record = await _visible(container, request_id, who)
-    if record is None:
-        return _not_found(request, pages, who)
     return pages.render(request, "cancel.html", who=who, **_details(record, container))
 
 
 @router.post("/requests/{request_id}/cancel")
-async def cancel(
-    request_id: str,
-    request: Request,
-    who: Person,
-    pages: PagesDep,
-    container: ContainerDep,
-    hub: HubDep,
-) -> Response:
-    record = await _visible(container, request_id, who)
-    if record is None:
-        return _not_found(request, pages, who)
+async def cancel(record: Visible, who: Person, container: ContainerDep, hub: HubDep) -> Response:
     if _may_cancel(record):
         await requests.cancel(record, who.principal.role.value, container.store, container.clock)
-        hub.changed(request_id)
-    return RedirectResponse(f"/requests/{request_id}", status_code=303)
+        hub.changed(record.request_id)
+    return RedirectResponse(f"/requests/{record.request_id}", status_code=303)
 
 
 def _form_page(
@@ -257,14 +252,6 @@ def _key_of(form: RequestForm) -> str:
     """For a post without the form's own key (a script): the same fields, the same request."""
     fields = "\x1f".join(f"{k}={v}" for k, v in sorted(form.values.items()))
     return "fields-" + hashlib.sha256(fields.encode()).hexdigest()[:40]
-
-
-async def _visible(container: Container, request_id: str, who: SignedIn) -> RequestState | None:
-    return await find_visible(container.store, request_id, who.principal)
-
-
-def _not_found(request: Request, pages: Pages, who: SignedIn) -> Response:
-    return pages.render(request, "not_found.html", who=who, status_code=404)
 
 
 def _may_cancel(record: RequestState) -> bool:
