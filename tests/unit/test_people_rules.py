@@ -8,7 +8,7 @@ import pytest
 
 from vcs_intake.people.model import Lockout, Person, password_problem
 from vcs_shared.auth import Role, TokenCodec
-from vcs_shared.offices import REGION_PROVINCES, all_province_codes
+from vcs_shared.offices import ALL_PROVINCES, REGION_PROVINCES
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,8 @@ def test_operators_see_their_region_their_provinces_or_everything() -> None:
 
     assert region.provinces == REGION_PROVINCES["12"]
     assert listed.provinces == frozenset({"47"})
-    assert national.provinces == all_province_codes()
+    assert national.provinces == ALL_PROVINCES
+    assert national.national
     assert region.may_act_for("4801", "48")
     assert not listed.may_act_for("4801", "48")
     assert national.may_act_for("1001", "10")

@@ -2,7 +2,7 @@
 
 * the embedded store: the ``nx-27017`` MongoDB wire-protocol server on a free port,
 * an SMTP sink (``aiosmtpd``) that keeps every mail it receives,
-* the three services as OS processes, each with its own environment.
+* the services as OS processes (:data:`SERVICES`), each with its own environment.
 
 RabbitMQ is a system service; ``scripts/ensure-rabbitmq.sh`` starts (or installs) it.
 """
@@ -29,7 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from pymongo import MongoClient
 
-SERVICES = ("intake", "allocator", "notifier")
+SERVICES = ("intake", "allocator", "notifier", "desk")
 
 
 def free_port() -> int:

@@ -6,14 +6,15 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from pymongo.errors import ConnectionFailure
 
-from vcs_intake import admin_api
 from vcs_intake.api import router
 from vcs_intake.container import Container
+from vcs_intake.gateway import Gateway, forwarding_routes
 from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
@@ -24,15 +25,24 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
-from vcs_shared.auth import Authenticator, TokenCodec
+from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.deadletters import DeadLetters
+from vcs_shared.http_auth import require_operator
 from vcs_shared.logging import configure_logging
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "intake"
+
+FORWARDED_ADMIN = {
+    "/v1/admin/pools": "allocator",
+    "/v1/admin/reservations": "allocator",
+    "/v1/admin/dead-letters": "desk",
+}
+"""Operators' paths whose data another service owns: the intake forwards them there."""
+POOL_FILE_MAX_BYTES = 2_000_000
+"""A whole pool file may be larger than any other body the intake takes."""
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
@@ -48,17 +58,23 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             app.state.accounts = Accounts(people)
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
-            app.state.authenticator = Authenticator(
-                TokenCodec(settings.jwt_secret.get_secret_value()), revocations
-            )
+            codec = TokenCodec(settings.jwt_secret.get_secret_value())
+            app.state.authenticator = TokenAuthenticator(codec, revocations)
             app.state.container = Container(
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
             )
-            app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
             handlers = HANDLERS.bind(store).observed(hub.saw)
-            async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
+            async with (
+                httpx.AsyncClient() as owners_client,
+                consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
+            ):
+                app.state.gateway = Gateway(
+                    owners_client,
+                    codec,
+                    {"allocator": settings.allocator_url, "desk": settings.desk_url},
+                )
                 yield
 
     hub = StatusHub()
@@ -73,7 +89,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.state.pages = Pages()
     app.state.status_hub = hub
     app.include_router(router)
-    app.include_router(admin_api.router)
+    app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
     install_web(
         app,
         jwt_secret=settings.jwt_secret.get_secret_value(),
@@ -84,7 +100,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     # inside the latter, so its error reaches FastAPI directly (not through another
     # middleware's task group, which would make it a 400), and it bounds what the CSRF
     # middleware reads of a form.
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_body_bytes=settings.max_body_bytes,
+        larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
+    )
     app.middleware("http")(_bind_request_id)
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app

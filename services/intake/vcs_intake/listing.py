@@ -13,11 +13,8 @@ from vcs_intake.domain import RequestState, Status
 from vcs_intake.schemas import RequestSummary
 from vcs_intake.store import RequestFilter
 from vcs_shared.auth import Principal
-from vcs_shared.offices import all_province_codes
 from vcs_shared.store import epoch_ms
 from vcs_shared.thaitime import BANGKOK
-
-ALL_PROVINCES = all_province_codes()
 
 
 def visible_to(
@@ -33,7 +30,7 @@ def visible_to(
         district, provinces = principal.district_code, None
     else:
         district = None
-        provinces = None if principal.provinces >= ALL_PROVINCES else principal.provinces
+        provinces = None if principal.national else principal.provinces
     return RequestFilter(
         district_code=district,
         province_codes=provinces,

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from vcs_shared.auth import Principal, Role
-from vcs_shared.offices import REGION_PROVINCES, all_province_codes, find_office, is_province
+from vcs_shared.offices import ALL_PROVINCES, REGION_PROVINCES, find_office, is_province
 
 INVITE_LIFETIME = timedelta(hours=72)
 SESSION_LIFETIME = timedelta(hours=12)
@@ -78,15 +78,11 @@ class Person:
         )
 
     def principal(self, *, session_id: str, expires_at: datetime) -> Principal:
-        """The caller this person is for the rest of the code: the same rules as a token's.
-
-        A national operator gets every province (``security`` adds a national flag to
-        the token model; this stays the one place that maps a person onto it)."""
-        provinces = set(self.provinces)
+        """The caller this person is for the rest of the code: the same rules as a token's
+        (:meth:`vcs_shared.auth.Principal.from_claims`)."""
+        provinces = set(ALL_PROVINCES if self.national else self.provinces)
         if self.region is not None:
             provinces |= REGION_PROVINCES[self.region]
-        if self.national:
-            provinces = set(all_province_codes())
         return Principal(
             subject=f"person:{self.person_id}",
             role=self.role,
@@ -95,6 +91,7 @@ class Person:
             district_code=self.district_code,
             region=self.region,
             provinces=frozenset(provinces),
+            national=self.national,
         )
 
     def scope_label(self) -> str:
