@@ -2,22 +2,26 @@
 # uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: run test lint bench deps node-deps rabbitmq contract
+.PHONY: run test lint bench deps node-deps rabbitmq chromium contract messages
 
 deps:
 	@scripts/ensure-uv.sh
+	@scripts/ensure-web-assets.sh
 
-# npm projects the tests run (the AsyncAPI parser, the Node.js subscriber example), from their locks
+# Every npm project from its lock: the tests run the AsyncAPI parser and the Node.js subscriber
 node-deps:
 	@scripts/ensure-node-deps.sh
 
 rabbitmq:
 	@scripts/ensure-rabbitmq.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 run: deps rabbitmq
 	$(UV) run vcs run
 
-test: deps node-deps rabbitmq
+test: deps node-deps rabbitmq chromium
 	$(UV) run pytest
 
 lint: deps
@@ -30,3 +34,9 @@ contract: deps
 
 bench: deps rabbitmq
 	$(UV) run python -m vcs_tools.bench
+
+# After changing a page's text: extract the messages and merge them into the Thai catalog
+# (services/intake/vcs_intake/web/locale/th/LC_MESSAGES/messages.po), then translate the new ones.
+messages: deps
+	$(UV) run pybabel extract -F services/intake/babel.cfg --no-location -o .data/messages.pot services/intake
+	$(UV) run pybabel update -i .data/messages.pot -d services/intake/vcs_intake/web/locale --ignore-obsolete -w 100

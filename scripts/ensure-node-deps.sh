@@ -4,14 +4,15 @@
 # OS packages: installed when run as root on Debian, otherwise this says how.
 #   scripts/ensure-node-deps.sh                   every npm project of the repo
 #   scripts/ensure-node-deps.sh tools/asyncapi-check
-# Install scripts of dependencies are not run (--ignore-scripts): none of ours needs one, and
+# scripts/ensure-web-assets.sh is this for the intake's browser assets (make deps). Install scripts
+# of dependencies are not run (--ignore-scripts): none of ours needs one, and
 # some only report telemetry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 projects=("$@")
 if [[ ${#projects[@]} -eq 0 ]]; then
-  projects=(tools/asyncapi-check examples/node-subscriber)
+  projects=(services/intake/web-assets tools/asyncapi-check examples/node-subscriber)
 fi
 
 if ! command -v npm >/dev/null 2>&1; then
@@ -28,7 +29,7 @@ fi
 
 for project in "${projects[@]}"; do
   lock="${project}/package-lock.json"
-  stamp="${project}/node_modules/.installed-from-lock"
+  stamp="${project}/node_modules/.installed-lock.sha256"
   if [[ ! -f "$lock" ]]; then
     echo "${lock} is missing: every npm project commits its lock file" >&2
     exit 1

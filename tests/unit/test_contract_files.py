@@ -16,8 +16,8 @@ pytestmark = pytest.mark.unit
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def test_the_intake_reads_the_document_and_one_schema_per_event_type() -> None:
-    contract = PublishedContract.read(DOCS)
+def test_by_default_the_intake_reads_the_repos_document_and_one_schema_per_type() -> None:
+    contract = PublishedContract.read(None)  # the default: the repo's docs/
 
     assert contract.document == (DOCS / ASYNCAPI_DOCUMENT).read_bytes()
     assert set(contract.schemas) == {schema_file_name(e) for e in EVENT_TYPES.values()}

@@ -1,8 +1,9 @@
 """The published event contract, open to all: ``/asyncapi.yaml``, ``/schemas/<event>.v1.json``.
 
-These are the files ``make contract`` generates into ``docs/`` (the Docker image copies that
-folder), read once when the app is made: a missing file stops the intake at start rather than
-answering 404 to an integration later, and nothing here can differ from what the repo publishes.
+These are the files ``make contract`` generates into ``docs/`` (the Docker image copies them
+and sets ``VCS_CONTRACT_DIR``), read once when the app is made: a missing file stops the intake
+at start rather than answering 404 to an integration later, and nothing here can differ from
+what the repo publishes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from vcs_shared.contract import (
 )
 from vcs_shared.events import EVENT_TYPES
 
+# docs/ of the repo, beside the package (editable install).
+DEFAULT_CONTRACT_DIR = Path(__file__).resolve().parents[3] / "docs"
+
 
 class ContractMissing(RuntimeError):
     """A file of the contract is not where the intake was told to find it."""
@@ -36,8 +40,9 @@ class PublishedContract:
     schemas: Mapping[str, bytes]
 
     @classmethod
-    def read(cls, folder: Path) -> PublishedContract:
+    def read(cls, folder: Path | None) -> PublishedContract:
         """Reads the document and one schema per registered event type from ``folder``."""
+        folder = folder or DEFAULT_CONTRACT_DIR
         wanted = [ASYNCAPI_DOCUMENT, *(schema_path(e) for e in EVENT_TYPES.values())]
         missing = [name for name in wanted if not (folder / name).is_file()]
         if missing:

@@ -24,10 +24,19 @@ class IntakeSettings(CommonSettings, TokenSettings):
         pattern=r"^https?://\S+$",
         description="The desk's internal API (dead letters), forwarded to",
     )
-    contract_dir: Path = Field(
-        default=Path("docs"),
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^/\s]+$",
+        description="Where people reach the intake (invite links; https: cookies are Secure)",
+    )
+    web_assets_dir: Path | None = Field(
+        default=None,
+        description="node_modules with the pages' npm assets (default: the repo's web-assets)",
+    )
+    contract_dir: Path | None = Field(
+        default=None,
         description=(
             "Folder of the event contract `make contract` generates (asyncapi.yaml, schemas/), "
-            "served at /asyncapi.yaml and /schemas/; relative to the working directory"
+            "served at /asyncapi.yaml and /schemas/ (default: the repo's docs)"
         ),
     )
