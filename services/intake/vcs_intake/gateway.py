@@ -39,6 +39,8 @@ FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REQUEST_HEADERS = ("content-type", "accept", "x-request-id", "last-event-id")
 RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control", "retry-after")
 TIMEOUT = httpx.Timeout(30.0, connect=3.0)
+STREAMING = httpx.Timeout(None, connect=3.0)
+"""For an answer that lasts as long as someone watches (the live feed): no read timeout."""
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -52,7 +54,14 @@ class Gateway:
         self._codec = codec
         self._owners = {name: url.rstrip("/") for name, url in owners.items()}
 
-    async def forward(self, request: Request, principal: Principal, owner: str) -> Response:
+    async def forward(
+        self,
+        request: Request,
+        principal: Principal,
+        owner: str,
+        *,
+        timeouts: httpx.Timeout = TIMEOUT,
+    ) -> Response:
         """Passes ``request`` to ``owner`` under the same path and query, and its answer back."""
         headers = {
             name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
@@ -64,7 +73,7 @@ class Gateway:
             params=httpx.QueryParams(request.url.query),
             content=await request.body(),
             headers=headers,
-            timeout=TIMEOUT,
+            timeout=timeouts,
         )
         try:
             answer = await self._client.send(upstream, stream=True)
