@@ -93,6 +93,49 @@ class Gateway:
             background=BackgroundTask(answer.aclose),
         )
 
+    async def call(
+        self,
+        principal: Principal,
+        owner: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | Sequence[str]] | None = None,
+        json: object | None = None,
+    ) -> httpx.Response:
+        """The intake's own call of an owner's internal API for ``principal`` (the console's
+        pages); the whole answer, read. :class:`OwnerUnavailable` when it cannot be had."""
+        headers = {"authorization": f"Bearer {self._codec.internal_token(principal)}"}
+        try:
+            answer = await self._client.request(
+                method,
+                self._owners[owner] + path,
+                params=httpx.QueryParams(params or {}),
+                json=json,
+                headers=headers,
+                timeout=TIMEOUT,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("gateway.owner_unavailable", owner=owner, error=repr(exc))
+            sent = method != "GET" and not isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout
+            )
+            raise OwnerUnavailable(owner, sent=sent) from exc
+        if answer.status_code == status.HTTP_401_UNAUTHORIZED:
+            log.error("gateway.internal_token_refused", owner=owner)
+            raise OwnerUnavailable(owner, sent=False)
+        return answer
+
+
+class OwnerUnavailable(Exception):
+    """An owner's internal API could not be reached or did not answer (``sent``: the call
+    may have taken effect)."""
+
+    def __init__(self, owner: str, *, sent: bool) -> None:
+        super().__init__(f"the {owner} is unavailable")
+        self.owner = owner
+        self.sent = sent
+
 
 async def _relay(answer: httpx.Response, owner: str) -> AsyncIterator[bytes]:
     """The owner's body as it comes; a connection lost midway ends the body early (the
