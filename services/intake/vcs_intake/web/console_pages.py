@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from vcs_intake import requests
 from vcs_intake.auth_deps import find_visible
-from vcs_intake.container import ContainerDep
+from vcs_intake.container import Container, ContainerDep
 from vcs_intake.domain import Status
 from vcs_intake.gateway import GatewayDep
 from vcs_intake.people.accounts import SignedIn
@@ -28,6 +28,7 @@ from vcs_intake.people.model import Person as NewPerson
 from vcs_intake.people.model import invite_refusal
 from vcs_intake.people.store import EmailTaken
 from vcs_intake.web.account_pages import PagesDep
+from vcs_intake.web.charts import utilisation_chart
 from vcs_intake.web.console_data import Fetched, OwnerApis
 from vcs_intake.web.dates import DateInputError, parse_date
 from vcs_intake.web.dayview import lay_out
@@ -108,11 +109,10 @@ def _page(request: Request, pages: Pages, who: SignedIn, template: str, **contex
     )
 
 
-def _back(path: str, done: str | None = None, problem: str | None = None) -> Response:
+def _back(path: str, done: str | None = None) -> Response:
+    """After a form that worked: back to the page, which shows the notice ``done`` names."""
     target = local_path(path, "/console")
     separator = "&" if "?" in target else "?"
-    if problem:
-        return RedirectResponse(f"{target}{separator}problem={problem[:300]}", status_code=303)
     return RedirectResponse(f"{target}{separator}done={done}" if done else target, status_code=303)
 
 
@@ -137,11 +137,11 @@ async def feed_page(request: Request, who: Operator, pages: PagesDep) -> Respons
         "offices": offices,
         "labels": {name: _(label) for name, label in EVENT_LABELS.items()},
         "locale": locale_of(request),
-        "words": {"open": _("Open"), "room": _("Room"), "lost": _("Reconnecting…")},
+        "words": {"room": _("Room")},
     }
-    return _page(
-        request, pages, who, "console/feed.html", setup=json.dumps(setup, ensure_ascii=False)
-    )
+    # In a <script type="application/json"> block, "</" could end the block early.
+    data = json.dumps(setup, ensure_ascii=False).replace("</", "<\\/")
+    return _page(request, pages, who, "console/feed.html", setup=data)
 
 
 @router.get("/requests/{request_id}/brief")
@@ -240,15 +240,29 @@ async def request_page(
     owners: Owners,
     container: ContainerDep,
 ) -> Response:
+    return await _request_view(request, who, pages, owners, container, request_id)
+
+
+async def _request_view(
+    request: Request,
+    who: SignedIn,
+    pages: Pages,
+    owners: OwnerApis,
+    container: Container,
+    request_id: str,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
     record = await find_visible(container.store, request_id, who.principal)
     if record is None:
         return pages.render(request, "not_found.html", who=who, status_code=404)
     view = requests.view(record, container.sealer)
     history = await owners.get("desk", f"/v1/admin/requests/{request_id}/history")
     free_rooms: Fetched | None = None
-    if record.status.shows_room and record.ends_at > datetime.now(UTC):
+    live = record.ends_at > datetime.now(UTC)
+    if record.status.shows_room and live:
         free_rooms = await owners.get("allocator", f"/v1/admin/requests/{request_id}/free-rooms")
-    return _page(
+    response = _page(
         request,
         pages,
         who,
@@ -256,11 +270,12 @@ async def request_page(
         view=view,
         history=history,
         free_rooms=free_rooms,
-        may_cancel=record.status.may_become(Status.cancelled)
-        and record.ends_at > datetime.now(UTC),
+        may_cancel=record.status.may_become(Status.cancelled) and live,
         may_redeliver=record.status in (Status.delivered, Status.delivery_failed),
-        problem=request.query_params.get("problem"),
+        problem=problem,
     )
+    response.status_code = status_code
+    return response
 
 
 @router.post("/requests/{request_id}/cancel")
@@ -269,7 +284,7 @@ async def cancel_request(
 ) -> Response:
     record = await find_visible(container.store, request_id, who.principal)
     if record is None:
-        return _back("/console/requests", problem="no such request")
+        return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
         await requests.cancel(record, who.principal.role.value, container.store, container.clock)
         request.app.state.status_hub.changed(request_id)
@@ -277,21 +292,41 @@ async def cancel_request(
 
 
 @router.post("/requests/{request_id}/reassign")
-async def reassign_request(request_id: str, request: Request, owners: Owners) -> Response:
+async def reassign_request(
+    request_id: str,
+    request: Request,
+    who: Operator,
+    pages: PagesDep,
+    owners: Owners,
+    container: ContainerDep,
+) -> Response:
     form = await request.form()
     meeting_id = str(form.get("meeting_id", ""))
     done = await owners.post(
         "allocator", f"/v1/admin/requests/{request_id}/reassign", {"meeting_id": meeting_id}
     )
-    page = f"/console/requests/{request_id}"
-    return _back(page, "reassigned") if done.ok else _back(page, problem=done.problem)
+    if done.ok:
+        return _back(f"/console/requests/{request_id}", "reassigned")
+    return await _request_view(
+        request, who, pages, owners, container, request_id, done.problem, done.status_code
+    )
 
 
 @router.post("/requests/{request_id}/redeliver")
-async def redeliver_request(request_id: str, owners: Owners) -> Response:
+async def redeliver_request(
+    request_id: str,
+    request: Request,
+    who: Operator,
+    pages: PagesDep,
+    owners: Owners,
+    container: ContainerDep,
+) -> Response:
     done = await owners.post("notifier", f"/v1/admin/requests/{request_id}/redeliver", {})
-    page = f"/console/requests/{request_id}"
-    return _back(page, "redelivered") if done.ok else _back(page, problem=done.problem)
+    if done.ok:
+        return _back(f"/console/requests/{request_id}", "redelivered")
+    return await _request_view(
+        request, who, pages, owners, container, request_id, done.problem, done.status_code
+    )
 
 
 # Support
@@ -301,10 +336,21 @@ async def redeliver_request(request_id: str, owners: Owners) -> Response:
 async def support_page(
     request: Request, who: Operator, pages: PagesDep, owners: Owners
 ) -> Response:
-    wanted = request.query_params.get("status", "open")
+    return await _support_view(request, who, pages, owners, request.query_params.get("status"))
+
+
+async def _support_view(
+    request: Request,
+    who: SignedIn,
+    pages: Pages,
+    owners: OwnerApis,
+    wanted: str | None,
+    problem: str | None = None,
+    status_code: int = 200,
+) -> Response:
     wanted = wanted if wanted in SUPPORT_STATUSES else "open"
     found = await owners.get("desk", "/v1/admin/support", {"status": wanted})
-    return _page(
+    response = _page(
         request,
         pages,
         who,
@@ -312,30 +358,37 @@ async def support_page(
         found=found,
         wanted=wanted,
         statuses=SUPPORT_STATUSES,
-        problem=request.query_params.get("problem"),
+        problem=problem,
     )
+    response.status_code = status_code
+    return response
 
 
 @router.post("/support/{ticket_id}/claim")
-async def claim_support(ticket_id: str, request: Request, owners: Owners) -> Response:
+async def claim_support(
+    ticket_id: str, request: Request, who: Operator, pages: PagesDep, owners: Owners
+) -> Response:
     form = await request.form()
     body = {k: str(v) for k, v in form.items() if k != "csrftoken" and str(v).strip()}
     done = await owners.post("desk", f"/v1/admin/support/{ticket_id}/claim", body)
-    return (
-        _back("/console/support", "claimed")
-        if done.ok
-        else _back("/console/support", problem=done.problem)
-    )
+    if done.ok:
+        return _back("/console/support?status=claimed", "claimed")
+    return await _support_view(request, who, pages, owners, "open", done.problem, done.status_code)
 
 
 @router.post("/support/{ticket_id}/done")
-async def finish_support(ticket_id: str, request: Request, owners: Owners) -> Response:
+async def finish_support(
+    ticket_id: str, request: Request, who: Operator, pages: PagesDep, owners: Owners
+) -> Response:
     form = await request.form()
     done = await owners.post(
         "desk", f"/v1/admin/support/{ticket_id}/done", {"note": str(form.get("note", ""))}
     )
-    target = "/console/support?status=claimed"
-    return _back(target, "done") if done.ok else _back(target, problem=done.problem)
+    if done.ok:
+        return _back("/console/support?status=done", "done")
+    return await _support_view(
+        request, who, pages, owners, "claimed", done.problem, done.status_code
+    )
 
 
 # Dead letters
@@ -346,18 +399,14 @@ async def dead_letters_page(
     request: Request, who: Operator, pages: PagesDep, owners: Owners
 ) -> Response:
     letters = await owners.get("desk", "/v1/admin/dead-letters")
-    return _page(
-        request,
-        pages,
-        who,
-        "console/dead_letters.html",
-        letters=letters,
-        problem=request.query_params.get("problem"),
-    )
+    return _page(request, pages, who, "console/dead_letters.html", letters=letters)
 
 
 @router.post("/dead-letters/replay")
-async def replay_dead_letter(request: Request, owners: Owners) -> Response:
+async def replay_dead_letter(
+    request: Request, who: Operator, pages: PagesDep, owners: Owners
+) -> Response:
+    """One letter (``message_id``) or every one that is not poison; back to the page."""
     form = await request.form()
     command: dict[str, Any] = {"service": str(form.get("service", "")) or None}
     if form.get("message_id"):
@@ -365,8 +414,14 @@ async def replay_dead_letter(request: Request, owners: Owners) -> Response:
     else:
         command["all"] = True
     done = await owners.post("desk", "/v1/admin/dead-letters/replay", command)
-    target = str(form.get("back", "/console/dead-letters"))
-    return _back(target, "replayed") if done.ok else _back(target, problem=done.problem)
+    if done.ok:
+        return _back(str(form.get("back", "")) or "/console/dead-letters", "replayed")
+    letters = await owners.get("desk", "/v1/admin/dead-letters")
+    response = _page(
+        request, pages, who, "console/dead_letters.html", letters=letters, problem=done.problem
+    )
+    response.status_code = done.status_code
+    return response
 
 
 # Utilisation and the audit log
@@ -385,12 +440,14 @@ async def utilisation_page(
     if province := request.query_params.get("province"):
         params["province"] = province
     found = await owners.get("desk", "/v1/admin/utilisation", params)
+    label = pages.gettext(request)("Hours booked of the hours available, per day")
     return _page(
         request,
         pages,
         who,
         "console/utilisation.html",
         found=found,
+        chart=utilisation_chart(found.items(), label=label) if found.ok else None,
         first=first,
         last=last,
         province=province or "",
