@@ -17,11 +17,18 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.e2e.test_clerk_pages import Outside, new_context
-from tests.support.browser import DESKTOP, PHONE, SCREENSHOTS, sarabun_renders_thai, screenshot
-from tests.support.people import PASSWORD, invite
+from tests.support.browser import (
+    DESKTOP,
+    PHONE,
+    SCREENSHOTS,
+    sarabun_renders_thai,
+    screenshot,
+)
+from tests.support.browser import accept_invite_and_sign_in as sign_in_from_invite
+from tests.support.people import invite
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 
@@ -38,17 +45,6 @@ async def desktop(browser: Browser, outside: Outside) -> AsyncIterator[BrowserCo
     context = await new_context(browser, outside, DESKTOP)
     yield context
     await context.close()
-
-
-async def sign_in_from_invite(page: Page, link: str, email: str) -> None:
-    await page.goto(link)
-    await page.fill("[name=password]", PASSWORD)
-    await page.fill("[name=password_confirm]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/signin?*")
-    await expect(page.locator("[name=email]")).to_have_value(email)
-    await page.fill("[name=password]", PASSWORD)
-    await page.press("[name=password]", "Enter")
 
 
 async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
