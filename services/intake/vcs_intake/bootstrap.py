@@ -16,6 +16,7 @@ from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.contract_api import PublishedContract, contract_router
 from vcs_intake.gateway import Gateway, forwarding_routes
+from vcs_intake.live_feed import router as live_feed_router
 from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
@@ -90,6 +91,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.state.pages = Pages()
     app.state.status_hub = hub
     app.include_router(router)
+    app.include_router(live_feed_router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
     app.include_router(contract_router(PublishedContract.read(settings.contract_dir)))
     install_web(
