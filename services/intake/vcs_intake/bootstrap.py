@@ -51,6 +51,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 relay=relay,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
+                supervisor_status_file=settings.supervisor_status_file,
             )
             app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
             consumer = EventConsumer(

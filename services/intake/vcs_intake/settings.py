@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from vcs_shared.settings import CommonSettings, TokenSettings
@@ -12,3 +14,7 @@ class IntakeSettings(CommonSettings, TokenSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
     prefetch: int = Field(default=64, ge=1, le=1000)
+    supervisor_status_file: Path | None = Field(
+        default=None,
+        description="Status file of `vcs run`'s supervisor, shown in /healthz (set by `vcs run`)",
+    )
