@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ class LocalRun:
     process: subprocess.Popen[bytes] | None = None
 
     def __post_init__(self) -> None:
-        self.output = self.data_dir.parent / f"{self.data_dir.name}-{self.port}.out"
+        self.output = self.data_dir.parent / f"{self.data_dir.name}-{uuid.uuid4().hex[:8]}.out"
 
     def start(self) -> LocalRun:
         self.process = spawn(

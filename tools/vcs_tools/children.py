@@ -6,12 +6,21 @@ is spawned here:
 * in a session (and process group) of its own, so a Ctrl-C in the terminal
   reaches only the parent, which then stops the children in order, and the
   whole group of a child can be signalled at once;
-* with ``PR_SET_PDEATHSIG``: the kernel sends the child a signal when its
-  parent dies, also by SIGKILL or when its terminal closed, so no child runs
-  on as an orphan holding ports and data folders. It is set between ``fork``
-  and ``exec``, so it holds for third-party executables (``nx-27017``) too;
+* with ``PR_SET_PDEATHSIG`` = SIGKILL: the kernel kills the child when its
+  parent dies, however it died, so no child runs on as an orphan holding
+  ports and data folders. It is set between ``fork`` and ``exec``, so it
+  holds for third-party executables (``nx-27017``) too;
 * with umask ``077``: whatever the child creates (the store's files, its
   logs) is readable by its owner only.
+
+A parent that stops normally stops its children gracefully itself (:func:`end`);
+the death signal is for a parent that could not (SIGKILL, a crash). Then the
+stack goes down at once, as in a power cut, which the services are built to
+survive: what they held unacked is redelivered, their outboxes are swept at the
+next start. SIGTERM would not be better: the embedded store dies with the
+parent, so a service's graceful stop could only wait for it in vain (measured:
+about 6 s), a child that hung in its shutdown would stay for good, and a frozen
+(SIGSTOPped) one would never act on it.
 
 The kernel sends the death signal when the *thread* that forked the child
 ends, so children are spawned from the main thread only.
@@ -39,16 +48,11 @@ def spawn(
     *,
     env: Mapping[str, str],
     log_path: Path | None = None,
-    death_signal: signal.Signals = signal.SIGTERM,
     pass_fds: Sequence[int] = (),
     cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Starts ``argv`` with stdout and stderr appended to ``log_path`` (else discarded).
-
-    ``death_signal`` reaches the child when this process dies: SIGTERM lets a
-    service finish what it holds; SIGKILL suits a process that might be frozen
-    (SIGSTOP), which would never act on a SIGTERM.
-    """
+    """Starts ``argv`` with stdout and stderr appended to ``log_path`` (else discarded);
+    ``pass_fds`` stay open in the child."""
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("spawn children from the main thread: their death signal follows it")
     if log_path is not None:
@@ -67,20 +71,20 @@ def spawn(
             umask=0o077,
             pass_fds=tuple(pass_fds),
             cwd=cwd,
-            preexec_fn=_die_with(death_signal, os.getpid()),
+            preexec_fn=_die_with_parent(os.getpid()),
         )
     finally:
         if log_path is not None:
             os.close(output)
 
 
-def _die_with(death_signal: signal.Signals, parent: int) -> Callable[[], None]:
+def _die_with_parent(parent: int) -> Callable[[], None]:
     """Runs in the child between fork and exec: a few system calls, nothing that could block."""
 
     def arm() -> None:
-        _libc.prctl(PR_SET_PDEATHSIG, int(death_signal), 0, 0, 0)
+        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the signal was armed
-            os.kill(os.getpid(), death_signal)
+            os.kill(os.getpid(), signal.SIGKILL)
 
     return arm
 

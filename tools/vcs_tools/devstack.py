@@ -151,11 +151,7 @@ class EmbeddedStore:
     def start(self) -> EmbeddedStore:
         private_dir(self.data_dir)
         store_pid_file(self.data_dir).unlink(missing_ok=True)
-        self.process = spawn(
-            store_command(self.data_dir, self.port),
-            env=os.environ,
-            death_signal=signal.SIGKILL,  # it may be frozen (SIGSTOP) by a fault test
-        )
+        self.process = spawn(store_command(self.data_dir, self.port), env=os.environ)
         wait_for_port("127.0.0.1", self.port)
         client: MongoClient[dict[str, Any]]
         with MongoClient(self.url, serverSelectionTimeoutMS=10000) as client:

@@ -252,7 +252,6 @@ def _supervise(
                 os.environ,
                 logs / "store.log",
                 ready=port_open(store_port),
-                death_signal=signal.SIGKILL,  # a frozen store would never act on a SIGTERM
                 stop_grace=10,
                 before_start=functools.partial(store_pid_file(store_dir).unlink, missing_ok=True),
             )

@@ -62,7 +62,6 @@ class ChildSpec:
     env: Mapping[str, str]  # its whole environment
     log_path: Path
     ready: Probe
-    death_signal: signal.Signals = signal.SIGTERM  # sent by the kernel if the supervisor dies
     stop_grace: float = 30.0  # SIGTERM, then SIGKILL after this many seconds
     before_start: Callable[[], None] | None = None  # e.g. remove a stale pid file
 
@@ -225,7 +224,6 @@ class Supervisor:
                 spec.argv,
                 env=spec.env,
                 log_path=spec.log_path,
-                death_signal=spec.death_signal,
                 pass_fds=self._pass_fds,
             )
         except OSError as exc:
