@@ -33,9 +33,10 @@ class SupervisedChild(BaseModel):
     pid: int | None = Field(description="Its current process id; none while it is down")
     restarts: int = Field(ge=0, description="Restarts since the supervisor started")
     last_exit: str | None = Field(
-        default=None, description="How it last ended, e.g. 'exited with code 1', 'was killed by SIGKILL'"
+        default=None,
+        description="How it last ended: 'exited with code 1', 'was killed by SIGKILL'…",
     )
-    since: datetime | None = Field(default=None, description="When its current process started")
+    since: datetime | None = Field(default=None, description="When its current process began")
 
 
 class SupervisorStatus(BaseModel):
