@@ -40,7 +40,11 @@ from pathlib import Path
 from vcs_tools.private_files import open_private, private_dir
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
+# Looked up here, not in the forked child: a symbol lookup there could wait forever on a
+# loader lock that another thread of the parent held at the moment of the fork.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_prctl.restype = ctypes.c_int
 
 
 def spawn(
@@ -82,7 +86,7 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     """Runs in the child between fork and exec: a few system calls, nothing that could block."""
 
     def arm() -> None:
-        _libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the signal was armed
             os.kill(os.getpid(), signal.SIGKILL)
 
