@@ -270,9 +270,10 @@ class Supervisor:
                 signal_group(child.process, signal.SIGCONT)
                 signal_group(child.process, signal.SIGTERM)
             deadline = time.monotonic() + max((c.spec.stop_grace for c in tier), default=0)
+            for child in running:
+                assert child.process is not None
+                end(child.process, grace=max(deadline - time.monotonic(), 0.0))
             for child in tier:
-                if child.process is not None:
-                    end(child.process, grace=max(deadline - time.monotonic(), 0.0))
                 child.state = ChildState.STOPPED
         self._tiers.clear()
         self._write_status()
