@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import Message
 from pathlib import Path
@@ -33,7 +34,7 @@ from pymongo import MongoClient
 from vcs_tools.children import end, signal_group, spawn
 from vcs_tools.mailsink import KeepMail
 from vcs_tools.private_files import private_dir
-from vcs_tools.supervisor import Probe, Started
+from vcs_tools.supervisor import ChildSpec, Probe, Started
 
 SERVICES = ("intake", "allocator", "notifier")
 
@@ -134,6 +135,73 @@ def store_pid_file(data_dir: Path) -> Path:
 
 def mail_sink_command(folder: Path, port: int) -> list[str]:
     return [sys.executable, "-m", "vcs_tools.mailsink", f"--port={port}", f"--folder={folder}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """What the services need, as supervised children: the store (unless one is given) and
+    the mail sink."""
+
+    specs: list[ChildSpec]
+    mongodb_url: str
+    smtp_port: int
+    embedded_store: bool
+
+
+def infrastructure(data_dir: Path, *, mongodb_url: str | None = None) -> Infrastructure:
+    """The embedded store (data in ``store/``) unless ``mongodb_url`` is given, and the mail
+    sink (mails in ``mail/``), on free ports, logging to ``logs/``; for ``vcs run`` and for a
+    soak test that wants the same system under its own supervisor."""
+    logs = data_dir / "logs"
+    specs: list[ChildSpec] = []
+    if not mongodb_url:
+        store_dir = private_dir(data_dir / "store")
+        store_port = free_port()
+        mongodb_url = f"mongodb://127.0.0.1:{store_port}/"
+        specs.append(
+            ChildSpec(
+                "store",
+                store_command(store_dir, store_port),
+                os.environ,
+                logs / "store.log",
+                ready=port_open(store_port),
+                stop_grace=10,
+                before_start=functools.partial(store_pid_file(store_dir).unlink, missing_ok=True),
+            )
+        )
+    smtp_port = free_port()
+    specs.append(
+        ChildSpec(
+            "mail",
+            mail_sink_command(data_dir / "mail", smtp_port),
+            os.environ,
+            logs / "mail.log",
+            ready=port_open(smtp_port),
+            stop_grace=10,
+        )
+    )
+    return Infrastructure(specs, mongodb_url, smtp_port, embedded_store=specs[0].name == "store")
+
+
+def service_specs(
+    env: Mapping[str, str],
+    logs: Path,
+    *,
+    names: Sequence[str] = SERVICES,
+    own_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[ChildSpec]:
+    """The services as supervised children: ``env`` (from :func:`service_env`) for all,
+    ``own_env[name]`` on top for one (its own broker user, say)."""
+    return [
+        ChildSpec(
+            name,
+            service_command(name),
+            {**os.environ, **env, **(own_env or {}).get(name, {})},
+            logs / f"{name}.log",
+            ready=service_ready(name, env),
+        )
+        for name in names
+    ]
 
 
 @dataclass

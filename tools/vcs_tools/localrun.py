@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import os
 import secrets
 import signal
@@ -31,20 +30,10 @@ from pathlib import Path
 import aio_pika
 
 from vcs_shared.credentials import new_key
-from vcs_tools.devstack import (
-    SERVICES,
-    free_port,
-    mail_sink_command,
-    port_open,
-    service_command,
-    service_env,
-    service_ready,
-    store_command,
-    store_pid_file,
-)
+from vcs_tools.devstack import infrastructure, service_env, service_specs
 from vcs_tools.private_files import append_text, open_private, private_dir, replace_text
 from vcs_tools.rabbitmq import SERVICE_USERS, local_service_urls, password_variable
-from vcs_tools.supervisor import TICK, ChildSpec, GaveUp, Supervisor
+from vcs_tools.supervisor import TICK, GaveUp, Supervisor
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -237,72 +226,35 @@ def _supervise(
     started = time.monotonic()
     logs = private_dir(data_dir / "logs")
     local = local_secrets(data_dir)
-    infrastructure: list[ChildSpec] = []
-    mongodb_url = os.environ.get("VCS_MONGODB_URL", "")
-    embedded = not mongodb_url
+    base = infrastructure(data_dir, mongodb_url=os.environ.get("VCS_MONGODB_URL"))
     run_env = data_dir / "run.env"
-    if embedded:
-        store_dir = private_dir(data_dir / "store")
-        store_port = free_port()
-        mongodb_url = f"mongodb://127.0.0.1:{store_port}/"
-        infrastructure.append(
-            ChildSpec(
-                "store",
-                store_command(store_dir, store_port),
-                os.environ,
-                logs / "store.log",
-                ready=port_open(store_port),
-                stop_grace=10,
-                before_start=functools.partial(store_pid_file(store_dir).unlink, missing_ok=True),
-            )
-        )
-    mail_port = free_port()
-    infrastructure.append(
-        ChildSpec(
-            "mail",
-            mail_sink_command(data_dir / "mail", mail_port),
-            os.environ,
-            logs / "mail.log",
-            ready=port_open(mail_port),
-            stop_grace=10,
-        )
-    )
     status_file = data_dir / "supervisor.json"
     env = service_env(
         amqp_url=os.environ.get("VCS_AMQP_URL", DEFAULT_AMQP_URL),
-        mongodb_url=mongodb_url,
+        mongodb_url=base.mongodb_url,
         credentials_keys=os.environ.get("VCS_CREDENTIALS_KEYS", local["VCS_CREDENTIALS_KEYS"]),
         jwt_secret=os.environ.get("VCS_JWT_SECRET", local["VCS_JWT_SECRET"]),
         namespace=os.environ.get("VCS_NAMESPACE", "vcs"),
-        smtp_port=mail_port,
+        smtp_port=base.smtp_port,
         intake_port=port,
         pool_file=root / "deploy" / "pools" / "region-12.csv",
         extra={"VCS_SUPERVISOR_STATUS_FILE": status_file},
     )
     own_users = {} if "VCS_AMQP_URL" in os.environ else _service_users(root, local, env)
-    services = [
-        ChildSpec(
-            name,
-            service_command(name),
-            {**os.environ, **env, **own_users.get(name, {})},
-            logs / f"{name}.log",
-            ready=service_ready(name, env),
-        )
-        for name in SERVICES
-    ]
+    services = service_specs(env, logs, own_env=own_users)
     reason: str | None = None
     supervisor = Supervisor(
-        [*infrastructure, *services],
+        [*base.specs, *services],
         status_file=status_file,
         say=Say(logs / "supervisor.log"),
         pass_fds=[lock.fd],
     )
     with supervisor:
         try:
-            if supervisor.start(*(s.name for s in infrastructure), within=30, stop=stop):
-                if embedded:  # where `vcs token revoke` finds the store
-                    replace_text(run_env, f"VCS_MONGODB_URL={mongodb_url}\n")
-                if supervisor.start(*SERVICES, within=90, stop=stop):
+            if supervisor.start(*(s.name for s in base.specs), within=30, stop=stop):
+                if base.embedded_store:  # where `vcs token revoke` finds the store
+                    replace_text(run_env, f"VCS_MONGODB_URL={base.mongodb_url}\n")
+                if supervisor.start(*(s.name for s in services), within=90, stop=stop):
                     say(
                         f"DOPA VCS is up in {time.monotonic() - started:.1f}s: "
                         f"http://127.0.0.1:{port}/docs  (health: /healthz, mail: "
@@ -315,7 +267,7 @@ def _supervise(
             reason = str(exc)
         why = f" ({', '.join(received)})" if received else ""
         say(f"stopping{why}: each service finishes the work in its hands")
-    if embedded:
+    if base.embedded_store:
         run_env.unlink(missing_ok=True)
     if reason is not None:
         say(f"vcs run gave up: {reason}")
