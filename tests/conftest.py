@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +20,15 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from tests.support.auth import TEST_JWT_SECRET, BearerAuth, national_operator_token
+from tests.support.paths import SAMPLE_POOL
+from tests.support.services import StartServices
 from tests.support.tap import EventTap, open_channel
-from vcs_shared.broker import Topology, declare_topology, delete_topology
+from vcs_shared.broker import declare_topology, delete_topology
 from vcs_shared.credentials import new_key
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
+from vcs_shared.topology import Topology
 from vcs_tools.devstack import SERVICES, EmbeddedStore, ServiceProcess, SmtpSink, free_port
 from vcs_tools.devstack import service_env as make_service_env
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_POOL = ROOT / "deploy" / "pools" / "region-12.csv"
-
-Document = dict[str, Any]
 
 
 @pytest.fixture(scope="session")
@@ -120,9 +118,6 @@ def service_env(
         pool_file=SAMPLE_POOL,
         extra={"VCS_ADMIN_PORT": 0},  # a test that wants the admin API gives it a free port
     )
-
-
-StartServices = Callable[..., Awaitable[list[ServiceProcess]]]
 
 
 @pytest_asyncio.fixture

@@ -1,21 +1,13 @@
-"""RabbitMQ through aio-pika: the topology, a confirming publisher and a safe consumer.
+"""RabbitMQ through aio-pika: declaring the topology, a confirming publisher and a safe consumer.
 
-Topology (names shown for the default namespace ``vcs``):
-
-* ``vcs.events`` — durable topic exchange, the public contract.
-* ``vcs.<service>`` — one durable quorum queue per consuming service, with a
-  delivery limit; what keeps failing is dead-lettered to ``vcs.dead``.
-* ``vcs.dead`` — direct exchange routing dead letters by queue name to
-  ``vcs.<service>.dlq``, classic durable queues that operators list and replay
-  (classic, because listing requeues and a quorum queue would count that
-  against a delivery limit of its own).
+What the topology is (exchanges, queues, their arguments and bindings) is defined in
+:mod:`vcs_shared.topology`; this module declares it, publishes and consumes.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import aio_pika
@@ -30,20 +22,15 @@ from aio_pika.abc import (
 )
 from pymongo.errors import ConnectionFailure, NetworkTimeout
 
-from vcs_shared.envelope import CONTENT_TYPE, Envelope, OutgoingMessage, PoisonMessage, decode
-from vcs_shared.events import Event
+from vcs_shared.dispatch import Handlers
+from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, decode
+from vcs_shared.topology import Topology as Topology  # where most broker users look for it
+from vcs_shared.topology import require_subscribed
 
 log = structlog.get_logger(__name__)
 
-DELIVERY_LIMIT = 5
 DEAD_REASON_HEADER = "x-vcs-dead-reason"
 ORIGINAL_ROUTING_KEY_HEADER = "x-vcs-original-routing-key"
-
-SUBSCRIPTIONS: dict[str, tuple[str, ...]] = {
-    "allocator": ("request.submitted.#", "request.cancelled.#"),
-    "notifier": ("request.submitted.#", "room.assigned.#", "room.released.#"),
-    "intake": ("room.assigned.#", "request.rejected.#", "room.released.#", "credentials.#"),
-}
 
 
 class RetryLater(Exception):
@@ -59,27 +46,6 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     TimeoutError,
     RetryLater,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Topology:
-    """Exchange and queue names of one deployment (tests run in their own namespace)."""
-
-    namespace: str = "vcs"
-
-    @property
-    def exchange(self) -> str:
-        return f"{self.namespace}.events"
-
-    @property
-    def dead_exchange(self) -> str:
-        return f"{self.namespace}.dead"
-
-    def queue(self, service: str) -> str:
-        return f"{self.namespace}.{service}"
-
-    def dead_letter_queue(self, service: str) -> str:
-        return f"{self.queue(service)}.dlq"
 
 
 RECONNECT_INTERVAL = 1.0
@@ -114,35 +80,20 @@ def broker_connected(connection: AbstractRobustConnection) -> bool:
 
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
-    """Declares the exchanges and every service's queues, DLQs and bindings; idempotent."""
-    exchange = await channel.declare_exchange(
-        topology.exchange, aio_pika.ExchangeType.TOPIC, durable=True
-    )
-    dead = await channel.declare_exchange(
-        topology.dead_exchange, aio_pika.ExchangeType.DIRECT, durable=True
-    )
-    for service, keys in SUBSCRIPTIONS.items():
-        queue = await channel.declare_queue(
-            topology.queue(service),
-            durable=True,
-            arguments={
-                "x-queue-type": "quorum",
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": topology.dead_exchange,
-                "x-dead-letter-routing-key": topology.queue(service),
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        )
-        for key in keys:
-            await queue.bind(exchange, routing_key=key)
-        dlq = await channel.declare_queue(
-            topology.dead_letter_queue(service),
-            durable=True,
-            arguments={"x-queue-type": "classic"},
-        )
-        await dlq.bind(dead, routing_key=topology.queue(service))
-    return exchange
+    """Declares :meth:`Topology.definition`: exchanges, every service's queue and DLQ, bindings;
+    idempotent. Returns the events exchange."""
+    definition = topology.definition()
+    exchanges = {
+        e.name: await channel.declare_exchange(e.name, aio_pika.ExchangeType(e.kind), durable=True)
+        for e in definition.exchanges
+    }
+    queues = {
+        q.name: await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
+        for q in definition.queues
+    }
+    for b in definition.bindings:
+        await queues[b.queue].bind(exchanges[b.exchange], routing_key=b.routing_key)
+    return exchanges[topology.exchange]
 
 
 async def check_topology(channel: AbstractChannel, topology: Topology, service: str) -> None:
@@ -166,11 +117,11 @@ async def prepare_topology(
 
 async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
     """Removes a namespace's exchanges and queues (tests clean up after themselves)."""
-    for service in SUBSCRIPTIONS:
-        await channel.queue_delete(topology.queue(service))
-        await channel.queue_delete(topology.dead_letter_queue(service))
-    await channel.exchange_delete(topology.exchange)
-    await channel.exchange_delete(topology.dead_exchange)
+    definition = topology.definition()
+    for queue in definition.queues:
+        await channel.queue_delete(queue.name)
+    for exchange in definition.exchanges:
+        await channel.exchange_delete(exchange.name)
 
 
 class EventPublisher(Protocol):
@@ -232,11 +183,8 @@ class AmqpPublisher:
         )
 
 
-Handler = Callable[[Envelope], Awaitable[None]]
-
-
 class EventConsumer:
-    """Consumes one service queue and dispatches each event through the handler table.
+    """Consumes one service's queue and dispatches each event through its bound handler table.
 
     * Poison (never handleable) goes to the service's DLQ at once, with the
       reason in a header, and is acked so it blocks nothing behind it.
@@ -252,15 +200,17 @@ class EventConsumer:
         *,
         connection: AbstractRobustConnection,
         topology: Topology,
-        service: str,
-        handlers: Mapping[type[Event], Handler],
+        handlers: Handlers,
         prefetch: int = 32,
         retry_timeout: float = 45.0,
     ) -> None:
+        """Raises :class:`~vcs_shared.topology.SubscriptionMismatch` when the table handles other
+        events than the service's queue receives."""
+        require_subscribed(handlers.service, handlers.events)
         self._connection = connection
         self._topology = topology
-        self._service = service
-        self._handlers = dict(handlers)
+        self._service = handlers.service
+        self._handlers = handlers
         self._prefetch = prefetch
         self._retry_timeout = retry_timeout
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -329,7 +279,7 @@ class EventConsumer:
             request_id=envelope.event.request_id,
             correlation_id=envelope.correlation_id or envelope.event.request_id,
         )
-        handler = self._handlers.get(type(envelope.event))
+        handler = self._handlers.handler_for(envelope.event)
         if handler is None:
             log.info("consumer.ignored", reason="no handler for this event type")
             await message.ack()

@@ -26,16 +26,12 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from vcs_shared.broker import (
-    DEAD_REASON_HEADER,
-    ORIGINAL_ROUTING_KEY_HEADER,
-    SUBSCRIPTIONS,
-    Topology,
-)
+from vcs_shared.broker import DEAD_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER
+from vcs_shared.topology import CONSUMERS, Topology
 
 log = structlog.get_logger(__name__)
 
-SERVICES: tuple[str, ...] = tuple(SUBSCRIPTIONS)
+SERVICES: tuple[str, ...] = tuple(CONSUMERS)
 REPLAYED_HEADER = "x-vcs-replayed"
 _DEATH_HEADERS = (
     "x-death",

@@ -11,7 +11,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.v1.event import CloudEvent
@@ -33,12 +33,19 @@ class OutgoingMessage(BaseModel):
     body: str
 
 
+E_co = TypeVar("E_co", bound=Event, covariant=True)
+
+
 @dataclass(frozen=True, slots=True)
-class Envelope:
-    """A decoded event with the CloudEvents attributes the services use."""
+class Envelope(Generic[E_co]):
+    """A decoded event with the CloudEvents attributes the services use.
+
+    Generic in its event, so a handler declares the one it takes
+    (``Envelope[RoomAssigned]``) and the handler table checks it (:mod:`vcs_shared.dispatch`).
+    """
 
     id: str
-    event: Event
+    event: E_co
     time: datetime | None
     source: str
     correlation_id: str | None
@@ -66,7 +73,7 @@ def encode(event: Event, *, source: str, correlation_id: str | None = None) -> O
     return OutgoingMessage(id=event_id, routing_key=event.routing_key(), body=message.body.decode())
 
 
-def decode(body: bytes) -> Envelope:
+def decode(body: bytes) -> Envelope[Event]:
     """Parses a structured-mode CloudEvent into its event model; raises :class:`PoisonMessage`."""
     try:
         cloudevent = rabbitmq.from_structured_event(

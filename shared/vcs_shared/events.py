@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
 
@@ -28,15 +28,6 @@ class Urgency(StrEnum):
     urgent = "urgent"
     very_urgent = "very_urgent"
     most_urgent = "most_urgent"
-
-    @property
-    def label_th(self) -> str:
-        return {
-            "normal": "ปกติ",
-            "urgent": "ด่วน",
-            "very_urgent": "ด่วนมาก",
-            "most_urgent": "ด่วนที่สุด",
-        }[self.value]
 
 
 class RejectionReason(StrEnum):
@@ -59,6 +50,15 @@ class Contact(BaseModel):
     phone: str = Field(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$")
 
 
+class Subject(TypedDict):
+    """What every event is about: one request of one office (its routing key and CloudEvents
+    ``subject``). Built events start from it: ``RoomReleased(**event.subject(), ...)``."""
+
+    request_id: str
+    province_code: ProvinceCode
+    district_code: DistrictCode
+
+
 class Event(BaseModel):
     """Fields every event carries; subclasses name themselves with ``name``."""
 
@@ -76,6 +76,14 @@ class Event(BaseModel):
 
     def routing_key(self) -> str:
         return f"{self.name}.{self.province_code}.{self.district_code}"
+
+    def subject(self) -> Subject:
+        """The request and office this event is about, for the events that follow from it."""
+        return Subject(
+            request_id=self.request_id,
+            province_code=self.province_code,
+            district_code=self.district_code,
+        )
 
 
 class RequestSubmitted(Event):

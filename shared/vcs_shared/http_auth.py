@@ -68,6 +68,3 @@ async def require_operator(principal: CurrentPrincipal) -> Principal:
     if not principal.is_operator:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs the operator role")
     return principal
-
-
-OperatorPrincipal = Annotated[Principal, Depends(require_operator)]

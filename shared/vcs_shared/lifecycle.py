@@ -1,4 +1,8 @@
-"""Process lifecycle shared by the services: wait for SIGINT/SIGTERM, run background loops."""
+"""Waiting for the signal that stops a consuming service (SIGINT, SIGTERM).
+
+The intake runs under uvicorn, which handles the signals itself; the allocator and the
+notifier wait here, then leave :func:`vcs_shared.runtime.consuming` to stop in order.
+"""
 
 from __future__ import annotations
 

@@ -44,6 +44,14 @@ def find_office(district_code: str) -> Office | None:
     )
 
 
+def office_of(district_code: str) -> Office:
+    """The office with this code, for a code already checked: ``LookupError`` if there is none."""
+    office = find_office(district_code)
+    if office is None:
+        raise LookupError(f"no district office has the code {district_code!r}")
+    return office
+
+
 def all_offices() -> list[Office]:
     """Every district office of the kingdom (878 amphoe and 50 Bangkok khet)."""
     offices: list[Office] = []

@@ -1,11 +1,12 @@
 """Transactional outbox: an event is stored inside the document whose change it announces.
 
-A service writes its state change and the events announcing it in one
-single-document write (the embedded store does not isolate multi-document
-transactions), then publishes them with confirms and marks them sent. If the
-process dies or the broker is down in between, the relay's sweep finds the
-document and publishes what is unsent; consumers deduplicate by event id, so
-publishing an entry twice is harmless, losing one is impossible.
+:class:`Outbox` is the one way the services write a change that announces events: the
+change and its events go in one single-document write (the embedded store does not
+isolate multi-document transactions), then :class:`OutboxRelay` publishes them with
+confirms and marks them sent. If the process dies or the broker is down in between,
+the relay's sweep finds the document and publishes what is unsent; consumers
+deduplicate by event id, so publishing an entry twice is harmless, losing one is
+impossible. Stores use an :class:`Outbox`; handlers only hand their store the events.
 
 Stored shape, in the owning document:
 
@@ -13,7 +14,7 @@ Stored shape, in the owning document:
 * ``outbox_pending``: true while any entry is unsent (the sweep's indexed query);
 * ``outbox_count``: the number of entries, the compare-and-set guard of every
   outbox write, so marking entries sent never overwrites an entry added
-  meanwhile.
+  meanwhile, and two changes of one document never overwrite each other.
 
 Only top-level scalar fields are queried: the embedded store answers queries on
 an indexed array path (``outbox.sent``) wrongly.
@@ -24,31 +25,148 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 
-from vcs_shared.broker import EventPublisher
-from vcs_shared.envelope import OutgoingMessage
+from vcs_shared.broker import BrokerUnavailable, EventPublisher
+from vcs_shared.envelope import OutgoingMessage, encode
+from vcs_shared.events import Event
+from vcs_shared.store import Document
 
 log = structlog.get_logger(__name__)
 
-Document = dict[str, Any]
+CHANGE_ATTEMPTS = 10
 
 
-def outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:
-    """The fields to write, in the same write as the change the messages announce."""
+class _Offline:
+    """The publisher of a process that writes but does not publish (a tool, a store test):
+    every publish fails like an outage, so the entries wait for a service's relay."""
+
+    async def publish(self, message: OutgoingMessage) -> None:
+        raise BrokerUnavailable("this process does not publish; a service's relay will")
+
+
+OFFLINE: EventPublisher = _Offline()
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """The events a change announces, and the correlation id they carry on."""
+
+    events: tuple[Event, ...] = ()
+    correlation_id: str | None = None
+
+
+SILENT = Announcement()
+"""A change that announces nothing."""
+
+
+def announce(*events: Event, correlation_id: str | None) -> Announcement:
+    return Announcement(events, correlation_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one compare-and-set write sets, and what the document must still hold for it to
+    apply (``guard``, beside the outbox size the outbox checks itself)."""
+
+    fields: Document
+    guard: Document = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """The document after :meth:`Outbox.update` (as found when nothing was written)."""
+
+    document: Document
+    written: bool
+
+
+class ConcurrentChanges(RuntimeError):
+    """A document kept changing under a compare-and-set write; the caller's message is retried."""
+
+
+class Outbox:
+    """Writes the documents of one collection together with the events they announce, then
+    publishes those events through the collection's relay (:attr:`relay`)."""
+
+    def __init__(
+        self,
+        collection: AsyncCollection[Document],
+        *,
+        source: str,
+        publisher: EventPublisher = OFFLINE,
+    ) -> None:
+        self._collection = collection
+        self._source = source
+        self.relay = OutboxRelay(collection, publisher)
+
+    async def ensure_index(self) -> None:
+        await self._collection.create_index("outbox_pending")
+
+    async def insert(self, document: Document, announcement: Announcement = SILENT) -> None:
+        """Inserts a new document with its events, then publishes them.
+
+        A unique index refusing the document raises ``DuplicateKeyError``; nothing was written.
+        """
+        messages = self._encode(announcement)
+        fields = _outbox_fields([], messages)
+        await self._collection.insert_one({**document, **fields})
+        if messages:
+            await self.relay.publish_now(document["_id"], fields["outbox"])
+
+    async def update(
+        self,
+        doc_id: str,
+        change: Callable[[Document], Change | None],
+        announcement: Announcement = SILENT,
+        *,
+        projection: Document | None = None,
+    ) -> Changed | None:
+        """Applies ``change`` to the document as it is now with the events it announces, then
+        publishes them.
+
+        ``change`` sees the current document (``projection`` of it) and returns what to
+        write, or None when its rule says nothing is to change. The write is a
+        compare-and-set on the outbox size and the change's guard; when another write came
+        between the read and this one, the document is read again and the rule applied
+        again, so neither write is lost. None when there is no such document.
+        """
+        messages = self._encode(announcement)
+        for _ in range(CHANGE_ATTEMPTS):
+            current = await self._collection.find_one({"_id": doc_id}, projection)
+            if current is None:
+                return None
+            wanted = change(current)
+            if wanted is None:
+                return Changed(current, written=False)
+            fields = _outbox_fields(current.get("outbox", []), messages)
+            guard = {"_id": doc_id, "outbox_count": current.get("outbox_count", 0), **wanted.guard}
+            result = await self._collection.update_one(guard, {"$set": {**wanted.fields, **fields}})
+            if result.modified_count == 1:
+                if messages:
+                    await self.relay.publish_now(doc_id, fields["outbox"])
+                return Changed({**current, **wanted.fields, **fields}, written=True)
+        raise ConcurrentChanges(f"{doc_id} kept changing while being written")
+
+    def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
+        correlation_id = announcement.correlation_id
+        return [
+            encode(event, source=self._source, correlation_id=correlation_id)
+            for event in announcement.events
+        ]
+
+
+def _outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:
+    """The outbox fields to write, in the same write as the change the messages announce."""
     now = datetime.now(UTC)
     entries = [*existing, *({**m.model_dump(), "sent": False, "created_at": now} for m in messages)]
     pending = any(not entry["sent"] for entry in entries)
     return {"outbox": entries, "outbox_pending": pending, "outbox_count": len(entries)}
-
-
-async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
-    await collection.create_index("outbox_pending")
 
 
 class OutboxRelay:

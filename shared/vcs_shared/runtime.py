@@ -19,14 +19,15 @@ from aio_pika.abc import AbstractRobustConnection
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, connect, prepare_topology
+from vcs_shared.broker import AmqpPublisher, EventConsumer, connect, prepare_topology
+from vcs_shared.dispatch import Handlers
 from vcs_shared.outbox import OutboxRelay
 from vcs_shared.settings import CommonSettings
-from vcs_shared.store import database_name, make_client
+from vcs_shared.store import Document, database_name, make_client
+from vcs_shared.topology import Topology
 
 log = structlog.get_logger(__name__)
 
-Document = dict[str, Any]
 BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -34,6 +35,7 @@ BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 class ServiceClients:
     """The connections of one service process, made by :func:`service_clients`."""
 
+    service: str
     topology: Topology
     database: AsyncDatabase[Document]
     connection: AbstractRobustConnection
@@ -55,6 +57,7 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
             await setup.close()
             publisher = await AmqpPublisher.open(connection, topology.exchange)
             yield ServiceClients(
+                service=service,
                 topology=topology,
                 database=mongo[database_name(settings.namespace, service)],
                 connection=connection,
@@ -68,17 +71,27 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
 
 @asynccontextmanager
 async def consuming(
-    service: str,
-    consumer: EventConsumer,
+    clients: ServiceClients,
+    handlers: Handlers,
     relay: OutboxRelay,
+    *,
+    prefetch: int,
     background: Sequence[BackgroundLoop] = (),
 ) -> AsyncIterator[None]:
-    """Consumes and relays while the block runs; then stops taking messages, lets the ones in
-    hand finish, stops the background loops and publishes what their handlers stored."""
+    """Consumes the service's queue through ``handlers`` and relays its outbox while the block
+    runs; then stops taking messages, lets the ones in hand finish, stops the background loops
+    and publishes what their handlers stored."""
+    service = clients.service
+    consumer = EventConsumer(
+        connection=clients.connection,
+        topology=clients.topology,
+        handlers=handlers,
+        prefetch=prefetch,
+    )
+    await consumer.start()  # first: if it fails, nothing else has started
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop), name=f"{service}-outbox-relay")]
     tasks += [asyncio.create_task(loop(stop), name=f"{service}-background") for loop in background]
-    await consumer.start()
     log.info(f"{service}.ready")
     try:
         yield

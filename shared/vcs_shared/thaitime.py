@@ -13,7 +13,3 @@ BANGKOK = ZoneInfo("Asia/Bangkok")
 def thai_datetime(moment: datetime) -> str:
     """E.g. ``วันพฤหัสบดี 26 พฤศจิกายน 2569 เวลา 09:00 น.``"""
     return thai_strftime(moment.astimezone(BANGKOK), "%A %-d %B %Y เวลา %H:%M น.")
-
-
-def bangkok_iso(moment: datetime) -> str:
-    return moment.astimezone(BANGKOK).isoformat()

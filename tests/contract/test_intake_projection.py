@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -18,13 +18,15 @@ from vcs_intake.projection import on_credentials_delivered, on_room_assigned
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import CredentialsDelivered, Event, RoomAssigned
+from vcs_shared.store import Document
 
 pytestmark = pytest.mark.contract
 
-Document = dict[str, Any]
+
+E = TypeVar("E", bound=Event)
 
 
-def envelope(event: Event) -> Envelope:
+def envelope(event: E) -> Envelope[E]:
     return Envelope(
         id=str(uuid.uuid4()),
         event=event,
@@ -34,7 +36,7 @@ def envelope(event: Event) -> Envelope:
     )
 
 
-def assigned(request_id: str) -> Envelope:
+def assigned(request_id: str) -> Envelope[RoomAssigned]:
     now = datetime.now(UTC)
     return envelope(
         RoomAssigned(
@@ -52,7 +54,7 @@ def assigned(request_id: str) -> Envelope:
     )
 
 
-def delivered(request_id: str) -> Envelope:
+def delivered(request_id: str) -> Envelope[CredentialsDelivered]:
     return envelope(
         CredentialsDelivered(
             request_id=request_id,
@@ -73,12 +75,17 @@ async def store(mongo: AsyncMongoClient[Document], namespace: str) -> MongoReque
     return store
 
 
+async def stored(store: MongoRequestStore, request_id: str) -> Document | None:
+    """The request's document as stored (the fixture's documents are not whole requests)."""
+    return await store.requests.find_one({"_id": request_id})
+
+
 async def test_room_assigned_moves_a_submitted_request_with_its_assignment(
     store: MongoRequestStore,
 ) -> None:
     await on_room_assigned(assigned("in-order"), store)
 
-    document = await store.get("in-order")
+    document = await stored(store, "in-order")
     assert document is not None
     assert document["status"] == "assigned"
     assert document["assignment"]["meeting_id"] == "3475946456"
@@ -90,7 +97,7 @@ async def test_a_late_room_assigned_keeps_delivered_and_still_stores_the_assignm
     await on_credentials_delivered(delivered("reordered"), store)
     await on_room_assigned(assigned("reordered"), store)
 
-    document = await store.get("reordered")
+    document = await stored(store, "reordered")
     assert document is not None
     assert document["status"] == "delivered"
     assert document["assignment"]["meeting_id"] == "3475946456"
@@ -99,7 +106,7 @@ async def test_a_late_room_assigned_keeps_delivered_and_still_stores_the_assignm
 async def test_room_assigned_leaves_a_cancelled_request_alone(store: MongoRequestStore) -> None:
     await on_room_assigned(assigned("cancelled"), store)
 
-    document = await store.get("cancelled")
+    document = await stored(store, "cancelled")
     assert document is not None
     assert document["status"] == "cancelled"
     assert document["assignment"] is None

@@ -11,18 +11,26 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
-from vcs_allocator.domain import AllocationPolicy, Room, occupied_span, probe_slots, slot_starts
+from vcs_allocator.domain import (
+    AllocationPolicy,
+    AssignedRoom,
+    Booking,
+    Decision,
+    DecisionOutcome,
+    Room,
+    occupied_span,
+    probe_slots,
+    slot_starts,
+)
 from vcs_allocator.store import MongoReservationStore, slot_time
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
 
-Document = dict[str, Any]
 POLICY = AllocationPolicy()
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 ROOM_A = "111111111"
@@ -37,6 +45,23 @@ def window(start_minutes: int, minutes: int = 60) -> list[datetime]:
 
 def epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def assignment(
+    request_id: str, meeting_id: str, *, hour: int = 0, released: bool = False
+) -> Decision:
+    """A decision assigning ``meeting_id`` for two hours from ``T0 + hour``."""
+    starts_at = T0 + timedelta(hours=hour)
+    return Decision(
+        request_id=request_id,
+        province_code="47",
+        district_code="4701",
+        outcome=DecisionOutcome.assigned,
+        decided_at=T0,
+        released=released,
+        booking=Booking(starts_at, starts_at + timedelta(hours=2), 100),
+        room=AssignedRoom(meeting_id, 300, "47"),
+    )
 
 
 @pytest.fixture
@@ -125,9 +150,7 @@ async def test_the_sweeper_frees_undecided_claims_after_the_lease_and_confirms_d
 ) -> None:
     await store.claim(ROOM_A, "crashed", window(0))
     await store.claim(ROOM_B, "decided", window(0))
-    await store.record_decision(
-        {"_id": "decided", "outcome": "assigned", "meeting_id": ROOM_B, "released": False}
-    )
+    await store.record_decision(assignment("decided", ROOM_B))
 
     young = await store.sweep_orphans(timedelta(minutes=10))
     assert (young.confirmed, young.freed) == (0, 0)
@@ -184,25 +207,14 @@ async def test_replacing_a_pool_deactivates_only_the_named_pools_missing_rooms(
 async def test_reservations_are_the_live_assignments_overlapping_a_period(
     store: MongoReservationStore,
 ) -> None:
-    def decision(request_id: str, hour: int, **extra: Any) -> Document:
-        return {
-            "_id": request_id,
-            "outcome": "assigned",
-            "meeting_id": ROOM_A,
-            "starts_at": T0 + timedelta(hours=hour),
-            "ends_at": T0 + timedelta(hours=hour + 2),
-            "released": False,
-            **extra,
-        }
-
-    await store.record_decision(decision("r1", 0))
-    await store.record_decision(decision("r2", 30))
-    await store.record_decision(decision("r3", 1, released=True))
-    await store.record_decision(decision("r4", 1, meeting_id=ROOM_B))
-    await store.record_decision({"_id": "r5", "outcome": "rejected", "released": False})
+    await store.record_decision(assignment("r1", ROOM_A, hour=0))
+    await store.record_decision(assignment("r2", ROOM_A, hour=30))
+    await store.record_decision(assignment("r3", ROOM_A, hour=1, released=True))
+    await store.record_decision(assignment("r4", ROOM_B, hour=1))
+    await store.record_decision(Decision("r5", "47", "4701", DecisionOutcome.rejected, T0))
 
     found = await store.reservations(T0 - timedelta(hours=1), T0 + timedelta(hours=1), ROOM_A)
     everyone = await store.reservations(T0, T0 + timedelta(days=1))
 
-    assert [d["_id"] for d in found] == ["r1"]
-    assert [d["_id"] for d in everyone] == ["r1", "r4"]
+    assert [r.request_id for r in found] == ["r1"]
+    assert [r.request_id for r in everyone] == ["r1", "r4"]

@@ -16,11 +16,10 @@ from bson import ObjectId
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from vcs_shared.store import epoch_ms
+from vcs_shared.store import Document, epoch_ms
 
 pytestmark = pytest.mark.contract
 
-Document = dict[str, Any]
 T0 = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 

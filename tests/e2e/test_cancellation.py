@@ -7,8 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import SAMPLE_POOL, StartServices
+from tests.support.paths import SAMPLE_POOL
 from tests.support.requests import request_body, tomorrow_at
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.pool import load_pool_file

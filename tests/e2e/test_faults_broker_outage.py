@@ -17,7 +17,6 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.faults import (
     count_assignments,
     declare_audit_queue,
@@ -28,15 +27,16 @@ from tests.support.faults import (
     wait_all_final,
 )
 from tests.support.private_broker import PrivateBroker, private_broker
+from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
+from vcs_shared.store import Document
 from vcs_tools.devstack import SmtpSink
 
 pytestmark = pytest.mark.e2e
 
 __all__ = ["private_broker"]
 
-Document = dict[str, Any]
 DURING_OUTAGE = 30
 
 

@@ -17,7 +17,6 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.faults import (
     count_assignments,
     find_duplicates,
@@ -25,15 +24,15 @@ from tests.support.faults import (
     submit_all,
     wait_all_final,
 )
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_tools.devstack import ServiceProcess, SmtpSink
 
 pytestmark = pytest.mark.e2e
 
-Document = dict[str, Any]
 BATCH = 60
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.faults import (
     count_assignments,
     find_duplicates,
@@ -26,14 +24,14 @@ from tests.support.faults import (
     submit_all,
     wait_all_final,
 )
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_tools.devstack import EmbeddedStore, SmtpSink
 
 pytestmark = pytest.mark.e2e
 
-Document = dict[str, Any]
 BEFORE = 20
 DURING = 5
 

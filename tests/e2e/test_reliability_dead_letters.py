@@ -26,8 +26,8 @@ import aio_pika
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.faults import spread_request, submit_all, wait_all_final
+from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
 from vcs_shared.envelope import encode

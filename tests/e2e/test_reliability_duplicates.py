@@ -17,21 +17,19 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.faults import count_assignments
 from tests.support.requests import tomorrow_at
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.envelope import OutgoingMessage, encode
 from vcs_shared.events import Contact, RequestSubmitted, RoomAssigned, Urgency
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_tools.devstack import ServiceProcess, SmtpSink
 
 pytestmark = pytest.mark.e2e
-
-Document = dict[str, Any]
 
 
 def submitted(request_id: str, hour: int) -> RequestSubmitted:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartServices
+from tests.support.services import StartServices
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.requests import request_body, wait_status
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_tools.devstack import SmtpSink
 

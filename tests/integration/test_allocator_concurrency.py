@@ -12,15 +12,15 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.conftest import SAMPLE_POOL, StartServices
+from tests.support.paths import SAMPLE_POOL
 from tests.support.requests import tomorrow_at
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts, tie_order
@@ -29,11 +29,10 @@ from vcs_allocator.store import slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
 from vcs_shared.events import Contact, RequestSubmitted, Urgency
-from vcs_shared.store import database_name, epoch_ms
+from vcs_shared.store import Document, database_name, epoch_ms
 
 pytestmark = pytest.mark.integration
 
-Document = dict[str, Any]
 
 SAKON_NAKHON_OFFICES = [f"47{n:02d}" for n in range(1, 19)]
 PER_OFFICE = 7  # 18 offices x 7 = 126 requests

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.auth import bearer, office_token, operator_token
+from tests.support.services import StartServices
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.auth import TEST_JWT_SECRET, bearer, office_token
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import StartServices
 from tests.support.auth import (
     bearer,
     expired_token,
@@ -22,6 +21,7 @@ from tests.support.auth import (
     tampered_token,
 )
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 
 pytestmark = pytest.mark.integration
 

@@ -9,13 +9,11 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import SAMPLE_POOL, StartServices
 from tests.integration.test_allocator_concurrency import (
     START,
     all_decided,
@@ -24,17 +22,18 @@ from tests.integration.test_allocator_concurrency import (
     submitted,
 )
 from tests.support.auth import bearer, office_token, operator_token
+from tests.support.paths import SAMPLE_POOL
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_shared.thaitime import BANGKOK
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
 
-Document = dict[str, Any]
 
 NEW_ROOM = "98765432101"
 HEADER = "meeting_id,capacity,pool,passcode,join_url,active\n"

@@ -28,8 +28,9 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
 from pymongo import AsyncMongoClient
 
-from tests.conftest import ROOT, StartServices
+from tests.support.paths import ROOT
 from tests.support.requests import request_body
+from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology, check_topology, declare_topology

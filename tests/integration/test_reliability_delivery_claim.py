@@ -4,36 +4,25 @@ lease has run out (a notifier that died while sending), never once the mail is r
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.events import request_submitted
+from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.store import MongoDeliveryStore
-from vcs_shared.events import Contact, RequestSubmitted, Urgency
-from vcs_shared.store import database_name
+from vcs_shared.events import RequestSubmitted
+from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
 
-Document = dict[str, Any]
 LEASE = timedelta(seconds=30)
+ASSIGNED, RELEASED = MailKind.assigned, MailKind.released
+DELIVERED = MailOutcome(ASSIGNED, "delivered", at=datetime.now(UTC))
 
 
 def submitted(request_id: str) -> RequestSubmitted:
-    now = datetime.now(UTC)
-    return RequestSubmitted(
-        request_id=request_id,
-        province_code="47",
-        district_code="4701",
-        title="claim",
-        starts_at=now + timedelta(days=1),
-        ends_at=now + timedelta(days=1, hours=1),
-        participants=10,
-        urgency=Urgency.normal,
-        needs_support=False,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
-        submitted_at=now,
-    )
+    return request_submitted(request_id, datetime.now(UTC) + timedelta(days=1), title="claim")
 
 
 async def test_one_claim_at_a_time_a_stale_one_is_taken_over_a_recorded_mail_never(
@@ -41,16 +30,16 @@ async def test_one_claim_at_a_time_a_stale_one_is_taken_over_a_recorded_mail_nev
 ) -> None:
     store = MongoDeliveryStore(mongo[database_name(namespace, "notifier")])
     await store.ensure_indexes()
-    await store.remember_request(submitted("r-1"))
+    await store.remember(Delivery.of(submitted("r-1"), at=datetime.now(UTC)))
 
-    assert await store.claim("r-1", "assigned", LEASE)
-    assert not await store.claim("r-1", "assigned", LEASE)  # a concurrent copy waits
-    assert await store.claim("r-1", "released", LEASE)  # another kind of mail is separate
+    assert await store.claim("r-1", ASSIGNED, LEASE)
+    assert not await store.claim("r-1", ASSIGNED, LEASE)  # a concurrent copy waits
+    assert await store.claim("r-1", RELEASED, LEASE)  # another kind of mail is separate
     later = datetime.now(UTC) + LEASE + timedelta(seconds=2)
-    assert await store.claim("r-1", "assigned", LEASE, now=later)  # the holder's lease ran out
+    assert await store.claim("r-1", ASSIGNED, LEASE, now=later)  # the holder's lease ran out
 
-    written = await store.record_outcome("r-1", "assigned", {"state": "delivered"}, [])
-    assert written == []
-    assert not await store.claim("r-1", "assigned", LEASE, now=later + LEASE * 2)  # recorded
-    assert await store.record_outcome("r-1", "assigned", {"state": "delivered"}, []) is None
-    assert not await store.claim("r-2", "assigned", LEASE)  # no contact known: nothing to send
+    written = await store.record_outcome("r-1", DELIVERED)
+    assert written is True
+    assert not await store.claim("r-1", ASSIGNED, LEASE, now=later + LEASE * 2)  # recorded
+    assert await store.record_outcome("r-1", DELIVERED) is False
+    assert not await store.claim("r-2", ASSIGNED, LEASE)  # no contact known: nothing to send

@@ -15,13 +15,12 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.conftest import StartServices
 from tests.support.requests import request_body, tomorrow_at
-from vcs_shared.store import database_name
+from tests.support.services import StartServices
+from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
 
-Document = dict[str, Any]
 MAX_BODY = 64 * 1024  # IntakeSettings.max_body_bytes default
 
 

@@ -25,10 +25,9 @@ from pymongo import AsyncMongoClient
 from tests.support.requests import request_body, tomorrow_at
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 from vcs_tools.devstack import SmtpSink
 
-Document = dict[str, Any]
 FINAL = ("delivered", "rejected", "cancelled", "delivery_failed")
 
 

@@ -15,8 +15,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import ROOT
 from tests.support.auth import TEST_JWT_SECRET
+from tests.support.paths import ROOT
 from tests.support.waiting import eventually
 from vcs_shared.supervision import SupervisorStatus, read_status
 from vcs_tools.children import spawn

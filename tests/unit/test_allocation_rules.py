@@ -1,4 +1,5 @@
-"""The allocation rules of DESIGN.md, on the pure domain functions, and the pool file format."""
+"""The allocation rules (README, Allocation), on the pure domain functions, and the pool file
+format."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SAMPLE_POOL
+from tests.support.paths import SAMPLE_POOL
 from vcs_allocator.domain import (
     AllocationPolicy,
     Rejection,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 from vcs_shared.auth import TokenCodec
 from vcs_tools.localrun import local_secrets
 from vcs_tools.mailsink import KeepMail

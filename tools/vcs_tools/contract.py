@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from vcs_shared.broker import SUBSCRIPTIONS
 from vcs_shared.envelope import CONTENT_TYPE
 from vcs_shared.events import EVENT_TYPES, Event
+from vcs_shared.topology import CONSUMERS, binding_keys
 
 EXCHANGE = "vcs.events"
 
@@ -111,7 +111,7 @@ def asyncapi_document() -> dict[str, Any]:
                 "assignment. No passcode travels on these topics: `room.assigned` carries "
                 "a join URL without it and the credentials sealed for the services only. "
                 "The services' own queues: "
-                + "; ".join(f"{s}: {', '.join(k)}" for s, k in SUBSCRIPTIONS.items())
+                + "; ".join(f"{s}: {', '.join(binding_keys(s))}" for s in CONSUMERS)
             ),
         },
         "defaultContentType": CONTENT_TYPE,

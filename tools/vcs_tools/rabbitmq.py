@@ -1,8 +1,8 @@
 """RabbitMQ least privilege: the predeclared topology and the per-service users.
 
-* :func:`definitions` renders the topology of :mod:`vcs_shared.broker` (exchanges,
-  quorum queues with their delivery limit and dead-lettering, DLQs, bindings) as
-  RabbitMQ definitions; ``deploy/rabbitmq/definitions.json`` is its output for
+* :func:`definitions` renders the topology defined in :mod:`vcs_shared.topology`
+  (exchanges, quorum queues with their delivery limit and dead-lettering, DLQs,
+  bindings) as RabbitMQ definitions; ``deploy/rabbitmq/definitions.json`` is its output for
   the namespace ``vcs`` (``python -m vcs_tools.rabbitmq > deploy/rabbitmq/definitions.json``),
   and a unit test keeps the two equal. With the topology predeclared, services run
   with ``VCS_DECLARE_TOPOLOGY=false`` and need no configure permission.
@@ -26,9 +26,10 @@ from urllib.parse import quote
 
 import aio_pika
 
-from vcs_shared.broker import DELIVERY_LIMIT, SUBSCRIPTIONS, Topology, declare_topology
+from vcs_shared.broker import declare_topology
+from vcs_shared.topology import CONSUMERS, Topology
 
-SERVICE_USERS = tuple(SUBSCRIPTIONS)
+SERVICE_USERS = tuple(CONSUMERS)
 CREATE_USERS_SCRIPT = Path("deploy") / "rabbitmq" / "create-users.sh"
 
 
@@ -39,80 +40,42 @@ def password_variable(service: str) -> str:
 
 def definitions(namespace: str = "vcs", vhost: str = "/") -> dict[str, Any]:
     """The topology as RabbitMQ definitions (no users: their passwords are not in the repo)."""
-    topology = Topology(namespace)
-    exchanges = [
-        _exchange(topology.exchange, "topic", vhost),
-        _exchange(topology.dead_exchange, "direct", vhost),
-    ]
-    queues: list[dict[str, Any]] = []
-    bindings: list[dict[str, Any]] = []
-    for service, keys in SUBSCRIPTIONS.items():
-        queues.append(
-            _queue(
-                topology.queue(service),
-                vhost,
-                {
-                    "x-queue-type": "quorum",
-                    "x-delivery-limit": DELIVERY_LIMIT,
-                    "x-dead-letter-exchange": topology.dead_exchange,
-                    "x-dead-letter-routing-key": topology.queue(service),
-                    "x-dead-letter-strategy": "at-least-once",
-                    "x-overflow": "reject-publish",
-                },
-            )
-        )
-        queues.append(
-            _queue(topology.dead_letter_queue(service), vhost, {"x-queue-type": "classic"})
-        )
-        bindings.extend(
-            _binding(topology.exchange, topology.queue(service), k, vhost) for k in keys
-        )
-        bindings.append(
-            _binding(
-                topology.dead_exchange,
-                topology.dead_letter_queue(service),
-                topology.queue(service),
-                vhost,
-            )
-        )
+    definition = Topology(namespace).definition()
     return {
         "vhosts": [{"name": vhost}],
-        "exchanges": exchanges,
-        "queues": queues,
-        "bindings": bindings,
-    }
-
-
-def _exchange(name: str, kind: str, vhost: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "vhost": vhost,
-        "type": kind,
-        "durable": True,
-        "auto_delete": False,
-        "internal": False,
-        "arguments": {},
-    }
-
-
-def _queue(name: str, vhost: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "vhost": vhost,
-        "durable": True,
-        "auto_delete": False,
-        "arguments": arguments,
-    }
-
-
-def _binding(source: str, queue: str, key: str, vhost: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "vhost": vhost,
-        "destination": queue,
-        "destination_type": "queue",
-        "routing_key": key,
-        "arguments": {},
+        "exchanges": [
+            {
+                "name": exchange.name,
+                "vhost": vhost,
+                "type": exchange.kind,
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for exchange in definition.exchanges
+        ],
+        "queues": [
+            {
+                "name": queue.name,
+                "vhost": vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": queue.arguments,
+            }
+            for queue in definition.queues
+        ],
+        "bindings": [
+            {
+                "source": binding.exchange,
+                "vhost": vhost,
+                "destination": binding.queue,
+                "destination_type": "queue",
+                "routing_key": binding.routing_key,
+                "arguments": {},
+            }
+            for binding in definition.bindings
+        ],
     }
 
 

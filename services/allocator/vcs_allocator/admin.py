@@ -21,7 +21,7 @@ import contextlib
 import socket
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import structlog
 import uvicorn
@@ -191,12 +191,7 @@ async def list_reservations(
     day = day or datetime.now(BANGKOK).date()
     start = datetime.combine(day, time(0), tzinfo=BANGKOK)
     found = await store.reservations(start, start + timedelta(days=1), meeting_id)
-    return [ReservationView(request_id=doc["_id"], **_reservation_fields(doc)) for doc in found]
-
-
-def _reservation_fields(doc: dict[str, Any]) -> dict[str, Any]:
-    names = ReservationView.model_fields.keys() - {"request_id"}
-    return {name: doc[name] for name in names}
+    return [ReservationView.model_validate(r, from_attributes=True) for r in found]
 
 
 def create_admin_app(store: MongoReservationStore, authenticator: Authenticator) -> FastAPI:

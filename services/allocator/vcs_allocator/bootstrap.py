@@ -10,16 +10,14 @@ from functools import partial
 import structlog
 
 from vcs_allocator.admin import AdminServer, create_admin_app
-from vcs_allocator.handlers import AllocatorDeps, handler_table
+from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.auth import Authenticator, TokenCodec
-from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
@@ -30,27 +28,18 @@ SERVICE = "allocator"
 async def run(settings: AllocatorSettings) -> None:
     """Runs the allocator until SIGINT/SIGTERM, then finishes the messages in hand and stops."""
     async with service_clients(settings, SERVICE) as clients:
-        store = MongoReservationStore(clients.database)
+        store = MongoReservationStore(clients.database, clients.publisher)
         await store.ensure_indexes()
         if settings.pool_file is not None and await store.room_count() == 0:
             rooms = load_pool_file(settings.pool_file)
             await store.replace_rooms(rooms)
             log.info("pool.loaded", file=str(settings.pool_file), rooms=len(rooms))
-        relay = OutboxRelay(store.decisions, clients.publisher)
         deps = AllocatorDeps(
             store=store,
-            relay=relay,
             sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
             policy=settings.policy(),
             use_overflow=settings.use_overflow,
             claim_lease=settings.orphan_lease(),
-        )
-        consumer = EventConsumer(
-            connection=clients.connection,
-            topology=clients.topology,
-            service=SERVICE,
-            handlers=handler_table(deps),
-            prefetch=settings.prefetch,
         )
         admin = None
         if settings.admin_port:
@@ -61,10 +50,18 @@ async def run(settings: AllocatorSettings) -> None:
         sweeper = partial(
             _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()
         )
-        async with consuming(SERVICE, consumer, relay, background=[sweeper]):
-            log.info("allocator.signal", signal=await wait_for_shutdown_signal())
-        if admin is not None:
-            await admin.stop()
+        try:
+            async with consuming(
+                clients,
+                HANDLERS.bind(deps),
+                store.relay,
+                prefetch=settings.prefetch,
+                background=[sweeper],
+            ):
+                log.info("allocator.signal", signal=await wait_for_shutdown_signal())
+        finally:  # also when consuming could not start: the admin API must not outlive it
+            if admin is not None:
+                await admin.stop()
 
 
 async def _sweep_orphans(

@@ -11,6 +11,10 @@ finally forbids a double booking.
 Rounding outwards only ever errs on the safe side: windows on the grid (with a
 buffer that is a multiple of the slot) are judged exactly, windows off the
 grid may be kept up to one slot further apart than the buffer.
+
+A request is decided once: its :class:`Decision` says assigned, rejected or
+cancelled (before it was decided), and only an assignment not yet released
+holds a room (:attr:`Decision.reservation`).
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TypedDict
 
-from vcs_shared.events import RejectionReason
+from vcs_shared.events import RejectionReason, RequestCancelled, RequestSubmitted
 from vcs_shared.offices import find_office, region_of
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -69,6 +75,118 @@ class Rejection:
     reason: RejectionReason
     message_th: str
     message_en: str
+
+
+class DecisionOutcome(StrEnum):
+    assigned = "assigned"
+    rejected = "rejected"
+    cancelled = "cancelled"
+    """Withdrawn before it was decided: no room will be assigned."""
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """What a request asked for."""
+
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignedRoom:
+    """The room a decision assigned (no credentials: those stay with the room)."""
+
+    meeting_id: str
+    capacity: int
+    pool: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A Meeting ID held for a request's window: the live part of an assignment."""
+
+    request_id: str
+    province_code: str
+    district_code: str
+    meeting_id: str
+    capacity: int
+    pool: str
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How one request was decided, once: assigned (``room``), rejected (``reason``), or
+    cancelled before either; ``released`` once its room was given back."""
+
+    request_id: str
+    province_code: str
+    district_code: str
+    outcome: DecisionOutcome
+    decided_at: datetime
+    released: bool = False
+    booking: Booking | None = None
+    room: AssignedRoom | None = None
+    reason: RejectionReason | None = None
+
+    @classmethod
+    def assigned(cls, request: RequestSubmitted, room: Room, *, at: datetime) -> Decision:
+        assigned = AssignedRoom(room.meeting_id, room.capacity, room.pool)
+        return cls(**_decided(request, at), outcome=DecisionOutcome.assigned, room=assigned)
+
+    @classmethod
+    def rejected(
+        cls, request: RequestSubmitted, reason: RejectionReason, *, at: datetime
+    ) -> Decision:
+        return cls(**_decided(request, at), outcome=DecisionOutcome.rejected, reason=reason)
+
+    @classmethod
+    def cancelled(cls, cancel: RequestCancelled, *, at: datetime) -> Decision:
+        """A request withdrawn before it was decided: it will never get a room."""
+        return cls(
+            **cancel.subject(), outcome=DecisionOutcome.cancelled, decided_at=at, released=True
+        )
+
+    @property
+    def reservation(self) -> Reservation | None:
+        """The room this decision holds: an assignment not released (else None)."""
+        if self.outcome is not DecisionOutcome.assigned or self.released:
+            return None
+        if self.room is None or self.booking is None:
+            return None
+        return Reservation(
+            request_id=self.request_id,
+            province_code=self.province_code,
+            district_code=self.district_code,
+            meeting_id=self.room.meeting_id,
+            capacity=self.room.capacity,
+            pool=self.room.pool,
+            starts_at=self.booking.starts_at,
+            ends_at=self.booking.ends_at,
+            participants=self.booking.participants,
+        )
+
+    @property
+    def held_meeting_id(self) -> str | None:
+        """The Meeting ID of :attr:`reservation`, if any."""
+        reservation = self.reservation
+        return None if reservation is None else reservation.meeting_id
+
+
+class _DecidedFields(TypedDict):
+    request_id: str
+    province_code: str
+    district_code: str
+    decided_at: datetime
+    booking: Booking
+
+
+def _decided(request: RequestSubmitted, at: datetime) -> _DecidedFields:
+    booking = Booking(request.starts_at, request.ends_at, request.participants)
+    return {**request.subject(), "decided_at": at, "booking": booking}
 
 
 def occupied_span(starts_at: datetime, ends_at: datetime, policy: AllocationPolicy) -> Span:

@@ -1,24 +1,23 @@
 """What the allocator does with each event: plain async functions over their dependencies.
 
-Every handler is idempotent. The decision document of a request is written
-once (unique ``_id``) together with the events announcing it, so a redelivered
+Every handler is idempotent. The decision of a request is written once (unique
+``_id``) together with the events announcing it, so a redelivered
 ``request.submitted`` finds the decision and changes nothing, and a crash after
-the write loses nothing: the outbox relay publishes what was stored.
+the write loses nothing: the store's outbox publishes what was stored.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
 
 import structlog
 
 from vcs_allocator.domain import (
     AllocationPolicy,
+    Decision,
     Rejection,
     Room,
     check_office,
@@ -30,23 +29,21 @@ from vcs_allocator.domain import (
     slot_starts,
 )
 from vcs_allocator.store import ReservationStore
-from vcs_shared.broker import Handler, RetryLater
+from vcs_shared.broker import RetryLater
+from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
-from vcs_shared.envelope import Envelope, OutgoingMessage, encode
+from vcs_shared.dispatch import HandlerTable
+from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
-    Event,
     RequestCancelled,
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.outbox import OutboxRelay, outbox_fields
+from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
-
-SOURCE = "allocator"
-
 
 CLAIM_ROUNDS = 5
 """Lost races allowed beyond one per candidate room before an allocation retries later."""
@@ -57,16 +54,15 @@ class AllocatorDeps:
     """What the handlers are given by the composition root."""
 
     store: ReservationStore
-    relay: OutboxRelay
     sealer: CredentialsSealer
     policy: AllocationPolicy
     use_overflow: bool = True
     claim_lease: timedelta = timedelta(minutes=10)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = utc_now
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Settled:
     """What :func:`_decide` settled on, and what a crashed earlier attempt left to give back."""
 
     result: Rejection | Room
@@ -74,84 +70,76 @@ class Outcome:
     claimed_at: float = 0.0
 
 
-async def allocate(envelope: Envelope, deps: AllocatorDeps) -> None:
+async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) -> None:
     """request.submitted → room.assigned or request.rejected, exactly once per request."""
-    event = envelope.event
-    assert isinstance(event, RequestSubmitted)
-    if await deps.store.decision(event.request_id) is not None:
+    if await deps.store.decision(envelope.event.request_id) is not None:
         log.info("allocation.duplicate")
         return
-    outcome = await _decide(event, deps)
-    base = {
-        "_id": event.request_id,
-        "province_code": event.province_code,
-        "district_code": event.district_code,
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-        "participants": event.participants,
-        "decided_at": deps.clock(),
-        "released": False,
-    }
-    if isinstance(outcome.result, Rejection):
-        rejection = outcome.result
-        message = encode(
-            RequestRejected(
-                request_id=event.request_id,
-                province_code=event.province_code,
-                district_code=event.district_code,
-                reason=rejection.reason,
-                message_th=rejection.message_th,
-                message_en=rejection.message_en,
-            ),
-            source=SOURCE,
-            correlation_id=envelope.correlation_id,
-        )
-        decision = {**base, "outcome": "rejected", "reason": rejection.reason.value}
-        earlier = await _record(decision, message, deps)
-        await _give_back(outcome.leftover, event.request_id, deps, kept=_room_of(earlier))
-        log.info("allocation.rejected", reason=rejection.reason.value)
-        return
-    room = outcome.result
-    if time.monotonic() - outcome.claimed_at > deps.claim_lease.total_seconds() / 2:
+    settled = await _decide(envelope.event, deps)
+    if isinstance(settled.result, Rejection):
+        await _reject(envelope, settled.result, settled.leftover, deps)
+    else:
+        await _assign(envelope, settled.result, settled, deps)
+
+
+async def _reject(
+    envelope: Envelope[RequestSubmitted],
+    rejection: Rejection,
+    leftover: Iterable[str],
+    deps: AllocatorDeps,
+) -> None:
+    event = envelope.event
+    rejected = RequestRejected(
+        **event.subject(),
+        reason=rejection.reason,
+        message_th=rejection.message_th,
+        message_en=rejection.message_en,
+    )
+    decision = Decision.rejected(event, rejection.reason, at=deps.clock())
+    announcement = announce(rejected, correlation_id=envelope.correlation_id)
+    earlier = await deps.store.record_decision(decision, announcement)
+    await _give_back(leftover, event.request_id, deps, kept=_held(earlier))
+    log.info("allocation.rejected", reason=rejection.reason.value)
+
+
+async def _assign(
+    envelope: Envelope[RequestSubmitted], room: Room, settled: Settled, deps: AllocatorDeps
+) -> None:
+    event = envelope.event
+    if time.monotonic() - settled.claimed_at > deps.claim_lease.total_seconds() / 2:
         # The orphan sweeper may free a claim this old: claim afresh rather than trust it.
         decided = await deps.store.decision(event.request_id)
-        await _give_back({room.meeting_id}, event.request_id, deps, kept=_room_of(decided))
+        await _give_back({room.meeting_id}, event.request_id, deps, kept=_held(decided))
         raise RetryLater("the claim outlived half its lease before it was decided")
-    message = encode(
-        RoomAssigned(
-            request_id=event.request_id,
-            province_code=event.province_code,
-            district_code=event.district_code,
-            meeting_id=room.meeting_id,
-            capacity=room.capacity,
-            join_url=room.public_join_url,
-            pool="province" if room.pool == event.province_code else "overflow",
-            starts_at=event.starts_at,
-            ends_at=event.ends_at,
-            sealed_credentials=deps.sealer.seal(
-                MeetingCredentials(passcode=room.passcode, join_url=room.join_url)
-            ),
-        ),
-        source=SOURCE,
-        correlation_id=envelope.correlation_id,
-    )
-    decision = {
-        **base,
-        "outcome": "assigned",
-        "meeting_id": room.meeting_id,
-        "capacity": room.capacity,
-        "pool": room.pool,
-    }
-    earlier = await _record(decision, message, deps)
-    kept = room.meeting_id if earlier is None else _room_of(earlier)
-    await _give_back({*outcome.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
+    decision = Decision.assigned(event, room, at=deps.clock())
+    assigned = _room_assigned(event, room, deps.sealer)
+    announcement = announce(assigned, correlation_id=envelope.correlation_id)
+    earlier = await deps.store.record_decision(decision, announcement)
+    kept = room.meeting_id if earlier is None else earlier.held_meeting_id
+    await _give_back({*settled.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
     if kept != room.meeting_id:
-        log.info("allocation.lost_race", kept=earlier.get("outcome") if earlier else None)
+        log.info("allocation.lost_race", kept=earlier.outcome.value if earlier else None)
         return
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
 
 
-async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
+def _room_assigned(event: RequestSubmitted, room: Room, sealer: CredentialsSealer) -> RoomAssigned:
+    """The public event: the join URL without its passcode, the credentials sealed."""
+    return RoomAssigned(
+        **event.subject(),
+        meeting_id=room.meeting_id,
+        capacity=room.capacity,
+        join_url=room.public_join_url,
+        pool="province" if room.pool == event.province_code else "overflow",
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        sealed_credentials=sealer.seal(
+            MeetingCredentials(passcode=room.passcode, join_url=room.join_url)
+        ),
+    )
+
+
+async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
     """Applies the rules and claims the chosen room's slots; the unique index settles races.
 
     After a lost race the slots are read again rather than the lost room merely
@@ -165,7 +153,7 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
         event.starts_at, event.ends_at, deps.clock(), deps.policy
     )
     if rejection is not None:
-        return Outcome(rejection)
+        return Settled(rejection)
     pools = pools_for(event.province_code, use_overflow=deps.use_overflow)
     rooms = await deps.store.rooms(pools)
     candidates = [r.meeting_id for r in rooms if r.capacity >= event.participants]
@@ -183,11 +171,11 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Outcome:
             request_id=event.request_id,
         )
         if isinstance(choice, Rejection):
-            return Outcome(choice, occupancy.held)
+            return Settled(choice, occupancy.held)
         claimed_at = time.monotonic()
         adopt = choice.meeting_id in occupancy.held
         if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
-            return Outcome(choice, occupancy.held - {choice.meeting_id}, claimed_at)
+            return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
 
@@ -206,70 +194,39 @@ async def _give_back(
             await deps.store.release_claim(meeting_id, request_id)
 
 
-def _room_of(decision: dict[str, Any] | None) -> str | None:
-    """The Meeting ID a stored decision holds, if it is a live assignment."""
-    if decision is None or decision.get("outcome") != "assigned" or decision.get("released"):
-        return None
-    meeting_id: str | None = decision.get("meeting_id")
-    return meeting_id
+def _held(decision: Decision | None) -> str | None:
+    return None if decision is None else decision.held_meeting_id
 
 
-async def _record(
-    decision: dict[str, Any], message: OutgoingMessage, deps: AllocatorDeps
-) -> dict[str, Any] | None:
-    """Stores the decision with its outbox and publishes; returns an earlier decision if any."""
-    outbox = outbox_fields([], [message])
-    earlier = await deps.store.record_decision({**decision, **outbox})
-    if earlier is None:
-        await deps.relay.publish_now(decision["_id"], outbox["outbox"])
-    return earlier
-
-
-async def release(envelope: Envelope, deps: AllocatorDeps) -> None:
+async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> None:
     """request.cancelled → the slots are freed at once → room.released (if a room was held)."""
     event = envelope.event
-    assert isinstance(event, RequestCancelled)
     decision = await deps.store.decision(event.request_id)
     if decision is None:
-        cancelled = {
-            "_id": event.request_id,
-            "province_code": event.province_code,
-            "district_code": event.district_code,
-            "outcome": "cancelled",
-            "decided_at": deps.clock(),
-            "released": True,
-            **outbox_fields([], []),
-        }
-        earlier = await deps.store.record_decision(cancelled)
+        earlier = await deps.store.record_decision(Decision.cancelled(event, at=deps.clock()))
         if earlier is None:
             log.info("release.cancelled_before_allocation")
             return
         decision = earlier
-    if decision["outcome"] != "assigned" or decision.get("released"):
-        log.info("release.nothing_held", outcome=decision["outcome"])
+    reservation = decision.reservation
+    if reservation is None:
+        log.info("release.nothing_held", outcome=decision.outcome.value)
         return
     await deps.store.release_slots(event.request_id)
-    message = encode(
-        RoomReleased(
-            request_id=event.request_id,
-            province_code=event.province_code,
-            district_code=event.district_code,
-            meeting_id=decision["meeting_id"],
-            starts_at=decision["starts_at"],
-            ends_at=decision["ends_at"],
-        ),
-        source=SOURCE,
-        correlation_id=envelope.correlation_id,
+    released = RoomReleased(
+        **event.subject(),
+        meeting_id=reservation.meeting_id,
+        starts_at=reservation.starts_at,
+        ends_at=reservation.ends_at,
     )
-    written = await deps.store.mark_released(event.request_id, [message])
-    if written is not None:
-        await deps.relay.publish_now(event.request_id, written)
-        log.info("release.released", meeting_id=decision["meeting_id"])
+    announcement = announce(released, correlation_id=envelope.correlation_id)
+    if await deps.store.mark_released(event.request_id, deps.clock(), announcement):
+        log.info("release.released", meeting_id=reservation.meeting_id)
 
 
-def handler_table(deps: AllocatorDeps) -> Mapping[type[Event], Handler]:
-    """The one explicit event-to-handler table of the allocator."""
-    return {
-        RequestSubmitted: partial(allocate, deps=deps),
-        RequestCancelled: partial(release, deps=deps),
-    }
+HANDLERS = (
+    HandlerTable[AllocatorDeps]("allocator")
+    .on(RequestSubmitted, allocate)
+    .on(RequestCancelled, release)
+)
+"""The one event-to-handler table of the allocator."""

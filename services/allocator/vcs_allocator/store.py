@@ -17,6 +17,10 @@ the other stops there and rolls back only the slot documents it inserted
 itself (by ``_id`` and its ``attempt`` token). Unordered inserts could split
 the slots between the two and make both give the room up.
 
+Each record has its document mapping once, at the end of this module; the
+decision and the events announcing it are written through an
+:class:`~vcs_shared.outbox.Outbox`.
+
 A claim is two writes (slots, then decision). A crash between them leaves
 slots without a decision: a redelivery of the same request adopts them (it
 takes them over with its own ``attempt`` and a fresh ``claimed_ms``), and
@@ -30,19 +34,30 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING, DeleteMany, ReplaceOne, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from vcs_allocator.domain import Room
-from vcs_shared.envelope import OutgoingMessage
-from vcs_shared.outbox import ensure_outbox_index, outbox_fields
-from vcs_shared.store import epoch_ms
+from vcs_allocator.domain import (
+    AssignedRoom,
+    Booking,
+    Decision,
+    DecisionOutcome,
+    Reservation,
+    Room,
+)
+from vcs_shared.broker import EventPublisher
+from vcs_shared.events import RejectionReason
+from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
+from vcs_shared.store import Document, epoch_ms
 
-Document = dict[str, Any]
+SOURCE = "allocator"
+
+LIVE_ASSIGNMENT: Document = {"outcome": DecisionOutcome.assigned.value, "released": False}
+"""The store-side form of :attr:`Decision.reservation`: the filter of live assignments."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +92,7 @@ class Sweep:
 class ReservationStore(Protocol):
     """What the allocation handlers need from storage."""
 
-    async def decision(self, request_id: str) -> Document | None: ...
+    async def decision(self, request_id: str) -> Decision | None: ...
     async def rooms(self, pools: Sequence[str]) -> list[Room]: ...
     async def occupancy(
         self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
@@ -90,22 +105,26 @@ class ReservationStore(Protocol):
         *,
         adopt: bool = False,
     ) -> bool: ...
-    async def record_decision(self, decision: Document) -> Document | None: ...
+    async def record_decision(
+        self, decision: Decision, announcement: Announcement = SILENT
+    ) -> Decision | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
     async def release_slots(self, request_id: str) -> int: ...
     async def mark_released(
-        self, request_id: str, messages: list[OutgoingMessage]
-    ) -> list[Document] | None: ...
+        self, request_id: str, at: datetime, announcement: Announcement
+    ) -> bool: ...
 
 
 class MongoReservationStore:
     """:class:`ReservationStore` on MongoDB (or the embedded wire-compatible store)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.db = db
         self.rooms_collection = db["rooms"]
         self.slots = db["slots"]
         self.decisions = db["decisions"]
+        self._outbox = Outbox(self.decisions, source=SOURCE, publisher=publisher)
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
         await self.slots.create_index(
@@ -117,10 +136,11 @@ class MongoReservationStore:
         await self.slots.create_index([("confirmed", ASCENDING), ("claimed_ms", ASCENDING)])
         await self.rooms_collection.create_index([("pool", ASCENDING), ("active", ASCENDING)])
         await self.decisions.create_index("meeting_id")
-        await ensure_outbox_index(self.decisions)
+        await self._outbox.ensure_index()
 
-    async def decision(self, request_id: str) -> Document | None:
-        return await self.decisions.find_one({"_id": request_id})
+    async def decision(self, request_id: str) -> Decision | None:
+        document = await self.decisions.find_one({"_id": request_id})
+        return None if document is None else decision_from_document(document)
 
     async def rooms(self, pools: Sequence[str]) -> list[Room]:
         cursor = self.rooms_collection.find({"pool": {"$in": list(pools)}, "active": True})
@@ -242,12 +262,15 @@ class MongoReservationStore:
         if inserted:
             await self.slots.delete_many({"_id": {"$in": inserted}, "attempt": attempt})
 
-    async def record_decision(self, decision: Document) -> Document | None:
-        """Stores the decision; returns the one already stored if another process was first."""
+    async def record_decision(
+        self, decision: Decision, announcement: Announcement = SILENT
+    ) -> Decision | None:
+        """Stores the decision with the events announcing it, then publishes them; returns the
+        decision already stored instead if another process was first (nothing written)."""
         try:
-            await self.decisions.insert_one(decision)
+            await self._outbox.insert(decision_to_document(decision), announcement)
         except DuplicateKeyError:
-            return await self.decisions.find_one({"_id": decision["_id"]})
+            return await self.decision(decision.request_id)
         return None
 
     async def release_slots(self, request_id: str) -> int:
@@ -258,21 +281,18 @@ class MongoReservationStore:
         await self.slots.delete_many({"meeting_id": meeting_id, "request_id": request_id})
 
     async def mark_released(
-        self, request_id: str, messages: list[OutgoingMessage]
-    ) -> list[Document] | None:
-        """Marks an assigned decision released with its events; returns the outbox written,
-        or None if it already was released."""
-        current = await self.decisions.find_one(
-            {"_id": request_id}, {"outbox": 1, "outbox_count": 1, "released": 1}
-        )
-        if current is None or current.get("released"):
-            return None
-        outbox = outbox_fields(current.get("outbox", []), messages)
-        result = await self.decisions.update_one(
-            {"_id": request_id, "released": False, "outbox_count": current.get("outbox_count", 0)},
-            {"$set": {"released": True, "release": {"at": datetime.now(UTC)}, **outbox}},
-        )
-        return outbox["outbox"] if result.modified_count == 1 else None
+        self, request_id: str, at: datetime, announcement: Announcement
+    ) -> bool:
+        """Marks the request's assignment released, with its events; False if it already was."""
+
+        def change(current: Document) -> Change | None:
+            if current.get("released"):
+                return None
+            return Change({"released": True, "release": {"at": at}}, guard={"released": False})
+
+        projection = {"outbox": 1, "outbox_count": 1, "released": 1}
+        changed = await self._outbox.update(request_id, change, announcement, projection=projection)
+        return changed is not None and changed.written
 
     async def sweep_orphans(self, lease: timedelta, *, batch: int = 5000) -> Sweep:
         """Confirms slots whose request was decided for them, frees the rest after ``lease``.
@@ -289,24 +309,18 @@ class MongoReservationStore:
         holders = set(found)
         if not holders:
             return Sweep(0, 0, full=False)
-        decided = {
-            doc["_id"]: doc
+        held = {
+            doc["_id"]: decision_from_document(doc).held_meeting_id
             async for doc in self.decisions.find(
                 {"_id": {"$in": sorted({request_id for request_id, _ in holders})}},
-                {"meeting_id": 1, "released": 1, "outcome": 1},
+                {"outbox": 0},
             )
         }
         operations: list[UpdateMany | DeleteMany] = []
         confirmed = freed = 0
         for request_id, meeting_id in sorted(holders):
-            decision = decided.get(request_id)
             query = {"request_id": request_id, "meeting_id": meeting_id, **stale}
-            if (
-                decision is not None
-                and decision.get("outcome") == "assigned"
-                and decision.get("meeting_id") == meeting_id
-                and not decision.get("released")
-            ):
+            if held.get(request_id) == meeting_id:
                 operations.append(UpdateMany(query, {"$set": {"confirmed": True}}))
                 confirmed += 1
             else:
@@ -342,22 +356,60 @@ class MongoReservationStore:
 
     async def reservations(
         self, start: datetime, end: datetime, meeting_id: str | None = None
-    ) -> list[Document]:
-        """Live (assigned, not released) reservations whose window overlaps [start, end)."""
-        query: Document = {
-            "outcome": "assigned",
-            "released": False,
-            "starts_at": {"$lt": end},
-            "ends_at": {"$gt": start},
-        }
+    ) -> list[Reservation]:
+        """Live reservations (assigned, not released) whose window overlaps [start, end)."""
+        query: Document = {**LIVE_ASSIGNMENT, "starts_at": {"$lt": end}, "ends_at": {"$gt": start}}
         if meeting_id is not None:
             query["meeting_id"] = meeting_id
         cursor = self.decisions.find(query, {"outbox": 0})
-        found = [doc async for doc in cursor]
-        return sorted(found, key=lambda d: (d["starts_at"], d["meeting_id"]))
+        found = [decision_from_document(doc).reservation async for doc in cursor]
+        live = [reservation for reservation in found if reservation is not None]
+        return sorted(live, key=lambda r: (r.starts_at, r.meeting_id))
 
     async def room_count(self) -> int:
         return await self.rooms_collection.count_documents({})
+
+
+def decision_to_document(decision: Decision) -> Document:
+    """The decision's document: its request, what was asked, what was decided."""
+    document: Document = {
+        "_id": decision.request_id,
+        "province_code": decision.province_code,
+        "district_code": decision.district_code,
+    }
+    if decision.booking is not None:
+        document["starts_at"] = decision.booking.starts_at
+        document["ends_at"] = decision.booking.ends_at
+        document["participants"] = decision.booking.participants
+    document["decided_at"] = decision.decided_at
+    document["released"] = decision.released
+    document["outcome"] = decision.outcome.value
+    if decision.room is not None:
+        document["meeting_id"] = decision.room.meeting_id
+        document["capacity"] = decision.room.capacity
+        document["pool"] = decision.room.pool
+    if decision.reason is not None:
+        document["reason"] = decision.reason.value
+    return document
+
+
+def decision_from_document(doc: Document) -> Decision:
+    booking = room = None
+    if "starts_at" in doc:
+        booking = Booking(doc["starts_at"], doc["ends_at"], doc["participants"])
+    if "meeting_id" in doc:
+        room = AssignedRoom(doc["meeting_id"], doc["capacity"], doc["pool"])
+    return Decision(
+        request_id=doc["_id"],
+        province_code=doc["province_code"],
+        district_code=doc["district_code"],
+        outcome=DecisionOutcome(doc["outcome"]),
+        decided_at=doc["decided_at"],
+        released=doc["released"],
+        booking=booking,
+        room=room,
+        reason=RejectionReason(doc["reason"]) if "reason" in doc else None,
+    )
 
 
 def room_to_document(room: Room) -> Document:

@@ -12,7 +12,6 @@ from vcs_intake.auth_deps import VisibleRequest, ensure_may_submit_for
 from vcs_intake.container import ContainerDep
 from vcs_intake.schemas import Health, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
-from vcs_shared.offices import find_office
 
 router = APIRouter()
 
@@ -63,12 +62,11 @@ async def submit_request(
 
     An office submits for its own district only; an operator for any office of its provinces.
     """
-    office = find_office(payload.district_code)
-    assert office is not None  # SubmitRequest validated the code
+    office = payload.office
     ensure_may_submit_for(principal, office)
     try:
-        document, created = await requests.submit(
-            payload, idempotency_key, container.store, container.relay
+        request, created = await requests.submit(
+            payload, office, idempotency_key, container.store, container.clock
         )
     except requests.IdempotencyConflict as exc:
         raise HTTPException(
@@ -81,7 +79,7 @@ async def submit_request(
                 }
             ],
         ) from exc
-    accepted = SubmitAccepted(request_id=document["_id"], status=document["status"])
+    accepted = SubmitAccepted(request_id=request.request_id, status=request.status)
     if not created:
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     return accepted
@@ -93,10 +91,10 @@ async def submit_request(
     responses={**UNAUTHENTICATED, **NOT_VISIBLE},
     tags=["requests"],
 )
-async def read_request(document: VisibleRequest, container: ContainerDep) -> RequestView:
+async def read_request(request: VisibleRequest, container: ContainerDep) -> RequestView:
     """The request's status and, once assigned, its credentials (its office and its region's
     operators only)."""
-    return requests.view(document, container.sealer)
+    return requests.view(request, container.sealer)
 
 
 @router.post(
@@ -110,14 +108,12 @@ async def read_request(document: VisibleRequest, container: ContainerDep) -> Req
     tags=["requests"],
 )
 async def cancel_request(
-    document: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
+    request: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
 ) -> RequestView:
     """Cancels the request and frees its room; cancelling twice is harmless."""
-    if document["status"] == "rejected":
+    if request.status.refuses_cancel:
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
         )
-    updated = await requests.cancel(
-        document, principal.role.value, container.store, container.relay
-    )
+    updated = await requests.cancel(request, principal.role.value, container.store, container.clock)
     return requests.view(updated, container.sealer)

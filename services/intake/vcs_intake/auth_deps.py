@@ -6,33 +6,30 @@ office cannot probe for other offices' request ids.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, status
 
 from vcs_intake.container import ContainerDep
+from vcs_intake.domain import RequestState
 from vcs_shared.auth import Principal
 from vcs_shared.http_auth import CurrentPrincipal
 from vcs_shared.offices import Office
-
-Document = dict[str, Any]
 
 NOT_FOUND = "no such request"
 
 
 async def visible_request(
     request_id: str, principal: CurrentPrincipal, container: ContainerDep
-) -> Document:
+) -> RequestState:
     """The request if the caller may see it, otherwise the same 404 as for a missing one."""
-    document = await container.store.get(request_id)
-    if document is None or not principal.may_act_for(
-        document["district_code"], document["province_code"]
-    ):
+    request = await container.store.get(request_id)
+    if request is None or not principal.may_act_for(request.district_code, request.province_code):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=NOT_FOUND)
-    return document
+    return request
 
 
-VisibleRequest = Annotated[Document, Depends(visible_request)]
+VisibleRequest = Annotated[RequestState, Depends(visible_request)]
 
 
 def ensure_may_submit_for(principal: Principal, office: Office) -> None:

@@ -14,17 +14,15 @@ from pymongo.errors import ConnectionFailure
 from vcs_intake import admin_api
 from vcs_intake.api import router
 from vcs_intake.container import Container
-from vcs_intake.projection import handler_table
+from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.auth import Authenticator, TokenCodec
-from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.deadletters import DeadLetters
 from vcs_shared.logging import configure_logging
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
@@ -38,30 +36,22 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with service_clients(settings, SERVICE) as clients:
-            store = MongoRequestStore(clients.database)
+            store = MongoRequestStore(clients.database, clients.publisher)
             await store.ensure_indexes()
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
             app.state.authenticator = Authenticator(
                 TokenCodec(settings.jwt_secret.get_secret_value()), revocations
             )
-            relay = OutboxRelay(store.requests, clients.publisher)
             app.state.container = Container(
                 store=store,
-                relay=relay,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
                 supervisor_status_file=settings.supervisor_status_file,
             )
             app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
-            consumer = EventConsumer(
-                connection=clients.connection,
-                topology=clients.topology,
-                service=SERVICE,
-                handlers=handler_table(store),
-                prefetch=settings.prefetch,
-            )
-            async with consuming(SERVICE, consumer, relay):
+            handlers = HANDLERS.bind(store)
+            async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
                 yield
 
     app = FastAPI(

@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from vcs_intake.schemas import Health
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.broker import broker_connected
+from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.supervision import read_status
 
 PING_TIMEOUT = 2.0
@@ -23,9 +23,9 @@ PING_TIMEOUT = 2.0
 @dataclass(frozen=True, slots=True)
 class Container:
     store: MongoRequestStore
-    relay: OutboxRelay
     sealer: CredentialsSealer
     connection: AbstractRobustConnection
+    clock: Clock = utc_now
     supervisor_status_file: Path | None = None
 
     async def health(self) -> Health:
@@ -36,7 +36,7 @@ class Container:
         except Exception:  # any failure to ping means "not reachable" to a health check
             store = "down"
         broker = "up" if broker_connected(self.connection) else "down"
-        outbox = "publishing" if self.relay.healthy else "backlog"
+        outbox = "publishing" if self.store.relay.healthy else "backlog"
         ok = store == "up" and broker == "up"
         status_file = self.supervisor_status_file
         supervisor = read_status(status_file) if status_file is not None else None

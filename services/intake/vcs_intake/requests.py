@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
+from vcs_intake.domain import RequestState
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestStore
+from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.envelope import encode
-from vcs_shared.events import RequestCancelled, RequestSubmitted
-from vcs_shared.offices import find_office
-from vcs_shared.outbox import OutboxRelay, outbox_fields
-
-SOURCE = "intake"
-
-Document = dict[str, Any]
+from vcs_shared.offices import Office
 
 
 class IdempotencyConflict(ValueError):
@@ -25,17 +18,22 @@ class IdempotencyConflict(ValueError):
 
 
 async def submit(
-    payload: SubmitRequest, idempotency_key: str | None, store: RequestStore, relay: OutboxRelay
-) -> tuple[Document, bool]:
-    """Stores the request with its event in one write, then publishes; (document, created)."""
-    office = find_office(payload.district_code)
-    assert office is not None  # SubmitRequest validated the code
+    payload: SubmitRequest,
+    office: Office,
+    idempotency_key: str | None,
+    store: RequestStore,
+    clock: Clock,
+) -> tuple[RequestState, bool]:
+    """Stores the request with its event in one write (then it is published); (request, created).
+
+    ``office`` is the payload's office, resolved once by the caller.
+    """
     request_id = str(uuid.uuid4())
-    now = datetime.now(UTC)
-    event = RequestSubmitted(
+    fingerprint = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
+    request = RequestState(
         request_id=request_id,
-        province_code=office.province_code,
         district_code=office.district_code,
+        province_code=office.province_code,
         title=payload.title,
         starts_at=payload.starts_at,
         ends_at=payload.ends_at,
@@ -43,86 +41,43 @@ async def submit(
         urgency=payload.urgency,
         needs_support=payload.needs_support,
         contact=payload.contact,
-        submitted_at=now,
-    )
-    outbox = outbox_fields([], [encode(event, source=SOURCE, correlation_id=request_id)])
-    fingerprint = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
-    document: Document = {
-        "_id": request_id,
-        "district_code": office.district_code,
-        "province_code": office.province_code,
-        "title": payload.title,
-        "starts_at": payload.starts_at.astimezone(UTC),
-        "ends_at": payload.ends_at.astimezone(UTC),
-        "participants": payload.participants,
-        "urgency": payload.urgency.value,
-        "needs_support": payload.needs_support,
-        "contact": payload.contact.model_dump(),
-        "status": "submitted",
-        "submitted_at": now,
-        "idempotency_key": (
+        submitted_at=clock(),
+        idempotency_key=(
             f"{office.district_code}:{idempotency_key}" if idempotency_key else f"auto:{request_id}"
         ),
-        "fingerprint": fingerprint,
-        "assignment": None,
-        "rejection": None,
-        **outbox,
-    }
+        fingerprint=fingerprint,
+    )
     try:
-        await store.insert(document)
+        await store.insert(request)
     except DuplicateSubmission as duplicate:
-        if duplicate.existing.get("fingerprint") != fingerprint:
+        if duplicate.existing.fingerprint != fingerprint:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used for a different request"
             ) from duplicate
         return duplicate.existing, False
-    await relay.publish_now(request_id, outbox["outbox"])
-    return document, True
+    return request, True
 
 
-async def cancel(document: Document, by: str, store: RequestStore, relay: OutboxRelay) -> Document:
+async def cancel(request: RequestState, by: str, store: RequestStore, clock: Clock) -> RequestState:
     """Cancels a request (harmless when already cancelled); the allocator frees the room."""
-    event = RequestCancelled(
-        request_id=document["_id"],
-        province_code=document["province_code"],
-        district_code=document["district_code"],
-        cancelled_by=by,
-        cancelled_at=datetime.now(UTC),
-    )
-    message = encode(event, source=SOURCE, correlation_id=document["_id"])
-    updated, written = await store.cancel(document["_id"], [message], event.cancelled_at, by)
-    if written is not None:
-        await relay.publish_now(document["_id"], written)
-    return updated or document
+    updated = await store.cancel(request.cancelled(by=by, at=clock()))
+    return updated or request
 
 
-def view(document: Document, sealer: CredentialsSealer) -> RequestView:
+def view(request: RequestState, sealer: CredentialsSealer) -> RequestView:
     """The request as its owner sees it: the passcode is opened here, and only here."""
     assignment = None
-    if document.get("assignment") and document["status"] not in ("cancelled", "rejected"):
-        stored = document["assignment"]
-        credentials = sealer.open(stored["sealed_credentials"])
+    if (stored := request.visible_assignment) is not None:
+        credentials = sealer.open(stored.sealed_credentials)
         assignment = AssignmentView(
-            meeting_id=stored["meeting_id"],
+            meeting_id=stored.meeting_id,
             join_url=credentials.join_url,
             passcode=credentials.passcode,
-            capacity=stored["capacity"],
+            capacity=stored.capacity,
         )
-    rejection = RejectionView(**document["rejection"]) if document.get("rejection") else None
-    return RequestView(
-        request_id=document["_id"],
-        status=document["status"],
-        district_code=document["district_code"],
-        province_code=document["province_code"],
-        title=document["title"],
-        starts_at=document["starts_at"],
-        ends_at=document["ends_at"],
-        participants=document["participants"],
-        urgency=document["urgency"],
-        needs_support=document["needs_support"],
-        contact=document["contact"],
-        submitted_at=document["submitted_at"],
-        assignment=assignment,
-        rejection=rejection,
-        delivery_error=document.get("delivery_error"),
-    )
+    rejection = None
+    if request.rejection is not None:
+        rejection = RejectionView.model_validate(request.rejection, from_attributes=True)
+    as_stored = RequestView.model_fields.keys() - {"assignment", "rejection"}
+    fields = {name: getattr(request, name) for name in as_stored}
+    return RequestView(**fields, assignment=assignment, rejection=rejection)

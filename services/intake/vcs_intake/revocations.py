@@ -8,11 +8,10 @@ anyway, so the list stays as small as the set of live revoked tokens.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-Document = dict[str, Any]
+from vcs_shared.store import Document
 
 
 class MongoRevocationList:

@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from vcs_intake.domain import Status
 from vcs_shared.events import Contact, RejectionReason, Urgency
-from vcs_shared.offices import find_office
+from vcs_shared.offices import Office, find_office, office_of
 from vcs_shared.supervision import SupervisorStatus
-
-
-class Status(StrEnum):
-    submitted = "submitted"
-    assigned = "assigned"
-    delivered = "delivered"
-    rejected = "rejected"
-    cancelled = "cancelled"
-    delivery_failed = "delivery_failed"
 
 
 class SubmitRequest(BaseModel):
@@ -62,6 +53,11 @@ class SubmitRequest(BaseModel):
         if find_office(value) is None:
             raise ValueError("not a DOPA district code (four digits, e.g. 4701)")
         return value
+
+    @property
+    def office(self) -> Office:
+        """The requesting office: the one place the submit path turns the code into an office."""
+        return office_of(self.district_code)
 
     @field_validator("title")
     @classmethod

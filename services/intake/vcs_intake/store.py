@@ -3,109 +3,192 @@
 Accepting a request is a single insert of a document that already contains
 its ``request.submitted`` event, so "stored" and "will be published" are one
 atomic fact. A unique index on ``idempotency_key`` makes a retried submit find
-the first request instead of making a second.
+the first request instead of making a second. Status changes are conditional
+writes whose filters come from the status machine (:mod:`vcs_intake.domain`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Protocol
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_shared.envelope import OutgoingMessage
-from vcs_shared.outbox import ensure_outbox_index, outbox_fields
+from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
+from vcs_shared.broker import EventPublisher
+from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
+from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
+from vcs_shared.store import Document
 
-Document = dict[str, Any]
-
-CANCELLABLE = ("submitted", "assigned", "delivered", "delivery_failed")
+SOURCE = "intake"
 
 
 class DuplicateSubmission(Exception):
     """An earlier request already holds this idempotency key."""
 
-    def __init__(self, existing: Document) -> None:
+    def __init__(self, existing: RequestState) -> None:
         self.existing = existing
-        super().__init__(existing["_id"])
+        super().__init__(existing.request_id)
 
 
 class RequestStore(Protocol):
-    async def insert(self, document: Document) -> None: ...
-    async def get(self, request_id: str) -> Document | None: ...
-    async def cancel(
-        self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
-    ) -> tuple[Document | None, list[Document] | None]: ...
-    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> bool: ...
-    async def set_fields(
-        self, request_id: str, unless: tuple[str, ...], changes: Document
-    ) -> None: ...
+    async def insert(self, request: RequestState) -> None: ...
+    async def get(self, request_id: str) -> RequestState | None: ...
+    async def cancel(self, event: RequestCancelled) -> RequestState | None: ...
+    async def assign(self, request_id: str, assignment: Assignment) -> bool: ...
+    async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None: ...
+    async def reject(self, request_id: str, rejection: Rejection) -> None: ...
+    async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
+    async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
 
 
 class MongoRequestStore:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.db = db
         self.requests = db["requests"]
+        self._outbox = Outbox(self.requests, source=SOURCE, publisher=publisher)
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
         await self.requests.create_index("idempotency_key", unique=True)
         await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
-        await ensure_outbox_index(self.requests)
+        await self._outbox.ensure_index()
 
-    async def insert(self, document: Document) -> None:
+    async def insert(self, request: RequestState) -> None:
+        """Stores a new request with its ``request.submitted``, then publishes it; raises
+        :class:`DuplicateSubmission` when its idempotency key was used before."""
         try:
-            await self.requests.insert_one(document)
+            announcement = announce(request.submitted(), correlation_id=request.request_id)
+            await self._outbox.insert(request_to_document(request), announcement)
         except DuplicateKeyError as exc:
-            existing = await self.requests.find_one(
-                {"idempotency_key": document["idempotency_key"]}
-            )
+            existing = await self.requests.find_one({"idempotency_key": request.idempotency_key})
             if existing is None:
                 raise
-            raise DuplicateSubmission(existing) from exc
+            raise DuplicateSubmission(request_from_document(existing)) from exc
 
-    async def get(self, request_id: str) -> Document | None:
-        return await self.requests.find_one({"_id": request_id})
+    async def get(self, request_id: str) -> RequestState | None:
+        document = await self.requests.find_one({"_id": request_id})
+        return None if document is None else request_from_document(document)
 
-    async def cancel(
-        self, request_id: str, messages: list[OutgoingMessage], at: datetime, by: str
-    ) -> tuple[Document | None, list[Document] | None]:
-        """Cancels with its event in one write; returns the request and the outbox written
-        (None when nothing was written: unknown, or no longer cancellable).
+    async def cancel(self, event: RequestCancelled) -> RequestState | None:
+        """Cancels with its event in one write when the status allows; returns the request as it
+        is then (None if unknown). A status change racing the cancel makes it look again."""
 
-        Compare-and-set on the status and the outbox size, so a status change or an
-        outbox write racing the cancel makes it retry instead of being overwritten.
-        """
-        for _ in range(10):
-            current = await self.get(request_id)
-            if current is None or current["status"] not in CANCELLABLE:
-                return current, None
-            outbox = outbox_fields(current.get("outbox", []), messages)
-            result = await self.requests.update_one(
+        def change(current: Document) -> Change | None:
+            if not Status(current["status"]).may_become(Status.cancelled):
+                return None
+            return Change(
                 {
-                    "_id": request_id,
-                    "status": current["status"],
-                    "outbox_count": current.get("outbox_count", 0),
+                    "status": Status.cancelled.value,
+                    "cancellation": {"at": event.cancelled_at, "by": event.cancelled_by},
                 },
-                {"$set": {"status": "cancelled", "cancellation": {"at": at, "by": by}, **outbox}},
+                guard={"status": current["status"]},
             )
-            if result.modified_count == 1:
-                return await self.get(request_id), outbox["outbox"]
-        raise RuntimeError(f"request {request_id} kept changing while being cancelled")
 
-    async def apply(self, request_id: str, allowed: tuple[str, ...], changes: Document) -> bool:
-        """Moves the status forward only from ``allowed`` states (projection updates).
+        announcement = announce(event, correlation_id=event.request_id)
+        changed = await self._outbox.update(event.request_id, change, announcement)
+        return None if changed is None else request_from_document(changed.document)
 
-        True if the request was in one of them (and so got ``changes``)."""
-        result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": list(allowed)}}, {"$set": changes}
+    async def assign(self, request_id: str, assignment: Assignment) -> bool:
+        """Moves the request to assigned with its room; False when its status does not allow it."""
+        return await self._move(
+            request_id, Status.assigned, {"assignment": _assignment_document(assignment)}
         )
-        return result.matched_count == 1
 
-    async def set_fields(self, request_id: str, unless: tuple[str, ...], changes: Document) -> None:
+    async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None:
+        """Stores an assignment that arrived after the status moved on, unless the request
+        shows no room any more (cancelled, rejected)."""
         await self.requests.update_one(
-            {"_id": request_id, "status": {"$nin": list(unless)}}, {"$set": changes}
+            {"_id": request_id, "status": {"$nin": [s.value for s in Status if not s.shows_room]}},
+            {"$set": {"assignment": _assignment_document(assignment)}},
+        )
+
+    async def reject(self, request_id: str, rejection: Rejection) -> None:
+        rejected = {
+            "reason": rejection.reason.value,
+            "message_th": rejection.message_th,
+            "message_en": rejection.message_en,
+        }
+        await self._move(request_id, Status.rejected, {"rejection": rejected})
+
+    async def mark_delivered(self, request_id: str, at: datetime) -> None:
+        await self._move(request_id, Status.delivered, {"delivery": {"at": at}})
+
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
+        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
+
+    async def note_release(self, request_id: str, meeting_id: str) -> None:
+        await self.requests.update_one(
+            {"_id": request_id}, {"$set": {"released_meeting_id": meeting_id}}
         )
 
     async def ping(self) -> None:
         await self.db.command("ping")
+
+    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there, so a
+        replayed or late event never moves a request back. True if it moved."""
+        result = await self.requests.update_one(
+            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
+            {"$set": {"status": target.value, **changes}},
+        )
+        return result.matched_count == 1
+
+
+def request_to_document(request: RequestState) -> Document:
+    """A new request's document; times in UTC."""
+    return {
+        "_id": request.request_id,
+        "district_code": request.district_code,
+        "province_code": request.province_code,
+        "title": request.title,
+        "starts_at": request.starts_at.astimezone(UTC),
+        "ends_at": request.ends_at.astimezone(UTC),
+        "participants": request.participants,
+        "urgency": request.urgency.value,
+        "needs_support": request.needs_support,
+        "contact": request.contact.model_dump(),
+        "status": request.status.value,
+        "submitted_at": request.submitted_at,
+        "idempotency_key": request.idempotency_key,
+        "fingerprint": request.fingerprint,
+        "assignment": None,
+        "rejection": None,
+    }
+
+
+def request_from_document(document: Document) -> RequestState:
+    assignment = document.get("assignment")
+    rejection = document.get("rejection")
+    return RequestState(
+        request_id=document["_id"],
+        district_code=document["district_code"],
+        province_code=document["province_code"],
+        title=document["title"],
+        starts_at=document["starts_at"],
+        ends_at=document["ends_at"],
+        participants=document["participants"],
+        urgency=Urgency(document["urgency"]),
+        needs_support=document["needs_support"],
+        contact=Contact.model_validate(document["contact"]),
+        submitted_at=document["submitted_at"],
+        idempotency_key=document["idempotency_key"],
+        fingerprint=document.get("fingerprint", ""),
+        status=Status(document["status"]),
+        assignment=Assignment(**assignment) if assignment else None,
+        rejection=_rejection_from_document(rejection) if rejection else None,
+        delivery_error=document.get("delivery_error"),
+    )
+
+
+def _rejection_from_document(rejection: Document) -> Rejection:
+    reason = RejectionReason(rejection["reason"])
+    return Rejection(reason, rejection["message_th"], rejection["message_en"])
+
+
+def _assignment_document(assignment: Assignment) -> Document:
+    return asdict(assignment)

@@ -6,15 +6,13 @@ import asyncio
 
 import structlog
 
-from vcs_notifier.handlers import NotifierDeps, handler_table
+from vcs_notifier.handlers import HANDLERS, NotifierDeps
 from vcs_notifier.mailer import SmtpMailer
 from vcs_notifier.settings import NotifierSettings
 from vcs_notifier.store import MongoDeliveryStore
-from vcs_shared.broker import EventConsumer
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
@@ -25,13 +23,11 @@ SERVICE = "notifier"
 async def run(settings: NotifierSettings) -> None:
     """Runs the notifier until SIGINT/SIGTERM, then finishes the messages in hand and stops."""
     async with service_clients(settings, SERVICE) as clients:
-        store = MongoDeliveryStore(clients.database)
+        store = MongoDeliveryStore(clients.database, clients.publisher)
         await store.ensure_indexes()
-        relay = OutboxRelay(store.deliveries, clients.publisher)
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         deps = NotifierDeps(
             store=store,
-            relay=relay,
             mailer=SmtpMailer(
                 host=settings.smtp_host,
                 port=settings.smtp_port,
@@ -44,14 +40,8 @@ async def run(settings: NotifierSettings) -> None:
             sender=settings.mail_from,
             send_attempts=settings.send_attempts,
         )
-        consumer = EventConsumer(
-            connection=clients.connection,
-            topology=clients.topology,
-            service=SERVICE,
-            handlers=handler_table(deps),
-            prefetch=settings.prefetch,
-        )
-        async with consuming(SERVICE, consumer, relay):
+        handlers = HANDLERS.bind(deps)
+        async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
             log.info("notifier.signal", signal=await wait_for_shutdown_signal())
 
 

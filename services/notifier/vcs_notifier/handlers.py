@@ -9,23 +9,24 @@ sends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
-from functools import partial
-from typing import Any
 
 import aiosmtplib
 import stamina
 import structlog
 
+from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.mailer import Mailer, PermanentMailError
 from vcs_notifier.messages import credentials_email, released_email
 from vcs_notifier.store import DeliveryStore
-from vcs_shared.broker import Handler, RetryLater
+from vcs_shared.broker import RetryLater
+from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.envelope import Envelope, encode
+from vcs_shared.dispatch import HandlerTable
+from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
     CredentialsDelivered,
     CredentialsFailed,
@@ -34,114 +35,101 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.outbox import OutboxRelay
+from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
-
-SOURCE = "notifier"
 
 
 @dataclass(frozen=True, slots=True)
 class NotifierDeps:
     store: DeliveryStore
-    relay: OutboxRelay
     mailer: Mailer
     sealer: CredentialsSealer
     sender: str
     send_attempts: int = 5
     claim_lease: timedelta = timedelta(seconds=30)
+    clock: Clock = utc_now
 
 
-async def remember_contact(envelope: Envelope, deps: NotifierDeps) -> None:
+async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
     """request.submitted → the contact is kept for the mail that will follow."""
-    assert isinstance(envelope.event, RequestSubmitted)
-    await deps.store.remember_request(envelope.event)
+    await deps.store.remember(Delivery.of(envelope.event, at=deps.clock()))
 
 
-async def deliver_credentials(envelope: Envelope, deps: NotifierDeps) -> None:
+async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDeps) -> None:
     """room.assigned → credentials mailed to the contact → credentials.delivered (or .failed)."""
     event = envelope.event
-    assert isinstance(event, RoomAssigned)
-    delivery = await _claim(event.request_id, "assigned", deps, contact_required=True)
-    if delivery is None:
+
+    def compose(delivery: Delivery) -> EmailMessage:
+        return credentials_email(
+            sender=deps.sender,
+            delivery=delivery,
+            meeting_id=event.meeting_id,
+            credentials=deps.sealer.open(event.sealed_credentials),
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+        )
+
+    sent = await _mail_once(event.request_id, MailKind.assigned, compose, deps)
+    if sent is None:
         return
-    contact = delivery["contact"]
-    mail = credentials_email(
-        sender=deps.sender,
-        recipient=contact["email"],
-        contact_name=contact["name"],
-        title=delivery["title"],
-        request_id=event.request_id,
-        meeting_id=event.meeting_id,
-        credentials=deps.sealer.open(event.sealed_credentials),
-        starts_at=event.starts_at,
-        ends_at=event.ends_at,
-    )
-    error = await _send(mail, deps)
-    now = datetime.now(UTC)
+    outcome = MailOutcome.of(MailKind.assigned, sent.error, at=deps.clock())
     result: Event
-    if error is None:
-        result = CredentialsDelivered(
-            request_id=event.request_id,
-            province_code=event.province_code,
-            district_code=event.district_code,
-            channel="email",
-            delivered_at=now,
-        )
-        outcome = {"state": "delivered", "channel": "email", "at": now}
+    if sent.error is None:
+        result = CredentialsDelivered(**event.subject(), channel="email", delivered_at=outcome.at)
     else:
-        result = CredentialsFailed(
-            request_id=event.request_id,
-            province_code=event.province_code,
-            district_code=event.district_code,
-            channel="email",
-            error=error,
-        )
-        outcome = {"state": "failed", "channel": "email", "at": now, "error": error}
-    message = encode(result, source=SOURCE, correlation_id=envelope.correlation_id)
-    written = await deps.store.record_outcome(event.request_id, "assigned", outcome, [message])
-    if written is not None:
-        await deps.relay.publish_now(event.request_id, written)
-    log.info("delivery.recorded", state=outcome["state"])
+        result = CredentialsFailed(**event.subject(), channel="email", error=sent.error)
+    announcement = announce(result, correlation_id=envelope.correlation_id)
+    await deps.store.record_outcome(event.request_id, outcome, announcement)
+    log.info("delivery.recorded", state=outcome.state)
 
 
-async def notify_release(envelope: Envelope, deps: NotifierDeps) -> None:
+async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -> None:
     """room.released → the contact is told the room is no longer theirs."""
     event = envelope.event
-    assert isinstance(event, RoomReleased)
-    delivery = await _claim(event.request_id, "released", deps, contact_required=False)
-    if delivery is None:
+
+    def compose(delivery: Delivery) -> EmailMessage:
+        return released_email(sender=deps.sender, delivery=delivery, meeting_id=event.meeting_id)
+
+    sent = await _mail_once(event.request_id, MailKind.released, compose, deps)
+    if sent is None:
         return
-    contact = delivery["contact"]
-    mail = released_email(
-        sender=deps.sender,
-        recipient=contact["email"],
-        contact_name=contact["name"],
-        title=delivery["title"],
-        request_id=event.request_id,
-        meeting_id=event.meeting_id,
+    outcome = MailOutcome(
+        MailKind.released, "delivered" if sent.error is None else "failed", at=deps.clock()
     )
-    error = await _send(mail, deps)
-    outcome = {"state": "delivered" if error is None else "failed", "at": datetime.now(UTC)}
-    await deps.store.record_outcome(event.request_id, "released", outcome, [])
+    await deps.store.record_outcome(event.request_id, outcome)
 
 
-async def _claim(
-    request_id: str, kind: str, deps: NotifierDeps, *, contact_required: bool
-) -> dict[str, Any] | None:
-    """The delivery record once this handler holds the right to send the ``kind`` mail, or None
-    when there is nothing to send (sent before, or no contact known and none needed)."""
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A mail that went out (``error`` None) or failed for good."""
+
+    error: str | None
+
+
+async def _mail_once(
+    request_id: str,
+    kind: MailKind,
+    compose: Callable[[Delivery], EmailMessage],
+    deps: NotifierDeps,
+) -> Sent | None:
+    """Sends the ``kind`` mail of a request unless it was sent before; None when there was
+    nothing to send.
+
+    The credentials need the contact: without it (``request.submitted`` not seen
+    yet) the event is retried later. A release notice without a contact is dropped.
+    """
     delivery = await deps.store.delivery(request_id)
     if delivery is None:
-        if contact_required:
+        if kind is MailKind.assigned:
             raise RetryLater("request.submitted not seen yet for this request")
         return None
-    if kind in delivery:
-        log.info("delivery.duplicate", kind=kind)
+    if delivery.recorded(kind):
+        log.info("delivery.duplicate", kind=kind.value)
         return None
-    if not await deps.store.claim(request_id, kind, deps.claim_lease):
+    if not await deps.store.claim(request_id, kind, deps.claim_lease, now=deps.clock()):
         raise RetryLater("another copy of this event is being delivered right now")
-    return delivery
+    return Sent(await _send(compose(delivery), deps))
 
 
 async def _send(mail: EmailMessage, deps: NotifierDeps) -> str | None:
@@ -164,10 +152,10 @@ async def _send(mail: EmailMessage, deps: NotifierDeps) -> str | None:
     return None
 
 
-def handler_table(deps: NotifierDeps) -> Mapping[type[Event], Handler]:
-    """The one explicit event-to-handler table of the notifier."""
-    return {
-        RequestSubmitted: partial(remember_contact, deps=deps),
-        RoomAssigned: partial(deliver_credentials, deps=deps),
-        RoomReleased: partial(notify_release, deps=deps),
-    }
+HANDLERS = (
+    HandlerTable[NotifierDeps]("notifier")
+    .on(RequestSubmitted, remember_contact)
+    .on(RoomAssigned, deliver_credentials)
+    .on(RoomReleased, notify_release)
+)
+"""The one event-to-handler table of the notifier."""

@@ -1,7 +1,7 @@
 """The emails an office receives, in Thai with English below.
 
-Message-IDs are derived from the request, so a mail sent twice after a crash
-is recognisably the same mail to the receiving side.
+Message-IDs are derived from the request and the kind of mail, so a mail sent
+twice after a crash is recognisably the same mail to the receiving side.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
+from vcs_notifier.domain import Delivery, MailKind
 from vcs_shared.credentials import MeetingCredentials
 from vcs_shared.thaitime import thai_datetime
 
@@ -16,24 +17,14 @@ from vcs_shared.thaitime import thai_datetime
 def credentials_email(
     *,
     sender: str,
-    recipient: str,
-    contact_name: str,
-    title: str,
-    request_id: str,
+    delivery: Delivery,
     meeting_id: str,
     credentials: MeetingCredentials,
     starts_at: datetime,
     ends_at: datetime,
 ) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = f"DOPA VCS: ห้องประชุม {meeting_id} - {title}"
-    message["Message-ID"] = f"<assigned.{request_id}@vcs.dopa.go.th>"
-    message["X-VCS-Request-Id"] = request_id
-    message.set_content(
-        f"""เรียน {contact_name}
-
+    title, request_id = delivery.title, delivery.request_id
+    text = f"""\
 ศูนย์สื่อสารกรมการปกครองได้จัดห้องประชุม DOPA VCS (Zoom) สำหรับการประชุม "{title}"
 เริ่ม {thai_datetime(starts_at)}
 สิ้นสุด {thai_datetime(ends_at)}
@@ -48,26 +39,29 @@ def credentials_email(
 Your DOPA VCS room: Meeting ID {meeting_id}, passcode {credentials.passcode},
 join URL {credentials.join_url}. Request {request_id}.
 """
-    )
-    return message
+    subject = f"DOPA VCS: ห้องประชุม {meeting_id} - {title}"
+    return _mail(MailKind.assigned, sender, delivery, subject, text)
 
 
-def released_email(
-    *, sender: str, recipient: str, contact_name: str, title: str, request_id: str, meeting_id: str
-) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = recipient
-    message["Subject"] = f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} - {title}"
-    message["Message-ID"] = f"<released.{request_id}@vcs.dopa.go.th>"
-    message["X-VCS-Request-Id"] = request_id
-    message.set_content(
-        f"""เรียน {contact_name}
-
+def released_email(*, sender: str, delivery: Delivery, meeting_id: str) -> EmailMessage:
+    title, request_id = delivery.title, delivery.request_id
+    text = f"""\
 คำขอ {request_id} ("{title}") ถูกยกเลิกแล้ว ห้องประชุม {meeting_id} ไม่สามารถใช้สำหรับการประชุมนี้ได้อีก
 
 --
 Request {request_id} was cancelled; room {meeting_id} is no longer yours for this meeting.
 """
-    )
+    subject = f"DOPA VCS: ยกเลิกห้องประชุม {meeting_id} - {title}"
+    return _mail(MailKind.released, sender, delivery, subject, text)
+
+
+def _mail(kind: MailKind, sender: str, delivery: Delivery, subject: str, text: str) -> EmailMessage:
+    """The headers every mail has, and the salutation before its ``text``."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = str(delivery.contact.email)
+    message["Subject"] = subject
+    message["Message-ID"] = f"<{kind}.{delivery.request_id}@vcs.dopa.go.th>"
+    message["X-VCS-Request-Id"] = delivery.request_id
+    message.set_content(f"เรียน {delivery.contact.name}\n\n{text}")
     return message

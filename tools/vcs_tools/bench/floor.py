@@ -28,7 +28,6 @@ from vcs_allocator.store import MongoReservationStore
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import Envelope, OutgoingMessage
 from vcs_shared.events import RequestSubmitted
-from vcs_shared.outbox import OutboxRelay
 from vcs_shared.store import database_name, make_client
 from vcs_tools.bench.workload import Ask
 
@@ -61,19 +60,18 @@ async def measure_floor(
     client = make_client(mongodb_url, app_name="bench-floor")
     name = database_name(namespace, "allocator")
     try:
-        store = MongoReservationStore(client[name])
+        store = MongoReservationStore(client[name], DroppingPublisher())
         await store.ensure_indexes()
         await store.replace_rooms(rooms)
         deps = AllocatorDeps(
             store=store,
-            relay=OutboxRelay(store.decisions, DroppingPublisher()),
             sealer=CredentialsSealer(credentials_keys),
             policy=AllocationPolicy(),
         )
         envelopes = [_envelope(ask.event()) for ask in asks]
         gate = asyncio.Semaphore(concurrency)
 
-        async def one(envelope: Envelope) -> None:
+        async def one(envelope: Envelope[RequestSubmitted]) -> None:
             async with gate:
                 await allocate(envelope, deps)
 
@@ -89,7 +87,7 @@ async def measure_floor(
         await client.close()
 
 
-def _envelope(event: RequestSubmitted) -> Envelope:
+def _envelope(event: RequestSubmitted) -> Envelope[RequestSubmitted]:
     return Envelope(
         id=str(uuid.uuid4()),
         event=event,

@@ -1,0 +1,165 @@
+"""The broker topology, defined once: exchanges, queues with their arguments, bindings.
+
+Names shown for the default namespace ``vcs``:
+
+* ``vcs.events`` — durable topic exchange, the public contract.
+* ``vcs.<service>`` — one durable quorum queue per consuming service, with a
+  delivery limit; what keeps failing is dead-lettered to ``vcs.dead``.
+* ``vcs.dead`` — direct exchange routing dead letters by queue name to
+  ``vcs.<service>.dlq``, classic durable queues that operators list and replay
+  (classic, because listing requeues and a quorum queue would count that
+  against a delivery limit of its own).
+
+:data:`CONSUMERS` says which events reach each service's queue, by event class; each
+binding key (``<event>.#``) is derived from the class. The map lives here, where every
+service can read it, because any service may declare the whole topology at start, so
+that a queue exists and collects its events before its own service first runs. Each
+service's handler table must handle exactly its queue's events: the consumer refuses to
+start otherwise (:func:`require_subscribed`), and a unit test checks all three services,
+so a binding without a handler (a message acked and dropped) cannot ship.
+
+This module is data only. :func:`vcs_shared.broker.declare_topology` declares
+:meth:`Topology.definition` with aio-pika, and ``vcs_tools.rabbitmq`` renders the same
+definition as RabbitMQ definitions (``deploy/rabbitmq/definitions.json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vcs_shared.events import (
+    CredentialsDelivered,
+    CredentialsFailed,
+    Event,
+    RequestCancelled,
+    RequestRejected,
+    RequestSubmitted,
+    RoomAssigned,
+    RoomReleased,
+)
+
+DELIVERY_LIMIT = 5
+
+CONSUMERS: dict[str, tuple[type[Event], ...]] = {
+    "allocator": (RequestSubmitted, RequestCancelled),
+    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased),
+    "intake": (
+        RoomAssigned,
+        RequestRejected,
+        RoomReleased,
+        CredentialsDelivered,
+        CredentialsFailed,
+    ),
+}
+"""The consuming services, and the events their queues receive."""
+
+
+def binding_key(event_type: type[Event]) -> str:
+    """The key binding a queue to every event of one type, whatever its province and district."""
+    return f"{event_type.name}.#"
+
+
+def binding_keys(service: str) -> tuple[str, ...]:
+    return tuple(binding_key(event_type) for event_type in CONSUMERS[service])
+
+
+class SubscriptionMismatch(ValueError):
+    """A service's handler table and its queue's bindings name different events."""
+
+
+def require_subscribed(service: str, handled: Collection[type[Event]]) -> None:
+    """Raises :class:`SubscriptionMismatch` unless ``handled`` are exactly the events bound to
+    ``service``'s queue: an event bound but not handled would be acked and dropped, one handled
+    but not bound would never arrive."""
+    bound = set(CONSUMERS.get(service, ()))
+    if set(handled) != bound:
+        raise SubscriptionMismatch(
+            f"{service} handles {_names(handled)} but its queue receives {_names(bound)}"
+        )
+
+
+def _names(event_types: Collection[type[Event]]) -> list[str]:
+    return sorted(event_type.name for event_type in event_types)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeDefinition:
+    name: str
+    kind: Literal["topic", "direct"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDefinition:
+    name: str
+    arguments: dict[str, Any] = field(hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingDefinition:
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopologyDefinition:
+    """Everything to declare, in declaration order; all of it durable."""
+
+    exchanges: tuple[ExchangeDefinition, ...]
+    queues: tuple[QueueDefinition, ...]
+    bindings: tuple[BindingDefinition, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Exchange and queue names of one deployment (tests run in their own namespace)."""
+
+    namespace: str = "vcs"
+
+    @property
+    def exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.namespace}.dead"
+
+    def queue(self, service: str) -> str:
+        return f"{self.namespace}.{service}"
+
+    def dead_letter_queue(self, service: str) -> str:
+        return f"{self.queue(service)}.dlq"
+
+    def queue_arguments(self, service: str) -> dict[str, Any]:
+        """A service queue: quorum, delivery limit (RabbitMQ 4.x would default it to 20), and
+        at-least-once dead-lettering (quorum dead-lettering is at-most-once otherwise)."""
+        return {
+            "x-queue-type": "quorum",
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": self.dead_exchange,
+            "x-dead-letter-routing-key": self.queue(service),
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    def definition(self) -> TopologyDefinition:
+        """The exchanges, every consuming service's queue and DLQ, and their bindings."""
+        queues: list[QueueDefinition] = []
+        bindings: list[BindingDefinition] = []
+        for service in CONSUMERS:
+            queue, dlq = self.queue(service), self.dead_letter_queue(service)
+            queues.append(QueueDefinition(queue, self.queue_arguments(service)))
+            queues.append(QueueDefinition(dlq, {"x-queue-type": "classic"}))
+            keys = binding_keys(service)
+            bindings.extend(BindingDefinition(self.exchange, queue, key) for key in keys)
+            bindings.append(BindingDefinition(self.dead_exchange, dlq, queue))
+        return TopologyDefinition(
+            exchanges=(
+                ExchangeDefinition(self.exchange, "topic"),
+                ExchangeDefinition(self.dead_exchange, "direct"),
+            ),
+            queues=tuple(queues),
+            bindings=tuple(bindings),
+        )
