@@ -19,7 +19,7 @@ test: deps rabbitmq
 lint: deps
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy shared services/intake/vcs_intake services/allocator/vcs_allocator services/notifier/vcs_notifier tools/vcs_tools tests
+	$(UV) run mypy shared services/intake/vcs_intake services/allocator/vcs_allocator services/notifier/vcs_notifier services/desk/vcs_desk tools/vcs_tools tests
 
 contract: deps
 	$(UV) run vcs contract

@@ -116,8 +116,19 @@ def service_env(
         smtp_port=smtp_sink.port,
         intake_port=free_port(),
         pool_file=SAMPLE_POOL,
-        extra={"VCS_ADMIN_PORT": 0},  # a test that wants the admin API gives it a free port
+        extra=internal_apis(free_port(), free_port()),
     )
+
+
+def internal_apis(allocator_port: int, desk_port: int) -> dict[str, str]:
+    """Where the allocator's and the desk's internal APIs listen, and where the intake
+    forwards to them (a second allocator of a test finds the port taken and goes on without)."""
+    return {
+        "VCS_ADMIN_PORT": str(allocator_port),
+        "VCS_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
+        "VCS_DESK_PORT": str(desk_port),
+        "VCS_DESK_URL": f"http://127.0.0.1:{desk_port}",
+    }
 
 
 @pytest_asyncio.fixture

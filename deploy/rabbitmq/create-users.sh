@@ -3,7 +3,8 @@
 #
 # Run it on a broker node (rabbitmqctl talks to the local node over Erlang distribution, so it
 # needs no AMQP user). Passwords come from the environment, never from the repo:
-#   VCS_RABBITMQ_INTAKE_PASSWORD, VCS_RABBITMQ_ALLOCATOR_PASSWORD, VCS_RABBITMQ_NOTIFIER_PASSWORD
+#   VCS_RABBITMQ_INTAKE_PASSWORD, VCS_RABBITMQ_ALLOCATOR_PASSWORD, VCS_RABBITMQ_NOTIFIER_PASSWORD,
+#   VCS_RABBITMQ_DESK_PASSWORD
 #   VCS_RABBITMQ_INTEGRATION_PASSWORD   optional: the example read-only integration user
 # rabbitmqctl 3.x takes a password as an argument: run this on the broker host only.
 #
@@ -18,10 +19,13 @@
 # passively, which needs no permission. What each user may do ({configure, write, read}):
 #
 #   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead;
-#               consumes <ns>.intake. Its dead-letter admin endpoint reads every <ns>.*.dlq and
-#               replays to a service queue through the default exchange (amq.default).
+#               consumes <ns>.intake. Nothing else: it faces the internet, so it may not write
+#               to the default exchange (amq.default) or read any dead-letter queue.
 #   allocator   publishes room.assigned/released and request.rejected; consumes <ns>.allocator.
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
+#   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
+#               letter into the one queue it came from through <ns>.replay (a headers
+#               exchange); may not publish events, nor write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
 #               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
@@ -40,7 +44,7 @@ if [[ ! "$ns" =~ ^[a-z][a-z0-9-]{0,40}$ ]]; then
   exit 2
 fi
 for var in VCS_RABBITMQ_INTAKE_PASSWORD VCS_RABBITMQ_ALLOCATOR_PASSWORD \
-  VCS_RABBITMQ_NOTIFIER_PASSWORD; do
+  VCS_RABBITMQ_NOTIFIER_PASSWORD VCS_RABBITMQ_DESK_PASSWORD; do
   if [[ -z "${!var:-}" ]]; then
     echo "$var is not set" >&2
     exit 2
@@ -58,17 +62,24 @@ upsert_user() {
   fi
 }
 
-# service_user SERVICE PUBLISHES READS EXTRA_WRITE PASSWORD: PUBLISHES is the regex of routing
-# keys it may publish on <ns>.events, READS the queues it consumes, EXTRA_WRITE an alternative
-# appended to its write regex.
+# service_user SERVICE PUBLISHES READS PASSWORD: PUBLISHES is the regex of routing keys it may
+# publish on <ns>.events, READS the queue it consumes.
 service_user() {
-  local service="$1" publishes="$2" reads="$3" write="$4"
+  local service="$1" publishes="$2" reads="$3"
   local user="${prefix}${service}"
-  upsert_user "$user" "$5"
+  upsert_user "$user" "$4"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.(events|dead)\$${write}" "$reads" >/dev/null
+    '^$' "^${ns}\\.(events|dead)\$" "$reads" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     "$publishes" '^$' >/dev/null
+  echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
+}
+
+desk_user() {
+  local user="${prefix}desk"
+  upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
+  rabbitmqctl -q set_permissions -p "$vhost" "$user" \
+    '^$' "^${ns}\\.replay\$" "^${ns}\\.[a-z]+\\.dlq\$" >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 
@@ -87,13 +98,15 @@ integration_user() {
 # Each user is independent: set them up side by side (every rabbitmqctl call boots a VM).
 pids=()
 service_user intake '^request\.(submitted|cancelled)\.' \
-  "^${ns}\\.(intake|[a-z]+\\.dlq)\$" '|^amq\.default$' "$VCS_RABBITMQ_INTAKE_PASSWORD" &
+  "^${ns}\\.intake\$" "$VCS_RABBITMQ_INTAKE_PASSWORD" &
 pids+=("$!")
 service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
-  "^${ns}\\.allocator\$" '' "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
+  "^${ns}\\.allocator\$" "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
 pids+=("$!")
 service_user notifier '^credentials\.(delivered|failed)\.' \
-  "^${ns}\\.notifier\$" '' "$VCS_RABBITMQ_NOTIFIER_PASSWORD" &
+  "^${ns}\\.notifier\$" "$VCS_RABBITMQ_NOTIFIER_PASSWORD" &
+pids+=("$!")
+desk_user &
 pids+=("$!")
 if [[ -n "${VCS_RABBITMQ_INTEGRATION_PASSWORD:-}" ]]; then
   integration_user &

@@ -92,7 +92,9 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Abst
         for q in definition.queues
     }
     for b in definition.bindings:
-        await queues[b.queue].bind(exchanges[b.exchange], routing_key=b.routing_key)
+        await queues[b.queue].bind(
+            exchanges[b.exchange], routing_key=b.routing_key, arguments=b.arguments
+        )
     return exchanges[topology.exchange]
 
 

@@ -1,11 +1,16 @@
 """FastAPI dependencies over :mod:`vcs_shared.auth`: a bearer token in, a :class:`Principal` out.
 
-Shared because the intake and the allocator's admin API guard their routes the
-same way. An app opts in at its composition root by setting
-``app.state.authenticator`` to an :class:`~vcs_shared.auth.Authenticator`;
-then a route takes ``principal: CurrentPrincipal``, and a whole router is
-closed to everyone but operators with
-``APIRouter(dependencies=[Depends(require_operator)])``.
+Shared because the intake and every internal API guard their routes the same
+way. An app opts in at its composition root by setting
+``app.state.authenticator`` to an :class:`~vcs_shared.auth.Authenticator` (the
+intake: a :class:`~vcs_shared.auth.TokenAuthenticator`; an internal API: an
+:class:`~vcs_shared.auth.InternalAuthenticator`); then a route takes
+``principal: CurrentPrincipal``, and a whole router is closed to everyone but
+operators with ``APIRouter(dependencies=[Depends(require_operator)])``.
+
+Admin routes take ``scope: OperatorScope`` (:class:`~vcs_shared.scope.Scope`)
+and answer with :func:`outside_scope` (a write naming anything outside, ``403``)
+or :func:`not_in_scope` (a single object outside, ``404`` as if it did not exist).
 
 Using :data:`bearer_scheme` is also what declares the ``bearer`` security
 scheme in the app's OpenAPI document.
@@ -16,10 +21,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vcs_shared.auth import Authenticator, InvalidToken, Principal
+from vcs_shared.scope import Scope
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -27,7 +33,8 @@ bearer_scheme = HTTPBearer(
     bearerFormat="JWT",
     description=(
         "A DOPA VCS token for an office or an operator, issued with "
-        "`vcs token issue --office 4701` or `vcs token issue --operator NAME --region 12`."
+        "`vcs token issue --office 4701`, `vcs token issue --operator NAME --region 12` "
+        "or `--national`."
     ),
 )
 
@@ -68,3 +75,43 @@ async def require_operator(principal: CurrentPrincipal) -> Principal:
     if not principal.is_operator:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs the operator role")
     return principal
+
+
+OperatorPrincipal = Annotated[Principal, Depends(require_operator)]
+
+
+async def operator_scope(principal: OperatorPrincipal) -> Scope:
+    """Where the calling operator may act; offices get 403 like every admin route."""
+    return Scope.of(principal)
+
+
+OperatorScope = Annotated[Scope, Depends(operator_scope)]
+
+
+def outside_scope(what: str, outside: list[str], scope: Scope) -> HTTPException:
+    """403 for a write or a filter naming ``outside``; nothing of the call was done."""
+    return HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail=f"{what} outside your provinces ({scope.describe()}): {', '.join(outside)}",
+    )
+
+
+def not_in_scope(what: str) -> HTTPException:
+    """404 for a single object outside the caller's provinces, the same as a missing one."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such {what}")
+
+
+async def province_filter(
+    scope: OperatorScope,
+    province: Annotated[
+        str | None,
+        Query(pattern=r"^[0-9]{2}$", description="Only this province (one of yours), e.g. 47"),
+    ] = None,
+) -> str | None:
+    """A list's ``?province=`` filter: one of the caller's provinces, or 403 naming it."""
+    if province is not None and not scope.covers_province(province):
+        raise outside_scope("the province asked for is", [province], scope)
+    return province
+
+
+ProvinceFilter = Annotated[str | None, Depends(province_filter)]

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import geothai
 
+ALL_PROVINCES: frozenset[str] = frozenset(province.code for province in geothai.provinces())
+"""The 77 province codes: what the national role covers."""
+
 REGION_PROVINCES: dict[str, frozenset[str]] = {
     # Communication centre Region 12, Sakon Nakhon: the centre of the 2020 circular,
     # with the upper-north-eastern provinces around it. Confirm with DOPA before relying on it.
@@ -65,7 +68,7 @@ def all_offices() -> list[Office]:
 
 def is_province(province_code: str) -> bool:
     """Whether the code is one of the 77 provinces."""
-    return geothai.province(province_code) is not None
+    return province_code in ALL_PROVINCES
 
 
 def region_of(province_code: str) -> str | None:

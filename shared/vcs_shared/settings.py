@@ -1,7 +1,7 @@
 """The settings every service reads, once, at its composition root.
 
-Each service subclasses :class:`CommonSettings` into its one ``BaseSettings``
-class; nothing else in the code reads the environment. Secrets have no
+Each service subclasses :class:`CommonSettings` (the desk: :class:`ConnectionSettings`) into
+its one ``BaseSettings`` class; nothing else in the code reads the environment. Secrets have no
 defaults, so a service that was not given them refuses to start instead of
 running with a guessable value.
 """
@@ -24,17 +24,11 @@ class NamespaceSettings(BaseSettings):
     )
 
 
-class CommonSettings(NamespaceSettings):
-    """Connection and naming settings that all three services need."""
+class ConnectionSettings(NamespaceSettings):
+    """What every service needs: its broker user, its store, its logs."""
 
     amqp_url: SecretStr = Field(description="AMQP URL with this service's own RabbitMQ user")
     mongodb_url: SecretStr = Field(description="MongoDB URL of the store")
-    credentials_keys: SecretStr = Field(
-        description=(
-            "Comma-separated Fernet keys sealing Zoom credentials on the broker; "
-            "the first one seals, all of them open (rotation)"
-        )
-    )
     log_json: bool | None = Field(
         default=None, description="JSON logs; by default JSON unless stderr is a terminal"
     )
@@ -46,6 +40,17 @@ class CommonSettings(NamespaceSettings):
             "Set false where deploy/rabbitmq predeclared them: the service then only checks "
             "them passively, which needs no permission"
         ),
+    )
+
+
+class CommonSettings(ConnectionSettings):
+    """What the services on the request path (intake, allocator, notifier) need."""
+
+    credentials_keys: SecretStr = Field(
+        description=(
+            "Comma-separated Fernet keys sealing Zoom credentials on the broker; "
+            "the first one seals, all of them open (rotation)"
+        )
     )
 
 

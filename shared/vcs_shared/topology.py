@@ -9,6 +9,10 @@ Names shown for the default namespace ``vcs``:
   ``vcs.<service>.dlq``, classic durable queues that operators list and replay
   (classic, because listing requeues and a quorum queue would count that
   against a delivery limit of its own).
+* ``vcs.replay`` — headers exchange through which operators (the desk) put a
+  dead letter back into the one queue it came from, with its original routing
+  key: each service queue is bound on the header ``vcs-replay-to: <service>``.
+  Nobody needs to publish to the default exchange (``amq.default``).
 
 :data:`CONSUMERS` says which events reach each service's queue, by event class; each
 binding key (``<event>.#``) is derived from the class. The map lives here, where every
@@ -41,6 +45,9 @@ from vcs_shared.events import (
 )
 
 DELIVERY_LIMIT = 5
+REPLAY_HEADER = "vcs-replay-to"
+"""Names the service a replayed message goes back to (RabbitMQ ignores ``x-`` binding
+arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
@@ -80,6 +87,11 @@ def require_subscribed(service: str, handled: Collection[type[Event]]) -> None:
         )
 
 
+def replay_binding(service: str) -> dict[str, str]:
+    """The arguments binding ``service``'s queue to the replay exchange."""
+    return {"x-match": "all", REPLAY_HEADER: service}
+
+
 def _names(event_types: Collection[type[Event]]) -> list[str]:
     return sorted(event_type.name for event_type in event_types)
 
@@ -87,7 +99,7 @@ def _names(event_types: Collection[type[Event]]) -> list[str]:
 @dataclass(frozen=True, slots=True)
 class ExchangeDefinition:
     name: str
-    kind: Literal["topic", "direct"]
+    kind: Literal["topic", "direct", "headers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,8 @@ class BindingDefinition:
     exchange: str
     queue: str
     routing_key: str
+    arguments: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Header values a headers exchange matches (with ``x-match``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +139,10 @@ class Topology:
     @property
     def dead_exchange(self) -> str:
         return f"{self.namespace}.dead"
+
+    @property
+    def replay_exchange(self) -> str:
+        return f"{self.namespace}.replay"
 
     def queue(self, service: str) -> str:
         return f"{self.namespace}.{service}"
@@ -154,11 +172,15 @@ class Topology:
             queues.append(QueueDefinition(dlq, {"x-queue-type": "classic"}))
             keys = binding_keys(service)
             bindings.extend(BindingDefinition(self.exchange, queue, key) for key in keys)
+            bindings.append(
+                BindingDefinition(self.replay_exchange, queue, "", replay_binding(service))
+            )
             bindings.append(BindingDefinition(self.dead_exchange, dlq, queue))
         return TopologyDefinition(
             exchanges=(
                 ExchangeDefinition(self.exchange, "topic"),
                 ExchangeDefinition(self.dead_exchange, "direct"),
+                ExchangeDefinition(self.replay_exchange, "headers"),
             ),
             queues=tuple(queues),
             bindings=tuple(bindings),

@@ -1,5 +1,6 @@
 """Poison never blocks a queue, what keeps failing is dead-lettered, and operators list and
-replay dead letters (``vcs dlq``, ``/v1/admin/dead-letters``) without losing any.
+replay dead letters (``vcs dlq``, ``/v1/admin/dead-letters`` on the intake's address, served
+by the desk) without losing any.
 
 * Bytes that are not JSON and a CloudEvent whose data fail the schema
   (``participants: "many"``), published straight onto the events exchange with
@@ -8,7 +9,7 @@ replay dead letters (``vcs dlq``, ``/v1/admin/dead-letters``) without losing any
 * A valid request whose handling kept failing (a stand-in consumer nacks it
   until the quorum queue's delivery limit dead-letters it) is replayed with
   ``vcs dlq replay --id`` once the allocator runs, and is then handled as a
-  fresh message.
+  fresh message. Poison is replayed only when asked (``include_poison``).
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ async def queue_depth(channel: Any, name: str) -> int:
 
 
 def vcs_dlq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VCS_")}
     return subprocess.run(
         [str(VCS), "dlq", *args],
-        env={**os.environ, **env},  # VCS_AMQP_URL and VCS_NAMESPACE of the test's services
+        env={**clean, **env},  # the intake's address and the signing secret of the test
         capture_output=True,
         text=True,
         timeout=60,
@@ -109,9 +111,11 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
     broker: Any,
     topology: Topology,
     service_env: dict[str, str],
+    intake_url: str,
 ) -> None:
     allocator_dlq = topology.dead_letter_queue("allocator")
-    await start_services("intake", "notifier")
+    cli_env = {"VCS_API_URL": intake_url, "VCS_JWT_SECRET": service_env["VCS_JWT_SECRET"]}
+    await start_services("intake", "notifier", "desk")
     [failed] = await submit_all(http, [spread_request(0)])
     await fail_until_dead_lettered(broker, topology)
 
@@ -129,14 +133,18 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
     assert (await wait_all_final(http, [valid]))[valid] == "delivered"
     assert (await http.get(f"/v1/requests/{failed}")).json()["status"] == "submitted"
 
-    listed = vcs_dlq(service_env, "list", "--service", "allocator", "--json")
+    listed = vcs_dlq(cli_env, "list", "--service", "allocator", "--json")
     assert listed.returncode == 0, listed.stderr
     letters = [json.loads(line) for line in listed.stdout.splitlines()]
     assert {letter["message_id"] for letter in letters[1:]} == {not_json_id, off_schema_id}
     by_id = {letter["message_id"]: letter for letter in letters}
+    letters_ids = [letter["message_id"] for letter in letters]
     assert "not a CloudEvent" in by_id[not_json_id]["reason"]
     assert by_id[not_json_id]["event_type"] is None
     assert "participants" in by_id[off_schema_id]["reason"]
+    assert all("\n" not in letter["reason"] for letter in letters)  # one line each
+    assert [letter["poison"] for letter in letters] == [False, True, True]
+    assert {letter["province_code"] for letter in letters} == {"47"}
     assert by_id[off_schema_id]["event_type"] == "th.go.dopa.vcs.request.submitted.v1"
     assert all(by_id[i]["routing_key"] == ROUTING_KEY for i in (not_json_id, off_schema_id))
     limit = letters[0]
@@ -144,15 +152,16 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
     assert limit["routing_key"] == ROUTING_KEY
     assert limit["deaths"][0]["queue"] == topology.queue("allocator")
     assert limit["event_type"] == "th.go.dopa.vcs.request.submitted.v1"
-    human = vcs_dlq(service_env, "list")
+    human = vcs_dlq(cli_env, "list")
     assert human.returncode == 0
     assert "reason=delivery_limit" in human.stdout
     assert f"notifier\t{not_json_id}" in human.stdout  # the notifier binds request.submitted too
     in_order = [line.split("\t")[1] for line in human.stdout.splitlines()[:3]]
     assert in_order == [letter["message_id"] for letter in letters]  # nothing lost or reordered
 
-    replayed = vcs_dlq(service_env, "replay", "--service", "allocator", "--id", limit["message_id"])
+    replayed = vcs_dlq(cli_env, "replay", "--service", "allocator", "--id", limit["message_id"])
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert replayed.stdout.splitlines() == [f"replayed allocator {limit['message_id']}"]
     assert (await wait_all_final(http, [failed]))[failed] == "delivered"
     assert await queue_depth(broker, allocator_dlq) == 2
 
@@ -167,6 +176,28 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
 
     replay_all = await http.post(
         "/v1/admin/dead-letters/replay", json={"service": "allocator", "all": True}
+    )
+    assert replay_all.status_code == 200, replay_all.text
+    [left_alone] = replay_all.json()
+    assert left_alone["replayed"] == []
+    assert sorted(left_alone["skipped_poison"]) == sorted([not_json_id, off_schema_id])
+    assert left_alone["left"] == 2
+    one_poison = await http.post("/v1/admin/dead-letters/replay", json={"message_id": not_json_id})
+    assert one_poison.status_code == 409
+    assert "include_poison" in one_poison.json()["detail"]
+    cli_all = vcs_dlq(cli_env, "replay", "--service", "allocator", "--all")
+    assert cli_all.returncode == 1
+    assert sorted(cli_all.stdout.splitlines()) == sorted(
+        [
+            *(f"left poison allocator {i} (--include-poison replays it)" for i in letters_ids[1:]),
+            "nothing replayed",
+        ]
+    )
+    assert await queue_depth(broker, allocator_dlq) == 2
+
+    replay_all = await http.post(
+        "/v1/admin/dead-letters/replay",
+        json={"service": "allocator", "all": True, "include_poison": True},
     )
     assert replay_all.status_code == 200, replay_all.text
     [outcome] = replay_all.json()

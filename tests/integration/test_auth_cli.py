@@ -117,3 +117,69 @@ async def test_without_a_secret_or_for_an_unknown_office_it_says_why_and_prints_
     assert no_secret.stdout == unknown.stdout == ""
     assert "VCS_JWT_SECRET" in no_secret.stderr
     assert "district_code" in unknown.stderr
+
+
+async def test_a_national_operator_token_acts_for_every_province(
+    start_services: StartServices, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await start_services("intake")
+
+    issued = await vcs(
+        "token",
+        "issue",
+        "--operator",
+        "hq",
+        "--national",
+        cwd=tmp_path,
+        VCS_JWT_SECRET=TEST_JWT_SECRET,
+    )
+    mixed = await vcs(
+        "token",
+        "issue",
+        "--operator",
+        "hq",
+        "--national",
+        "--region",
+        "12",
+        cwd=tmp_path,
+        VCS_JWT_SECRET=TEST_JWT_SECRET,
+    )
+
+    token = last_line(issued)
+    assert "national: all provinces" in issued.stderr
+    for district in ("1001", "4701", "9601"):
+        answer = await http.post("/v1/requests", json=request_body(district), headers=bearer(token))
+        assert answer.status_code == 202, (district, answer.text)
+    assert mixed.returncode == 2
+    assert mixed.stdout == ""
+    assert "--national" in mixed.stderr
+
+
+@pytest.mark.parametrize(
+    ("who", "hours", "cap"),
+    [
+        (("--operator", "somsri", "--region", "12"), "12.5", "12 hours"),
+        (("--office", "4701"), str(90 * 24 + 1), "90 days"),
+    ],
+    ids=["operator", "office"],
+)
+async def test_a_lifetime_over_the_cap_is_refused_at_issue_with_the_reason(
+    tmp_path: Path, who: tuple[str, ...], hours: str, cap: str
+) -> None:
+    refused = await vcs(
+        "token", "issue", *who, "--ttl-hours", hours, cwd=tmp_path, VCS_JWT_SECRET=TEST_JWT_SECRET
+    )
+    at_cap = await vcs(
+        "token",
+        "issue",
+        *who,
+        "--ttl-hours",
+        str(float(hours) - (0.5 if "--operator" in who else 1)),
+        cwd=tmp_path,
+        VCS_JWT_SECRET=TEST_JWT_SECRET,
+    )
+
+    assert refused.returncode == 2
+    assert refused.stdout == ""
+    assert f"over the cap of {cap}" in refused.stderr
+    assert at_cap.returncode == 0, at_cap.stderr

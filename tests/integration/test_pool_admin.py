@@ -1,4 +1,5 @@
-"""Pools managed without a restart: the allocator's admin API and ``vcs pool``."""
+"""Pools managed without a restart: the admin API on the intake's address (forwarded to the
+allocator's internal API) and ``vcs pool``, which calls the same API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -21,12 +23,11 @@ from tests.integration.test_allocator_concurrency import (
     publish,
     submitted,
 )
-from tests.support.auth import bearer, office_token, operator_token
+from tests.support.auth import TEST_JWT_SECRET, bearer, codec, office_token, operator_token
 from tests.support.paths import SAMPLE_POOL
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_allocator.pool import load_pool_file
-from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology
 from vcs_shared.store import Document, database_name
 from vcs_shared.thaitime import BANGKOK
@@ -45,18 +46,28 @@ BAD_POOL = HEADER + (
 )
 
 
-async def admin_client(start_services: StartServices) -> httpx.AsyncClient:
-    port = free_port()
-    await start_services("allocator", extra_env={"VCS_ADMIN_PORT": str(port)})
+async def admin_client(start_services: StartServices, intake_url: str) -> httpx.AsyncClient:
+    """A region-12 operator's client of the intake, with the allocator behind it."""
+    await start_services("allocator", "intake")
     return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{port}",
+        base_url=intake_url,
         headers={"Authorization": f"Bearer {operator_token()}"},
         timeout=30,
     )
 
 
-async def test_the_allocator_admin_api_needs_an_operator(start_services: StartServices) -> None:
-    client = await admin_client(start_services)
+def rooms_by_pool(listing: httpx.Response) -> dict[str, list[dict[str, Any]]]:
+    assert listing.status_code == 200, listing.text
+    by_pool: dict[str, list[dict[str, Any]]] = {}
+    for item in listing.json()["items"]:
+        by_pool.setdefault(item["pool"], []).append(item)
+    return by_pool
+
+
+async def test_the_pools_api_is_on_the_intakes_address_and_needs_an_operator(
+    start_services: StartServices, intake_url: str, service_env: dict[str, str]
+) -> None:
+    client = await admin_client(start_services, intake_url)
     async with client:
         anonymous = await client.get("/v1/admin/pools", headers={"Authorization": ""})
         office = await client.get("/v1/admin/pools", headers=bearer(office_token("4701")))
@@ -66,18 +77,37 @@ async def test_the_allocator_admin_api_needs_an_operator(start_services: StartSe
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     assert office.status_code == 403
     assert operator.status_code == 200
+    [item] = operator.json()["items"][:1]
+    assert set(item) == {"meeting_id", "capacity", "pool", "active"}
+
+    internal = service_env["VCS_ALLOCATOR_URL"]  # the allocator's own port: internal tokens only
+    async with httpx.AsyncClient(base_url=internal, timeout=30) as direct:
+        with_user_token = await direct.get("/v1/admin/pools", headers=bearer(operator_token()))
+        principal = codec.verify(operator_token())
+        with_internal = await direct.get(
+            "/v1/admin/pools", headers=bearer(codec.internal_token(principal))
+        )
+    assert with_user_token.status_code == 401
+    assert "internal" in with_user_token.json()["detail"]
+    assert with_internal.status_code == 200
 
 
 async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_restart(
-    start_services: StartServices, tap: EventTap, amqp_url: str, topology: Topology
+    start_services: StartServices,
+    tap: EventTap,
+    amqp_url: str,
+    topology: Topology,
+    intake_url: str,
 ) -> None:
-    async with await admin_client(start_services) as admin:
-        pools = (await admin.get("/v1/admin/pools")).json()["pools"]
+    async with await admin_client(start_services, intake_url) as admin:
+        pools = rooms_by_pool(await admin.get("/v1/admin/pools"))
         sample = load_pool_file(SAMPLE_POOL)
-        assert {p["pool"]: len(p["rooms"]) for p in pools} == {
+        assert {pool: len(rooms) for pool, rooms in pools.items()} == {
             pool: sum(r.pool == pool for r in sample) for pool in {r.pool for r in sample}
         }
-        assert "pwd=" not in (await admin.get("/v1/admin/pools")).text
+        shown = (await admin.get("/v1/admin/pools")).text
+        assert "pwd=" not in shown
+        assert not any(r.passcode in shown for r in sample)
 
         bad = await admin.post(
             "/v1/admin/pools/reload", content=BAD_POOL, headers={"content-type": "text/csv"}
@@ -87,8 +117,8 @@ async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_rest
             (3, "meeting_id"),
             (4, "capacity"),
         ]
-        unchanged = (await admin.get("/v1/admin/pools", params={"pool": "47"})).json()["pools"]
-        assert NEW_ROOM not in {r["meeting_id"] for r in unchanged[0]["rooms"]}
+        unchanged = rooms_by_pool(await admin.get("/v1/admin/pools", params={"province": "47"}))
+        assert NEW_ROOM not in {r["meeting_id"] for r in unchanged["47"]}
 
         wrong_type = await admin.post(
             "/v1/admin/pools/reload", content=NEW_POOL_47, headers={"content-type": "text/plain"}
@@ -123,7 +153,9 @@ async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_rest
         assert elsewhere.json() == []
 
 
-async def test_a_yaml_reload_through_the_admin_api(start_services: StartServices) -> None:
+async def test_a_yaml_reload_through_the_admin_api(
+    start_services: StartServices, intake_url: str
+) -> None:
     yaml_pool = (
         f"- meeting_id: '{NEW_ROOM}'\n"
         "  capacity: 1000\n"
@@ -133,7 +165,7 @@ async def test_a_yaml_reload_through_the_admin_api(start_services: StartServices
         "- meeting_id: '123'\n"
         "  capacity: 300\n"
     )
-    async with await admin_client(start_services) as admin:
+    async with await admin_client(start_services, intake_url) as admin:
         bad = await admin.post(
             "/v1/admin/pools/reload",
             content=yaml_pool,
@@ -153,17 +185,21 @@ async def test_a_yaml_reload_through_the_admin_api(start_services: StartServices
             headers={"content-type": "application/yaml"},
         )
         assert good.status_code == 200
-        overflow = (await admin.get("/v1/admin/pools", params={"pool": "region-12"})).json()
-        [active] = [r for r in overflow["pools"][0]["rooms"] if r["active"]]
+        overflow = rooms_by_pool(await admin.get("/v1/admin/pools", params={"pool": "region-12"}))
+        [active] = [r for r in overflow["region-12"] if r["active"]]
         assert active["meeting_id"] == NEW_ROOM
 
 
-def vcs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """The real ``vcs`` command, as an operator runs it."""
+def vcs(
+    *args: str, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real ``vcs`` command, as an operator runs it (no VCS_* setting leaks in)."""
     executable = Path(sys.executable).with_name("vcs")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("VCS_")}
     return subprocess.run(
         [str(executable), *args],
-        env={**os.environ, **env},
+        env={**clean, **env},
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -172,10 +208,16 @@ def vcs(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_rooms(
-    mongodb_url: str, namespace: str, mongo: AsyncMongoClient[Document], tmp_path: Path
+    start_services: StartServices,
+    intake_url: str,
+    namespace: str,
+    mongo: AsyncMongoClient[Document],
+    tmp_path: Path,
 ) -> None:
-    env = {"VCS_MONGODB_URL": mongodb_url, "VCS_NAMESPACE": namespace}
+    await start_services("allocator", "intake")
+    env = {"VCS_API_URL": intake_url, "VCS_TOKEN": operator_token("somsri", region="12")}
     rooms = mongo[database_name(namespace, "allocator")]["rooms"]
+    sample = load_pool_file(SAMPLE_POOL)
     bad_file = tmp_path / "bad.csv"
     bad_file.write_text(BAD_POOL, encoding="utf-8")
 
@@ -183,10 +225,8 @@ async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_room
     assert bad.returncode == 1
     assert "line 3: meeting_id:" in bad.stdout
     assert "line 4: capacity:" in bad.stdout
-    assert await rooms.count_documents({}) == 0
-
-    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
-    await store.replace_rooms(load_pool_file(SAMPLE_POOL))
+    assert await rooms.count_documents({}) == len(sample)  # the sample, loaded at start
+    assert await rooms.count_documents({"_id": NEW_ROOM}) == 0
 
     good_file = tmp_path / f"{uuid.uuid4().hex}.csv"
     good_file.write_text(NEW_POOL_47, encoding="utf-8")
@@ -195,8 +235,53 @@ async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_room
     assert "12 no longer listed became inactive" in replaced.stdout
 
     shown = await asyncio.to_thread(vcs, "pool", "show", "--pool", "47", env=env)
-    assert shown.returncode == 0
+    assert shown.returncode == 0, shown.stdout + shown.stderr
     assert shown.stdout.startswith("pool 47: 1 active (1 x 300)")
     assert NEW_ROOM in shown.stdout
     assert "s3cret" not in shown.stdout
     assert await rooms.count_documents({"pool": "48", "active": True}) > 0  # other pools kept
+
+
+async def test_the_operators_commands_work_beside_make_run_and_say_what_they_need(
+    start_services: StartServices, intake_url: str, tmp_path: Path
+) -> None:
+    """What ``make run`` writes (.data/dev.env) is enough: no token, no store or broker URL."""
+    await start_services("allocator", "desk", "intake")
+    (tmp_path / ".data").mkdir()
+    (tmp_path / ".data" / "dev.env").write_text(f"VCS_JWT_SECRET={TEST_JWT_SECRET}\n")
+    beside_make_run = {"VCS_API_URL": intake_url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return vcs(*args, env=beside_make_run, cwd=tmp_path)
+
+    shown, loaded, listed, replayed = await asyncio.gather(
+        asyncio.to_thread(run, "pool", "show", "--pool", "47"),
+        asyncio.to_thread(run, "pool", "load", str(SAMPLE_POOL)),
+        asyncio.to_thread(run, "dlq", "list"),
+        asyncio.to_thread(run, "dlq", "replay", "--all"),
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    no_token = await asyncio.to_thread(vcs, "pool", "show", env={}, cwd=elsewhere)
+    unreachable = await asyncio.to_thread(
+        vcs, "dlq", "list", env={"VCS_API_URL": f"http://127.0.0.1:{free_port()}"}, cwd=tmp_path
+    )
+
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert shown.stdout.startswith("pool 47: 12 active")
+    assert "national operator" in shown.stderr
+    assert loaded.returncode == 0, loaded.stdout + loaded.stderr
+    assert (listed.returncode, listed.stdout) == (
+        0,
+        "no dead letters (allocator, notifier, intake)\n",
+    )
+    assert (replayed.returncode, replayed.stdout) == (1, "nothing replayed\n")
+    assert no_token.returncode == unreachable.returncode == 2
+    assert "VCS_TOKEN" in no_token.stdout
+    assert "VCS_API_URL" in unreachable.stdout
+    commands = [("pool", "load"), ("pool", "show"), ("dlq", "list"), ("dlq", "replay")]
+    for command in commands:
+        helped = await asyncio.to_thread(vcs, *command, "--help", env={})
+        assert helped.returncode == 0
+        for setting in ("VCS_API_URL", "VCS_TOKEN", "VCS_JWT_SECRET", ".data/dev.env"):
+            assert setting in " ".join(helped.stdout.split()), (command, setting)

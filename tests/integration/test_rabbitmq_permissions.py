@@ -3,21 +3,28 @@
 A vhost of its own gets the topology from the generated definitions (imported
 with ``rabbitmqctl import_definitions``), then ``create-users.sh`` makes the
 users under a unique prefix; each user connects and tries what it must and
-must not be able to do. Finally the three services run as those users with
+must not be able to do. Finally the services run as those users with
 ``VCS_DECLARE_TOPOLOGY=false`` and deliver a request end to end, while the
 integration user watches the events from its own queue.
+
+These tests never skip silently: without ``rabbitmqctl`` (``make test`` installs
+RabbitMQ through scripts/ensure-rabbitmq.sh) they fail, unless
+``VCS_ALLOW_NO_RABBITMQCTL=1`` says on purpose that this machine cannot run them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -28,13 +35,22 @@ from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
 from pymongo import AsyncMongoClient
 
+from tests.support.auth import codec, national_operator_token
 from tests.support.paths import ROOT
 from tests.support.requests import request_body
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_shared.broker import Topology, check_topology, declare_topology
+from vcs_desk.deadletters import DeadLetters
+from vcs_shared.broker import (
+    ORIGINAL_ROUTING_KEY_HEADER,
+    Topology,
+    check_topology,
+    declare_topology,
+)
+from vcs_shared.scope import Scope
 from vcs_shared.store import database_name
+from vcs_shared.topology import CONSUMERS
 from vcs_tools.rabbitmq import (
     SERVICE_USERS,
     amqp_url,
@@ -65,8 +81,9 @@ async def imported(url: str, topology: Topology) -> None:
     async def declared() -> bool:
         connection = await aio_pika.connect(url)
         try:
-            for service in SERVICE_USERS:
+            for service in CONSUMERS:
                 await check_topology(await connection.channel(), topology, service)
+            await DeadLetters(connection, topology).check()
         except aio_pika.exceptions.ChannelClosed:
             return False
         finally:
@@ -92,7 +109,13 @@ class Broker:
 @pytest_asyncio.fixture(scope="module")
 async def least_privilege() -> AsyncIterator[Broker]:
     if shutil.which("rabbitmqctl") is None:
-        pytest.skip("rabbitmqctl is not installed here: the users cannot be created")
+        if os.environ.get("VCS_ALLOW_NO_RABBITMQCTL") == "1":
+            pytest.skip("rabbitmqctl is not installed and VCS_ALLOW_NO_RABBITMQCTL=1")
+        pytest.fail(
+            "rabbitmqctl is not installed, so the broker permissions cannot be tested: run "
+            "scripts/ensure-rabbitmq.sh (make test does), or set VCS_ALLOW_NO_RABBITMQCTL=1 "
+            "to skip these tests on purpose"
+        )
     suffix = uuid.uuid4().hex[:10]
     vhost, namespace, prefix = f"vcs-perm-{suffix}", f"t{suffix}", f"t{suffix}-"
     passwords = {password_variable(s): secrets.token_urlsafe(16) for s in SERVICE_USERS}
@@ -167,7 +190,7 @@ async def test_each_service_does_its_job_without_any_configure_permission(
     least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
 ) -> None:
     topology = least_privilege.topology
-    for service in SERVICE_USERS:
+    for service in CONSUMERS:
         connection = await connect(service)
         channel = await connection.channel()
         await check_topology(channel, topology, service)
@@ -175,7 +198,7 @@ async def test_each_service_does_its_job_without_any_configure_permission(
         await queue.get(fail=False)
 
         assert await refused(connection, lambda ch: declare_topology(ch, topology))
-        other = next(s for s in SERVICE_USERS if s != service)
+        other = next(s for s in CONSUMERS if s != service)
 
         async def read_other(ch: AbstractChannel, other: str = other) -> None:
             queue = await ch.get_queue(topology.queue(other), ensure=False)
@@ -202,6 +225,65 @@ async def test_services_publish_only_their_own_events_and_only_to_the_events_exc
                 f"{service} published {forged}"
             )
         assert await refused(connection, publishing(key, "amq.topic"))
+
+
+@pytest.mark.parametrize("user", [*SERVICE_USERS, INTEGRATION])
+async def test_nobody_may_publish_through_the_default_exchange(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]], user: str
+) -> None:
+    """Above all the internet-facing intake: the default exchange reaches every queue by
+    name, so writing to it would put any message straight into vcs.notifier."""
+    topology = least_privilege.topology
+    connection = await connect(user)
+
+    async def straight_into_the_notifier(channel: AbstractChannel) -> None:
+        await channel.default_exchange.publish(
+            message("room.assigned.47.4701"), routing_key=topology.queue("notifier")
+        )
+
+    assert await refused(connection, straight_into_the_notifier)
+    guest = await connect("guest")  # the same publish is fine for a user allowed to
+    assert not await refused(guest, straight_into_the_notifier)
+    drained = await (await guest.channel()).get_queue(topology.queue("notifier"))
+    await drained.purge()
+
+
+async def test_the_desk_reads_the_dead_letters_and_replays_them_and_nothing_else(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    topology = least_privilege.topology
+    guest = await (await connect("guest")).channel(publisher_confirms=True)
+    dead = await guest.get_exchange(topology.dead_exchange)
+    await dead.publish(
+        aio_pika.Message(
+            b"{}",
+            message_id="dead-1",
+            headers={ORIGINAL_ROUTING_KEY_HEADER: "request.submitted.47.4701"},
+        ),
+        routing_key=topology.queue("allocator"),
+    )
+    desk = await connect("desk")
+    everywhere = Scope.of(codec.verify(national_operator_token()))
+
+    [listed] = await DeadLetters(desk, topology).peek("allocator", everywhere)
+    result = await DeadLetters(desk, topology).replay("allocator", everywhere, include_poison=True)
+
+    assert listed.message_id == "dead-1"
+    assert result.replayed == ["dead-1"]
+    back = await (await guest.get_queue(topology.queue("allocator"))).get(no_ack=True)
+    assert back.routing_key == "request.submitted.47.4701"
+
+    async def read_a_service_queue(ch: AbstractChannel) -> None:
+        queue = await ch.get_queue(topology.queue("notifier"), ensure=False)
+        await queue.get(fail=False)
+
+    for attempt in (
+        read_a_service_queue,
+        publishing("room.assigned.47.4701", topology.exchange),
+        publishing("request.submitted.47.4701", topology.dead_exchange),
+        lambda ch: declare_topology(ch, topology),
+    ):
+        assert await refused(desk, attempt)
 
 
 def publishing(routing_key: str, exchange: str) -> Callable[[AbstractChannel], Awaitable[None]]:
@@ -240,6 +322,10 @@ async def test_the_integration_user_binds_and_reads_its_own_queues_and_nothing_e
         queue = await ch.declare_queue(exclusive=True)
         await queue.bind(topology.dead_exchange, routing_key=topology.queue("allocator"))
 
+    async def read_dead_letters(ch: AbstractChannel) -> None:
+        queue = await ch.get_queue(topology.dead_letter_queue("allocator"), ensure=False)
+        await queue.get(fail=False)
+
     async def publish_an_event(ch: AbstractChannel) -> None:
         target = await ch.get_exchange(topology.exchange, ensure=False)
         await target.publish(message("room.assigned.47.4701"), "room.assigned.47.4701")
@@ -251,10 +337,12 @@ async def test_the_integration_user_binds_and_reads_its_own_queues_and_nothing_e
         bind_service_queue,
         read_service_queue,
         bind_to_dead_letters,
+        read_dead_letters,
         publish_an_event,
+        publishing("request.submitted.47.4701", topology.replay_exchange),
         declare_in_the_namespace,
     ):
-        assert await refused(integration, attempt), attempt.__name__
+        assert await refused(integration, attempt), getattr(attempt, "__name__", attempt)
 
 
 async def test_the_services_deliver_a_request_running_as_their_least_privilege_users(
@@ -280,6 +368,9 @@ async def test_the_services_deliver_a_request_running_as_their_least_privilege_u
         response = await http.post("/v1/requests", json=request_body("4701"))
         assert response.status_code == 202
         request_id = response.json()["request_id"]
+        dead_letters = await http.get("/v1/admin/dead-letters")  # the desk, as its own user
+        assert dead_letters.status_code == 200, dead_letters.text
+        assert {letter["service"] for letter in dead_letters.json()} <= set(CONSUMERS)
 
         async def delivered() -> bool:
             view = (await http.get(f"/v1/requests/{request_id}")).json()
@@ -300,3 +391,42 @@ async def _drop_databases(mongodb_url: str, namespace: str) -> None:
             await client.drop_database(database_name(namespace, service))
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("opt_out", "outcome"), [(None, "1 error"), ("1", "1 skipped")], ids=["fails", "opted-out"]
+)
+async def test_without_rabbitmqctl_these_tests_fail_unless_skipping_is_asked_for(
+    opt_out: str | None, outcome: str
+) -> None:
+    """CI must not pass with the permissions untested because rabbitmqctl was missing."""
+    env = {k: v for k, v in os.environ.items() if k != "VCS_ALLOW_NO_RABBITMQCTL"}
+    env["PATH"] = os.pathsep.join(
+        folder
+        for folder in env.get("PATH", "").split(os.pathsep)
+        if not (Path(folder) / "rabbitmqctl").exists()
+    )
+    if opt_out is not None:
+        env["VCS_ALLOW_NO_RABBITMQCTL"] = opt_out
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"{__file__}::test_the_imported_definitions_match_what_the_code_declares",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert outcome in done.stdout, done.stdout[-2000:]
+    if opt_out is None:
+        assert done.returncode != 0
+        assert "rabbitmqctl is not installed" in done.stdout

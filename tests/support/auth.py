@@ -1,8 +1,8 @@
 """Tokens for tests, signed with the session's test secret (the services get it as VCS_JWT_SECRET).
 
 The ``http`` fixture authenticates as :func:`national_operator_token`, an
-operator of all 77 provinces that exists only in tests, so tests about
-something else need not care about identities.
+operator of the national role, so tests about something else need not care
+about identities.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import secrets
 from collections.abc import Generator
 from datetime import UTC, datetime, timedelta
 
-import geothai
 import httpx
 
 from vcs_shared.auth import TokenCodec
@@ -35,9 +34,8 @@ def operator_token(
 
 
 def national_operator_token() -> str:
-    """An operator of every province: a test-only identity, no real region spans them all."""
-    provinces = tuple(province.code for province in geothai.provinces())
-    return operator_token("national-test-operator", region=None, provinces=provinces)
+    """An operator of the national role (all 77 provinces, every pool)."""
+    return codec.issue_operator("national-test-operator", national=True, ttl=TTL).token
 
 
 def expired_token(district_code: str = "4701") -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -10,7 +11,16 @@ import pytest
 
 from tests.support.auth import codec as test_codec
 from tests.support.auth import expired_token, foreign_token, tampered_token
-from vcs_shared.auth import ALGORITHM, InvalidToken, Role, TokenCodec
+from vcs_shared.auth import (
+    ALGORITHM,
+    INTERNAL_AUDIENCE,
+    InternalAuthenticator,
+    InvalidToken,
+    IssuedToken,
+    Role,
+    TokenCodec,
+)
+from vcs_shared.offices import ALL_PROVINCES
 
 pytestmark = pytest.mark.unit
 
@@ -156,3 +166,94 @@ def test_issuing_for_an_unknown_office_or_region_fails_loudly() -> None:
         codec.issue_office("4799", ttl=HOUR)
     with pytest.raises(ValueError, match="unknown region"):
         codec.issue_operator("x", region="99", ttl=HOUR)
+
+
+def test_a_national_operator_acts_for_every_province() -> None:
+    issued = codec.issue_operator("hq", national=True, ttl=HOUR)
+    principal = codec.verify(issued.token)
+
+    assert principal.national
+    assert principal.provinces == ALL_PROVINCES
+    assert len(principal.provinces) == 77
+    assert principal.may_act_for("1001", "10")
+    assert principal.may_act_for("4701", "47")
+    with pytest.raises(ValueError, match="national operator token lists no region"):
+        codec.issue_operator("hq", national=True, region="12", ttl=HOUR)
+
+
+@pytest.mark.parametrize(
+    ("issue", "cap"),
+    [
+        (lambda ttl: codec.issue_office("4701", ttl=ttl), timedelta(days=90)),
+        (lambda ttl: codec.issue_operator("x", region="12", ttl=ttl), timedelta(hours=12)),
+    ],
+    ids=["office-90-days", "operator-12-hours"],
+)
+def test_a_lifetime_over_the_cap_is_refused_at_issue_and_at_verification(
+    issue: Callable[[timedelta], IssuedToken], cap: timedelta
+) -> None:
+    assert issue(cap).claims.exp - issue(cap).claims.iat == cap.total_seconds()
+    with pytest.raises(ValueError, match="over the cap"):
+        issue(cap + timedelta(seconds=1))
+
+    now = int(datetime.now(UTC).timestamp())
+    claims = issue(cap).claims.model_dump(mode="json", exclude_none=True)
+    claims.update(iat=now, exp=now + int(cap.total_seconds()) + 60)
+    signed = jwt.encode(claims, SECRET, algorithm=ALGORITHM)
+    with pytest.raises(InvalidToken, match="over the cap"):
+        codec.verify(signed)
+
+
+def test_an_internal_token_carries_the_callers_identity_for_60_seconds_and_only_inside() -> None:
+    callers = [
+        codec.verify(codec.issue_office("4701", ttl=HOUR).token),
+        codec.verify(
+            codec.issue_operator("somsri", region="12", provinces=("10",), ttl=HOUR).token
+        ),
+        codec.verify(codec.issue_operator("hq", national=True, ttl=HOUR).token),
+    ]
+    for caller in callers:
+        token = codec.internal_token(caller)
+        inside = codec.verify_internal(token)
+
+        assert (inside.subject, inside.role, inside.district_code) == (
+            caller.subject,
+            caller.role,
+            caller.district_code,
+        )
+        assert (inside.provinces, inside.national) == (caller.provinces, caller.national)
+        claims = codec.claims(token, audience=INTERNAL_AUDIENCE)
+        assert claims.exp - claims.iat == 60
+        assert claims.jti != caller.jti
+        with pytest.raises(InvalidToken, match="internal token is not accepted here"):
+            codec.verify(token)  # the front door
+        with pytest.raises(InvalidToken, match="only internal tokens"):
+            codec.verify_internal(codec.issue_office("4701", ttl=HOUR).token)
+
+
+def test_an_internal_token_living_longer_than_60_seconds_is_refused() -> None:
+    now = int(datetime.now(UTC).timestamp())
+    payload = {
+        "iss": "dopa-vcs",
+        "sub": "operator:x",
+        "role": "operator",
+        "national": True,
+        "aud": INTERNAL_AUDIENCE,
+        "iat": now,
+        "exp": now + 61,
+        "jti": "j1",
+    }
+
+    with pytest.raises(InvalidToken, match="over the cap of 60 seconds for internal"):
+        codec.verify_internal(jwt.encode(payload, SECRET, algorithm=ALGORITHM))
+
+
+async def test_an_internal_authenticator_takes_only_internal_tokens() -> None:
+    caller = codec.verify(codec.issue_operator("somsri", region="12", ttl=HOUR).token)
+    authenticator = InternalAuthenticator(codec)
+
+    assert (
+        await authenticator.authenticate(codec.internal_token(caller))
+    ).subject == caller.subject
+    with pytest.raises(InvalidToken):
+        await authenticator.authenticate(codec.issue_operator("s", region="12", ttl=HOUR).token)

@@ -17,8 +17,10 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from vcs_allocator.settings import AllocatorSettings
+from vcs_desk.settings import DeskSettings
 from vcs_intake.settings import IntakeSettings
 from vcs_notifier.settings import NotifierSettings
+from vcs_tools.rabbitmq import SERVICE_USERS, password_variable
 
 pytestmark = pytest.mark.unit
 
@@ -27,6 +29,7 @@ SETTINGS: dict[str, type[BaseSettings]] = {
     "intake": IntakeSettings,
     "allocator": AllocatorSettings,
     "notifier": NotifierSettings,
+    "desk": DeskSettings,
 }
 
 
@@ -92,6 +95,25 @@ def test_mounted_files_exist_and_dependencies_are_services(compose: dict[str, An
             assert dependency in services, f"{name} depends on unknown {dependency}"
             if condition["condition"] == "service_healthy":
                 assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+
+
+def test_only_the_intake_is_published_among_the_services(compose: dict[str, Any]) -> None:
+    """Internal APIs (the allocator's admin API, the desk) are reached through the intake."""
+    published = {name for name in SETTINGS if compose["services"][name].get("ports")}
+    urls = compose["services"]["intake"]["environment"]
+
+    assert published == {"intake"}
+    assert urls["VCS_ALLOCATOR_URL"] == "http://allocator:8001"
+    assert urls["VCS_DESK_URL"] == "http://desk:8002"
+
+
+def test_every_broker_user_gets_its_password(compose: dict[str, Any]) -> None:
+    provision = compose["services"]["rabbitmq-provision"]["environment"]
+    example = (ROOT / "deploy" / "compose.env.example").read_text()
+
+    for user in SERVICE_USERS:
+        assert password_variable(user) in provision, user
+        assert f"{password_variable(user)}=" in example, user
 
 
 def test_secrets_come_from_the_environment_only(compose: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -55,6 +57,20 @@ def test_nested_urls_in_lists_are_masked() -> None:
     assert "SECRET2" not in json.dumps(out)
 
 
+@pytest.fixture
+def configured_here() -> Iterator[None]:
+    """configure_logging binds this test's captured stderr; undo it, or later tests that log
+    in this process would write to a closed file."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        root.handlers, root.level = handlers, level
+
+
+@pytest.mark.usefixtures("configured_here")
 def test_the_configured_pipeline_writes_json_without_the_secret(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -2,7 +2,7 @@
 
 * the embedded store: the ``nx-27017`` MongoDB wire-protocol server on a free port,
 * an SMTP sink (``aiosmtpd``) that keeps every mail it receives,
-* the services as OS processes, each with its own environment,
+* the services as OS processes (:data:`SERVICES`), each with its own environment,
 * how to tell each of them is ready (probes for :mod:`vcs_tools.supervisor`).
 
 Every process is started through :mod:`vcs_tools.children`, so none outlives
@@ -36,7 +36,7 @@ from vcs_tools.mailsink import KeepMail
 from vcs_tools.private_files import private_dir
 from vcs_tools.supervisor import ChildSpec, Probe, Started
 
-SERVICES = ("intake", "allocator", "notifier")
+SERVICES = ("intake", "allocator", "notifier", "desk")
 
 
 def free_port() -> int:

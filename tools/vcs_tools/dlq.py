@@ -1,100 +1,118 @@
 """``vcs dlq list|replay``: operators look at the dead-letter queues and replay after a fix.
 
     vcs dlq list [--service allocator|notifier|intake] [--json]
-    vcs dlq replay [--service S] (--id MESSAGE_ID | --all)
+    vcs dlq replay [--service S] (--id MESSAGE_ID | --all) [--include-poison]
 
-Without ``--service`` every service's DLQ is listed (or searched, for a
-replay). The broker work is in :mod:`vcs_shared.deadletters`, shared with the
-intake's admin endpoint.
+Both call the operators' API on the intake's address (:mod:`vcs_tools.operator_api`),
+which the desk serves: the dead letters of the caller's provinces only. Without
+``--service`` every service's DLQ is listed (or searched, for a replay). A replay
+goes back to the one service's queue with its original routing key; poison (not
+JSON, not a CloudEvent, off its schema) is left where it is unless
+``--include-poison`` says otherwise. Every letter and every replay is printed
+on one line, once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from typing import Any
 
-import aio_pika
-from pydantic import Field, SecretStr, ValidationError
+import httpx
 
-from vcs_shared.broker import Topology
-from vcs_shared.deadletters import SERVICES, DeadLetter, DeadLetters
-from vcs_shared.settings import NamespaceSettings
+from vcs_shared.topology import CONSUMERS
+from vcs_tools.operator_api import SETTINGS_HELP, CommandFailed, detail, operator_api
 
-
-class DlqSettings(NamespaceSettings):
-    """Where the broker is; the same ``VCS_`` variables the services read."""
-
-    amqp_url: SecretStr = Field(description="AMQP URL of a user allowed to read and publish")
+SERVICES = tuple(CONSUMERS)
+LIST_LIMIT = 1000
 
 
 def add_parser(commands: Any) -> None:
     """Registers ``dlq`` on the ``vcs`` command's subparsers."""
-    dlq = commands.add_parser("dlq", help="list or replay dead-lettered messages")
+    dlq = commands.add_parser(
+        "dlq", help="list or replay dead-lettered messages", description=SETTINGS_HELP
+    )
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
-    listing = actions.add_parser("list", help="show the dead letters (the queue is unchanged)")
+    listing = actions.add_parser(
+        "list", help="show the dead letters (the queue is unchanged)", description=SETTINGS_HELP
+    )
     listing.add_argument("--service", choices=SERVICES, help="one service (default: all)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
-    replay = actions.add_parser("replay", help="republish to the service's queue, then drop")
+    replay = actions.add_parser(
+        "replay",
+        help="put dead letters back into their service's queue, then drop them",
+        description=SETTINGS_HELP,
+    )
     replay.add_argument("--service", choices=SERVICES, help="one service (default: all)")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", dest="message_id", help="the message id to replay")
     which.add_argument("--all", action="store_true", help="replay every dead letter")
+    replay.add_argument(
+        "--include-poison",
+        action="store_true",
+        help="replay poison too (unparseable or off-schema: it will only die again)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Runs ``vcs dlq ...``; the exit status is 1 when a replay found nothing to replay."""
+    """Runs ``vcs dlq ...``; 1 when a replay replayed nothing, 2 when the system could not
+    be asked (settings, connection)."""
     try:
-        settings = DlqSettings()
-    except ValidationError as exc:
-        print(f"vcs dlq: settings missing or invalid (VCS_AMQP_URL, VCS_NAMESPACE):\n{exc}")
-        return 2
-    try:
-        return asyncio.run(_run(args, settings))
-    except aio_pika.exceptions.ChannelNotFoundEntity as exc:
-        print(f"vcs dlq: {exc} (is VCS_NAMESPACE={settings.namespace} right?)")
-    except (aio_pika.exceptions.AMQPConnectionError, ConnectionError) as exc:
-        print(f"vcs dlq: cannot reach the broker: {exc}")
-    return 2
-
-
-async def _run(args: argparse.Namespace, settings: DlqSettings) -> int:
-    services = (args.service,) if args.service else SERVICES
-    connection = await aio_pika.connect(settings.amqp_url.get_secret_value())
-    try:
-        letters = DeadLetters(connection, Topology(settings.namespace))
         if args.dlq_command == "list":
-            found = 0
-            for service in services:
-                for letter in await letters.peek(service):
-                    print(_render(letter, as_json=args.json))
-                    found += 1
-            if not found and not args.json:
-                print(f"no dead letters ({settings.namespace}: {', '.join(services)})")
-            return 0
-        replayed = 0
-        for service in services:
-            result = await letters.replay(service, None if args.all else args.message_id)
-            for message_id in result.replayed:
-                print(f"replayed {service} {message_id}")
-            replayed += len(result.replayed)
-        if replayed == 0:
-            print("nothing replayed: no such dead letter")
-            return 1
-        return 0
-    finally:
-        await connection.close()
+            return _list(args.service, as_json=args.json)
+        return _replay(args.service, args.message_id, include_poison=args.include_poison)
+    except CommandFailed as exc:
+        print(f"vcs dlq {args.dlq_command}: {exc}")
+        return exc.code
 
 
-def _render(letter: DeadLetter, *, as_json: bool) -> str:
+def _list(service: str | None, *, as_json: bool) -> int:
+    params = {"limit": str(LIST_LIMIT), **({"service": service} if service else {})}
+    with operator_api() as api:
+        response = api.request("GET", "/v1/admin/dead-letters", params=params)
+    if response.status_code != httpx.codes.OK:
+        print(f"vcs dlq list: {detail(response)}")
+        return 1
+    letters: list[dict[str, Any]] = response.json()
+    for letter in letters:
+        print(_render(letter, as_json=as_json))
+    if not letters and not as_json:
+        print(f"no dead letters ({service or ', '.join(SERVICES)})")
+    return 0
+
+
+def _replay(service: str | None, message_id: str | None, *, include_poison: bool) -> int:
+    command: dict[str, Any] = {"include_poison": include_poison}
+    command.update({"message_id": message_id} if message_id else {"all": True})
+    if service:
+        command["service"] = service
+    with operator_api() as api:
+        response = api.request("POST", "/v1/admin/dead-letters/replay", json=command)
+    if response.status_code != httpx.codes.OK:
+        print(f"nothing replayed: {detail(response)}")
+        return 1
+    replayed = 0
+    for outcome in response.json():
+        for replayed_id in outcome["replayed"]:
+            print(f"replayed {outcome['service']} {replayed_id}")
+            replayed += 1
+        for poison_id in outcome["skipped_poison"]:
+            print(f"left poison {outcome['service']} {poison_id} (--include-poison replays it)")
+    if replayed == 0:
+        print("nothing replayed")
+        return 1
+    return 0
+
+
+def _render(letter: dict[str, Any], *, as_json: bool) -> str:
     if as_json:
-        return json.dumps(letter.as_dict(), ensure_ascii=False, default=str)
+        return json.dumps(letter, ensure_ascii=False)
     deaths = "; ".join(
         f"{d.get('reason')} x{d.get('count')} from {d.get('queue')} at {d.get('time')}"
-        for d in letter.deaths
+        for d in letter["deaths"]
     )
     return (
-        f"{letter.service}\t{letter.message_id}\t{letter.event_type or '-'}\t"
-        f"{letter.routing_key}\treason={letter.reason or '-'}\tx-death={deaths or '-'}"
+        f"{letter['service']}\t{letter['message_id']}\t{letter['event_type'] or '-'}\t"
+        f"{letter['routing_key']}\t{'poison' if letter['poison'] else '-'}\t"
+        f"reason={letter['reason'] or '-'}\tx-death={deaths or '-'}"
     )

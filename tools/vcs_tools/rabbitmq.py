@@ -29,7 +29,8 @@ import aio_pika
 from vcs_shared.broker import declare_topology
 from vcs_shared.topology import CONSUMERS, Topology
 
-SERVICE_USERS = tuple(CONSUMERS)
+SERVICE_USERS = (*CONSUMERS, "desk")
+"""Every service connects as its own user: the three consumers, and the desk (dead letters)."""
 CREATE_USERS_SCRIPT = Path("deploy") / "rabbitmq" / "create-users.sh"
 
 
@@ -72,7 +73,7 @@ def definitions(namespace: str = "vcs", vhost: str = "/") -> dict[str, Any]:
                 "destination": binding.queue,
                 "destination_type": "queue",
                 "routing_key": binding.routing_key,
-                "arguments": {},
+                "arguments": dict(binding.arguments),
             }
             for binding in definition.bindings
         ],

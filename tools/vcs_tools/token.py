@@ -2,8 +2,12 @@
 
 ``vcs token issue --office 4701`` prints the token as the last line of stdout
 (so ``TOKEN=$(vcs token issue --office 4701)`` works) and a one-line hint on
-stderr. ``vcs token revoke JTI_OR_TOKEN`` writes the token's id into the
-intake's revocation list; the intake refuses it from the next request on.
+stderr. An operator covers ``--region``, ``--province`` (repeatable) or, for the
+department's headquarters, ``--national`` (all 77 provinces). Lifetimes are
+capped (offices 90 days, operators 12 hours): a longer ``--ttl-hours`` is
+refused with the reason (exit 2). ``vcs token revoke JTI_OR_TOKEN`` writes the
+token's id into the intake's revocation list; the intake refuses it from the
+next request on, and so, within a minute, does every internal API behind it.
 
 The signing secret is ``VCS_JWT_SECRET``; when it is not set, the secrets
 ``make run`` keeps in ``.data/dev.env`` are used, and ``.data/run.env`` gives
@@ -22,7 +26,7 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from vcs_intake.revocations import MongoRevocationList
-from vcs_shared.auth import InvalidToken, IssuedToken, TokenCodec
+from vcs_shared.auth import LIFETIME_CAPS, InvalidToken, IssuedToken, Role, TokenCodec
 from vcs_shared.offices import REGION_PROVINCES, find_office
 from vcs_shared.settings import NamespaceSettings, TokenSettings
 from vcs_shared.store import database_name, make_client
@@ -40,10 +44,16 @@ class TokenToolSettings(TokenSettings, NamespaceSettings):
         default=None, description="The intake's store, where revocations go (revoke only)"
     )
     operator_token_hours: float = Field(
-        default=8, gt=0, le=24 * 7, description="Lifetime of operator tokens: one shift"
+        default=8,
+        gt=0,
+        le=LIFETIME_CAPS[Role.operator] / timedelta(hours=1),
+        description="Lifetime of operator tokens: one shift (at most 12 hours)",
     )
     office_token_days: float = Field(
-        default=30, gt=0, le=366, description="Lifetime of office tokens"
+        default=30,
+        gt=0,
+        le=LIFETIME_CAPS[Role.office] / timedelta(days=1),
+        description="Lifetime of office tokens (at most 90 days)",
     )
 
 
@@ -67,7 +77,17 @@ def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="a province the operator covers (repeatable; with or instead of --region)",
     )
     issue.add_argument(
-        "--ttl-hours", type=float, help="lifetime; default from VCS_OPERATOR_TOKEN_HOURS/..."
+        "--national",
+        action="store_true",
+        help="an operator of the department's headquarters: all 77 provinces",
+    )
+    issue.add_argument(
+        "--ttl-hours",
+        type=float,
+        help=(
+            "lifetime; default VCS_OPERATOR_TOKEN_HOURS (8) or VCS_OFFICE_TOKEN_DAYS (30); "
+            "at most 12 hours for operators, 90 days for offices"
+        ),
     )
 
     revoke = actions.add_parser("revoke", help="refuse a token from now on")
@@ -94,16 +114,22 @@ def run_token(args: argparse.Namespace) -> int:
 def _issue(args: argparse.Namespace, settings: TokenToolSettings, codec: TokenCodec) -> int:
     try:
         if args.office is not None:
-            if args.region or args.province:
-                raise ValueError("--region and --province are for operators")
+            if args.region or args.province or args.national:
+                raise ValueError("--region, --province and --national are for operators")
             ttl = timedelta(hours=args.ttl_hours or settings.office_token_days * 24)
             issued = codec.issue_office(args.office, ttl=ttl)
         else:
-            if not args.region and not args.province:
-                raise ValueError("an operator needs --region or --province")
+            if args.national and (args.region or args.province):
+                raise ValueError("--national covers every province: no --region or --province")
+            if not (args.region or args.province or args.national):
+                raise ValueError("an operator needs --region, --province or --national")
             ttl = timedelta(hours=args.ttl_hours or settings.operator_token_hours)
             issued = codec.issue_operator(
-                args.operator, region=args.region, provinces=tuple(args.province), ttl=ttl
+                args.operator,
+                region=args.region,
+                provinces=tuple(args.province),
+                national=args.national,
+                ttl=ttl,
             )
     except ValueError as exc:
         print(f"vcs token issue: {exc}", file=sys.stderr)
@@ -119,7 +145,8 @@ def _hint(issued: IssuedToken) -> str:
         office = find_office(claims.district_code)
         who = f"office {claims.district_code} ({office.name_en if office else '?'})"
     else:
-        scope = [f"region {claims.region}"] if claims.region else []
+        scope = ["national: all provinces"] if claims.national else []
+        scope += [f"region {claims.region}"] if claims.region else []
         scope += [f"provinces {','.join(claims.provinces)}"] if claims.provinces else []
         who = f"{claims.sub} ({'; '.join(scope)})"
     expires = claims.expires_at.astimezone(BANGKOK).strftime("%Y-%m-%d %H:%M %z")

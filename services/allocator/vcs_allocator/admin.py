@@ -1,37 +1,47 @@
-"""The allocator's admin HTTP API: pools and reservations, for the regional operators.
+"""The allocator's internal admin API: pools and reservations, for the regional operators.
 
-Served by the allocator process itself (setting ``admin_port``; 0 disables
-it), because the allocator owns pools and reservations and no other service
-reads its collections. All routes are on one :data:`router`, so the operator
-role can be required for all of them with one router-level dependency.
+Operators reach it through the intake (the one front door), which forwards
+``/v1/admin/pools*`` and ``/v1/admin/reservations*`` here with an internal
+token (:mod:`vcs_shared.auth`); this API accepts nothing else. It is served by
+the allocator process itself (setting ``admin_port``; 0 disables it), because
+the allocator owns pools and reservations and no other service reads its
+collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
 
-* ``GET  /v1/admin/pools`` — the rooms of every pool (never a passcode).
+* ``GET  /v1/admin/pools?province=&pool=`` — the caller's rooms (never a passcode).
+* ``GET  /v1/admin/pools/export?province=&pool=`` — the same rooms as CSV.
 * ``POST /v1/admin/pools/reload`` — the body is a whole pool file (``text/csv``
   or ``application/yaml``); it is checked whole first, so a bad file is
-  answered ``422`` with every bad line and field and nothing is loaded.
+  answered ``422`` with every bad line and field, a file naming a pool outside
+  the caller's provinces ``403`` naming those pools, and nothing is loaded.
   Effective at once: the allocator reads the rooms on every allocation.
-* ``GET  /v1/admin/reservations?meeting_id=&date=`` — live reservations whose
-  window touches that Bangkok calendar day (default: today).
+* ``GET  /v1/admin/reservations?meeting_id=&date=&province=`` — live
+  reservations of the caller's provinces whose window touches that Bangkok
+  calendar day (default: today).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import socket
-from collections.abc import Iterator
+import csv
+import io
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 import structlog
-import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi.responses import Response
 from pydantic import BaseModel
 
+from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, parse_pool
-from vcs_allocator.store import MongoReservationStore
+from vcs_allocator.store import MongoReservationStore, PoolChange
 from vcs_shared.auth import Authenticator
-from vcs_shared.http_auth import require_operator
+from vcs_shared.http_auth import (
+    OperatorScope,
+    ProvinceFilter,
+    outside_scope,
+    require_operator,
+)
+from vcs_shared.scope import Scope
 from vcs_shared.thaitime import BANGKOK
 
 log = structlog.get_logger(__name__)
@@ -43,26 +53,27 @@ POOL_FORMATS: dict[str, Literal["csv", "yaml"]] = {
     "text/yaml": "yaml",
 }
 MAX_POOL_FILE_BYTES = 2_000_000
+EXPORT_COLUMNS = ("meeting_id", "capacity", "pool", "active")
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(require_operator)])
 
+PoolFilter = Annotated[
+    str | None,
+    Query(pattern=r"^([0-9]{2}|region-[0-9]{1,3})$", description="One pool: 47 or region-12"),
+]
 
-class RoomView(BaseModel):
+
+class PoolItem(BaseModel):
+    """One room of a pool as operators see it: never its passcode or join URL."""
+
     meeting_id: str
     capacity: int
-    active: bool
-    join_url: str
-    """Without its query string: no passcode is ever shown here."""
-
-
-class PoolView(BaseModel):
     pool: str
-    active_rooms: int
-    rooms: list[RoomView]
+    active: bool
 
 
-class PoolsView(BaseModel):
-    pools: list[PoolView]
+class PoolList(BaseModel):
+    items: list[PoolItem]
 
 
 class ReloadResult(BaseModel):
@@ -91,27 +102,61 @@ def _store(request: Request) -> MongoReservationStore:
 StoreDep = Annotated[MongoReservationStore, Depends(_store)]
 
 
-@router.get("/pools", response_model=PoolsView)
+async def _visible_rooms(
+    store: MongoReservationStore, scope: Scope, province: str | None, pool: str | None
+) -> list[Room]:
+    """The caller's rooms, narrowed to one pool when asked (a pool not theirs: 403)."""
+    if pool is not None and not scope.covers_pool(pool):
+        raise outside_scope("the pool asked for is", [pool], scope)
+    if province is not None and pool is not None and province != pool:
+        return []
+    rooms = await store.all_rooms(pool or province)
+    return [room for room in rooms if scope.covers_pool(room.pool)]
+
+
+@router.get("/pools", response_model=PoolList, responses={403: {"description": "Not your pool"}})
 async def list_pools(
-    store: StoreDep,
-    pool: Annotated[str | None, Query(description="One pool: 47 or region-12")] = None,
-) -> PoolsView:
-    """Every stored room by pool, active or not, smallest first."""
-    by_pool: dict[str, list[RoomView]] = {}
-    for room in await store.all_rooms(pool):
-        by_pool.setdefault(room.pool, []).append(
-            RoomView(
-                meeting_id=room.meeting_id,
-                capacity=room.capacity,
-                active=room.active,
-                join_url=room.public_join_url,
-            )
-        )
-    return PoolsView(
-        pools=[
-            PoolView(pool=name, active_rooms=sum(r.active for r in rooms), rooms=rooms)
-            for name, rooms in by_pool.items()
-        ]
+    store: StoreDep, scope: OperatorScope, province: ProvinceFilter, pool: PoolFilter = None
+) -> PoolList:
+    """The rooms of the caller's pools, active or not, by pool, capacity and Meeting ID."""
+    rooms = await _visible_rooms(store, scope, province, pool)
+    return PoolList(items=[_item(room) for room in rooms])
+
+
+@router.get(
+    "/pools/export",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "meeting_id,capacity,pool,active"}
+    },
+)
+async def export_pools(
+    store: StoreDep, scope: OperatorScope, province: ProvinceFilter, pool: PoolFilter = None
+) -> Response:
+    """The caller's rooms as CSV (``meeting_id,capacity,pool,active``).
+
+    Without passcodes and join URLs, which this API never serves: the export shows
+    what is loaded; the operators' own pool file, with the passcodes, stays the
+    source a reload is made from.
+    """
+    rooms = await _visible_rooms(store, scope, province, pool)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(
+        {**_item(room).model_dump(), "active": str(room.active).lower()} for room in rooms
+    )
+    name = "-".join(["pools", *filter(None, [province, pool])])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _item(room: Room) -> PoolItem:
+    return PoolItem(
+        meeting_id=room.meeting_id, capacity=room.capacity, pool=room.pool, active=room.active
     )
 
 
@@ -119,6 +164,8 @@ async def list_pools(
     "/pools/reload",
     response_model=ReloadResult,
     responses={
+        403: {"description": "The file names pools outside the caller's provinces"},
+        413: {"description": "Larger than 2 MB"},
         415: {"description": "Not text/csv or application/yaml"},
         422: {"description": "Bad lines (each with its line number and field); nothing loaded"},
     },
@@ -133,8 +180,11 @@ async def list_pools(
         }
     },
 )
-async def reload_pools(request: Request, store: StoreDep) -> ReloadResult:
-    """Replaces the pools the file names; rooms of them it no longer lists become inactive."""
+async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) -> ReloadResult:
+    """Replaces the pools the file names; rooms of them it no longer lists become inactive.
+
+    ``vcs pool load`` sends the file here too, so both are checked the same way.
+    """
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     fmt = POOL_FORMATS.get(media_type)
     if fmt is None:
@@ -170,7 +220,10 @@ async def reload_pools(request: Request, store: StoreDep) -> ReloadResult:
                 for i in exc.issues
             ],
         ) from exc
-    change = await store.replace_rooms(rooms)
+    outside = scope.outside_pools(room.pool for room in rooms)
+    if outside:
+        raise outside_scope("nothing was loaded: the file names pools", outside, scope)
+    change: PoolChange = await store.replace_rooms(rooms)
     log.info(
         "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
     )
@@ -182,75 +235,39 @@ async def reload_pools(request: Request, store: StoreDep) -> ReloadResult:
 @router.get("/reservations", response_model=list[ReservationView])
 async def list_reservations(
     store: StoreDep,
+    scope: OperatorScope,
+    province: ProvinceFilter,
     meeting_id: Annotated[str | None, Query(pattern=r"^[0-9]{9,11}$")] = None,
     day: Annotated[
         date | None, Query(alias="date", description="Bangkok calendar day (default: today)")
     ] = None,
 ) -> list[ReservationView]:
-    """Live reservations (assigned, not cancelled) touching that day, earliest first."""
+    """Live reservations (assigned, not cancelled) of the caller's provinces touching that
+    day, earliest first."""
     day = day or datetime.now(BANGKOK).date()
     start = datetime.combine(day, time(0), tzinfo=BANGKOK)
     found = await store.reservations(start, start + timedelta(days=1), meeting_id)
-    return [ReservationView.model_validate(r, from_attributes=True) for r in found]
+    return [
+        ReservationView.model_validate(reservation, from_attributes=True)
+        for reservation in found
+        if scope.covers_province(reservation.province_code)
+        and (province is None or reservation.province_code == province)
+    ]
 
 
 def create_admin_app(store: MongoReservationStore, authenticator: Authenticator) -> FastAPI:
-    """The admin app over the allocator's store (the composition root passes it in).
-
-    Tokens are checked for signature, expiry and role; revocations live in the
-    intake's store, which the allocator does not read, so the short lifetime of
-    operator tokens is what bounds a revoked one here.
-    """
+    """The internal admin app over the allocator's store (the composition root passes in the
+    store and an :class:`~vcs_shared.auth.InternalAuthenticator`)."""
     app = FastAPI(
-        title="DOPA VCS allocator admin",
+        title="DOPA VCS allocator admin (internal)",
         version="1",
-        description="Pools of Zoom Meeting IDs and their reservations, for operators.",
+        description=(
+            "Pools of Zoom Meeting IDs and their reservations, for operators. Internal: "
+            "reached through the intake, which forwards /v1/admin/pools* and "
+            "/v1/admin/reservations* with an internal token."
+        ),
     )
     app.state.store = store
     app.state.authenticator = authenticator
     app.include_router(router)
     return app
-
-
-class _InProcessServer(uvicorn.Server):
-    """uvicorn inside the allocator's event loop; the allocator owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class AdminServer:
-    """The admin app served on its own socket; ``stop`` lets requests in flight finish."""
-
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-        self._server = server
-        self._task = task
-
-    @classmethod
-    async def start(cls, app: FastAPI, host: str, port: int) -> AdminServer | None:
-        """Binds first, so a taken port is logged and the allocator keeps allocating."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            sock.close()
-            log.error("admin.unavailable", host=host, port=port, error=str(exc))
-            return None
-        config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=10
-        )
-        server = _InProcessServer(config)
-        task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-api")
-        while not server.started and not task.done():  # noqa: ASYNC110 (uvicorn has no event)
-            await asyncio.sleep(0.01)
-        if task.done():
-            log.error("admin.unavailable", host=host, port=port, error=repr(task.exception()))
-            return None
-        log.info("admin.listening", host=host, port=port)
-        return cls(server, task)
-
-    async def stop(self) -> None:
-        self._server.should_exit = True
-        await self._task

@@ -9,13 +9,14 @@ from functools import partial
 
 import structlog
 
-from vcs_allocator.admin import AdminServer, create_admin_app
+from vcs_allocator.admin import create_admin_app
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
-from vcs_shared.auth import Authenticator, TokenCodec
+from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
 from vcs_shared.runtime import consuming, service_clients
@@ -42,9 +43,11 @@ async def run(settings: AllocatorSettings) -> None:
             claim_lease=settings.orphan_lease(),
         )
         admin = None
-        if settings.admin_port:
-            authenticator = Authenticator(TokenCodec(settings.jwt_secret.get_secret_value()), None)
-            admin = await AdminServer.start(
+        if settings.admin_port:  # a taken port is logged; allocating goes on without the API
+            authenticator = InternalAuthenticator(
+                TokenCodec(settings.jwt_secret.get_secret_value())
+            )
+            admin = await InternalServer.start(
                 create_admin_app(store, authenticator), settings.admin_host, settings.admin_port
             )
         sweeper = partial(

@@ -31,9 +31,14 @@ class AllocatorSettings(CommonSettings, TokenSettings):
         default=None, gt=0, description="Sweep interval; default: lease / 4, at most 60 s"
     )
     admin_port: int = Field(
-        default=8001, ge=0, le=65535, description="Port of the admin HTTP API; 0 disables it"
+        default=8001,
+        ge=0,
+        le=65535,
+        description="Port of the internal admin API (the intake forwards to it); 0 disables it",
     )
-    admin_host: str = Field(default="127.0.0.1", description="Address the admin API listens on")
+    admin_host: str = Field(
+        default="127.0.0.1", description="Address the internal admin API listens on"
+    )
     prefetch: int = Field(default=16, ge=1, le=1000)
 
     def policy(self) -> AllocationPolicy:

@@ -6,28 +6,38 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import httpx
 import structlog
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from pymongo.errors import ConnectionFailure
 
-from vcs_intake import admin_api
 from vcs_intake.api import router
 from vcs_intake.container import Container
+from vcs_intake.gateway import Gateway, forwarding_routes
 from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
-from vcs_shared.auth import Authenticator, TokenCodec
+from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
-from vcs_shared.deadletters import DeadLetters
+from vcs_shared.http_auth import require_operator
 from vcs_shared.logging import configure_logging
 from vcs_shared.runtime import consuming, service_clients
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "intake"
+
+FORWARDED_ADMIN = {
+    "/v1/admin/pools": "allocator",
+    "/v1/admin/reservations": "allocator",
+    "/v1/admin/dead-letters": "desk",
+}
+"""Operators' paths whose data another service owns: the intake forwards them there."""
+POOL_FILE_MAX_BYTES = 2_000_000
+"""A whole pool file may be larger than any other body the intake takes."""
 
 
 def create_app(settings: IntakeSettings) -> FastAPI:
@@ -40,18 +50,24 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             await store.ensure_indexes()
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
-            app.state.authenticator = Authenticator(
-                TokenCodec(settings.jwt_secret.get_secret_value()), revocations
-            )
+            codec = TokenCodec(settings.jwt_secret.get_secret_value())
+            app.state.authenticator = TokenAuthenticator(codec, revocations)
             app.state.container = Container(
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
                 supervisor_status_file=settings.supervisor_status_file,
             )
-            app.state.dead_letters = DeadLetters(clients.connection, clients.topology)
             handlers = HANDLERS.bind(store)
-            async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
+            async with (
+                httpx.AsyncClient() as owners_client,
+                consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
+            ):
+                app.state.gateway = Gateway(
+                    owners_client,
+                    codec,
+                    {"allocator": settings.allocator_url, "desk": settings.desk_url},
+                )
                 yield
 
     app = FastAPI(
@@ -61,10 +77,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-    app.include_router(admin_api.router)
+    app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
     # Added first, so it runs inside the request-id middleware and its error reaches FastAPI
     # directly (not through another middleware's task group, which would make it a 400).
-    app.add_middleware(BodySizeLimit, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_body_bytes=settings.max_body_bytes,
+        larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
+    )
     app.middleware("http")(_bind_request_id)
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app

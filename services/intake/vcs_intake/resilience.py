@@ -3,7 +3,7 @@
 * :class:`BodySizeLimit` refuses a body over the limit with a ``422`` naming
   the body, before it is stored or even fully read: at once when
   ``Content-Length`` says so, and while reading when the body comes chunked
-  without a length.
+  without a length. A few paths (a whole pool file) have a larger limit of their own.
 * :func:`store_unavailable` turns a store outage into ``503`` with
   ``Retry-After`` instead of a ``500``: nothing was accepted, the client
   retries (with its ``Idempotency-Key``, so a retry never makes a second request).
@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -41,18 +42,22 @@ class BodyTooLarge(HTTPException):
 class BodySizeLimit:
     """Pure ASGI middleware: counts the bytes actually received, not only the declared length."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, larger: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope["path"], self.max_body_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             response = JSONResponse(
-                {"detail": _too_large(self.max_body_bytes)},
+                {"detail": _too_large(limit)},
                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
             )
             await response(scope, receive, send)
@@ -64,8 +69,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counting_receive, send)

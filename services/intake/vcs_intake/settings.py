@@ -14,6 +14,16 @@ class IntakeSettings(CommonSettings, TokenSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
     prefetch: int = Field(default=64, ge=1, le=1000)
+    allocator_url: str = Field(
+        default="http://127.0.0.1:8001",
+        pattern=r"^https?://\S+$",
+        description="The allocator's internal admin API (pools, reservations), forwarded to",
+    )
+    desk_url: str = Field(
+        default="http://127.0.0.1:8002",
+        pattern=r"^https?://\S+$",
+        description="The desk's internal API (dead letters), forwarded to",
+    )
     supervisor_status_file: Path | None = Field(
         default=None,
         description="Status file of `vcs run`'s supervisor, shown in /healthz (set by `vcs run`)",

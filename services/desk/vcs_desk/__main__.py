@@ -1,0 +1,3 @@
+from vcs_desk.bootstrap import main
+
+main()

@@ -1,0 +1,81 @@
+"""The desk's composition root: clients are made and everything is wired here, only here."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from vcs_desk.api import create_app
+from vcs_desk.deadletters import DeadLetters
+from vcs_desk.settings import DeskSettings
+from vcs_shared.auth import InternalAuthenticator, TokenCodec
+from vcs_shared.broker import Topology, broker_connected, connect, declare_topology
+from vcs_shared.http_server import InternalServer
+from vcs_shared.lifecycle import wait_for_shutdown_signal
+from vcs_shared.logging import configure_logging
+from vcs_shared.store import Document, database_name, make_client
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "desk"
+PING_TIMEOUT = 2.0
+
+
+async def run(settings: DeskSettings) -> int:
+    """Serves the internal API until SIGINT/SIGTERM; 1 if its port cannot be had."""
+    topology = Topology(settings.namespace)
+    mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
+    try:
+        database = mongo[database_name(settings.namespace, SERVICE)]
+        connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
+        try:
+            if settings.declare_topology:
+                setup = await connection.channel()
+                await declare_topology(setup, topology)
+                await setup.close()
+            letters = DeadLetters(connection, topology)
+            await letters.check()
+            app = create_app(
+                letters,
+                InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
+                lambda: _health(database, connection),
+            )
+            server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
+            if server is None:
+                return 1
+            log.info(f"{SERVICE}.ready")
+            log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
+            await server.stop()
+            log.info(f"{SERVICE}.stopped")
+            return 0
+        finally:
+            await connection.close()
+    finally:
+        await mongo.close()
+
+
+async def _health(
+    database: AsyncDatabase[Document], connection: AbstractRobustConnection
+) -> dict[str, str]:
+    try:
+        async with asyncio.timeout(PING_TIMEOUT):  # a frozen store never answers at all
+            await database.command("ping")
+        store = "up"
+    except Exception:  # any failure to ping means "not reachable" to a health check
+        store = "down"
+    broker = "up" if broker_connected(connection) else "down"
+    return {
+        "status": "ok" if store == broker == "up" else "degraded",
+        "broker": broker,
+        "store": store,
+    }
+
+
+def main() -> None:
+    settings = DeskSettings()
+    configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    sys.exit(asyncio.run(run(settings)))
