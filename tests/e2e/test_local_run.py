@@ -188,7 +188,7 @@ async def test_a_killed_allocator_comes_back_by_itself_and_finishes_the_requests
     said = [line for line in running.run.lines() if line.startswith("!! allocator")]
     assert said == [
         f"!! allocator (pid {before.pid}) was killed by SIGKILL: restarting it in 0.5s "
-        f"(exit 1 of 5 allowed within 60s; log: {running.run.data_dir / 'logs' / 'allocator.log'})"
+        f"(exit 1 of 5 allowed; log: {running.run.data_dir / 'logs' / 'allocator.log'})"
     ]
     request.node.user_properties += [
         ("decided_before_the_sigkill", decided_when_killed),
@@ -309,6 +309,7 @@ async def test_a_killed_supervisor_leaves_nothing_behind_and_the_next_run_starts
             run.stop()
 
 
+@pytest.mark.timeout(600)  # five starts of a service that fails: slow when the machine is busy
 async def test_a_crash_loop_stops_everything_with_one_line(
     tmp_path: Path, amqp_url: str, credentials_keys: str, cleaned: str
 ) -> None:
@@ -323,7 +324,7 @@ async def test_a_crash_loop_stops_everything_with_one_line(
         return run.process.poll() is not None
 
     try:
-        await eventually(ended, timeout=180, what="vcs run gave up")
+        await eventually(ended, timeout=500, what="vcs run gave up")
     finally:
         run.stop()
 
@@ -331,10 +332,11 @@ async def test_a_crash_loop_stops_everything_with_one_line(
     assert run.process is not None
     assert run.process.returncode == 1
     gave_up = [line for line in run.lines() if "gave up" in line]
-    assert gave_up == [
-        "vcs run gave up: allocator exited 5 times within 60s "
-        f"(the last time it exited with code 1); see {log}"
-    ]
+    assert len(gave_up) == 1, gave_up
+    # Which of the two rules says "crash loop" first depends on how fast the machine starts it.
+    loop = "(within 60s|in a row without becoming ready)"
+    reason = rf"allocator exited 5 times {loop} \(the last time it exited with code 1\)"
+    assert re.fullmatch(rf"vcs run gave up: {reason}; see {re.escape(str(log))}", gave_up[0])
     assert run.lines()[-1] == gave_up[0]
     restarts = [line for line in run.lines() if line.startswith("!! allocator")]
     assert [re.sub(r"pid \d+", "pid N", line).split(":")[0] for line in restarts] == [

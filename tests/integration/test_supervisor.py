@@ -50,7 +50,7 @@ def lines() -> list[str]:
     return []
 
 
-MakeSupervisor = Callable[[list[ChildSpec]], Supervisor]
+MakeSupervisor = Callable[..., Supervisor]
 
 
 @pytest.fixture
@@ -58,9 +58,9 @@ def make_supervisor(tmp_path: Path, lines: list[str]) -> Iterator[MakeSupervisor
     """Supervisors that say their lines into ``lines``; all stopped after the test."""
     made: list[Supervisor] = []
 
-    def make(specs: list[ChildSpec]) -> Supervisor:
+    def make(specs: list[ChildSpec], policy: RestartPolicy = FAST) -> Supervisor:
         status_file = tmp_path / "status.json"
-        made.append(Supervisor(specs, policy=FAST, status_file=status_file, say=lines.append))
+        made.append(Supervisor(specs, policy=policy, status_file=status_file, say=lines.append))
         return made[-1]
 
     yield make
@@ -120,6 +120,42 @@ async def test_a_crash_loop_gives_up_with_a_one_line_reason(
     )
     assert "\n" not in str(gave_up.value)
     assert len(lines) == 2  # the two restarts before the third exit, each announced
+
+
+async def test_a_slow_crash_loop_gives_up_too_when_it_never_becomes_ready(
+    tmp_path: Path, make_supervisor: MakeSupervisor, lines: list[str]
+) -> None:
+    """Each start fails later than the window allows three exits in (a slow, busy machine):
+    three exits in a row without becoming ready in between are a crash loop as well."""
+    broken = python("broken", "raise SystemExit(3)", tmp_path)
+    never_ready = dataclasses.replace(broken, ready=lambda started: False)
+    supervisor = make_supervisor([never_ready], dataclasses.replace(FAST, window=0.01))
+
+    with pytest.raises(GaveUp) as gave_up:
+        supervisor.start("broken", within=20)
+
+    assert str(gave_up.value) == (
+        "broken exited 3 times in a row without becoming ready "
+        f"(the last time it exited with code 3); see {tmp_path / 'broken.log'}"
+    )
+    assert [line.split(": ", 1)[1].split(" (", 1)[0] for line in lines] == [
+        "restarting it in 0.05s",
+        "restarting it in 0.1s",
+    ]
+
+
+async def test_a_child_alive_but_never_ready_is_given_up_after_the_deadline(
+    tmp_path: Path, make_supervisor: MakeSupervisor
+) -> None:
+    sleeper = python("stuck", SLEEPER, tmp_path)
+    supervisor = make_supervisor([dataclasses.replace(sleeper, ready=lambda started: False)])
+
+    with pytest.raises(GaveUp) as gave_up:
+        supervisor.start("stuck", within=0.5)
+
+    assert str(gave_up.value) == (
+        f"stuck not ready 0.5s after starting; see {tmp_path / 'stuck.log'}"
+    )
 
 
 async def test_tiers_stop_in_reverse_so_the_later_one_finishes_while_the_earlier_one_runs(

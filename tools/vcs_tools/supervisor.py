@@ -13,8 +13,10 @@ call it from a task).
 * A child that exits (or is killed) is started again after a short backoff that
   doubles with each recent exit; the supervisor says so loudly, and again when
   the child is ready. :class:`GaveUp` is raised, with a one-line reason, when a
-  child exited ``max_exits`` times within ``window`` seconds: restarting it again
-  would only hide a fault a person has to fix.
+  child exited ``max_exits`` times within ``window`` seconds, or ``max_exits``
+  times in a row without becoming ready in between (a crash loop on a machine so
+  slow that each start takes long to fail): restarting it again would only hide
+  a fault a person has to fix.
 * Its state is written (atomically) to a status file after every change; the
   intake shows it in ``/healthz`` (:mod:`vcs_shared.supervision`).
 * Children die with the supervisor even when it is SIGKILLed (:mod:`vcs_tools.children`).
@@ -74,7 +76,7 @@ class RestartPolicy:
     max_delay: float = 8.0
 
     def delay(self, recent_exits: int) -> float:
-        """0.5 s after the first exit in the window, then 1, 2, 4, 8 s."""
+        """0.5 s after the first of the recent exits, then 1, 2, 4, 8 s."""
         doublings = max(recent_exits - 1, 0)
         return float(min(self.first_delay * 2**doublings, self.max_delay))
 
@@ -97,7 +99,9 @@ class _Child:
     last_exit: str | None = None
     exits: deque[float] = field(default_factory=deque)
     restart_at: float = 0.0
+    spawned_at: float = 0.0
     down_since: float | None = None  # when it last exited, until it is ready again
+    exits_unready: int = 0  # exits in a row without becoming ready in between
 
     def view(self) -> SupervisedChild:
         up = self.process is not None and self.state in _UP
@@ -133,23 +137,27 @@ class Supervisor:
         """Starts the named children and waits until each is ready (restarting any that exit).
 
         Returns False when ``stop`` was set meanwhile; raises :class:`GaveUp` when one
-        is in a crash loop or not ready within ``within`` seconds.
+        is in a crash loop or still not ready ``within`` seconds after it was (last) started.
         """
         tier = [self._children[name] for name in names]
         self._tiers.append(tier)
         for child in tier:
             self._spawn(child)
         self._write_status()
-        deadline = time.monotonic() + within
         wait = stop.wait if stop is not None else time.sleep
         while not all(child.state is ChildState.RUNNING for child in tier):
             if stop is not None and stop.is_set():
                 return False
             self.check()
-            if time.monotonic() > deadline:
-                late = [c.spec for c in tier if c.state is not ChildState.RUNNING]
+            now = time.monotonic()
+            late = [
+                c.spec
+                for c in tier
+                if c.state is ChildState.STARTING and now - c.spawned_at > within
+            ]
+            if late:
                 raise GaveUp(
-                    f"{', '.join(s.name for s in late)} not ready after {within:g}s; "
+                    f"{', '.join(s.name for s in late)} not ready {within:g}s after starting; "
                     f"see {', '.join(str(s.log_path) for s in late)}"
                 )
             wait(TICK)
@@ -175,6 +183,7 @@ class Supervisor:
                 return True
             if child.state is ChildState.STARTING and child.spec.ready(child.started):
                 child.state = ChildState.RUNNING
+                child.exits_unready = 0
                 if child.down_since is not None:
                     self._say(
                         f"{child.spec.name} is back (pid {child.process.pid}), "
@@ -196,22 +205,26 @@ class Supervisor:
         child.exits.append(now)
         while child.exits and child.exits[0] < now - self._policy.window:
             child.exits.popleft()
-        name, log = child.spec.name, child.spec.log_path
-        if len(child.exits) >= self._policy.max_exits:
+        if child.state is ChildState.STARTING:
+            child.exits_unready += 1
+        name, log, most = child.spec.name, child.spec.log_path, self._policy.max_exits
+        loop = None
+        if len(child.exits) >= most:
+            loop = f"{len(child.exits)} times within {self._policy.window:g}s"
+        elif child.exits_unready >= most:  # a slow crash loop: each start takes long to fail
+            loop = f"{child.exits_unready} times in a row without becoming ready"
+        if loop is not None:
             child.state = ChildState.STOPPED
-            raise GaveUp(
-                f"{name} exited {len(child.exits)} times within {self._policy.window:g}s "
-                f"(the last time it {how}); see {log}"
-            )
-        delay = self._policy.delay(len(child.exits))
+            raise GaveUp(f"{name} exited {loop} (the last time it {how}); see {log}")
+        strikes = max(len(child.exits), child.exits_unready)
+        delay = self._policy.delay(strikes)
         child.state = ChildState.RESTARTING
         child.restart_at = now + delay
         if child.down_since is None:
             child.down_since = now
         self._say(
             f"!! {name} (pid {child.process.pid}) {how}: restarting it in {delay:g}s "
-            f"(exit {len(child.exits)} of {self._policy.max_exits} allowed within "
-            f"{self._policy.window:g}s; log: {log})"
+            f"(exit {strikes} of {most} allowed; log: {log})"
         )
 
     def _spawn(self, child: _Child) -> None:
@@ -231,6 +244,7 @@ class Supervisor:
         child.started = Started(child.process.pid, spec.log_path, offset)
         child.state = ChildState.STARTING
         child.since = datetime.now(UTC)
+        child.spawned_at = time.monotonic()
 
     # -- what a soak test (or an operator tool) needs --------------------------
 
