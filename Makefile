@@ -2,18 +2,22 @@
 # uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: run test lint bench deps rabbitmq contract
+.PHONY: run test lint bench deps rabbitmq chromium contract messages
 
 deps:
 	@scripts/ensure-uv.sh
+	@scripts/ensure-web-assets.sh
 
 rabbitmq:
 	@scripts/ensure-rabbitmq.sh
 
+chromium:
+	@scripts/ensure-chromium.sh
+
 run: deps rabbitmq
 	$(UV) run vcs run
 
-test: deps rabbitmq
+test: deps rabbitmq chromium
 	$(UV) run pytest
 
 lint: deps
@@ -26,3 +30,9 @@ contract: deps
 
 bench: deps rabbitmq
 	$(UV) run python -m vcs_tools.bench
+
+# After changing a page's text: extract the messages and merge them into the Thai catalog
+# (services/intake/vcs_intake/web/locale/th/LC_MESSAGES/messages.po), then translate the new ones.
+messages: deps
+	$(UV) run pybabel extract -F services/intake/babel.cfg --no-location -o .data/messages.pot services/intake
+	$(UV) run pybabel update -i .data/messages.pot -d services/intake/vcs_intake/web/locale --ignore-obsolete -w 100

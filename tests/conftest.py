@@ -30,6 +30,9 @@ from vcs_shared.topology import Topology
 from vcs_tools.devstack import SERVICES, EmbeddedStore, ServiceProcess, SmtpSink, free_port
 from vcs_tools.devstack import service_env as make_service_env
 
+# The headless-Chromium fixture of the page tests.
+pytest_plugins = ["tests.support.browser"]
+
 
 @pytest.fixture(scope="session")
 def amqp_url() -> str:

@@ -73,3 +73,16 @@ class Handlers:
 
     def handler_for(self, event: Event) -> BoundHandler | None:
         return self._bound.get(type(event))
+
+    def observed(self, observer: Callable[[Event], None]) -> Handlers:
+        """The same table, each handler telling ``observer`` about its event once it has been
+        handled (the intake wakes the pages that show the request)."""
+
+        def observing(handler: BoundHandler) -> BoundHandler:
+            async def handle(envelope: Envelope[Event]) -> None:
+                await handler(envelope)
+                observer(envelope.event)
+
+            return handle
+
+        return Handlers(self.service, {e: observing(h) for e, h in self._bound.items()})

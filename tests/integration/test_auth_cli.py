@@ -6,41 +6,17 @@ the environment it is given (or the ``.data/dev.env`` that ``make run`` writes).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.auth import TEST_JWT_SECRET, bearer, office_token
+from tests.support.cli import last_line, vcs
 from tests.support.requests import request_body
 from tests.support.services import StartServices
 
 pytestmark = pytest.mark.integration
-
-VCS = Path(sys.executable).with_name("vcs")
-
-
-async def vcs(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """Runs ``vcs`` with a clean environment: no VCS_* setting leaks in from outside."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("VCS_")}
-    return await asyncio.to_thread(
-        subprocess.run,
-        [str(VCS), *args],
-        cwd=cwd,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def last_line(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
 
 
 async def test_an_issued_office_token_works_against_the_intake_for_its_own_district(

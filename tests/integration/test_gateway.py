@@ -13,8 +13,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.integration.test_auth_cli import vcs
 from tests.support.auth import TEST_JWT_SECRET, bearer, codec, office_token, operator_token
+from tests.support.cli import vcs
 from tests.support.services import StartServices
 from vcs_shared.auth import ALGORITHM
 

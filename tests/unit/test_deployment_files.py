@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings
 from vcs_allocator.settings import AllocatorSettings
 from vcs_desk.settings import DeskSettings
 from vcs_intake.settings import IntakeSettings
+from vcs_intake.web.assets import VENDOR
 from vcs_notifier.settings import NotifierSettings
 from vcs_tools.rabbitmq import SERVICE_USERS, password_variable
 
@@ -142,3 +143,16 @@ def test_dockerfile_copies_what_exists_and_pins_its_base() -> None:
     assert "uv sync --frozen" in dockerfile
     for source in re.findall(r"^COPY (?!--from)(\S+)", dockerfile, flags=re.MULTILINE):
         assert (ROOT / source).exists(), f"COPY of missing {source}"
+
+
+def test_the_image_carries_every_browser_asset_the_intake_serves() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+    lock = ROOT / "services" / "intake" / "web-assets" / "package-lock.json"
+
+    assert re.search(r"ARG NODE_IMAGE=node:\d+\.\d+\.\d+-", dockerfile)
+    assert "npm ci" in dockerfile
+    assert lock.is_file()
+    for package, _probe in VENDOR.values():
+        copied = f"/assets/node_modules/{package} /app/web-assets/node_modules/{package}"
+        assert copied in dockerfile, f"the image lacks {package}"
+    assert "VCS_WEB_ASSETS_DIR=/app/web-assets/node_modules" in dockerfile

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcs_tools import dlq, pool
+from vcs_tools import dlq, pool, user
 from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
 from vcs_tools.token import add_token_parser, run_token
@@ -33,12 +33,15 @@ def main(argv: list[str] | None = None) -> None:
 
     dlq.add_parser(commands)
     pool.add_parser(commands)
+    user.add_parser(commands)
 
     args = parser.parse_args(argv)
     if args.command == "dlq":
         sys.exit(dlq.run(args))
     if args.command == "pool":
         sys.exit(pool.run(args))
+    if args.command == "user":
+        sys.exit(user.run(args))
     if args.command == "run":
         sys.exit(run_local(Path.cwd(), port=args.port, data_dir=args.data_dir.absolute()))
     if args.command == "token":

@@ -100,7 +100,7 @@ def run_token(args: argparse.Namespace) -> int:
         settings = TokenToolSettings()
     except ValidationError as exc:
         print(
-            f"vcs token: settings are incomplete ({_fields(exc)}). Export VCS_JWT_SECRET, "
+            f"vcs token: settings are incomplete ({settings_problem(exc)}). Export VCS_JWT_SECRET, "
             "or run `make run` once here so that .data/dev.env holds the local secret.",
             file=sys.stderr,
         )
@@ -195,7 +195,7 @@ def _revoke(token_or_jti: str, settings: TokenToolSettings, codec: TokenCodec) -
     return 0
 
 
-def _fields(exc: ValidationError) -> str:
+def settings_problem(exc: ValidationError) -> str:
     return ", ".join(
         f"VCS_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
         for error in exc.errors()

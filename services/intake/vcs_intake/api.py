@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Response, status
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
 from fastapi.responses import JSONResponse
 
-from vcs_intake import requests
-from vcs_intake.auth_deps import VisibleRequest, ensure_may_submit_for
+from vcs_intake import listing, requests
+from vcs_intake.auth_deps import VisibleRequest
 from vcs_intake.container import ContainerDep
-from vcs_intake.schemas import Health, RequestView, SubmitAccepted, SubmitRequest
+from vcs_intake.domain import Status
+from vcs_intake.schemas import Health, RequestPage, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
 
 router = APIRouter()
@@ -62,12 +64,15 @@ async def submit_request(
 
     An office submits for its own district only; an operator for any office of its provinces.
     """
-    office = payload.office
-    ensure_may_submit_for(principal, office)
     try:
-        request, created = await requests.submit(
-            payload, office, idempotency_key, container.store, container.clock
+        request, created = await requests.accept(
+            principal, payload, idempotency_key, container.store, container.clock
         )
+    except requests.NotPermitted as exc:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"this token may not submit for district {exc.district_code}",
+        ) from exc
     except requests.IdempotencyConflict as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -83,6 +88,46 @@ async def submit_request(
     if not created:
         return JSONResponse(accepted.model_dump(mode="json"), status_code=status.HTTP_200_OK)
     return accepted
+
+
+@router.get(
+    "/v1/requests",
+    response_model=RequestPage,
+    responses={**UNAUTHENTICATED, 422: {"description": "A bad filter or cursor"}},
+    tags=["requests"],
+)
+async def list_requests(
+    principal: CurrentPrincipal,
+    container: ContainerDep,
+    status_: Annotated[
+        list[Status] | None,
+        Query(alias="status", description="Only these statuses (repeat the parameter for more)"),
+    ] = None,
+    day: Annotated[
+        date | None,
+        Query(alias="date", description="Only meetings starting on this day (Asia/Bangkok)"),
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next` of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> RequestPage:
+    """The caller's requests, newest first: an office its own, an operator its provinces'.
+    No passcodes in lists; read a request by id for its credentials."""
+    try:
+        after = listing.decode_cursor(cursor) if cursor else None
+    except ValueError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}],
+        ) from exc
+    which = listing.visible_to(principal, statuses=tuple(status_ or ()), day=day)
+    found = await container.store.newest(which, after=after, limit=limit + 1)
+    shown = found[:limit]
+    return RequestPage(
+        items=[listing.summary(listed.request) for listed in shown],
+        next=listing.encode_cursor(shown[-1].key) if len(found) > limit else None,
+    )
 
 
 @router.get(

@@ -15,11 +15,16 @@ from pymongo.errors import ConnectionFailure
 from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.gateway import Gateway, forwarding_routes
+from vcs_intake.people.accounts import Accounts
+from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
+from vcs_intake.web.app import install_web
+from vcs_intake.web.live import StatusHub
+from vcs_intake.web.rendering import Pages
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
@@ -48,6 +53,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         async with service_clients(settings, SERVICE) as clients:
             store = MongoRequestStore(clients.database, clients.publisher)
             await store.ensure_indexes()
+            people = MongoPeopleStore(clients.database)
+            await people.ensure_indexes()
+            app.state.accounts = Accounts(people)
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
             codec = TokenCodec(settings.jwt_secret.get_secret_value())
@@ -58,7 +66,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 connection=clients.connection,
                 supervisor_status_file=settings.supervisor_status_file,
             )
-            handlers = HANDLERS.bind(store)
+            handlers = HANDLERS.bind(store).observed(hub.saw)
             async with (
                 httpx.AsyncClient() as owners_client,
                 consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
@@ -70,16 +78,29 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 )
                 yield
 
+    hub = StatusHub()
     app = FastAPI(
         title="DOPA VCS intake",
         version="1.0.0",
         summary="District offices request DOPA VCS (Zoom) meeting rooms and read back credentials.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_web from the project's own files (no CDN)
+        redoc_url=None,
     )
+    app.state.pages = Pages()
+    app.state.status_hub = hub
     app.include_router(router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
-    # Added first, so it runs inside the request-id middleware and its error reaches FastAPI
-    # directly (not through another middleware's task group, which would make it a 400).
+    install_web(
+        app,
+        jwt_secret=settings.jwt_secret.get_secret_value(),
+        public_url=settings.public_url,
+        node_modules=settings.web_assets_dir,
+    )
+    # Added after the CSRF middleware (install_web) and before the request-id one: it runs
+    # inside the latter, so its error reaches FastAPI directly (not through another
+    # middleware's task group, which would make it a 400), and it bounds what the CSRF
+    # middleware reads of a form.
     app.add_middleware(
         BodySizeLimit,
         max_body_bytes=settings.max_body_bytes,

@@ -8,6 +8,7 @@ import uuid
 from vcs_intake.domain import RequestState
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestStore
+from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.offices import Office
@@ -15,6 +16,30 @@ from vcs_shared.offices import Office
 
 class IdempotencyConflict(ValueError):
     """The Idempotency-Key was used before for a different request body."""
+
+
+class NotPermitted(Exception):
+    """The caller may not submit for this district (an office for another one, an operator
+    outside its provinces); ``district_code`` names it."""
+
+    def __init__(self, district_code: str) -> None:
+        self.district_code = district_code
+        super().__init__(f"may not submit for district {district_code}")
+
+
+async def accept(
+    principal: Principal,
+    payload: SubmitRequest,
+    idempotency_key: str | None,
+    store: RequestStore,
+    clock: Clock,
+) -> tuple[RequestState, bool]:
+    """The one way a request comes in, from the API and from the clerks' form alike: the
+    caller's right to submit for the district, then :func:`submit`."""
+    office = payload.office
+    if not principal.may_act_for(office.district_code, office.province_code):
+        raise NotPermitted(office.district_code)
+    return await submit(payload, office, idempotency_key, store, clock)
 
 
 async def submit(

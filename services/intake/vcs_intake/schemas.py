@@ -113,6 +113,30 @@ class RequestView(BaseModel):
     delivery_error: str | None = None
 
 
+class RequestSummary(BaseModel):
+    """A request in a list: no passcode and no join URL (those only on the request itself)."""
+
+    request_id: str
+    status: Status
+    district_code: str
+    province_code: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+    urgency: Urgency
+    needs_support: bool
+    submitted_at: datetime
+    meeting_id: str | None = Field(description="The reserved Meeting ID, once assigned")
+
+
+class RequestPage(BaseModel):
+    items: list[RequestSummary]
+    next: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
+
+
 class Health(BaseModel):
     status: str
     broker: str

@@ -24,6 +24,15 @@ class IntakeSettings(CommonSettings, TokenSettings):
         pattern=r"^https?://\S+$",
         description="The desk's internal API (dead letters), forwarded to",
     )
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^/\s]+$",
+        description="Where people reach the intake (invite links; https: cookies are Secure)",
+    )
+    web_assets_dir: Path | None = Field(
+        default=None,
+        description="node_modules with the pages' npm assets (default: the repo's web-assets)",
+    )
     supervisor_status_file: Path | None = Field(
         default=None,
         description="Status file of `vcs run`'s supervisor, shown in /healthz (set by `vcs run`)",

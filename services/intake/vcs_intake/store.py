@@ -9,7 +9,7 @@ writes whose filters come from the status machine (:mod:`vcs_intake.domain`).
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -20,9 +20,50 @@ from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sourc
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
-from vcs_shared.store import Document
+from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "intake"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFilter:
+    """Which requests a list shows: one district, or some provinces (``None``: all of them),
+    optionally only some statuses and meetings starting in ``[starts_from_ms, starts_before_ms)``.
+    """
+
+    district_code: str | None = None
+    province_codes: frozenset[str] | None = None
+    statuses: tuple[Status, ...] = ()
+    starts_from_ms: int | None = None
+    starts_before_ms: int | None = None
+
+    def queries(self) -> list[Document]:
+        """One store query per province (equality on a single-field index, which the
+        embedded store serves; it scans for ``$in`` on anything but ``_id``)."""
+        common: Document = {}
+        if self.statuses:
+            values = [status.value for status in self.statuses]
+            common["status"] = values[0] if len(values) == 1 else {"$in": values}
+        window: Document = {}
+        if self.starts_from_ms is not None:
+            window["$gte"] = self.starts_from_ms
+        if self.starts_before_ms is not None:
+            window["$lt"] = self.starts_before_ms
+        if window:
+            common["starts_ms"] = window
+        if self.district_code is not None:
+            return [{"district_code": self.district_code, **common}]
+        if self.province_codes is None:
+            return [common]
+        return [{"province_code": code, **common} for code in sorted(self.province_codes)]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A request in a list, with its place in the newest-first order (``submitted_ms``, id)."""
+
+    request: RequestState
+    key: tuple[int, str]
 
 
 class DuplicateSubmission(Exception):
@@ -56,6 +97,8 @@ class MongoRequestStore:
     async def ensure_indexes(self) -> None:
         await self.requests.create_index("idempotency_key", unique=True)
         await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
+        await self.requests.create_index("district_code")
+        await self.requests.create_index("province_code")
         await self._outbox.ensure_index()
 
     async def insert(self, request: RequestState) -> None:
@@ -73,6 +116,41 @@ class MongoRequestStore:
     async def get(self, request_id: str) -> RequestState | None:
         document = await self.requests.find_one({"_id": request_id})
         return None if document is None else request_from_document(document)
+
+    async def newest(
+        self, which: RequestFilter, *, after: tuple[int, str] | None, limit: int
+    ) -> list[Listed]:
+        """Newest submitted first, ``limit`` of them, continuing after the ``key`` of the last
+        one a previous page showed (keyset pagination: stable while requests come in)."""
+        order = [("submitted_ms", -1), ("_id", -1)]
+        found: list[Listed] = []
+        for query in which.queries():
+            if after is not None:
+                ms, last_id = after
+                query = {
+                    **query,
+                    "$or": [
+                        {"submitted_ms": {"$lt": ms}},
+                        {"submitted_ms": ms, "_id": {"$lt": last_id}},
+                    ],
+                }
+            async for document in self.requests.find(query).sort(order).limit(limit):
+                key = (int(document.get("submitted_ms", 0)), str(document["_id"]))
+                found.append(Listed(request_from_document(document), key))
+        found.sort(key=lambda listed: listed.key, reverse=True)
+        return found[:limit]
+
+    async def by_start(
+        self, which: RequestFilter, *, earliest_first: bool, limit: int
+    ) -> list[RequestState]:
+        """Meetings in the order they start (soonest or latest first), at most ``limit``."""
+        direction = 1 if earliest_first else -1
+        found: list[RequestState] = []
+        for query in which.queries():
+            cursor = self.requests.find(query).sort([("starts_ms", direction), ("_id", 1)])
+            found += [request_from_document(d) async for d in cursor.limit(limit)]
+        found.sort(key=lambda request: request.starts_at, reverse=not earliest_first)
+        return found[:limit]
 
     async def cancel(self, event: RequestCancelled) -> RequestState | None:
         """Cancels with its event in one write when the status allows; returns the request as it
@@ -154,6 +232,9 @@ def request_to_document(request: RequestState) -> Document:
         "contact": request.contact.model_dump(),
         "status": request.status.value,
         "submitted_at": request.submitted_at,
+        # Integer copies for lists: the embedded store filters and sorts numbers reliably.
+        "submitted_ms": epoch_ms(request.submitted_at),
+        "starts_ms": epoch_ms(request.starts_at),
         "idempotency_key": request.idempotency_key,
         "fingerprint": request.fingerprint,
         "assignment": None,

@@ -1,0 +1,192 @@
+"""What the pages and ``vcs user`` do with people: invite, set a password, sign in and out.
+
+Passwords are hashed with Argon2id (argon2-cffi, the reference implementation's
+binding, with its RFC 9106 defaults); hashing runs in a worker thread so that a
+sign-in never stalls the event loop that serves everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from vcs_intake.people.model import (
+    INVITE_LIFETIME,
+    SESSION_LIFETIME,
+    Lockout,
+    Person,
+    SignInAttempt,
+    SignInAudit,
+    normalise_email,
+    password_problem,
+)
+from vcs_intake.people.store import MongoPeopleStore
+from vcs_shared.auth import Principal
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """A person with a live session, and the principal the routes check."""
+
+    person: Person
+    principal: Principal
+
+
+@dataclass(frozen=True, slots=True)
+class SignInResult:
+    """A new session token, or why not (``wrong`` covers unknown e-mail and wrong password
+    alike, so the page never tells who has an account)."""
+
+    session_token: str | None = None
+    locked_until: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.session_token is not None
+
+
+class InviteInvalid(Exception):
+    """The invite link is unknown, used or expired."""
+
+
+class PasswordRejected(ValueError):
+    """The new password breaks a rule; ``problem`` says which (see ``password_problem``)."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
+
+
+class LoggedSignIns:
+    """Today's audit of sign-ins: one structured log line each (no password, ever).
+
+    The desk's audit log (a later wave) replaces this by implementing
+    :class:`~vcs_intake.people.model.SignInAudit`; nothing else changes."""
+
+    async def record(self, attempt: SignInAttempt) -> None:
+        log.info(
+            "audit.sign_in",
+            outcome=attempt.outcome,
+            person_id=attempt.person_id,
+            email=attempt.email,
+            client=attempt.client,
+        )
+
+
+class Accounts:
+    def __init__(
+        self,
+        store: MongoPeopleStore,
+        *,
+        audit: SignInAudit | None = None,
+        lockout: Lockout | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
+        self.store = store
+        self.audit = audit or LoggedSignIns()
+        self.lockout = lockout or Lockout()
+        self.hasher = hasher or PasswordHasher()
+        # Verified against when the e-mail is unknown, so both cases cost the same time.
+        self._decoy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    async def invite(self, person: Person) -> str:
+        """Stores a new person and returns a one-time invite token (72 hours)."""
+        now = datetime.now(UTC)
+        await self.store.add(person, now=now)
+        return await self.reinvite(person.person_id, now=now)
+
+    async def reinvite(self, person_id: str, *, now: datetime | None = None) -> str:
+        """A fresh invite for an existing person (a lost link, a forgotten password)."""
+        token = secrets.token_urlsafe(32)
+        now = now or datetime.now(UTC)
+        await self.store.add_invite(token, person_id, expires_at=now + INVITE_LIFETIME)
+        return token
+
+    async def invited(self, token: str) -> Person:
+        """Whom a still valid invite is for; :class:`InviteInvalid` otherwise."""
+        person_id = await self.store.open_invite(token, now=datetime.now(UTC))
+        account = await self.store.by_id(person_id) if person_id else None
+        if account is None:
+            raise InviteInvalid
+        return account.person
+
+    async def accept_invite(self, token: str, password: str, confirmation: str) -> Person:
+        """Sets the password and spends the invite (only once, even when sent twice at once)."""
+        person = await self.invited(token)
+        problem = password_problem(password, confirmation, email=person.email)
+        if problem is not None:
+            raise PasswordRejected(problem)
+        password_hash = await asyncio.to_thread(self.hasher.hash, password)
+        if await self.store.use_invite(token, now=datetime.now(UTC)) is None:
+            raise InviteInvalid
+        await self.store.set_password(person.person_id, password_hash)
+        return person
+
+    async def sign_in(self, email: str, password: str, *, client: str | None) -> SignInResult:
+        now = datetime.now(UTC)
+        email = normalise_email(email)
+        account = await self.store.by_email(email)
+        if account is None or account.password_hash is None:
+            await asyncio.to_thread(self._verify, self._decoy_hash, password)
+            await self._record(email, None, "unknown_email", now, client)
+            return SignInResult()
+        person_id = account.person.person_id
+        if account.locked_until_ms > now.timestamp() * 1000:
+            await self._record(email, person_id, "locked", now, client)
+            return SignInResult(locked_until=_from_ms(account.locked_until_ms))
+        if not await asyncio.to_thread(self._verify, account.password_hash, password):
+            failures = await self.store.count_failure(person_id)
+            await self._record(email, person_id, "wrong_password", now, client)
+            await asyncio.sleep(self.lockout.delay(failures))  # slows guessing down
+            if self.lockout.locks(failures):
+                until = now + self.lockout.lock_for
+                await self.store.lock(person_id, until=until)
+                return SignInResult(locked_until=until)
+            return SignInResult()
+        if account.failed_signins:
+            await self.store.clear_failures(person_id)
+        if self.hasher.check_needs_rehash(account.password_hash):
+            fresh = await asyncio.to_thread(self.hasher.hash, password)
+            await self.store.set_password(person_id, fresh)
+        token = secrets.token_urlsafe(32)
+        await self.store.add_session(token, person_id, expires_at=now + SESSION_LIFETIME)
+        await self._record(email, person_id, "signed_in", now, client)
+        return SignInResult(session_token=token)
+
+    async def signed_in(self, session_token: str) -> SignedIn | None:
+        """The person behind a session cookie, or None (unknown, expired or signed out)."""
+        session = await self.store.session(session_token, now=datetime.now(UTC))
+        account = await self.store.by_id(session.person_id) if session else None
+        if session is None or account is None:
+            return None
+        person = account.person
+        principal = person.principal(session_id=session.session_id, expires_at=session.expires_at)
+        return SignedIn(person=person, principal=principal)
+
+    async def sign_out(self, session_token: str) -> None:
+        await self.store.end_session(session_token)
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    async def _record(
+        self, email: str, person_id: str | None, outcome: str, at: datetime, client: str | None
+    ) -> None:
+        await self.audit.record(
+            SignInAttempt(email=email, person_id=person_id, outcome=outcome, at=at, client=client)
+        )
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)

@@ -1,0 +1,35 @@
+"""Wires the people's side into the intake's app (called by its composition root)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from vcs_intake.web import account_pages, pages
+from vcs_intake.web.assets import mount_assets
+from vcs_intake.web.csrf import CsrfProtection, signing_secret
+from vcs_intake.web.session import SignInRequired, to_sign_in
+
+
+def install_web(
+    app: FastAPI,
+    *,
+    jwt_secret: str,
+    public_url: str,
+    node_modules: Path | None,
+) -> None:
+    """Routes, assets, the sign-in redirect and CSRF protection. Call before adding the
+    body-size limit, so that limit wraps the CSRF middleware (which may read a form)."""
+    https = public_url.startswith("https://")
+    app.state.https = https
+    app.include_router(account_pages.router)
+    app.include_router(pages.router)
+    mount_assets(app, node_modules)
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(pages.PageNotFound, pages.not_found_page)
+    app.add_middleware(
+        CsrfProtection,
+        secret=signing_secret(jwt_secret),
+        secure=https,
+    )

@@ -1,0 +1,81 @@
+"""Headless Chromium for page tests: Debian's ``chromium`` on the PATH, driven by Playwright
+(its own browser download cannot work on these machines; ``scripts/ensure-chromium.sh``
+installs the Debian package). Screenshots go to ``.data/screenshots/`` (not committed)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+
+from tests.support.paths import ROOT
+
+SCREENSHOTS = ROOT / ".data" / "screenshots"
+PHONE: ViewportSize = {"width": 360, "height": 780}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+# Headless as root, in a container without a GPU or a session bus, reaching nothing outside.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+]
+
+
+@pytest_asyncio.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("chromium is not installed (scripts/ensure-chromium.sh installs it)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot once the page's fonts have loaded."""
+    await page.wait_for_load_state("load")
+    await page.evaluate("document.fonts.ready.then(() => true)")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    await page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+async def sarabun_renders_thai(page: Page) -> bool:
+    """Whether the page's Thai text is drawn with the Sarabun font it serves (not a fallback
+    or tofu boxes): the page's Sarabun face for the Thai block loads from the intake."""
+    await page.wait_for_load_state("load")  # the stylesheets that declare the font are in
+    result: bool = await page.evaluate(
+        """async () => {
+            const faces = await document.fonts.load('16px Sarabun', 'ห้องประชุม');
+            return faces.some(f => f.family.replace(/["']/g, '') === 'Sarabun'
+                                   && f.status === 'loaded' && f.unicodeRange.includes('E01'));
+        }"""
+    )
+    return result
+
+
+async def unlabelled_fields(page: Page) -> list[str]:
+    """Names of visible form fields without a label (or an aria-label)."""
+    names: list[str] = await page.evaluate(
+        """() => [...document.querySelectorAll('input, select, textarea')]
+            .filter(e => e.type !== 'hidden')
+            .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+            .map(e => e.name || e.id || e.outerHTML)"""
+    )
+    return names
