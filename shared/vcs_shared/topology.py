@@ -9,6 +9,10 @@ Names shown for the default namespace ``vcs``:
   ``vcs.<service>.dlq``, classic durable queues that operators list and replay
   (classic, because listing requeues and a quorum queue would count that
   against a delivery limit of its own).
+* ``vcs.feed`` — a RabbitMQ **stream** bound to ``vcs.events`` with ``#``: every event, kept
+  for a while (:data:`FEED_RETENTION`, :data:`FEED_MAX_BYTES`) and readable from any offset, so
+  the desk's live feed (``GET /v1/admin/feed``) can resume a reconnecting operator exactly
+  where it left off. Only the desk reads it.
 * ``vcs.replay`` — headers exchange through which operators (the desk) put a
   dead letter back into the one queue it came from, with its original routing
   key: each service queue is bound on the header ``vcs-replay-to: <service>``.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from vcs_shared.events import (
@@ -45,6 +50,12 @@ from vcs_shared.events import (
 )
 
 DELIVERY_LIMIT = 5
+FEED_RETENTION = timedelta(days=7)
+"""How long the feed stream keeps events: a reconnect can resume within this."""
+FEED_MAX_BYTES = 2_000_000_000
+"""The feed stream's size cap (about a million events); the oldest segments go first."""
+FEED_SEGMENT_BYTES = 50_000_000
+"""Retention drops whole segments: small ones keep the stream close to its caps."""
 REPLAY_HEADER = "vcs-replay-to"
 """Names the service a replayed message goes back to (RabbitMQ ignores ``x-`` binding
 arguments when matching headers, hence no prefix)."""
@@ -150,6 +161,20 @@ class Topology:
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.queue(service)}.dlq"
 
+    @property
+    def feed_stream(self) -> str:
+        return f"{self.namespace}.feed"
+
+    @staticmethod
+    def feed_stream_arguments() -> dict[str, Any]:
+        """The live feed's stream: retention by age and by size."""
+        return {
+            "x-queue-type": "stream",
+            "x-max-age": f"{FEED_RETENTION.days}D",
+            "x-max-length-bytes": FEED_MAX_BYTES,
+            "x-stream-max-segment-size-bytes": FEED_SEGMENT_BYTES,
+        }
+
     def queue_arguments(self, service: str) -> dict[str, Any]:
         """A service queue: quorum, delivery limit (RabbitMQ 4.x would default it to 20), and
         at-least-once dead-lettering (quorum dead-lettering is at-most-once otherwise)."""
@@ -163,7 +188,8 @@ class Topology:
         }
 
     def definition(self) -> TopologyDefinition:
-        """The exchanges, every consuming service's queue and DLQ, and their bindings."""
+        """The exchanges, every consuming service's queue and DLQ, the feed stream, and their
+        bindings."""
         queues: list[QueueDefinition] = []
         bindings: list[BindingDefinition] = []
         for service in CONSUMERS:
@@ -176,6 +202,8 @@ class Topology:
                 BindingDefinition(self.replay_exchange, queue, "", replay_binding(service))
             )
             bindings.append(BindingDefinition(self.dead_exchange, dlq, queue))
+        queues.append(QueueDefinition(self.feed_stream, self.feed_stream_arguments()))
+        bindings.append(BindingDefinition(self.exchange, self.feed_stream, "#"))
         return TopologyDefinition(
             exchanges=(
                 ExchangeDefinition(self.exchange, "topic"),

@@ -39,7 +39,10 @@ from tests.support.browser import (
     screenshot,
     unlabelled_fields,
 )
-from tests.support.people import PASSWORD, invite
+from tests.support.browser import (
+    accept_invite_and_sign_in as sign_in_from_invite,
+)
+from tests.support.people import invite
 from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
 from vcs_shared.store import database_name
@@ -83,14 +86,7 @@ async def phone(browser: Browser, outside: Outside) -> AsyncIterator[BrowserCont
 
 
 async def accept_invite_and_sign_in(page: Page, link: str, email: str) -> None:
-    await page.goto(link)
-    await page.fill("[name=password]", PASSWORD)
-    await page.fill("[name=password_confirm]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/signin?*")
-    await expect(page.locator("[name=email]")).to_have_value(email)
-    await page.fill("[name=password]", PASSWORD)
-    await page.press("[name=password]", "Enter")  # the keyboard is enough
+    await sign_in_from_invite(page, link, email)
     await expect(page.locator("h1")).to_have_text("คำขอของหน่วยงาน")
 
 

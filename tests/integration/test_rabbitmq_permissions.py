@@ -31,7 +31,7 @@ import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 from aiormq.exceptions import ChannelAccessRefused
 from pymongo import AsyncMongoClient
 
@@ -42,6 +42,7 @@ from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_desk.deadletters import DeadLetters
+from vcs_desk.feed_stream import StreamReader
 from vcs_shared.broker import (
     ORIGINAL_ROUTING_KEY_HEADER,
     Topology,
@@ -284,6 +285,35 @@ async def test_the_desk_reads_the_dead_letters_and_replays_them_and_nothing_else
         lambda ch: declare_topology(ch, topology),
     ):
         assert await refused(desk, attempt)
+
+
+async def test_only_the_desk_reads_the_feed_stream(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    topology = least_privilege.topology
+    guest = await (await connect("guest")).channel(publisher_confirms=True)
+    exchange = await guest.get_exchange(topology.exchange)
+    await exchange.publish(
+        message("request.submitted.47.4701"), routing_key="request.submitted.47.4701"
+    )
+
+    async with await StreamReader.open(
+        await connect("desk"), topology.feed_stream, "first"
+    ) as feed:
+        first = await feed.next(within=10)
+    assert first is not None
+    assert first.routing_key == "request.submitted.47.4701"
+
+    async def ignore(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+
+    async def reading_the_feed(channel: AbstractChannel) -> None:
+        await channel.set_qos(prefetch_count=10)
+        stream = await channel.get_queue(topology.feed_stream, ensure=False)
+        await stream.consume(ignore, arguments={"x-stream-offset": "first"})
+
+    for user in (*CONSUMERS, INTEGRATION):
+        assert await refused(await connect(user), reading_the_feed), f"{user} read the feed"
 
 
 def publishing(routing_key: str, exchange: str) -> Callable[[AbstractChannel], Awaitable[None]]:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.support.paths import ROOT
+from tests.support.people import PASSWORD
 
 SCREENSHOTS = ROOT / ".data" / "screenshots"
 PHONE: ViewportSize = {"width": 360, "height": 780}
@@ -79,3 +80,16 @@ async def unlabelled_fields(page: Page) -> list[str]:
             .map(e => e.name || e.id || e.outerHTML)"""
     )
     return names
+
+
+async def accept_invite_and_sign_in(page: Page, link: str, email: str) -> None:
+    """Sets the password on the invite page, then signs in with it (Enter: the keyboard is
+    enough)."""
+    await page.goto(link)
+    await page.fill("[name=password]", PASSWORD)
+    await page.fill("[name=password_confirm]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/signin?*")
+    await expect(page.locator("[name=email]")).to_have_value(email)
+    await page.fill("[name=password]", PASSWORD)
+    await page.press("[name=password]", "Enter")

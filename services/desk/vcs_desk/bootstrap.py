@@ -11,6 +11,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from vcs_desk.api import create_app
 from vcs_desk.deadletters import DeadLetters
+from vcs_desk.feed_api import install_feed
+from vcs_desk.live_feed import LiveFeed
 from vcs_desk.settings import DeskSettings
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.broker import Topology, broker_connected, connect, declare_topology
@@ -44,11 +46,16 @@ async def run(settings: DeskSettings) -> int:
                 InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
                 lambda: _health(database, connection),
             )
-            server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
-            if server is None:
-                return 1
-            log.info(f"{SERVICE}.ready")
-            log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
+            feed = await LiveFeed.start(connection, topology, database)
+            install_feed(app, feed)
+            try:
+                server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
+                if server is None:
+                    return 1
+                log.info(f"{SERVICE}.ready")
+                log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
+            finally:
+                await feed.stop()  # ends the watchers' streams, so the server stops at once
             await server.stop()
             log.info(f"{SERVICE}.stopped")
             return 0

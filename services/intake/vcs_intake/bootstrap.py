@@ -15,6 +15,7 @@ from pymongo.errors import ConnectionFailure
 from vcs_intake.api import router
 from vcs_intake.container import Container
 from vcs_intake.gateway import Gateway, forwarding_routes
+from vcs_intake.live_feed import router as live_feed_router
 from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
@@ -90,6 +91,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.state.pages = Pages()
     app.state.status_hub = hub
     app.include_router(router)
+    app.include_router(live_feed_router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
     install_web(
         app,

@@ -39,6 +39,8 @@ FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REQUEST_HEADERS = ("content-type", "accept", "x-request-id", "last-event-id")
 RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control", "retry-after")
 TIMEOUT = httpx.Timeout(30.0, connect=3.0)
+STREAMING = httpx.Timeout(None, connect=3.0)
+"""For an answer that lasts as long as someone watches (the live feed): no read timeout."""
 RETRY_AFTER_SECONDS = "5"
 
 
@@ -52,7 +54,14 @@ class Gateway:
         self._codec = codec
         self._owners = {name: url.rstrip("/") for name, url in owners.items()}
 
-    async def forward(self, request: Request, principal: Principal, owner: str) -> Response:
+    async def forward(
+        self,
+        request: Request,
+        principal: Principal,
+        owner: str,
+        *,
+        timeouts: httpx.Timeout = TIMEOUT,
+    ) -> Response:
         """Passes ``request`` to ``owner`` under the same path and query, and its answer back."""
         headers = {
             name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
@@ -64,7 +73,7 @@ class Gateway:
             params=httpx.QueryParams(request.url.query),
             content=await request.body(),
             headers=headers,
-            timeout=TIMEOUT,
+            timeout=timeouts,
         )
         try:
             answer = await self._client.send(upstream, stream=True)
@@ -83,6 +92,49 @@ class Gateway:
             headers={k: answer.headers[k] for k in RESPONSE_HEADERS if k in answer.headers},
             background=BackgroundTask(answer.aclose),
         )
+
+    async def call(
+        self,
+        principal: Principal,
+        owner: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | Sequence[str]] | None = None,
+        json: object | None = None,
+    ) -> httpx.Response:
+        """The intake's own call of an owner's internal API for ``principal`` (the console's
+        pages); the whole answer, read. :class:`OwnerUnavailable` when it cannot be had."""
+        headers = {"authorization": f"Bearer {self._codec.internal_token(principal)}"}
+        try:
+            answer = await self._client.request(
+                method,
+                self._owners[owner] + path,
+                params=httpx.QueryParams(params or {}),
+                json=json,
+                headers=headers,
+                timeout=TIMEOUT,
+            )
+        except httpx.HTTPError as exc:
+            log.warning("gateway.owner_unavailable", owner=owner, error=repr(exc))
+            sent = method != "GET" and not isinstance(
+                exc, httpx.ConnectError | httpx.ConnectTimeout
+            )
+            raise OwnerUnavailable(owner, sent=sent) from exc
+        if answer.status_code == status.HTTP_401_UNAUTHORIZED:
+            log.error("gateway.internal_token_refused", owner=owner)
+            raise OwnerUnavailable(owner, sent=False)
+        return answer
+
+
+class OwnerUnavailable(Exception):
+    """An owner's internal API could not be reached or did not answer (``sent``: the call
+    may have taken effect)."""
+
+    def __init__(self, owner: str, *, sent: bool) -> None:
+        super().__init__(f"the {owner} is unavailable")
+        self.owner = owner
+        self.sent = sent
 
 
 async def _relay(answer: httpx.Response, owner: str) -> AsyncIterator[bytes]:

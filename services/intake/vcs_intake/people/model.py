@@ -80,9 +80,6 @@ class Person:
     def principal(self, *, session_id: str, expires_at: datetime) -> Principal:
         """The caller this person is for the rest of the code: the same rules as a token's
         (:meth:`vcs_shared.auth.Principal.from_claims`)."""
-        provinces = set(ALL_PROVINCES if self.national else self.provinces)
-        if self.region is not None:
-            provinces |= REGION_PROVINCES[self.region]
         return Principal(
             subject=f"person:{self.person_id}",
             role=self.role,
@@ -90,9 +87,17 @@ class Person:
             expires_at=expires_at,
             district_code=self.district_code,
             region=self.region,
-            provinces=frozenset(provinces),
+            provinces=self.operator_provinces(),
             national=self.national,
         )
+
+    def operator_provinces(self) -> frozenset[str]:
+        """An operator's provinces: its region's, its listed ones, or all 77 (none for an
+        office, whose right is its district)."""
+        provinces = set(ALL_PROVINCES if self.national else self.provinces)
+        if self.region is not None:
+            provinces |= REGION_PROVINCES[self.region]
+        return frozenset(provinces)
 
     def scope_label(self) -> str:
         """``office 4701``, ``region 12``, ``provinces 47,48`` or ``national``: for the CLI."""
@@ -103,6 +108,26 @@ class Person:
         if self.region is not None:
             return f"region {self.region}"
         return f"provinces {','.join(sorted(self.provinces))}"
+
+
+def invite_refusal(inviter: Principal, person: Person) -> str | None:
+    """Why ``inviter`` may not invite ``person``, or None. An operator invites offices and
+    operators within its own provinces only: an office of one of them, an operator all of
+    whose provinces are among them; a national operator only a national one."""
+    if not inviter.is_operator:
+        return "only operators invite people"
+    if inviter.national:
+        return None
+    if person.national:
+        return "only a national operator may invite a national one"
+    wanted = person.operator_provinces()
+    if person.district_code is not None:
+        office = find_office(person.district_code)
+        wanted = frozenset({office.province_code if office else person.district_code})
+    outside = sorted(wanted - inviter.provinces)
+    if outside:
+        return f"outside your provinces: {', '.join(outside)}"
+    return None
 
 
 def normalise_email(email: str) -> str:
@@ -153,6 +178,22 @@ class SignInAttempt:
     outcome: str  # "signed_in", "wrong_password", "unknown_email", "locked"
     at: datetime
     client: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """What the audit log records about an invitation (who invited whom, with which rights)."""
+
+    person: Person
+    by: Principal | None
+    """The operator who invited from the console; None for ``vcs user`` on the server."""
+    at: datetime
+
+
+class InviteAudit(Protocol):
+    """Where every invitation goes: today the log, the desk's audit log once it takes them."""
+
+    async def record(self, invitation: Invitation) -> None: ...
 
 
 class SignInAudit(Protocol):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from vcs_intake.web import account_pages, pages
+from vcs_intake.web import account_pages, console_pages, pages
 from vcs_intake.web.assets import mount_assets
 from vcs_intake.web.csrf import CsrfProtection, signing_secret
 from vcs_intake.web.session import SignInRequired, to_sign_in
@@ -23,11 +23,14 @@ def install_web(
     body-size limit, so that limit wraps the CSRF middleware (which may read a form)."""
     https = public_url.startswith("https://")
     app.state.https = https
+    app.state.public_url = public_url
     app.include_router(account_pages.router)
     app.include_router(pages.router)
+    app.include_router(console_pages.router)
     mount_assets(app, node_modules)
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(pages.PageNotFound, pages.not_found_page)
+    app.add_exception_handler(console_pages.OperatorsOnly, console_pages.operators_only_page)
     app.add_middleware(
         CsrfProtection,
         secret=signing_secret(jwt_secret),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gettext
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,26 @@ def _environment(
     def office(district_code: str) -> str:
         return office_th(district_code) if in_thai else office_en(district_code)
 
+    def moment(value: object) -> datetime | None:
+        """An owner's ISO time (``2026-12-03T02:00:00Z``) as an aware datetime."""
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and value:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return None
+
+    def when(value: object) -> str:
+        """``พฤ. 3 ธ.ค. 2569 09:00`` (Asia/Bangkok) of a datetime or an owner's ISO time."""
+        found = moment(value)
+        return f"{short_date(found)} {dates.clock(found)}" if found else "—"
+
     environment.filters.update(
+        moment=moment,
+        when=when,
         long_date=long_date,
         short_date=short_date,
         clock=dates.clock,
