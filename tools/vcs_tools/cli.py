@@ -18,6 +18,12 @@ def main(argv: list[str] | None = None) -> None:
 
     run = commands.add_parser("run", help="run the whole system locally until Ctrl-C")
     run.add_argument("--port", type=int, default=8000, help="intake HTTP port")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".data"),
+        help="secrets, store, mails and logs (default .data; `vcs token` reads .data)",
+    )
     add_token_parser(commands)
 
     contract = commands.add_parser(
@@ -37,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "user":
         sys.exit(user.run(args))
     if args.command == "run":
-        sys.exit(run_local(Path.cwd(), port=args.port))
+        sys.exit(run_local(Path.cwd(), port=args.port, data_dir=args.data_dir.absolute()))
     if args.command == "token":
         sys.exit(run_token(args))
     if args.command == "contract":

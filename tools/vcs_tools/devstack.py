@@ -2,32 +2,39 @@
 
 * the embedded store: the ``nx-27017`` MongoDB wire-protocol server on a free port,
 * an SMTP sink (``aiosmtpd``) that keeps every mail it receives,
-* the services as OS processes (:data:`SERVICES`), each with its own environment.
+* the services as OS processes (:data:`SERVICES`), each with its own environment,
+* how to tell each of them is ready (probes for :mod:`vcs_tools.supervisor`).
 
-RabbitMQ is a system service; ``scripts/ensure-rabbitmq.sh`` starts (or installs) it.
+Every process is started through :mod:`vcs_tools.children`, so none outlives
+the process that started it. RabbitMQ is a system service;
+``scripts/ensure-rabbitmq.sh`` starts (or installs) it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import httpx
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from pymongo import MongoClient
+
+from vcs_tools.children import end, signal_group, spawn
+from vcs_tools.mailsink import KeepMail
+from vcs_tools.private_files import private_dir
+from vcs_tools.supervisor import ChildSpec, Probe, Started
 
 SERVICES = ("intake", "allocator", "notifier", "desk")
 
@@ -51,6 +58,152 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
+def port_open(port: int) -> Probe:
+    """Ready once something accepts connections on the local ``port``."""
+
+    def probe(started: Started) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return probe
+
+
+def http_ok(url: str) -> Probe:
+    """Ready once ``url`` answers 200."""
+
+    def probe(started: Started) -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def logged(event: str) -> Probe:
+    """Ready once this start of the process has logged ``event`` (a structlog JSON line)."""
+    needle = f'"event": "{event}"'.encode()
+
+    def probe(started: Started) -> bool:
+        try:
+            with started.log_path.open("rb") as log:
+                log.seek(started.log_offset)
+                return needle in log.read()
+        except OSError:
+            return False
+
+    return probe
+
+
+def service_ready(name: str, env: Mapping[str, str]) -> Probe:
+    """The intake is ready when ``/healthz`` answers 200, a consumer once it logged
+    ``<name>.ready``."""
+    if name == "intake":
+        return http_ok(f"http://127.0.0.1:{env['VCS_PORT']}/healthz")
+    return logged(f"{name}.ready")
+
+
+def service_command(name: str) -> list[str]:
+    return [sys.executable, "-m", f"vcs_{name}"]
+
+
+def store_command(data_dir: Path, port: int) -> list[str]:
+    """``nx-27017`` on ``port`` with its data, log and pid files under ``data_dir``."""
+    return [
+        str(Path(sys.executable).with_name("nx-27017")),
+        "--host",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--data-dir",
+        str(data_dir / "db"),
+        "--log-file",
+        str(data_dir / "nx-27017.log"),
+        "--pid-file",
+        str(store_pid_file(data_dir)),
+    ]
+
+
+def store_pid_file(data_dir: Path) -> Path:
+    """``nx-27017`` refuses to start while its pid file names a live process (a reused pid
+    after a crash, say); whoever starts it knows the pid anyway and removes the file first."""
+    return data_dir / "nx-27017.pid"
+
+
+def mail_sink_command(folder: Path, port: int) -> list[str]:
+    return [sys.executable, "-m", "vcs_tools.mailsink", f"--port={port}", f"--folder={folder}"]
+
+
+@dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """What the services need, as supervised children: the store (unless one is given) and
+    the mail sink."""
+
+    specs: list[ChildSpec]
+    mongodb_url: str
+    smtp_port: int
+    embedded_store: bool
+
+
+def infrastructure(data_dir: Path, *, mongodb_url: str | None = None) -> Infrastructure:
+    """The embedded store (data in ``store/``) unless ``mongodb_url`` is given, and the mail
+    sink (mails in ``mail/``), on free ports, logging to ``logs/``; for ``vcs run`` and for a
+    soak test that wants the same system under its own supervisor."""
+    logs = data_dir / "logs"
+    specs: list[ChildSpec] = []
+    if not mongodb_url:
+        store_dir = private_dir(data_dir / "store")
+        store_port = free_port()
+        mongodb_url = f"mongodb://127.0.0.1:{store_port}/"
+        specs.append(
+            ChildSpec(
+                "store",
+                store_command(store_dir, store_port),
+                os.environ,
+                logs / "store.log",
+                ready=port_open(store_port),
+                stop_grace=10,
+                before_start=functools.partial(store_pid_file(store_dir).unlink, missing_ok=True),
+            )
+        )
+    smtp_port = free_port()
+    specs.append(
+        ChildSpec(
+            "mail",
+            mail_sink_command(data_dir / "mail", smtp_port),
+            os.environ,
+            logs / "mail.log",
+            ready=port_open(smtp_port),
+            stop_grace=10,
+        )
+    )
+    return Infrastructure(specs, mongodb_url, smtp_port, embedded_store=specs[0].name == "store")
+
+
+def service_specs(
+    env: Mapping[str, str],
+    logs: Path,
+    *,
+    names: Sequence[str] = SERVICES,
+    own_env: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[ChildSpec]:
+    """The services as supervised children: ``env`` (from :func:`service_env`) for all,
+    ``own_env[name]`` on top for one (its own broker user, say)."""
+    return [
+        ChildSpec(
+            name,
+            service_command(name),
+            {**os.environ, **env, **(own_env or {}).get(name, {})},
+            logs / f"{name}.log",
+            ready=service_ready(name, env),
+        )
+        for name in names
+    ]
+
+
 @dataclass
 class EmbeddedStore:
     """An ``nx-27017`` server with its data, log and pid files under ``data_dir``."""
@@ -64,26 +217,9 @@ class EmbeddedStore:
         return f"mongodb://127.0.0.1:{self.port}/"
 
     def start(self) -> EmbeddedStore:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        executable = Path(sys.executable).with_name("nx-27017")
-        self.process = subprocess.Popen(
-            [
-                str(executable),
-                "--host",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "--data-dir",
-                str(self.data_dir / "db"),
-                "--log-file",
-                str(self.data_dir / "nx-27017.log"),
-                "--pid-file",
-                str(self.data_dir / "nx-27017.pid"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        private_dir(self.data_dir)
+        store_pid_file(self.data_dir).unlink(missing_ok=True)
+        self.process = spawn(store_command(self.data_dir, self.port), env=os.environ)
         wait_for_port("127.0.0.1", self.port)
         client: MongoClient[dict[str, Any]]
         with MongoClient(self.url, serverSelectionTimeoutMS=10000) as client:
@@ -93,46 +229,23 @@ class EmbeddedStore:
     def pause(self) -> None:
         """Freezes the server (SIGSTOP): connections hang as in a real outage."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
+        signal_group(self.process, signal.SIGSTOP)
 
     def resume(self) -> None:
         assert self.process is not None
-        self.process.send_signal(signal.SIGCONT)
+        signal_group(self.process, signal.SIGCONT)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-class _KeepMail:
-    """aiosmtpd handler: keeps each received mail in memory and, optionally, as a file."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self.messages: list[Message] = []
-        self.folder = folder
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
-        raw = envelope.original_content or b""
-        self.messages.append(message_from_bytes(raw))
-        if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            name = f"{time.time_ns()}.eml"
-            (self.folder / name).write_bytes(raw)
-        return "250 Message accepted for delivery"
+        if self.process is not None:
+            end(self.process, grace=10)
 
 
 class SmtpSink:
-    """A real SMTP server on a free local port that keeps every mail it is sent."""
+    """A real SMTP server on a free local port, in this process, keeping every mail it is sent."""
 
     def __init__(self, folder: Path | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
-        self._handler = _KeepMail(folder)
+        self._handler = KeepMail(folder)
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     @property
@@ -155,18 +268,14 @@ class ServiceProcess:
     env: Mapping[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
-    _log: TextIO | None = None
+    started: Started | None = None
 
     def start(self) -> ServiceProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("a", encoding="utf-8")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", f"vcs_{self.name}"],
-            env={**os.environ, **self.env},
-            stdout=self._log,
-            stderr=self._log,
-            start_new_session=True,
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.process = spawn(
+            service_command(self.name), env={**os.environ, **self.env}, log_path=self.log_path
         )
+        self.started = Started(self.process.pid, self.log_path, offset)
         return self
 
     @property
@@ -178,50 +287,31 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     async def wait_ready(self, within: float = 60.0) -> None:
-        """Returns once the service can work: the intake answers ``/healthz`` with 200, a
-        consumer has logged ``<name>.ready``. Raises if it dies first or time runs out."""
+        """Returns once the service can work (:func:`service_ready`). Raises if it dies first
+        or time runs out."""
+        assert self.started is not None
+        ready = service_ready(self.name, self.env)
         deadline = time.monotonic() + within
-        async with httpx.AsyncClient() as client:
-            while not await self._ready(client):
-                if not self.alive():
-                    tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
-                    raise RuntimeError(f"{self.name} died: {tail}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{self.name} not ready after {within}s: {self.log_path}")
-                await asyncio.sleep(0.1)
-
-    async def _ready(self, client: httpx.AsyncClient) -> bool:
-        if self.name == "intake":
-            try:
-                url = f"http://127.0.0.1:{self.env['VCS_PORT']}/healthz"
-                return (await client.get(url, timeout=2)).status_code == 200
-            except httpx.HTTPError:
-                return False
-        return self.log_path.exists() and (
-            f'"event": "{self.name}.ready"' in self.log_path.read_text()
-        )
+        while not await asyncio.to_thread(ready, self.started):
+            if not self.alive():
+                tail = self.log_path.read_text()[-3000:] if self.log_path.exists() else ""
+                raise RuntimeError(f"{self.name} died: {tail}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not ready after {within}s: {self.log_path}")
+            await asyncio.sleep(0.1)
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish anything (crash tests)."""
         if self.alive():
             assert self.process is not None
-            self.process.kill()
+            signal_group(self.process, signal.SIGKILL)
             self.process.wait()
 
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM, then wait for the graceful shutdown; SIGKILL if it does not come."""
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._log is not None:
-            self._log.close()
-        return self.process.returncode
+        return end(self.process, grace=timeout)
 
 
 def service_env(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 from aio_pika.abc import AbstractRobustConnection
@@ -14,6 +15,7 @@ from vcs_intake.store import MongoRequestStore
 from vcs_shared.broker import broker_connected
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.supervision import read_status
 
 PING_TIMEOUT = 2.0
 
@@ -24,6 +26,7 @@ class Container:
     sealer: CredentialsSealer
     connection: AbstractRobustConnection
     clock: Clock = utc_now
+    supervisor_status_file: Path | None = None
 
     async def health(self) -> Health:
         try:
@@ -35,7 +38,15 @@ class Container:
         broker = "up" if broker_connected(self.connection) else "down"
         outbox = "publishing" if self.store.relay.healthy else "backlog"
         ok = store == "up" and broker == "up"
-        return Health(status="ok" if ok else "degraded", broker=broker, store=store, outbox=outbox)
+        status_file = self.supervisor_status_file
+        supervisor = read_status(status_file) if status_file is not None else None
+        return Health(
+            status="ok" if ok else "degraded",
+            broker=broker,
+            store=store,
+            outbox=outbox,
+            supervisor=supervisor,
+        )
 
 
 def get_container(request: Request) -> Container:

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from vcs_intake.domain import Status
 from vcs_shared.events import Contact, RejectionReason, Urgency
 from vcs_shared.offices import Office, find_office, office_of
+from vcs_shared.supervision import SupervisorStatus
 
 
 class SubmitRequest(BaseModel):
@@ -141,3 +142,7 @@ class Health(BaseModel):
     broker: str
     store: str
     outbox: str
+    supervisor: SupervisorStatus | None = Field(
+        default=None,
+        description="Under `vcs run`: each supervised process, its state and its restarts",
+    )

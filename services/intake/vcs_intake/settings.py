@@ -33,6 +33,10 @@ class IntakeSettings(CommonSettings, TokenSettings):
         default=None,
         description="node_modules with the pages' npm assets (default: the repo's web-assets)",
     )
+    supervisor_status_file: Path | None = Field(
+        default=None,
+        description="Status file of `vcs run`'s supervisor, shown in /healthz (set by `vcs run`)",
+    )
     contract_dir: Path | None = Field(
         default=None,
         description=(

@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -148,12 +149,18 @@ async def bench(
     return [table(scenarios), bench_line(main, steady, scenarios)]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    configure_logging("bench", json=True, level="warning")
-    shutil.rmtree(args.results / "logs", ignore_errors=True)
-    args.results.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+async def run(args: argparse.Namespace, stopped_by: list[signal.Signals]) -> list[str]:
+    """The whole run; SIGTERM or SIGHUP (a ``timeout``, a CI limit, a closed terminal) cancels
+    it like Ctrl-C, so every stack, the store and the sink are stopped on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    def cancel(sig: signal.Signals) -> None:
+        stopped_by.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        asyncio.get_running_loop().add_signal_handler(sig, cancel, sig)
     with tempfile.TemporaryDirectory(prefix="vcs-bench-") as scratch:
         store: EmbeddedStore | None = None
         mongodb_url = os.environ.get("VCS_MONGODB_URL")
@@ -163,11 +170,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         sink = SmtpSink().start()
         try:
             store_pid = store.process.pid if store and store.process else None
-            lines = asyncio.run(bench(args, mongodb_url, sink.port, store_pid))
+            return await bench(args, mongodb_url, sink.port, store_pid)
         finally:
             sink.stop()
             if store is not None:
                 store.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_logging("bench", json=True, level="warning")
+    shutil.rmtree(args.results / "logs", ignore_errors=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    stopped_by: list[signal.Signals] = []
+    try:
+        lines = asyncio.run(run(args, stopped_by))
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
+        say(f"bench stopped by {stopped_by[0].name}; everything it started is stopped")
+        sys.exit(128 + stopped_by[0])
     say(f"bench took {time.monotonic() - started:.0f}s")
     output = "\n".join(lines)
     (args.results / "last.txt").write_text(output + "\n", encoding="utf-8")
