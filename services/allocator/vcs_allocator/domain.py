@@ -57,6 +57,9 @@ class AllocationPolicy:
     slot: timedelta = timedelta(minutes=5)
     max_duration: timedelta = timedelta(hours=12)
     past_grace: timedelta = timedelta(minutes=5)
+    horizon: timedelta = timedelta(days=3660)
+    """A guard, not a booking rule (the intake's ``VCS_BOOKING_HORIZON_DAYS`` is): a window
+    this far ahead is rejected before any slot arithmetic (year 9999 would overflow)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +222,18 @@ def probe_slots(slots: Sequence[datetime], policy: AllocationPolicy) -> list[dat
     return picked
 
 
+def released_from(cancelled_at: datetime, policy: AllocationPolicy) -> datetime:
+    """The first slot a cancellation gives back: the next grid slot after the moment it was
+    cancelled. A meeting not yet begun gives back its whole window; one under way only the
+    rest of it (what is over, and the slot running now, stay as they were)."""
+    return _ceil(cancelled_at.astimezone(UTC), policy.slot)
+
+
 def check_window(
     starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
 ) -> Rejection | None:
-    """Rejects windows that end before they start, lie in the past, or last too long."""
+    """Rejects windows that end before they start, lie in the past or too far ahead, or last
+    too long."""
     if ends_at <= starts_at:
         return reject(
             RejectionReason.window_invalid,
@@ -232,6 +243,12 @@ def check_window(
     if starts_at < now - policy.past_grace:
         return reject(
             RejectionReason.window_invalid, "เวลาเริ่มประชุมผ่านไปแล้ว", "the meeting starts in the past"
+        )
+    if ends_at > now + policy.horizon:
+        return reject(
+            RejectionReason.window_invalid,
+            "วันประชุมไกลเกินกว่าที่จองได้",
+            "the meeting is further ahead than can be booked",
         )
     if ends_at - starts_at > policy.max_duration:
         hours = int(policy.max_duration.total_seconds() // 3600)

@@ -111,7 +111,7 @@ class ReservationStore(Protocol):
         self, decision: Decision, announcement: Announcement = SILENT
     ) -> Decision | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
-    async def release_slots(self, request_id: str) -> int: ...
+    async def release_slots(self, request_id: str, *, starting: datetime) -> int: ...
     async def mark_released(
         self, request_id: str, at: datetime, announcement: Announcement
     ) -> bool: ...
@@ -304,8 +304,10 @@ class MongoReservationStore:
             return await self.decision(decision.request_id)
         return None
 
-    async def release_slots(self, request_id: str) -> int:
-        result = await self.slots.delete_many({"request_id": request_id})
+    async def release_slots(self, request_id: str, *, starting: datetime) -> int:
+        """Frees the request's slots from ``starting`` on (the ones before it stay held)."""
+        query = {"request_id": request_id, "slot": {"$gte": slot_key(starting)}}
+        result = await self.slots.delete_many(query)
         return result.deleted_count
 
     async def release_claim(self, meeting_id: str, request_id: str) -> None:

@@ -69,6 +69,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
+                rules=settings.booking_rules(),
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
