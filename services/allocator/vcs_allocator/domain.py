@@ -321,6 +321,63 @@ def choose_room(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PoolAvailability:
+    """How many rooms of one pool are free for a window and size, of how many that fit."""
+
+    pool: str
+    free: int
+    fitting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Rooms an office may use that are free for a window and size: a hint for people (the
+    unique slot index still decides), and the list an operator reassigns from."""
+
+    pools: tuple[PoolAvailability, ...]
+    free_rooms: tuple[Room, ...]
+    largest_capacity: int
+
+    @property
+    def free(self) -> int:
+        return len(self.free_rooms)
+
+
+def availability(
+    rooms: Iterable[Room],
+    busy_meeting_ids: Collection[str],
+    participants: int,
+    pool_order: Sequence[str],
+) -> Availability:
+    """The active rooms of ``pool_order`` that hold ``participants`` and nobody holds, in the
+    order the allocator would pick them (province pool first, smallest room first)."""
+    active = [r for r in rooms if r.active and r.pool in pool_order]
+    fitting = [r for r in active if r.capacity >= participants]
+    free = sorted(
+        (r for r in fitting if r.meeting_id not in busy_meeting_ids),
+        key=lambda r: (pool_order.index(r.pool), r.capacity, r.meeting_id),
+    )
+    per_pool = tuple(
+        PoolAvailability(
+            pool,
+            free=sum(1 for r in free if r.pool == pool),
+            fitting=sum(1 for r in fitting if r.pool == pool),
+        )
+        for pool in pool_order
+    )
+    largest = max((r.capacity for r in active), default=0)
+    return Availability(per_pool, tuple(free), largest)
+
+
+def remaining_span(
+    starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
+) -> Span:
+    """The slots a reservation of this window holds from now on: all of them for a meeting
+    not yet begun, the rest of it (from the slot running now) for one under way."""
+    return occupied_span(max(starts_at, now), ends_at, policy)
+
+
 def check_office(district_code: str, province_code: str) -> Rejection | None:
     """Rejects a district code that is no DOPA district office, or not one of that province."""
     office = find_office(district_code)

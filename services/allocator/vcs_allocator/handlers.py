@@ -175,7 +175,10 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
             return Settled(choice, occupancy.held)
         claimed_at = time.monotonic()
         adopt = choice.meeting_id in occupancy.held
-        if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
+        claimed = await deps.store.claim(
+            choice.meeting_id, event.request_id, slots, adopt=adopt, pool=choice.pool
+        )
+        if claimed:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
