@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,18 @@ def free_port() -> int:
 
 
 def internal_apis() -> dict[str, str]:
-    """Free ports for the internal APIs (allocator, desk) and where the intake forwards to
-    them, for a stack beside another one (a test's, a soak's) that must not take the fixed
-    ports of ``make run``; a second allocator of a stack finds its port taken and goes on
-    without."""
-    allocator_port, desk_port = free_port(), free_port()
+    """Free ports for the internal APIs (allocator, desk, notifier) and where the intake
+    forwards to them, for a stack beside another one (a test's, a soak's) that must not take
+    the fixed ports of ``make run``; a second allocator or notifier of a stack finds its port
+    taken and goes on without."""
+    allocator_port, desk_port, notifier_port = free_port(), free_port(), free_port()
     return {
         "VCS_ADMIN_PORT": str(allocator_port),
         "VCS_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
         "VCS_DESK_PORT": str(desk_port),
         "VCS_DESK_URL": f"http://127.0.0.1:{desk_port}",
+        "VCS_NOTIFIER_PORT": str(notifier_port),
+        "VCS_NOTIFIER_URL": f"http://127.0.0.1:{notifier_port}",
     }
 
 
@@ -263,8 +265,18 @@ class SmtpSink:
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     @property
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[EmailMessage]:
         return self._handler.messages
+
+    def refuse(self, reply: str | None) -> None:
+        """Answers every recipient with ``reply`` (``"550 5.1.1 no such mailbox"``) from now on,
+        as a relay refusing would; None accepts again."""
+        self._handler.refusal = reply
+
+    @property
+    def refused(self) -> int:
+        """How many recipients were refused so far."""
+        return self._handler.refused
 
     def start(self) -> SmtpSink:
         self._controller.start()

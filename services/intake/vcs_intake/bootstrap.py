@@ -41,6 +41,7 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/requests/{request_id}/redeliver": "notifier",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
 POOL_FILE_MAX_BYTES = 2_000_000
@@ -76,7 +77,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 app.state.gateway = Gateway(
                     owners_client,
                     codec,
-                    {"allocator": settings.allocator_url, "desk": settings.desk_url},
+                    {
+                        "allocator": settings.allocator_url,
+                        "desk": settings.desk_url,
+                        "notifier": settings.notifier_url,
+                    },
                 )
                 yield
 

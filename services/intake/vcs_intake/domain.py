@@ -63,7 +63,8 @@ MOVES: dict[Status, frozenset[Status]] = {
     ),
     Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
     Status.delivered: frozenset({Status.cancelled}),
-    Status.delivery_failed: frozenset({Status.cancelled}),
+    # an operator's redelivery may still get the credentials through
+    Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
     Status.rejected: frozenset(),
     Status.cancelled: frozenset(),
 }

@@ -24,6 +24,11 @@ class IntakeSettings(CommonSettings, TokenSettings):
         pattern=r"^https?://\S+$",
         description="The desk's internal API (dead letters), forwarded to",
     )
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8003",
+        pattern=r"^https?://\S+$",
+        description="The notifier's internal API (redelivery), forwarded to",
+    )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
         pattern=r"^https?://[^/\s]+$",

@@ -201,7 +201,10 @@ class MongoRequestStore:
         await self._move(request_id, Status.rejected, {"rejection": rejected})
 
     async def mark_delivered(self, request_id: str, at: datetime) -> None:
-        await self._move(request_id, Status.delivered, {"delivery": {"at": at}})
+        # after a redelivery of failed credentials the old error is no longer the state
+        await self._move(
+            request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
+        )
 
     async def mark_delivery_failed(self, request_id: str, error: str) -> None:
         await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
