@@ -3,8 +3,8 @@ retrying cannot fix (a bad address, a relay refusing with a 5xx) ends in ``crede
 with the reason and the request ``delivery_failed`` at once, a temporary one (a 4xx) after
 ``VCS_SEND_ATTEMPTS`` tries; nothing is dead-lettered. Text that would break a mail header
 (a title with line breaks and control characters, 300 characters of it, a contact name with
-quotes and a line break) is written through the header API and the mail goes out, one line
-per header, nothing injected.
+quotes, a comma and a zero-width space) is written through the header API and the mail goes
+out, one line per header, nothing injected.
 
 The relay is the real local SMTP sink, refusing like a relay would.
 """
@@ -111,12 +111,15 @@ async def test_text_that_would_break_a_header_is_written_through_the_header_api(
     tap: EventTap,
 ) -> None:
     """Published straight onto the exchange (an older intake, a forged event): the title holds
-    line breaks, a vertical tab, NEL, a line separator and a would-be Bcc header, 300
-    characters in all; the contact's name quotes and a line break."""
+        line breaks, a vertical tab, NEL, a line separator and a would-be Bcc header, 300
+        characters in all (the event model does not refuse it); the contact's name quotes, a comma
+    and a format character."""
     await start_services("allocator", "notifier")
     title = "ประชุม\r\nBcc: everyone@example.com\x0b\x85\u2028" + "ติดตามสถานการณ์ " * 20
     title = title[:300]
-    contact = Contact(name='สมชาย "ใจดี",\nผอ.', email="somchai@example.go.th", phone="042-711360")
+    contact = Contact(
+        name='สมชาย "ใจดี",\u200bผอ.', email="somchai@example.go.th", phone="042-711360"
+    )
     request_id = str(uuid.uuid4())
     event = request_submitted(
         request_id, tomorrow_at(9) + timedelta(days=2), title=title, contact=contact
