@@ -44,6 +44,8 @@ FORWARDED_ADMIN = {
     "/v1/admin/requests/{request_id}/redeliver": "notifier",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
+FORWARDED = {"/v1/availability": "allocator"}
+"""Paths for offices and operators alike that another service owns (it checks the caller)."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""
 
@@ -67,6 +69,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
+                rules=settings.booking_rules(),
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
@@ -99,6 +102,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(live_feed_router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
+    app.include_router(forwarding_routes(FORWARDED))
     app.include_router(contract_router(PublishedContract.read(settings.contract_dir)))
     install_web(
         app,

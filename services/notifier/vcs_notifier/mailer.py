@@ -68,6 +68,8 @@ class SmtpMailer:
             if 500 <= exc.code < 600:
                 raise PermanentFailure(what) from exc
             raise TemporaryFailure(what) from exc
+        except aiosmtplib.SMTPNotSupported as exc:  # e.g. a Thai address, a relay without SMTPUTF8
+            raise PermanentFailure(f"the relay cannot take this mail: {exc}") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise TemporaryFailure(f"the relay could not be reached: {exc!r}") from exc
 

@@ -286,7 +286,10 @@ async def cancel_request(
     if record is None:
         return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
-        await requests.cancel(record, who.principal.role.value, container.store, container.clock)
+        with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
+            await requests.cancel(
+                record, who.principal.role.value, container.store, container.clock
+            )
         request.app.state.status_hub.changed(request_id)
     return _back(f"/console/requests/{request_id}", "cancelled")
 
