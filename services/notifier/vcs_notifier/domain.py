@@ -76,8 +76,9 @@ class Delivery:
     redeliveries: int = 0
 
     @classmethod
-    def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:
-        return cls(**event.subject(), contact=event.contact, title=event.title, created_at=at)
+    def of(cls, event: RequestSubmitted, contact: Contact, *, at: datetime) -> Delivery:
+        """The delivery of a request; ``contact`` is the event's, unsealed."""
+        return cls(**event.subject(), contact=contact, title=event.title, created_at=at)
 
     def recorded(self, kind: MailKind) -> bool:
         """Whether that mail's outcome is recorded: then it is never sent again by an event
