@@ -38,6 +38,7 @@ from vcs_allocator.availability_api import router as availability_router
 from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.http_auth import (
     OperatorScope,
@@ -273,6 +274,7 @@ def create_admin_app(
             "/v1/admin/reservations* and /v1/availability with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.rules = rules
