@@ -8,7 +8,12 @@ from vcs_shared.events import Contact, RequestSubmitted, Urgency
 
 
 def request_submitted(
-    request_id: str, starts_at: datetime, *, participants: int = 10, title: str = "test"
+    request_id: str,
+    starts_at: datetime,
+    *,
+    participants: int = 10,
+    title: str = "test",
+    contact: Contact | None = None,
 ) -> RequestSubmitted:
     """A one-hour request of Mueang Sakon Nakhon (4701), submitted a day before it starts."""
     return RequestSubmitted(
@@ -21,6 +26,6 @@ def request_submitted(
         participants=participants,
         urgency=Urgency.normal,
         needs_support=False,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
+        contact=contact or Contact(name="x", email="x@example.go.th", phone="042-000000"),
         submitted_at=starts_at - timedelta(days=1),
     )
