@@ -41,8 +41,11 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/support": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
+FORWARDED = {"/v1/support-requests": "desk"}
+"""Paths for every authenticated caller (offices too) whose data another service owns."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""
 
@@ -94,6 +97,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(live_feed_router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
+    app.include_router(forwarding_routes(FORWARDED))
     app.include_router(contract_router(PublishedContract.read(settings.contract_dir)))
     install_web(
         app,
