@@ -10,6 +10,7 @@ from functools import partial
 import structlog
 
 from vcs_allocator.admin import create_admin_app
+from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
@@ -48,7 +49,9 @@ async def run(settings: AllocatorSettings) -> None:
                 TokenCodec(settings.jwt_secret.get_secret_value())
             )
             admin = await InternalServer.start(
-                create_admin_app(store, authenticator), settings.admin_host, settings.admin_port
+                create_admin_app(store, authenticator, RoomRules(deps.policy, deps.use_overflow)),
+                settings.admin_host,
+                settings.admin_port,
             )
         sweeper = partial(
             _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()

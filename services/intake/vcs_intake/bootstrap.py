@@ -41,11 +41,12 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/requests/{request_id}/redeliver": "notifier",
     "/v1/admin/support": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
-FORWARDED = {"/v1/support-requests": "desk"}
-"""Paths for every authenticated caller (offices too) whose data another service owns."""
+FORWARDED = {"/v1/availability": "allocator", "/v1/support-requests": "desk"}
+"""Paths for offices and operators alike that another service owns (it checks the caller)."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""
 
@@ -69,6 +70,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
+                rules=settings.booking_rules(),
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
@@ -79,7 +81,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 app.state.gateway = Gateway(
                     owners_client,
                     codec,
-                    {"allocator": settings.allocator_url, "desk": settings.desk_url},
+                    {
+                        "allocator": settings.allocator_url,
+                        "desk": settings.desk_url,
+                        "notifier": settings.notifier_url,
+                    },
                 )
                 yield
 
