@@ -14,6 +14,7 @@ def request_submitted(
     participants: int = 10,
     title: str = "test",
     needs_support: bool = False,
+    contact: Contact | None = None,
 ) -> RequestSubmitted:
     """A one-hour request of Mueang Sakon Nakhon (4701), submitted a day before it starts."""
     return RequestSubmitted(
@@ -26,6 +27,6 @@ def request_submitted(
         participants=participants,
         urgency=Urgency.normal,
         needs_support=needs_support,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
+        contact=contact or Contact(name="x", email="x@example.go.th", phone="042-000000"),
         submitted_at=starts_at - timedelta(days=1),
     )

@@ -11,7 +11,8 @@ letter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from vcs_notifier.domain import Delivery, MailKind
@@ -27,6 +28,8 @@ class Notice:
     kind: MailKind
     delivery: Delivery
     credentials: MeetingCredentials | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When it is sent (a mail's ``Date``)."""
 
     @property
     def request_id(self) -> str:
