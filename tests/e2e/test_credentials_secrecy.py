@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from tests.support.requests import request_body, wait_status
+from tests.support.auth import bearer, office_token
+from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_shared.events import EVENT_TYPES
@@ -70,7 +71,20 @@ async def test_no_contact_detail_in_clear_on_any_event_type(
     smtp_sink.refuse("554 5.7.1 relay access denied")
     failed = await http.post("/v1/requests", json=request_body("4703", contact=contact))
     await wait_status(http, failed.json()["request_id"], "delivery_failed")
+    ticket = await http.post(
+        "/v1/support-requests",
+        json={"topic": "ไมโครโฟนไม่ทำงาน", "contact": contact},
+        headers={**bearer(office_token("4701")), "Idempotency-Key": "help-secrecy"},
+    )
+    assert ticket.status_code == 201, ticket.text
+    ticket_id = ticket.json()["ticket_id"]
+    visit = {"helper": "นายช่าง ใจดี", "visit_at": tomorrow_at(9).isoformat()}
+    claimed = await http.post(f"/v1/admin/support/{ticket_id}/claim", json=visit)
+    assert claimed.status_code == 200, claimed.text
+    done = await http.post(f"/v1/admin/support/{ticket_id}/done", json={"note": "เรียบร้อย"})
+    assert done.status_code == 200, done.text
     await tap.wait_for("room.released")
+    await tap.wait_for("support.done")
 
     seen = {m.cloudevent["type"] for m in tap.messages}
     assert seen == set(EVENT_TYPES)  # every type that is published, each version

@@ -25,6 +25,7 @@ def request_submitted(
     *,
     participants: int = 10,
     title: str = "test",
+    needs_support: bool = False,
     contact: Contact | None = None,
 ) -> RequestSubmitted:
     """A one-hour request of Mueang Sakon Nakhon (4701), submitted a day before it starts."""
@@ -37,7 +38,7 @@ def request_submitted(
         ends_at=starts_at + timedelta(hours=1),
         participants=participants,
         urgency=Urgency.normal,
-        needs_support=False,
+        needs_support=needs_support,
         sealed_contact=sealed(contact or CONTACT),
         submitted_at=starts_at - timedelta(days=1),
     )
