@@ -27,6 +27,8 @@ class Notice:
     kind: MailKind
     delivery: Delivery
     credentials: MeetingCredentials | None = None
+    moved_from: str | None = None
+    """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
 
     @property
     def request_id(self) -> str:
