@@ -27,7 +27,8 @@
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
 #               exchange); reads the feed stream <ns>.feed (every event, for the live feed);
-#               may not publish events, nor write to amq.default.
+#               publishes support.requested/claimed/done (its support tickets) and no other
+#               event; may not write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
 #               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
@@ -81,7 +82,9 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.replay\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.(replay|events)\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
+    '^support\.(requested|claimed|done)\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 

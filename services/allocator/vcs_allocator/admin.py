@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
 
 import structlog
@@ -51,7 +51,7 @@ from vcs_shared.http_auth import (
     require_operator,
 )
 from vcs_shared.scope import Scope
-from vcs_shared.thaitime import BANGKOK
+from vcs_shared.thaitime import BANGKOK, CalendarDay
 
 log = structlog.get_logger(__name__)
 
@@ -248,7 +248,7 @@ async def list_reservations(
     province: ProvinceFilter,
     meeting_id: Annotated[str | None, Query(pattern=r"^[0-9]{9,11}$")] = None,
     day: Annotated[
-        date | None, Query(alias="date", description="Bangkok calendar day (default: today)")
+        CalendarDay, Query(alias="date", description="Bangkok calendar day (default: today)")
     ] = None,
 ) -> list[ReservationView]:
     """Live reservations (assigned, not cancelled) of the caller's provinces touching that

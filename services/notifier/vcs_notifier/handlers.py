@@ -66,7 +66,8 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
         return
     delivery = delivery.with_booking(booking)
     try:
-        notice = Notice(MailKind.assigned, delivery, deps.sealer.open(event.sealed_credentials))
+        credentials = deps.sealer.open(event.sealed_credentials)
+        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
     except CredentialsSealError:
         error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
@@ -87,7 +88,7 @@ async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -
         delivery = delivery.with_booking(
             Booking(event.meeting_id, 0, event.starts_at, event.ends_at, sealed_credentials="")
         )
-    error = await _send(Notice(MailKind.released, delivery), deps)
+    error = await _send(Notice(MailKind.released, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.released, error, at=deps.clock())
     await deps.store.record_outcome(event.request_id, outcome)
 
@@ -151,7 +152,8 @@ async def redeliver(request_id: str, scope: Scope, deps: NotifierDeps) -> MailOu
     except CredentialsSealError:
         error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
-        error = await _send(Notice(MailKind.assigned, delivery, credentials), deps)
+        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
+        error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=request_id)
     await deps.store.record_redelivery(request_id, outcome, announcement)
