@@ -52,6 +52,10 @@ for var in VCS_RABBITMQ_INTAKE_PASSWORD VCS_RABBITMQ_ALLOCATOR_PASSWORD \
     echo "$var is not set" >&2
     exit 2
   fi
+  if [[ "${!var,,}" == *change-me* ]]; then
+    echo "$var is still the example value change-me: set a real password" >&2
+    exit 2
+  fi
 done
 
 existing_users="$(rabbitmqctl -s list_users | cut -f1)"

@@ -19,6 +19,8 @@ collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
 * ``GET  /v1/admin/requests/{id}/free-rooms`` — the rooms it could move to.
 * ``GET  /v1/availability?district_code=&starts_at=&ends_at=&participants=`` — free
   rooms for a window (:mod:`vcs_allocator.availability_api`; offices too).
+* ``GET  /healthz`` — open: whether the broker and the store are reachable (docker-compose's
+  health check).
 * ``GET  /v1/admin/reservations?meeting_id=&date=&province=`` — live
   reservations of the caller's provinces whose window touches that Bangkok
   calendar day (default: today).
@@ -42,6 +44,7 @@ from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
 from vcs_allocator.store import MongoReservationStore, PoolChange
 from vcs_shared.auth import Authenticator
+from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import (
     OperatorPrincipal,
     OperatorScope,
@@ -348,11 +351,15 @@ async def free_rooms_of_request(
 
 
 def create_admin_app(
-    store: MongoReservationStore, authenticator: Authenticator, reassigner: Reassigner
+    store: MongoReservationStore,
+    authenticator: Authenticator,
+    reassigner: Reassigner,
+    health: HealthCheck,
 ) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
-    store, an :class:`~vcs_shared.auth.InternalAuthenticator` and the :class:`Reassigner`,
-    which carries the allocation rules)."""
+    store, an :class:`~vcs_shared.auth.InternalAuthenticator`, the :class:`Reassigner`, which
+    carries the allocation rules, and the reachability check its open ``/healthz`` answers
+    with)."""
     app = FastAPI(
         title="DOPA VCS allocator admin (internal)",
         version="1",
@@ -365,6 +372,8 @@ def create_admin_app(
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.reassigner = reassigner
+    app.state.health = health
     app.include_router(router)
     app.include_router(availability_router)
+    app.include_router(health_router)
     return app
