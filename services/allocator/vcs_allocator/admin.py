@@ -43,6 +43,7 @@ from vcs_allocator.domain import ReassignRefused, Room
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
 from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import (
@@ -369,6 +370,7 @@ def create_admin_app(
             "/v1/admin/reservations* and /v1/availability with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.reassigner = reassigner
