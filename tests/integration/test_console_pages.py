@@ -233,3 +233,24 @@ async def test_the_support_queue_claims_and_finishes_a_ticket_in_thai(
             },
         )
         assert outside.status_code == 404
+
+
+async def test_the_clerks_request_page_shows_its_support_ticket(
+    start_services: StartServices,
+    service_env: dict[str, str],
+    intake_url: str,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    """The request page asks the desk for the request's ticket (#support-ticket); before the
+    desk has one it says only that staff were asked for."""
+    await start_services("desk", "intake")
+    body = request_body("4701", title="ประชุมขอเจ้าหน้าที่", needs_support=True)
+    request_id = (await http.post("/v1/requests", json=body)).json()["request_id"]
+    async with signed_in_client(
+        service_env, tmp_path, intake_url, email="clerk-s@example.go.th", scope=("--office", "4701")
+    ) as clerk:
+        page = await clerk.get(f"/requests/{request_id}")
+        assert page.status_code == 200
+        assert 'id="support-ticket"' in page.text
+        assert "ขอแล้ว" in page.text or "รอเจ้าหน้าที่" in page.text

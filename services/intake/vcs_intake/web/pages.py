@@ -189,9 +189,8 @@ async def request_page(
 ) -> Response:
     support = None
     if record.needs_support:
-        support = await support_ticket(
-            record, who, OwnerApis(gateway, who.principal, pages.gettext(request))
-        )
+        owners = OwnerApis(gateway, who.principal, pages.gettext(request))
+        support = await support_ticket(record, owners)
     return pages.render(
         request, "request.html", who=who, support=support, **_details(record, container)
     )
