@@ -43,6 +43,8 @@ FORWARDED_ADMIN = {
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
     "/v1/admin/requests/{request_id}/redeliver": "notifier",
+    "/v1/admin/requests/{request_id}/reassign": "allocator",
+    "/v1/admin/requests/{request_id}/free-rooms": "allocator",
     "/v1/admin/support": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
