@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 
+from tests.e2e.test_published_contract import reassign_to_a_free_room
 from tests.support.auth import bearer, office_token
 from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
@@ -63,6 +64,8 @@ async def test_no_contact_detail_in_clear_on_any_event_type(
     delivered = await http.post("/v1/requests", json=request_body("4701", contact=contact))
     delivered_id = delivered.json()["request_id"]
     await wait_status(http, delivered_id, "delivered")
+    await reassign_to_a_free_room(http, delivered_id)
+    await tap.wait_for("room.reassigned")
     assert (await http.post(f"/v1/requests/{delivered_id}/cancel")).status_code == 200
     rejected = await http.post(
         "/v1/requests", json=request_body("4702", participants=100_000, contact=contact)
