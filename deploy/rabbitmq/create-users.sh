@@ -18,14 +18,18 @@
 # definitions.json; the services then run with VCS_DECLARE_TOPOLOGY=false and only check it
 # passively, which needs no permission. What each user may do ({configure, write, read}):
 #
-#   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead;
-#               consumes <ns>.intake. Nothing else: it faces the internet, so it may not write
-#               to the default exchange (amq.default) or read any dead-letter queue.
+#   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead,
+#               audit entries (audit.recorded.*) to <ns>.audit; consumes <ns>.intake. Nothing
+#               else: it faces the internet, so it may not write to the default exchange
+#               (amq.default) or read any dead-letter queue.
 #   allocator   publishes room.assigned/released and request.rejected; consumes <ns>.allocator.
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
+#               Each of the three publishes its audit entries (audit.recorded.*) to the internal
+#               <ns>.audit exchange, which no integration may read or bind.
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
-#               exchange); reads the feed stream <ns>.feed (every event, for the live feed);
+#               exchange); reads the feed stream <ns>.feed (every event, for the live feed)
+#               and <ns>.desk.audit (the audit log's entries);
 #               may not publish events, nor write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
@@ -70,9 +74,11 @@ service_user() {
   local user="${prefix}${service}"
   upsert_user "$user" "$4"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.(events|dead)\$" "$reads" >/dev/null
+    '^$' "^${ns}\\.(events|dead|audit)\$" "$reads" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     "$publishes" '^$' >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.audit" \
+    '^audit\.recorded\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 
@@ -80,7 +86,7 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.replay\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.replay\$" "^${ns}\\.(feed|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 
+from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
 from vcs_shared.envelope import OutgoingMessage, encode
 from vcs_shared.events import Event
@@ -55,18 +56,22 @@ OFFLINE: EventPublisher = _Offline()
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """The events a change announces, and the correlation id they carry on."""
+    """The events a change announces, the audit entries it records (published on the internal
+    audit exchange, never on the events one), and the correlation id they carry on."""
 
     events: tuple[Event, ...] = ()
     correlation_id: str | None = None
+    audit: tuple[AuditRecorded, ...] = ()
 
 
 SILENT = Announcement()
 """A change that announces nothing."""
 
 
-def announce(*events: Event, correlation_id: str | None) -> Announcement:
-    return Announcement(events, correlation_id)
+def announce(
+    *events: Event, correlation_id: str | None, audit: tuple[AuditRecorded, ...] = ()
+) -> Announcement:
+    return Announcement(events, correlation_id, audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +160,9 @@ class Outbox:
 
     def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
         correlation_id = announcement.correlation_id
+        announced: list[Event | AuditRecorded] = [*announcement.events, *announcement.audit]
         return [
-            encode(event, source=self._source, correlation_id=correlation_id)
-            for event in announcement.events
+            encode(event, source=self._source, correlation_id=correlation_id) for event in announced
         ]
 
 
@@ -246,7 +251,10 @@ class OutboxRelay:
             if entry["sent"] or (cutoff is not None and _aware(entry["created_at"]) > cutoff):
                 continue
             message = OutgoingMessage(
-                id=entry["id"], routing_key=entry["routing_key"], body=entry["body"]
+                id=entry["id"],
+                routing_key=entry["routing_key"],
+                body=entry["body"],
+                exchange=entry.get("exchange", "events"),
             )
             try:
                 await self._publisher.publish(message)

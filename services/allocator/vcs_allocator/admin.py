@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
 import structlog
@@ -34,14 +35,18 @@ from pydantic import BaseModel
 from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.store import MongoReservationStore, PoolChange
-from vcs_shared.auth import Authenticator
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.audit_trail import AuditTrail
+from vcs_shared.auth import Authenticator, Principal
 from vcs_shared.http_auth import (
+    OperatorPrincipal,
     OperatorScope,
     ProvinceFilter,
     outside_scope,
     require_operator,
 )
-from vcs_shared.scope import Scope
+from vcs_shared.offices import REGION_PROVINCES
+from vcs_shared.scope import REGION_POOL_PREFIX, Scope
 from vcs_shared.thaitime import BANGKOK
 
 log = structlog.get_logger(__name__)
@@ -180,10 +185,17 @@ def _item(room: Room) -> PoolItem:
         }
     },
 )
-async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) -> ReloadResult:
+async def reload_pools(
+    request: Request,
+    store: StoreDep,
+    scope: OperatorScope,
+    principal: OperatorPrincipal,
+    trail: TrailDep,
+) -> ReloadResult:
     """Replaces the pools the file names; rooms of them it no longer lists become inactive.
 
-    ``vcs pool load`` sends the file here too, so both are checked the same way.
+    ``vcs pool load`` sends the file here too, so both are checked the same way. A reload
+    that loaded is one entry of the audit log (a refused file changed nothing).
     """
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     fmt = POOL_FORMATS.get(media_type)
@@ -223,10 +235,13 @@ async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) 
     outside = scope.outside_pools(room.pool for room in rooms)
     if outside:
         raise outside_scope("nothing was loaded: the file names pools", outside, scope)
+    named = sorted({room.pool for room in rooms})
+    before = Counter(room.pool for room in await store.rooms(named))  # the active ones
     change: PoolChange = await store.replace_rooms(rooms)
     log.info(
         "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
     )
+    await trail.record(_reload_entry(principal, change, before))
     return ReloadResult(
         pools=list(change.pools), loaded=change.loaded, deactivated=change.deactivated
     )
@@ -255,7 +270,36 @@ async def list_reservations(
     ]
 
 
-def create_admin_app(store: MongoReservationStore, authenticator: Authenticator) -> FastAPI:
+def _reload_entry(
+    principal: Principal, change: PoolChange, active_before: Counter[str]
+) -> AuditRecorded:
+    pools = sorted(change.pools)
+    provinces: set[str] = set()
+    for pool in pools:
+        region = pool.removeprefix(REGION_POOL_PREFIX)
+        provinces |= REGION_PROVINCES.get(region, set()) if pool != region else {pool}
+    return AuditRecorded(
+        actor=Actor.of(principal),
+        action=AuditAction.pool_reload,
+        target=Target(kind="pool", id=" ".join(pools)),
+        provinces=tuple(sorted(provinces)),
+        before=", ".join(f"{pool}: {active_before[pool]} active" for pool in pools),
+        after=f"{change.loaded} loaded, {change.deactivated} made inactive",
+        at=datetime.now(UTC),
+    )
+
+
+def get_trail(request: Request) -> AuditTrail:
+    trail: AuditTrail = request.app.state.audit_trail
+    return trail
+
+
+TrailDep = Annotated[AuditTrail, Depends(get_trail)]
+
+
+def create_admin_app(
+    store: MongoReservationStore, authenticator: Authenticator, trail: AuditTrail
+) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
     store and an :class:`~vcs_shared.auth.InternalAuthenticator`)."""
     app = FastAPI(
@@ -269,5 +313,6 @@ def create_admin_app(store: MongoReservationStore, authenticator: Authenticator)
     )
     app.state.store = store
     app.state.authenticator = authenticator
+    app.state.audit_trail = trail
     app.include_router(router)
     return app

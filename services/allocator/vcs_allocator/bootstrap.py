@@ -14,6 +14,7 @@ from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_server import InternalServer
@@ -42,13 +43,17 @@ async def run(settings: AllocatorSettings) -> None:
             use_overflow=settings.use_overflow,
             claim_lease=settings.orphan_lease(),
         )
+        trail = AuditTrail(clients.database, source=SERVICE, publisher=clients.publisher)
+        await trail.ensure_indexes()
         admin = None
         if settings.admin_port:  # a taken port is logged; allocating goes on without the API
             authenticator = InternalAuthenticator(
                 TokenCodec(settings.jwt_secret.get_secret_value())
             )
             admin = await InternalServer.start(
-                create_admin_app(store, authenticator), settings.admin_host, settings.admin_port
+                create_admin_app(store, authenticator, trail),
+                settings.admin_host,
+                settings.admin_port,
             )
         sweeper = partial(
             _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()
@@ -60,6 +65,7 @@ async def run(settings: AllocatorSettings) -> None:
                 store.relay,
                 prefetch=settings.prefetch,
                 background=[sweeper],
+                more_relays=(trail.relay,),
             ):
                 log.info("allocator.signal", signal=await wait_for_shutdown_signal())
         finally:  # also when consuming could not start: the admin API must not outlive it

@@ -10,6 +10,9 @@ from aio_pika.abc import AbstractRobustConnection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vcs_desk.api import create_app
+from vcs_desk.audit_api import install_audit
+from vcs_desk.audit_consumer import AuditConsumer
+from vcs_desk.audit_log import AuditLog
 from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
@@ -48,6 +51,11 @@ async def run(settings: DeskSettings) -> int:
             )
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
+            audit_log = AuditLog(database)
+            await audit_log.ensure_indexes()
+            install_audit(app, audit_log)
+            audit = AuditConsumer(connection, topology, audit_log)
+            await audit.start()
             try:
                 server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
                 if server is None:
@@ -55,6 +63,7 @@ async def run(settings: DeskSettings) -> int:
                 log.info(f"{SERVICE}.ready")
                 log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
             finally:
+                await audit.stop()
                 await feed.stop()  # ends the watchers' streams, so the server stops at once
             await server.stop()
             log.info(f"{SERVICE}.stopped")

@@ -160,5 +160,5 @@ async def cancel_request(
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
         )
-    updated = await requests.cancel(request, principal.role.value, container.store, container.clock)
+    updated = await requests.cancel(request, principal, container.store, container.clock)
     return requests.view(updated, container.sealer)

@@ -18,6 +18,7 @@ from vcs_intake.contract_api import PublishedContract, contract_router
 from vcs_intake.gateway import Gateway, forwarding_routes
 from vcs_intake.live_feed import router as live_feed_router
 from vcs_intake.people.accounts import Accounts
+from vcs_intake.people.audit import AuditedInvitations, AuditedSignIns
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
@@ -27,6 +28,8 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
+from vcs_shared.audit import Actor
+from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
@@ -41,8 +44,12 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/audit": "desk",
+    "/v1/admin/audit.csv": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
+UNKNOWN_COMMAND_LINE = Actor(kind="cli", id="cli:unknown", name="a command on the server")
+"""Who invited when no operator did (the pages always have one; only ``vcs user`` has not)."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""
 
@@ -57,7 +64,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             await store.ensure_indexes()
             people = MongoPeopleStore(clients.database)
             await people.ensure_indexes()
-            app.state.accounts = Accounts(people)
+            trail = AuditTrail(clients.database, source=SERVICE, publisher=clients.publisher)
+            await trail.ensure_indexes()
+            app.state.audit_trail = trail
+            app.state.accounts = Accounts(
+                people,
+                audit=AuditedSignIns(trail),
+                invite_audit=AuditedInvitations(trail, command_line=UNKNOWN_COMMAND_LINE),
+            )
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
             codec = TokenCodec(settings.jwt_secret.get_secret_value())
@@ -71,7 +85,13 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             handlers = HANDLERS.bind(store).observed(hub.saw)
             async with (
                 httpx.AsyncClient() as owners_client,
-                consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
+                consuming(
+                    clients,
+                    handlers,
+                    store.relay,
+                    prefetch=settings.prefetch,
+                    more_relays=(trail.relay,),  # also the entries `vcs user`/`vcs token` wrote
+                ),
             ):
                 app.state.gateway = Gateway(
                     owners_client,

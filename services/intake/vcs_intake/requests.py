@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from vcs_intake.domain import RequestState
+from vcs_intake.domain import RequestState, Status
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestStore
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer
@@ -83,9 +84,25 @@ async def submit(
     return request, True
 
 
-async def cancel(request: RequestState, by: str, store: RequestStore, clock: Clock) -> RequestState:
-    """Cancels a request (harmless when already cancelled); the allocator frees the room."""
-    updated = await store.cancel(request.cancelled(by=by, at=clock()))
+async def cancel(
+    request: RequestState, by: Principal, store: RequestStore, clock: Clock
+) -> RequestState:
+    """Cancels a request (harmless when already cancelled); the allocator frees the room.
+
+    The event says only whether an office or an operator cancelled (it is public); the audit
+    entry, in the same write, names who (a person, an operator's or an office's token)."""
+    at = clock()
+    entry = AuditRecorded(
+        actor=Actor.of(by),
+        action=AuditAction.request_cancel,
+        target=Target(kind="request", id=request.request_id),
+        provinces=(request.province_code,),
+        before=request.status.value,
+        after=Status.cancelled.value,
+        detail=f"{request.district_code}: {request.title}"[:2000],
+        at=at,
+    )
+    updated = await store.cancel(request.cancelled(by=by.role.value, at=at), entry)
     return updated or request
 
 

@@ -286,7 +286,7 @@ async def cancel_request(
     if record is None:
         return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
-        await requests.cancel(record, who.principal.role.value, container.store, container.clock)
+        await requests.cancel(record, who.principal, container.store, container.clock)
         request.app.state.status_hub.changed(request_id)
     return _back(f"/console/requests/{request_id}", "cancelled")
 

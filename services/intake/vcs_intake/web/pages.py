@@ -229,7 +229,7 @@ async def cancel_confirmation(
 @router.post("/requests/{request_id}/cancel")
 async def cancel(record: Visible, who: Person, container: ContainerDep, hub: HubDep) -> Response:
     if _may_cancel(record):
-        await requests.cancel(record, who.principal.role.value, container.store, container.clock)
+        await requests.cancel(record, who.principal, container.store, container.clock)
         hub.changed(record.request_id)
     return RedirectResponse(f"/requests/{record.request_id}", status_code=303)
 
