@@ -123,14 +123,20 @@ def service_env(
     )
 
 
-def internal_apis(allocator_port: int, desk_port: int) -> dict[str, str]:
-    """Where the allocator's and the desk's internal APIs listen, and where the intake
-    forwards to them (a second allocator of a test finds the port taken and goes on without)."""
+def internal_apis(
+    allocator_port: int, desk_port: int, notifier_port: int | None = None
+) -> dict[str, str]:
+    """Where the allocator's, the desk's and the notifier's internal APIs listen, and where the
+    intake forwards to them (a second allocator or notifier of a test finds the port taken and
+    goes on without)."""
+    notifier_port = notifier_port or free_port()
     return {
         "VCS_ADMIN_PORT": str(allocator_port),
         "VCS_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
         "VCS_DESK_PORT": str(desk_port),
         "VCS_DESK_URL": f"http://127.0.0.1:{desk_port}",
+        "VCS_NOTIFIER_PORT": str(notifier_port),
+        "VCS_NOTIFIER_URL": f"http://127.0.0.1:{notifier_port}",
     }
 
 

@@ -22,6 +22,7 @@ from aio_pika.abc import (
 )
 from pymongo.errors import ConnectionFailure, NetworkTimeout
 
+from vcs_shared.broker_nodes import broker_urls, connect_to_cluster
 from vcs_shared.dispatch import Handlers
 from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, decode
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
@@ -54,22 +55,30 @@ RECONNECT_INTERVAL = 1.0
 async def connect(url: str, *, name: str) -> AbstractRobustConnection:
     """A robust connection: aio-pika reconnects and restores channels, exchanges and consumers.
 
-    Losing and regaining the broker is logged, so an outage is visible in the
-    service's own log and not only in aio-pika's.
+    ``url`` is one broker or the comma-separated nodes of a cluster
+    (:mod:`vcs_shared.broker_nodes`): the connection starts on the first node that answers and
+    moves to the next one whenever it loses its node. Losing and regaining the broker is
+    logged with the node, so an outage or a failover is visible in the service's own log and
+    not only in aio-pika's.
     """
-    connection = await aio_pika.connect_robust(
-        url, client_properties={"connection_name": name}, reconnect_interval=RECONNECT_INTERVAL
+    connection = await connect_to_cluster(
+        broker_urls(url),
+        client_properties={"connection_name": name},
+        reconnect_interval=RECONNECT_INTERVAL,
     )
 
     def on_lost(_: Any, exc: BaseException | None) -> None:
         if not connection.close_called:
-            log.warning("broker.connection_lost", connection=name, error=repr(exc))
+            log.warning(
+                "broker.connection_lost", connection=name, error=repr(exc), next=connection.node
+            )
 
     def on_reconnected(_: Any) -> None:
-        log.info("broker.reconnected", connection=name)
+        log.info("broker.reconnected", connection=name, node=connection.node)
 
     connection.close_callbacks.add(on_lost)
     connection.reconnect_callbacks.add(on_reconnected)
+    log.info("broker.connected", connection=name, node=connection.node)
     return connection
 
 

@@ -9,11 +9,12 @@ needs a ``.v2`` type.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, Literal, TypedDict
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 CLOUDEVENT_TYPE_PREFIX = "th.go.dopa.vcs."
 
@@ -40,6 +41,24 @@ class RejectionReason(StrEnum):
     pool_empty = "pool_empty"
 
 
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+"""Unicode categories one line of text must not contain: control characters (``\\n``,
+``\\r``, ``\\x0b``, ``\\x85``, tab, NUL…) and the line and paragraph separators
+(``\\u2028``, ``\\u2029``)."""
+
+
+def one_line(value: str) -> str:
+    """``value`` stripped, if it is one line of text that is not blank; else ``ValueError``.
+
+    For text that ends up in a mail header, a calendar entry or a log line (a title, a name).
+    """
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(char) in LINE_BREAKING for char in value):
+        raise ValueError("must be one line of text, without control characters or line breaks")
+    return value.strip()
+
+
 class Contact(BaseModel):
     """The person at the office who receives the credentials."""
 
@@ -48,6 +67,11 @@ class Contact(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     email: EmailStr
     phone: str = Field(min_length=3, max_length=40, pattern=r"^[0-9+()\- ]+$")
+
+    @field_validator("name")
+    @classmethod
+    def _name_one_line(cls, value: str) -> str:
+        return one_line(value)
 
 
 class Subject(TypedDict):

@@ -3,16 +3,52 @@
 Each service subclasses :class:`CommonSettings` (the desk: :class:`ConnectionSettings`) into
 its one ``BaseSettings`` class; nothing else in the code reads the environment. Secrets have no
 defaults, so a service that was not given them refuses to start instead of
-running with a guessable value.
+running with a guessable value, and one still holding an example value
+(``deploy/compose.env.example``'s ``change-me``) refuses too.
 """
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vcs_shared.broker_nodes import broker_urls
 
-class NamespaceSettings(BaseSettings):
+EXAMPLE_SECRET = "change-me"
+"""What deploy/compose.env.example puts where a secret goes; never a real one."""
+
+
+class RefusesExampleSecrets(BaseSettings):
+    """Settings whose secrets may not be left at an example value.
+
+    A copied example file runs fine and looks configured, so the mistake would only show
+    when someone guesses the secret: every secret field (and every URL carrying a password
+    made from one) is checked at start, and the setting is named in the error. Errors never
+    repeat the input, which holds the secrets.
+    """
+
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
+
+    @model_validator(mode="after")
+    def _no_example_secrets(self) -> Self:
+        left = [
+            name
+            for name, value in self
+            if isinstance(value, SecretStr) and EXAMPLE_SECRET in value.get_secret_value().lower()
+        ]
+        if left:
+            prefix = str(self.model_config.get("env_prefix", ""))
+            names = ", ".join(f"{prefix}{name}".upper() for name in left)
+            raise ValueError(
+                f"the example value {EXAMPLE_SECRET!r} is still set in {names}: "
+                "set a real secret (deploy/compose.env.example says how to make one)"
+            )
+        return self
+
+
+class NamespaceSettings(RefusesExampleSecrets):
     """Which deployment to act on: the services and the operators' CLI read it alike."""
 
     model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
@@ -27,7 +63,12 @@ class NamespaceSettings(BaseSettings):
 class ConnectionSettings(NamespaceSettings):
     """What every service needs: its broker user, its store, its logs."""
 
-    amqp_url: SecretStr = Field(description="AMQP URL with this service's own RabbitMQ user")
+    amqp_url: SecretStr = Field(
+        description=(
+            "AMQP URL with this service's own RabbitMQ user; the nodes of a cluster as a "
+            "comma-separated list (the service moves to the next one when its node goes)"
+        )
+    )
     mongodb_url: SecretStr = Field(description="MongoDB URL of the store")
     log_json: bool | None = Field(
         default=None, description="JSON logs; by default JSON unless stderr is a terminal"
@@ -42,6 +83,13 @@ class ConnectionSettings(NamespaceSettings):
         ),
     )
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _amqp_urls(cls, value: SecretStr) -> SecretStr:
+        """One AMQP URL, or the nodes of a cluster separated by commas."""
+        broker_urls(value.get_secret_value())
+        return value
+
 
 class CommonSettings(ConnectionSettings):
     """What the services on the request path (intake, allocator, notifier) need."""
@@ -54,7 +102,7 @@ class CommonSettings(ConnectionSettings):
     )
 
 
-class TokenSettings(BaseSettings):
+class TokenSettings(RefusesExampleSecrets):
     """The signing secret of bearer tokens, for whoever issues or verifies them."""
 
     model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")

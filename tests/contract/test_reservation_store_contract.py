@@ -117,6 +117,27 @@ async def test_occupancy_sees_other_holders_at_the_probes_and_what_the_request_h
     assert seen.held == {ROOM_B}
 
 
+async def test_busy_rooms_finds_a_pool_s_holders_at_the_probes_also_across_utc_midnight(
+    store: MongoReservationStore,
+) -> None:
+    """The availability query: one indexed equality on ``pool_day`` per pool and UTC day."""
+    midnight = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)  # 07:00 in Bangkok
+    before = occupied_span(midnight - timedelta(hours=1), midnight - timedelta(minutes=30), POLICY)
+    after = occupied_span(midnight + timedelta(minutes=30), midnight + timedelta(hours=1), POLICY)
+    await store.claim(ROOM_A, "r1", slot_starts(before, POLICY.slot), pool="47")
+    await store.claim(ROOM_B, "r2", slot_starts(after, POLICY.slot), pool="region-12")
+    await store.claim("3333333333", "r3", slot_starts(after, POLICY.slot), pool="48")
+    across = occupied_span(midnight - timedelta(hours=2), midnight + timedelta(hours=2), POLICY)
+    probes = probe_slots(slot_starts(across, POLICY.slot), POLICY)
+    later = occupied_span(midnight + timedelta(hours=3), midnight + timedelta(hours=4), POLICY)
+
+    assert await store.busy_rooms(["47", "region-12"], probes) == {ROOM_A, ROOM_B}
+    assert await store.busy_rooms(["47"], probes) == {ROOM_A}
+    assert await store.busy_rooms(["47", "region-12"], slot_starts(later, POLICY.slot)) == set()
+    index_keys = [index["key"] async for index in await store.slots.list_indexes()]
+    assert {"pool_day": 1} in [dict(key) for key in index_keys]  # served by its own index
+
+
 async def test_a_redelivery_adopts_the_slots_its_request_holds_and_completes_them(
     store: MongoReservationStore,
 ) -> None:

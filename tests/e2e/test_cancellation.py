@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from tests.support.paths import SAMPLE_POOL
 from tests.support.requests import request_body, tomorrow_at
@@ -13,10 +15,13 @@ from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.pool import load_pool_file
+from vcs_shared.store import Document, database_name
+from vcs_shared.thaitime import BANGKOK
 
 pytestmark = pytest.mark.e2e
 
 WINDOW = tomorrow_at(13, 30, days=3)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 async def submit(http: httpx.AsyncClient, district_code: str) -> str:
@@ -74,3 +79,34 @@ async def test_a_cancelled_room_goes_to_the_next_request_for_that_window(
     await tap.wait_for("credentials.delivered", 2 + len(later))
     assert [m.cloudevent["subject"] for m in tap.with_prefix("room.released")] == [first]
     assert len({m.message_id for m in tap.with_prefix("request.cancelled")}) == 1
+
+
+async def test_cancelling_a_meeting_under_way_gives_back_the_rest_of_its_window(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    tap: EventTap,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
+) -> None:
+    await start_services()
+    started = datetime.now(BANGKOK).replace(microsecond=0) - timedelta(minutes=3)
+    response = await http.post(
+        "/v1/requests", json=request_body("4701", starts_at=started, hours=2, participants=20)
+    )
+    assert response.status_code == 202, response.text
+    request_id = response.json()["request_id"]
+    await meeting_id_of(http, request_id)
+    slots = mongo[database_name(namespace, "allocator")]["slots"]
+    held = [doc["slot"] async for doc in slots.find({"request_id": request_id})]
+
+    cancelled = await http.post(f"/v1/requests/{request_id}/cancel")
+
+    assert cancelled.status_code == 200
+    [event] = await tap.wait_for("request.cancelled")
+    await tap.wait_for("room.released")
+    at = datetime.fromisoformat(event.cloudevent["data"]["cancelled_at"])
+    first_free = int((at - EPOCH) // timedelta(minutes=5)) * 5 + 5  # the next 5-minute slot
+    kept = sorted([doc["slot"] async for doc in slots.find({"request_id": request_id})])
+    assert kept == sorted(s for s in held if s < first_free)
+    assert kept  # what is over stays booked
+    assert len(kept) < len(held)  # the rest of the window is free again

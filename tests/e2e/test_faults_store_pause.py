@@ -2,9 +2,13 @@
 or retry instead of failing, /healthz reports the store down and then up again, and every
 accepted request reaches a final state exactly once.
 
+A submit the frozen store does not answer is a ``503`` that says the outcome is unknown (the
+insert may have reached the store and be applied when it thaws); the office retries it with
+the same Idempotency-Key, which never makes a second request.
+
 The frozen store is a private nx-27017 server for this module, so no other test's store
 is paused. A submit that arrives while the store is frozen is either held until it thaws
-(202) or refused with 503 (nothing accepted); the office retries a 503 with the same
+(202) or answered 503 (outcome unknown); the office retries a 503 with the same
 Idempotency-Key, which never makes a second request.
 """
 
@@ -17,6 +21,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.auth import BearerAuth, national_operator_token
 from tests.support.faults import (
     count_assignments,
     find_duplicates,
@@ -88,7 +93,7 @@ async def test_a_frozen_store_loses_nothing_and_the_services_recover(
     first_answers = sorted(r.status_code for r in answers.values())
     assert set(first_answers) <= {202, 503}
     for key, response in answers.items():
-        if response.status_code == 503:  # not accepted: the office retries with its key
+        if response.status_code == 503:  # outcome unknown: the office retries with its key
             answers[key] = await http.post(
                 "/v1/requests", json=bodies[key], headers={"Idempotency-Key": key}
             )
@@ -109,3 +114,31 @@ async def test_a_frozen_store_loses_nothing_and_the_services_recover(
     assert not duplicates, duplicates
     assert set((await count_assignments(mongo, namespace, requests)).values()) == {1}
     request.node.user_properties.append(("answers_while_frozen", first_answers))
+
+
+async def test_a_submit_the_frozen_store_never_answers_is_503_outcome_unknown(
+    private_store: EmbeddedStore,
+    start_services: StartServices,
+    intake_url: str,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
+) -> None:
+    await start_services("intake")
+    body = spread_request(0)
+    key = {"Idempotency-Key": "frozen-4701-1"}
+    auth = BearerAuth(national_operator_token())
+    async with httpx.AsyncClient(base_url=intake_url, timeout=120, auth=auth) as client:
+        private_store.pause()
+        try:
+            unanswered = await client.post("/v1/requests", json=body, headers=key)
+        finally:
+            private_store.resume()
+        retried = await client.post("/v1/requests", json=body, headers=key)
+
+    assert unanswered.status_code == 503, unanswered.text
+    assert unanswered.headers["retry-after"] == "5"
+    assert unanswered.json()["outcome"] == "unknown"
+    assert "may or may not have been stored" in unanswered.json()["detail"]
+    assert retried.status_code in (200, 202)
+    intake = mongo[database_name(namespace, "intake")]["requests"]
+    assert await intake.count_documents({}) == 1

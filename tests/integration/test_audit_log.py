@@ -356,6 +356,12 @@ async def test_the_log_is_scoped_filtered_paginated_exported_and_append_only(
             assert rows[0]["before"] == "'=1+1"
             assert rows[0]["at"] == "2026-12-03T09:02:00+07:00"
 
+        as_office = await region_12.get("/v1/admin/audit", headers=bearer(office_token("4701")))
+        assert as_office.status_code == 403
+        assert (
+            await region_12.get("/v1/admin/audit", headers={"Authorization": ""})
+        ).status_code == 401
+
         entry_id = mine[0]["id"]
         for method in ("PUT", "PATCH", "DELETE", "POST"):
             for path in ("/v1/admin/audit", f"/v1/admin/audit/{entry_id}"):

@@ -48,7 +48,9 @@ def test_every_internal_admin_operation_declares_the_bearer_scheme() -> None:
     """Each owner documents its own admin API (the intake forwards it unchanged)."""
     authenticator = InternalAuthenticator(codec)
     documents = [
-        create_admin_app(cast(Any, None), authenticator, cast(Any, None)).openapi(),
+        create_admin_app(
+            cast(Any, None), authenticator, cast(Any, None), cast(Any, None)
+        ).openapi(),
         create_desk_app(cast(Any, None), authenticator, cast(Any, None)).openapi(),
     ]
     paths = {path: ops for document in documents for path, ops in document["paths"].items()}

@@ -33,7 +33,7 @@ def local_run_env(amqp_url: str, namespace: str, credentials_keys: str) -> dict[
         "VCS_NAMESPACE": namespace,
         "VCS_JWT_SECRET": TEST_JWT_SECRET,
         "VCS_CREDENTIALS_KEYS": credentials_keys,
-        **internal_apis(free_port(), free_port()),  # not 8001 and 8002: make run's defaults
+        **internal_apis(free_port(), free_port(), free_port()),  # not make run's 8001-8003
     }
     env.pop("VCS_MONGODB_URL", None)  # its own embedded store, supervised like the rest
     return env

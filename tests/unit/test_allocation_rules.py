@@ -22,6 +22,7 @@ from vcs_allocator.domain import (
     occupied_span,
     pools_for,
     probe_slots,
+    released_from,
     slot_starts,
 )
 from vcs_allocator.pool import PoolFileError, load_pool_file, parse_pool
@@ -223,8 +224,13 @@ def test_a_province_without_active_rooms_is_pool_empty() -> None:
         (at(10), at(10), "end after it starts"),
         (NOW - timedelta(hours=1), NOW + timedelta(hours=1), "in the past"),
         (at(6), at(18, 5), "longer than 12 hours"),
+        (
+            datetime(9999, 12, 31, 9, tzinfo=BANGKOK),
+            datetime(9999, 12, 31, 11, tzinfo=BANGKOK),
+            "further ahead",
+        ),
     ],
-    ids=["ends-before-start", "empty", "in-the-past", "too-long"],
+    ids=["ends-before-start", "empty", "in-the-past", "too-long", "year-9999"],
 )
 def test_bad_windows_are_window_invalid(
     starts_at: datetime, ends_at: datetime, english: str
@@ -234,6 +240,15 @@ def test_bad_windows_are_window_invalid(
     assert rejection is not None
     assert reason(rejection) is RejectionReason.window_invalid
     assert english in rejection.message_en
+
+
+def test_a_cancellation_gives_back_the_slots_from_the_next_grid_slot_on() -> None:
+    before_the_meeting = NOW - timedelta(days=1)
+    under_way = NOW + timedelta(minutes=7, seconds=30)
+
+    assert released_from(before_the_meeting, POLICY) == before_the_meeting.astimezone(UTC)
+    assert released_from(under_way, POLICY) == (NOW + timedelta(minutes=10)).astimezone(UTC)
+    assert released_from(NOW, POLICY) == NOW.astimezone(UTC)
 
 
 def test_windows_at_the_limits_are_accepted() -> None:

@@ -107,6 +107,21 @@ def test_only_the_intake_is_published_among_the_services(compose: dict[str, Any]
     assert published == {"intake"}
     assert urls["VCS_ALLOCATOR_URL"] == "http://allocator:8001"
     assert urls["VCS_DESK_URL"] == "http://desk:8002"
+    assert urls["VCS_NOTIFIER_URL"] == "http://notifier:8003"
+
+
+@pytest.mark.parametrize(("service", "port"), [("desk", 8002), ("notifier", 8003)])
+def test_internal_apis_listen_for_the_intake_and_are_checked_for_health(
+    compose: dict[str, Any], service: str, port: int
+) -> None:
+    """An internal API listens on the compose network (not only on its own loopback) at the
+    port the intake forwards to, and its /healthz is what compose checks."""
+    definition = compose["services"][service]
+    host_variable = f"VCS_{service.upper()}_HOST"
+
+    assert definition["environment"][host_variable] == "0.0.0.0"
+    assert f"127.0.0.1:{port}/healthz" in " ".join(definition["healthcheck"]["test"])
+    assert SETTINGS[service].model_fields[f"{service}_port"].default == port
 
 
 def test_every_broker_user_gets_its_password(compose: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import Message
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -249,8 +249,18 @@ class SmtpSink:
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
 
     @property
-    def messages(self) -> list[Message]:
+    def messages(self) -> list[EmailMessage]:
         return self._handler.messages
+
+    def refuse(self, reply: str | None) -> None:
+        """Answers every recipient with ``reply`` (``"550 5.1.1 no such mailbox"``) from now on,
+        as a relay refusing would; None accepts again."""
+        self._handler.refusal = reply
+
+    @property
+    def refused(self) -> int:
+        """How many recipients were refused so far."""
+        return self._handler.refused
 
     def start(self) -> SmtpSink:
         self._controller.start()

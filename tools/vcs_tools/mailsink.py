@@ -13,8 +13,8 @@ import argparse
 import signal
 import time
 from collections.abc import Sequence
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
@@ -26,15 +26,31 @@ STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 class KeepMail:
-    """aiosmtpd handler: keeps each received mail in memory and, optionally, as a file."""
+    """aiosmtpd handler: keeps each received mail in memory and, optionally, as a file.
+
+    A test makes it refuse like a real relay: ``refusal`` (an SMTP reply such as
+    ``"550 5.1.1 no such mailbox"`` or ``"451 4.3.0 try later"``) answers every recipient
+    while it is set, so nothing is accepted.
+    """
 
     def __init__(self, folder: Path | None) -> None:
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
         self.folder = private_dir(folder) if folder is not None else None
+        self.refusal: str | None = None
+        self.refused = 0
+
+    async def handle_RCPT(  # noqa: N802 (aiosmtpd's hook name)
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.refusal is not None:
+            self.refused += 1
+            return self.refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
         raw = envelope.original_content or b""
-        self.messages.append(message_from_bytes(raw))
+        self.messages.append(message_from_bytes(raw, policy=policy.default))
         if self.folder is not None:
             with create_binary(self.folder / f"{time.time_ns()}.eml") as file:
                 file.write(raw)

@@ -14,6 +14,8 @@ collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
   answered ``422`` with every bad line and field, a file naming a pool outside
   the caller's provinces ``403`` naming those pools, and nothing is loaded.
   Effective at once: the allocator reads the rooms on every allocation.
+* ``GET  /v1/availability?district_code=&starts_at=&ends_at=&participants=`` — free
+  rooms for a window (:mod:`vcs_allocator.availability_api`; offices too).
 * ``GET  /v1/admin/reservations?meeting_id=&date=&province=`` — live
   reservations of the caller's provinces whose window touches that Bangkok
   calendar day (default: today).
@@ -32,6 +34,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from vcs_allocator.availability_api import RoomRules
+from vcs_allocator.availability_api import router as availability_router
 from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.store import MongoReservationStore, PoolChange
@@ -298,21 +302,26 @@ TrailDep = Annotated[AuditTrail, Depends(get_trail)]
 
 
 def create_admin_app(
-    store: MongoReservationStore, authenticator: Authenticator, trail: AuditTrail
+    store: MongoReservationStore,
+    authenticator: Authenticator,
+    rules: RoomRules,
+    trail: AuditTrail,
 ) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
-    store and an :class:`~vcs_shared.auth.InternalAuthenticator`)."""
+    store, an :class:`~vcs_shared.auth.InternalAuthenticator` and the allocation rules)."""
     app = FastAPI(
         title="DOPA VCS allocator admin (internal)",
         version="1",
         description=(
             "Pools of Zoom Meeting IDs and their reservations, for operators. Internal: "
             "reached through the intake, which forwards /v1/admin/pools* and "
-            "/v1/admin/reservations* with an internal token."
+            "/v1/admin/reservations* and /v1/availability with an internal token."
         ),
     )
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.audit_trail = trail
+    app.state.rules = rules
     app.include_router(router)
+    app.include_router(availability_router)
     return app

@@ -10,6 +10,7 @@ from functools import partial
 import structlog
 
 from vcs_allocator.admin import create_admin_app
+from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.settings import AllocatorSettings
@@ -51,7 +52,9 @@ async def run(settings: AllocatorSettings) -> None:
                 TokenCodec(settings.jwt_secret.get_secret_value())
             )
             admin = await InternalServer.start(
-                create_admin_app(store, authenticator, trail),
+                create_admin_app(
+                    store, authenticator, RoomRules(deps.policy, deps.use_overflow), trail
+                ),
                 settings.admin_host,
                 settings.admin_port,
             )

@@ -57,6 +57,9 @@ class AllocationPolicy:
     slot: timedelta = timedelta(minutes=5)
     max_duration: timedelta = timedelta(hours=12)
     past_grace: timedelta = timedelta(minutes=5)
+    horizon: timedelta = timedelta(days=3660)
+    """A guard, not a booking rule (the intake's ``VCS_BOOKING_HORIZON_DAYS`` is): a window
+    this far ahead is rejected before any slot arithmetic (year 9999 would overflow)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,10 +222,18 @@ def probe_slots(slots: Sequence[datetime], policy: AllocationPolicy) -> list[dat
     return picked
 
 
+def released_from(cancelled_at: datetime, policy: AllocationPolicy) -> datetime:
+    """The first slot a cancellation gives back: the next grid slot after the moment it was
+    cancelled. A meeting not yet begun gives back its whole window; one under way only the
+    rest of it (what is over, and the slot running now, stay as they were)."""
+    return _ceil(cancelled_at.astimezone(UTC), policy.slot)
+
+
 def check_window(
     starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
 ) -> Rejection | None:
-    """Rejects windows that end before they start, lie in the past, or last too long."""
+    """Rejects windows that end before they start, lie in the past or too far ahead, or last
+    too long."""
     if ends_at <= starts_at:
         return reject(
             RejectionReason.window_invalid,
@@ -232,6 +243,12 @@ def check_window(
     if starts_at < now - policy.past_grace:
         return reject(
             RejectionReason.window_invalid, "เวลาเริ่มประชุมผ่านไปแล้ว", "the meeting starts in the past"
+        )
+    if ends_at > now + policy.horizon:
+        return reject(
+            RejectionReason.window_invalid,
+            "วันประชุมไกลเกินกว่าที่จองได้",
+            "the meeting is further ahead than can be booked",
         )
     if ends_at - starts_at > policy.max_duration:
         hours = int(policy.max_duration.total_seconds() // 3600)
@@ -302,6 +319,63 @@ def choose_room(
         "ไม่มีห้องประชุมว่างในช่วงเวลาที่ขอ",
         "no room is free for the requested time",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolAvailability:
+    """How many rooms of one pool are free for a window and size, of how many that fit."""
+
+    pool: str
+    free: int
+    fitting: int
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Rooms an office may use that are free for a window and size: a hint for people (the
+    unique slot index still decides), and the list an operator reassigns from."""
+
+    pools: tuple[PoolAvailability, ...]
+    free_rooms: tuple[Room, ...]
+    largest_capacity: int
+
+    @property
+    def free(self) -> int:
+        return len(self.free_rooms)
+
+
+def availability(
+    rooms: Iterable[Room],
+    busy_meeting_ids: Collection[str],
+    participants: int,
+    pool_order: Sequence[str],
+) -> Availability:
+    """The active rooms of ``pool_order`` that hold ``participants`` and nobody holds, in the
+    order the allocator would pick them (province pool first, smallest room first)."""
+    active = [r for r in rooms if r.active and r.pool in pool_order]
+    fitting = [r for r in active if r.capacity >= participants]
+    free = sorted(
+        (r for r in fitting if r.meeting_id not in busy_meeting_ids),
+        key=lambda r: (pool_order.index(r.pool), r.capacity, r.meeting_id),
+    )
+    per_pool = tuple(
+        PoolAvailability(
+            pool,
+            free=sum(1 for r in free if r.pool == pool),
+            fitting=sum(1 for r in fitting if r.pool == pool),
+        )
+        for pool in pool_order
+    )
+    largest = max((r.capacity for r in active), default=0)
+    return Availability(per_pool, tuple(free), largest)
+
+
+def remaining_span(
+    starts_at: datetime, ends_at: datetime, now: datetime, policy: AllocationPolicy
+) -> Span:
+    """The slots a reservation of this window holds from now on: all of them for a meeting
+    not yet begun, the rest of it (from the slot running now) for one under way."""
+    return occupied_span(max(starts_at, now), ends_at, policy)
 
 
 def check_office(district_code: str, province_code: str) -> Rejection | None:

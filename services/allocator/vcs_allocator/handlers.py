@@ -26,6 +26,7 @@ from vcs_allocator.domain import (
     occupied_span,
     pools_for,
     probe_slots,
+    released_from,
     slot_starts,
 )
 from vcs_allocator.store import ReservationStore
@@ -174,7 +175,10 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
             return Settled(choice, occupancy.held)
         claimed_at = time.monotonic()
         adopt = choice.meeting_id in occupancy.held
-        if await deps.store.claim(choice.meeting_id, event.request_id, slots, adopt=adopt):
+        claimed = await deps.store.claim(
+            choice.meeting_id, event.request_id, slots, adopt=adopt, pool=choice.pool
+        )
+        if claimed:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
@@ -199,7 +203,8 @@ def _held(decision: Decision | None) -> str | None:
 
 
 async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> None:
-    """request.cancelled → the slots are freed at once → room.released (if a room was held)."""
+    """request.cancelled → the slots are freed at once (of a meeting under way: the rest of its
+    window, from the next slot after the cancellation) → room.released (if a room was held)."""
     event = envelope.event
     decision = await deps.store.decision(event.request_id)
     if decision is None:
@@ -212,7 +217,8 @@ async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> 
     if reservation is None:
         log.info("release.nothing_held", outcome=decision.outcome.value)
         return
-    await deps.store.release_slots(event.request_id)
+    starting = released_from(event.cancelled_at, deps.policy)
+    await deps.store.release_slots(event.request_id, starting=starting)
     released = RoomReleased(
         **event.subject(),
         meeting_id=reservation.meeting_id,

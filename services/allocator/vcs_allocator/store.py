@@ -55,6 +55,7 @@ from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "allocator"
+MINUTES_PER_DAY = 24 * 60
 
 LIVE_ASSIGNMENT: Document = {"outcome": DecisionOutcome.assigned.value, "released": False}
 """The store-side form of :attr:`Decision.reservation`: the filter of live assignments."""
@@ -104,12 +105,13 @@ class ReservationStore(Protocol):
         slots: Sequence[datetime],
         *,
         adopt: bool = False,
+        pool: str | None = None,
     ) -> bool: ...
     async def record_decision(
         self, decision: Decision, announcement: Announcement = SILENT
     ) -> Decision | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
-    async def release_slots(self, request_id: str) -> int: ...
+    async def release_slots(self, request_id: str, *, starting: datetime) -> int: ...
     async def mark_released(
         self, request_id: str, at: datetime, announcement: Announcement
     ) -> bool: ...
@@ -133,6 +135,7 @@ class MongoReservationStore:
             name="one_holder_per_slot",
         )
         await self.slots.create_index("request_id")
+        await self.slots.create_index("pool_day")
         await self.slots.create_index([("confirmed", ASCENDING), ("claimed_ms", ASCENDING)])
         await self.rooms_collection.create_index([("pool", ASCENDING), ("active", ASCENDING)])
         await self.decisions.create_index("meeting_id")
@@ -173,6 +176,30 @@ class MongoReservationStore:
         }
         return Occupancy(frozenset(busy), frozenset(held))
 
+    async def busy_rooms(self, pools: Sequence[str], probes: Sequence[datetime]) -> set[str]:
+        """The Meeting IDs of ``pools`` that anyone holds at the ``probes`` (see
+        :func:`~vcs_allocator.domain.probe_slots`): the availability hint.
+
+        One query per pool and UTC day the probes touch (one or two days), each
+        an equality on the single-field-indexed ``pool_day`` (the only kind of
+        filter the embedded store serves from an index), narrowed by the probes'
+        slot keys; it reads that pool's slots of that day, never the whole
+        collection. Only a hint: the unique index decides a claim.
+        """
+        by_day: dict[int, list[int]] = {}
+        for probe in probes:
+            key = slot_key(probe)
+            by_day.setdefault(key // MINUTES_PER_DAY, []).append(key)
+        busy: set[str] = set()
+        for pool in pools:
+            for day, keys in sorted(by_day.items()):
+                cursor = self.slots.find(
+                    {"pool_day": f"{pool}|{day}", "slot": {"$in": keys}},
+                    {"meeting_id": 1, "_id": 0},
+                )
+                busy.update([doc["meeting_id"] async for doc in cursor])
+        return busy
+
     async def claim(
         self,
         meeting_id: str,
@@ -180,11 +207,14 @@ class MongoReservationStore:
         slots: Sequence[datetime],
         *,
         adopt: bool = False,
+        pool: str | None = None,
     ) -> bool:
         """Holds every slot for ``request_id``, or none of the ones it inserted; True if ours.
 
         With ``adopt``, the slots this request already holds in this room (a
-        crashed attempt's) are taken over first instead of inserted again.
+        crashed attempt's) are taken over first instead of inserted again. With
+        ``pool`` (the room's), each slot carries its :func:`pool_day` key, which
+        :meth:`busy_rooms` finds through its own index.
         """
         attempt = uuid.uuid4().hex
         now = epoch_ms(datetime.now(UTC))
@@ -205,6 +235,7 @@ class MongoReservationStore:
                     "attempt": attempt,
                     "claimed_ms": now,
                     "confirmed": False,
+                    **({} if pool is None else {"pool_day": pool_day(pool, slot)}),
                 }
                 for oid, slot in zip(ids, pending, strict=True)
             ]
@@ -273,8 +304,10 @@ class MongoReservationStore:
             return await self.decision(decision.request_id)
         return None
 
-    async def release_slots(self, request_id: str) -> int:
-        result = await self.slots.delete_many({"request_id": request_id})
+    async def release_slots(self, request_id: str, *, starting: datetime) -> int:
+        """Frees the request's slots from ``starting`` on (the ones before it stay held)."""
+        query = {"request_id": request_id, "slot": {"$gte": slot_key(starting)}}
+        result = await self.slots.delete_many(query)
         return result.deleted_count
 
     async def release_claim(self, meeting_id: str, request_id: str) -> None:
@@ -443,6 +476,13 @@ def slot_key(moment: datetime) -> int:
     which made each allocation cost time proportional to all bookings so far.
     """
     return int(moment.timestamp()) // 60
+
+
+def pool_day(pool: str, slot: datetime) -> str:
+    """The key of a pool's slots of one UTC day (``47|20425``), indexed on its own: the
+    availability of a province is one equality query per pool and day, which the embedded
+    store serves from a single-field index (it cannot use the compound one, nor ``$in``)."""
+    return f"{pool}|{slot_key(slot) // MINUTES_PER_DAY}"
 
 
 def slot_time(key: int) -> datetime:

@@ -6,8 +6,6 @@ import asyncio
 import sys
 
 import structlog
-from aio_pika.abc import AbstractRobustConnection
-from pymongo.asynchronous.database import AsyncDatabase
 
 from vcs_desk.api import create_app
 from vcs_desk.audit_api import install_audit
@@ -18,16 +16,16 @@ from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
 from vcs_desk.settings import DeskSettings
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
-from vcs_shared.broker import Topology, broker_connected, connect, declare_topology
+from vcs_shared.broker import Topology, connect, declare_topology
+from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.store import Document, database_name, make_client
+from vcs_shared.store import database_name, make_client
 
 log = structlog.get_logger(__name__)
 
 SERVICE = "desk"
-PING_TIMEOUT = 2.0
 
 
 async def run(settings: DeskSettings) -> int:
@@ -47,7 +45,7 @@ async def run(settings: DeskSettings) -> int:
             app = create_app(
                 letters,
                 InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
-                lambda: _health(database, connection),
+                lambda: reachability(database, connection),
             )
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
@@ -72,23 +70,6 @@ async def run(settings: DeskSettings) -> int:
             await connection.close()
     finally:
         await mongo.close()
-
-
-async def _health(
-    database: AsyncDatabase[Document], connection: AbstractRobustConnection
-) -> dict[str, str]:
-    try:
-        async with asyncio.timeout(PING_TIMEOUT):  # a frozen store never answers at all
-            await database.command("ping")
-        store = "up"
-    except Exception:  # any failure to ping means "not reachable" to a health check
-        store = "down"
-    broker = "up" if broker_connected(connection) else "down"
-    return {
-        "status": "ok" if store == broker == "up" else "degraded",
-        "broker": broker,
-        "store": store,
-    }
 
 
 def main() -> None:

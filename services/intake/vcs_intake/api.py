@@ -51,6 +51,18 @@ async def healthz(container: ContainerDep, response: Response) -> Health:
         200: {"model": SubmitAccepted, "description": "Replay of an earlier submit"},
         **UNAUTHENTICATED,
         403: {"description": "The token may not submit for this district"},
+        429: {
+            "description": (
+                "The office already holds the most upcoming bookings it may "
+                "(`VCS_MAX_OPEN_REQUESTS_PER_OFFICE`); the body names the limit"
+            )
+        },
+        503: {
+            "description": (
+                "The store did not answer in time: the request may or may not have been stored; "
+                "retry with the same Idempotency-Key to find out"
+            )
+        },
     },
     tags=["requests"],
 )
@@ -62,12 +74,32 @@ async def submit_request(
 ) -> SubmitAccepted | JSONResponse:
     """Accepts a request; it is stored before this answers, and the room follows by events.
 
-    An office submits for its own district only; an operator for any office of its provinces.
+    An office submits for its own district only, at most `VCS_MAX_OPEN_REQUESTS_PER_OFFICE`
+    upcoming bookings at once; an operator for any office of its provinces. Always send an
+    `Idempotency-Key`: a retry with it never makes a second request.
     """
     try:
         request, created = await requests.accept(
-            principal, payload, idempotency_key, container.store, container.clock
+            principal, payload, idempotency_key, container.store, container.clock, container.rules
         )
+    except requests.InvalidRequest as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {"loc": ["body", problem.field], "msg": problem.message, "type": problem.kind}
+                for problem in exc.problems
+            ],
+        ) from exc
+    except requests.QuotaExceeded as exc:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail={
+                "type": "quota_exceeded",
+                "limit": exc.limit,
+                "setting": "VCS_MAX_OPEN_REQUESTS_PER_OFFICE",
+                "msg": str(exc),
+            },
+        ) from exc
     except requests.NotPermitted as exc:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
@@ -148,17 +180,22 @@ async def read_request(request: VisibleRequest, container: ContainerDep) -> Requ
     responses={
         **UNAUTHENTICATED,
         **NOT_VISIBLE,
-        409: {"description": "The request was rejected and cannot be cancelled"},
+        409: {
+            "description": (
+                "The request cannot be cancelled: it was rejected, or its meeting has ended "
+                "(`detail` says which)"
+            )
+        },
     },
     tags=["requests"],
 )
 async def cancel_request(
     request: VisibleRequest, principal: CurrentPrincipal, container: ContainerDep
 ) -> RequestView:
-    """Cancels the request and frees its room; cancelling twice is harmless."""
-    if request.status.refuses_cancel:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail="a rejected request cannot be cancelled"
-        )
-    updated = await requests.cancel(request, principal, container.store, container.clock)
+    """Cancels the request and frees its room (a meeting under way: the rest of its window);
+    cancelling twice is harmless."""
+    try:
+        updated = await requests.cancel(request, principal, container.store, container.clock)
+    except requests.NotCancellable as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return requests.view(updated, container.sealer)

@@ -44,10 +44,13 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/requests/{request_id}/redeliver": "notifier",
     "/v1/admin/audit": "desk",
     "/v1/admin/audit.csv": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
+FORWARDED = {"/v1/availability": "allocator"}
+"""Paths for offices and operators alike that another service owns (it checks the caller)."""
 UNKNOWN_COMMAND_LINE = Actor(kind="cli", id="cli:unknown", name="a command on the server")
 """Who invited when no operator did (the pages always have one; only ``vcs user`` has not)."""
 POOL_FILE_MAX_BYTES = 2_000_000
@@ -80,6 +83,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 store=store,
                 sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
                 connection=clients.connection,
+                rules=settings.booking_rules(),
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
@@ -96,7 +100,11 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 app.state.gateway = Gateway(
                     owners_client,
                     codec,
-                    {"allocator": settings.allocator_url, "desk": settings.desk_url},
+                    {
+                        "allocator": settings.allocator_url,
+                        "desk": settings.desk_url,
+                        "notifier": settings.notifier_url,
+                    },
                 )
                 yield
 
@@ -114,6 +122,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(live_feed_router)
     app.include_router(forwarding_routes(FORWARDED_ADMIN, dependencies=[Depends(require_operator)]))
+    app.include_router(forwarding_routes(FORWARDED))
     app.include_router(contract_router(PublishedContract.read(settings.contract_dir)))
     install_web(
         app,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Depends, Request
 
+from vcs_intake.domain import BookingRules
 from vcs_intake.schemas import Health
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.broker import broker_connected
@@ -25,6 +26,7 @@ class Container:
     store: MongoRequestStore
     sealer: CredentialsSealer
     connection: AbstractRobustConnection
+    rules: BookingRules = field(default_factory=BookingRules)
     clock: Clock = utc_now
     supervisor_status_file: Path | None = None
 

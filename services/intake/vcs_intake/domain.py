@@ -9,7 +9,7 @@ replayed or reordered event can never move a request back.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -63,11 +63,68 @@ MOVES: dict[Status, frozenset[Status]] = {
     ),
     Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
     Status.delivered: frozenset({Status.cancelled}),
-    Status.delivery_failed: frozenset({Status.cancelled}),
+    # an operator's redelivery may still get the credentials through
+    Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
     Status.rejected: frozenset(),
     Status.cancelled: frozenset(),
 }
 """Every allowed move of a request's status; the last two are final."""
+
+
+OPEN: tuple[Status, ...] = (Status.submitted, Status.assigned, Status.delivered)
+"""The statuses of a booking an office still holds (or is about to): what its quota counts."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One field of a submitted request that breaks a booking rule, and why (for a ``422``)."""
+
+    field: str
+    message: str
+    kind: str = "value_error"
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRules:
+    """What the intake refuses at once, before anything is stored (settings).
+
+    The allocator checks the window again (it is the owner of the rooms), but a request the
+    intake can already tell will fail is refused with a ``422`` naming the field rather than
+    accepted and rejected later; and a window far in the future (year 9999) never reaches the
+    allocator's slot arithmetic at all.
+    """
+
+    horizon: timedelta = timedelta(days=365)
+    max_duration: timedelta = timedelta(hours=12)
+    past_grace: timedelta = timedelta(minutes=5)
+    max_open_per_office: int = 20
+
+    def window_problems(
+        self, starts_at: datetime, ends_at: datetime, now: datetime
+    ) -> list[FieldProblem]:
+        """Every rule of the window the request breaks (the end after the start is the
+        request model's own check)."""
+        problems: list[FieldProblem] = []
+        if starts_at < now - self.past_grace:
+            problems.append(FieldProblem("starts_at", "must not be in the past", "window_past"))
+        elif starts_at > now + self.horizon:
+            problems.append(
+                FieldProblem(
+                    "starts_at",
+                    f"must be within {self.horizon.days} days from now (the booking horizon)",
+                    "window_beyond_horizon",
+                )
+            )
+        if ends_at - starts_at > self.max_duration:
+            hours = int(self.max_duration.total_seconds() // 3600)
+            problems.append(
+                FieldProblem(
+                    "ends_at",
+                    f"the meeting must not last longer than {hours} hours",
+                    "window_too_long",
+                )
+            )
+        return problems
 
 
 def sources(target: Status) -> tuple[Status, ...]:

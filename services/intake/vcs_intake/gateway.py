@@ -12,7 +12,9 @@ body, content type) goes back to the caller as it is, streamed.
   a request through for an authenticated :class:`~vcs_shared.auth.Principal`
   (a bearer token's today, a signed-in person's as well later).
 * :func:`forwarding_routes` mounts the prefixes an owner serves:
-  ``forwarding_routes({"/v1/admin/pools": "allocator"}, dependencies=[...])``.
+  ``forwarding_routes({"/v1/admin/pools": "allocator"}, dependencies=[...])``; a prefix may
+  hold path parameters (``/v1/admin/requests/{request_id}/redeliver``), and the most
+  specific (longest) prefix wins.
 
 An owner that is down, or does not answer in time, is a ``503`` saying which
 and whether the outcome is known, never a 500 from an exception.
@@ -187,7 +189,9 @@ def forwarding_routes(
     describes its own API.
     """
     router = APIRouter(dependencies=list(dependencies))
-    for prefix, owner in prefixes.items():
+    # The longest prefix first: /v1/admin/requests/{id}/redeliver (the notifier's) is matched
+    # before a shorter /v1/admin/requests (another owner's) would take it.
+    for prefix, owner in sorted(prefixes.items(), key=lambda item: -len(item[0])):
         for path in (prefix, prefix + "/{rest:path}"):
             router.add_api_route(
                 path, _forwarder(owner), methods=list(FORWARDED_METHODS), include_in_schema=False

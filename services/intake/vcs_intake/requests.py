@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime
 
-from vcs_intake.domain import RequestState, Status
+from vcs_intake.domain import OPEN, BookingRules, FieldProblem, RequestState, Status
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
-from vcs_intake.store import DuplicateSubmission, RequestStore
+from vcs_intake.store import DuplicateSubmission, RequestFilter, RequestStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.offices import Office
+from vcs_shared.store import epoch_ms
 
 
 class IdempotencyConflict(ValueError):
@@ -28,19 +30,71 @@ class NotPermitted(Exception):
         super().__init__(f"may not submit for district {district_code}")
 
 
+class InvalidRequest(ValueError):
+    """The request breaks a booking rule that needs the time to check (``problems`` name the
+    fields): refused before anything is stored."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in problems))
+
+
+class QuotaExceeded(Exception):
+    """The office already holds ``limit`` future bookings."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"this office already has {limit} upcoming bookings, the most it may hold at once "
+            f"(VCS_MAX_OPEN_REQUESTS_PER_OFFICE={limit}); cancel one it no longer needs, or ask "
+            "the regional operators"
+        )
+
+
+class NotCancellable(Exception):
+    """The request cannot be cancelled; the message says why."""
+
+
 async def accept(
     principal: Principal,
     payload: SubmitRequest,
     idempotency_key: str | None,
     store: RequestStore,
     clock: Clock,
+    rules: BookingRules,
 ) -> tuple[RequestState, bool]:
     """The one way a request comes in, from the API and from the clerks' form alike: the
-    caller's right to submit for the district, then :func:`submit`."""
+    caller's right to submit for the district, the window's rules, the office's quota (not
+    for operators), then :func:`submit`."""
     office = payload.office
     if not principal.may_act_for(office.district_code, office.province_code):
         raise NotPermitted(office.district_code)
+    now = clock()
+    if problems := rules.window_problems(payload.starts_at, payload.ends_at, now):
+        raise InvalidRequest(problems)
+    if not principal.is_operator:
+        await _within_quota(office, idempotency_key, store, now, rules.max_open_per_office)
     return await submit(payload, office, idempotency_key, store, clock)
+
+
+async def _within_quota(
+    office: Office, idempotency_key: str | None, store: RequestStore, now: datetime, limit: int
+) -> None:
+    """Raises :class:`QuotaExceeded` when the office holds ``limit`` bookings that start from
+    now on, unless this is a retry of a request already stored (that one is answered again)."""
+    upcoming = RequestFilter(
+        district_code=office.district_code, statuses=OPEN, starts_from_ms=epoch_ms(now)
+    )
+    if await store.count(upcoming) < limit:
+        return
+    if idempotency_key and await store.find_by_key(_stored_key(office, idempotency_key)):
+        return
+    raise QuotaExceeded(limit)
+
+
+def _stored_key(office: Office, idempotency_key: str) -> str:
+    """The idempotency key as stored: a key is one office's own."""
+    return f"{office.district_code}:{idempotency_key}"
 
 
 async def submit(
@@ -69,7 +123,7 @@ async def submit(
         contact=payload.contact,
         submitted_at=clock(),
         idempotency_key=(
-            f"{office.district_code}:{idempotency_key}" if idempotency_key else f"auto:{request_id}"
+            _stored_key(office, idempotency_key) if idempotency_key else f"auto:{request_id}"
         ),
         fingerprint=fingerprint,
     )
@@ -87,11 +141,17 @@ async def submit(
 async def cancel(
     request: RequestState, by: Principal, store: RequestStore, clock: Clock
 ) -> RequestState:
-    """Cancels a request (harmless when already cancelled); the allocator frees the room.
+    """Cancels a request (harmless when already cancelled); the allocator frees the room, or
+    what is left of its window when the meeting is under way. A rejected request or a meeting
+    that is over cannot be cancelled (:class:`NotCancellable`).
 
     The event says only whether an office or an operator cancelled (it is public); the audit
     entry, in the same write, names who (a person, an operator's or an office's token)."""
-    at = clock()
+    if request.status.refuses_cancel:
+        raise NotCancellable("a rejected request cannot be cancelled")
+    now = clock()
+    if request.status is not Status.cancelled and request.ends_at <= now:
+        raise NotCancellable("the meeting has already ended; there is nothing left to cancel")
     entry = AuditRecorded(
         actor=Actor.of(by),
         action=AuditAction.request_cancel,
@@ -100,9 +160,9 @@ async def cancel(
         before=request.status.value,
         after=Status.cancelled.value,
         detail=f"{request.district_code}: {request.title}"[:2000],
-        at=at,
+        at=now,
     )
-    updated = await store.cancel(request.cancelled(by=by.role.value, at=at), entry)
+    updated = await store.cancel(request.cancelled(by=by.role.value, at=now), entry)
     return updated or request
 
 

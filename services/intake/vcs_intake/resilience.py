@@ -5,8 +5,10 @@
   ``Content-Length`` says so, and while reading when the body comes chunked
   without a length. A few paths (a whole pool file) have a larger limit of their own.
 * :func:`store_unavailable` turns a store outage into ``503`` with
-  ``Retry-After`` instead of a ``500``: nothing was accepted, the client
-  retries (with its ``Idempotency-Key``, so a retry never makes a second request).
+  ``Retry-After`` instead of a ``500``. It does not claim that nothing was stored: a
+  timeout after the insert reached the store may leave the request stored and on its way.
+  The outcome is unknown, so the client retries with its ``Idempotency-Key`` and gets the
+  first request if there was one (a client that sent none may get two).
 """
 
 from __future__ import annotations
@@ -77,10 +79,17 @@ class BodySizeLimit:
 
 
 async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """503 for a store that cannot be reached; the request was not accepted."""
+    """503 for a store that did not answer; what the call did is unknown."""
     log.warning("store.unavailable", path=request.url.path, error=repr(exc))
     return JSONResponse(
-        {"detail": "the request store is unavailable; retry with the same Idempotency-Key"},
+        {
+            "detail": (
+                "the request store did not answer, so the outcome is unknown: the request may "
+                "or may not have been stored. Retry with the same Idempotency-Key: if it was "
+                "stored you get it back (200), otherwise it is stored now (202)"
+            ),
+            "outcome": "unknown",
+        },
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
     )

@@ -2,41 +2,45 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from vcs_intake.domain import Status
-from vcs_shared.events import Contact, RejectionReason, Urgency
+from vcs_shared.events import Contact, RejectionReason, Urgency, one_line
 from vcs_shared.offices import Office, find_office, office_of
 from vcs_shared.supervision import SupervisorStatus
+from vcs_shared.thaitime import BANGKOK
+
+
+def _example(schema: JsonDict) -> None:
+    """The documented example, for tomorrow morning: a fixed date would go stale (and a window
+    in the past is refused)."""
+    day = (datetime.now(BANGKOK) + timedelta(days=1)).date().isoformat()
+    schema["examples"] = [
+        {
+            "district_code": "4701",
+            "title": "ประชุมติดตามสถานการณ์ประจำสัปดาห์",
+            "starts_at": f"{day}T09:00:00+07:00",
+            "ends_at": f"{day}T11:00:00+07:00",
+            "participants": 250,
+            "urgency": "urgent",
+            "needs_support": False,
+            "contact": {
+                "name": "สมชาย ใจดี",
+                "email": "somchai@example.go.th",
+                "phone": "042-711360",
+            },
+        }
+    ]
 
 
 class SubmitRequest(BaseModel):
     """A district office asks for a room (times with an offset; Asia/Bangkok is +07:00)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "district_code": "4701",
-                    "title": "ประชุมติดตามสถานการณ์ประจำสัปดาห์",
-                    "starts_at": "2026-12-01T09:00:00+07:00",
-                    "ends_at": "2026-12-01T11:00:00+07:00",
-                    "participants": 250,
-                    "urgency": "urgent",
-                    "needs_support": False,
-                    "contact": {
-                        "name": "สมชาย ใจดี",
-                        "email": "somchai@example.go.th",
-                        "phone": "042-711360",
-                    },
-                }
-            ]
-        },
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_example)
 
     district_code: str = Field(description="DOPA district code of the requesting office, e.g. 4701")
     title: str = Field(min_length=1, max_length=300)
@@ -61,10 +65,19 @@ class SubmitRequest(BaseModel):
 
     @field_validator("title")
     @classmethod
-    def _title_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
+    def _title_one_line(cls, value: str) -> str:
+        """One line of text: it becomes a mail's Subject, a calendar entry, a log field."""
+        return one_line(value)
+
+    @field_validator("starts_at", "ends_at")
+    @classmethod
+    def _representable(cls, value: datetime) -> datetime:
+        """A time that exists in UTC (``0001-01-01T00:00:00+07:00`` does not)."""
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is outside the times that can be booked") from None
+        return value
 
     @field_validator("ends_at")
     @classmethod

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
 
+from vcs_intake.domain import BookingRules
 from vcs_shared.settings import CommonSettings, TokenSettings
 
 
@@ -23,6 +25,11 @@ class IntakeSettings(CommonSettings, TokenSettings):
         default="http://127.0.0.1:8002",
         pattern=r"^https?://\S+$",
         description="The desk's internal API (dead letters), forwarded to",
+    )
+    notifier_url: str = Field(
+        default="http://127.0.0.1:8003",
+        pattern=r"^https?://\S+$",
+        description="The notifier's internal API (redelivery), forwarded to",
     )
     public_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -44,3 +51,21 @@ class IntakeSettings(CommonSettings, TokenSettings):
             "served at /asyncapi.yaml and /schemas/ (default: the repo's docs)"
         ),
     )
+    booking_horizon_days: int = Field(
+        default=365, ge=1, le=3650, description="How far ahead a meeting may be booked"
+    )
+    max_duration_hours: int = Field(
+        default=12, ge=1, le=72, description="Longest meeting (the allocator's own limit too)"
+    )
+    max_open_requests_per_office: int = Field(
+        default=20,
+        ge=1,
+        description="Upcoming bookings one office may hold at once (operators are not limited)",
+    )
+
+    def booking_rules(self) -> BookingRules:
+        return BookingRules(
+            horizon=timedelta(days=self.booking_horizon_days),
+            max_duration=timedelta(hours=self.max_duration_hours),
+            max_open_per_office=self.max_open_requests_per_office,
+        )

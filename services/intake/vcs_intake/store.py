@@ -88,6 +88,8 @@ class RequestStore(Protocol):
     async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
+    async def count(self, which: RequestFilter) -> int: ...
+    async def find_by_key(self, idempotency_key: str) -> RequestState | None: ...
 
 
 class MongoRequestStore:
@@ -118,6 +120,14 @@ class MongoRequestStore:
 
     async def get(self, request_id: str) -> RequestState | None:
         document = await self.requests.find_one({"_id": request_id})
+        return None if document is None else request_from_document(document)
+
+    async def count(self, which: RequestFilter) -> int:
+        """How many requests ``which`` selects (an office's open bookings, for its quota)."""
+        return sum([await self.requests.count_documents(query) for query in which.queries()])
+
+    async def find_by_key(self, idempotency_key: str) -> RequestState | None:
+        document = await self.requests.find_one({"idempotency_key": idempotency_key})
         return None if document is None else request_from_document(document)
 
     async def get_many(self, request_ids: list[str]) -> list[RequestState]:
@@ -205,7 +215,10 @@ class MongoRequestStore:
         await self._move(request_id, Status.rejected, {"rejection": rejected})
 
     async def mark_delivered(self, request_id: str, at: datetime) -> None:
-        await self._move(request_id, Status.delivered, {"delivery": {"at": at}})
+        # after a redelivery of failed credentials the old error is no longer the state
+        await self._move(
+            request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
+        )
 
     async def mark_delivery_failed(self, request_id: str, error: str) -> None:
         await self._move(request_id, Status.delivery_failed, {"delivery_error": error})

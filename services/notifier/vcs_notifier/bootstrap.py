@@ -6,11 +6,16 @@ import asyncio
 
 import structlog
 
+from vcs_notifier.api import create_app
 from vcs_notifier.handlers import HANDLERS, NotifierDeps
-from vcs_notifier.mailer import SmtpMailer
+from vcs_notifier.mailer import MailChannel, SmtpMailer
+from vcs_notifier.messages import write_mail
 from vcs_notifier.settings import NotifierSettings
 from vcs_notifier.store import MongoDeliveryStore
+from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.health import reachability
+from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
 from vcs_shared.runtime import consuming, service_clients
@@ -26,23 +31,36 @@ async def run(settings: NotifierSettings) -> None:
         store = MongoDeliveryStore(clients.database, clients.publisher)
         await store.ensure_indexes()
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+        mailer = SmtpMailer(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=password,
+            start_tls=settings.smtp_starttls,
+            timeout=settings.smtp_timeout_seconds,
+        )
         deps = NotifierDeps(
             store=store,
-            mailer=SmtpMailer(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                username=settings.smtp_username,
-                password=password,
-                start_tls=settings.smtp_starttls,
-                timeout=settings.smtp_timeout_seconds,
-            ),
+            channels=[MailChannel(mailer, settings.mail_from, write_mail)],
             sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
-            sender=settings.mail_from,
             send_attempts=settings.send_attempts,
         )
-        handlers = HANDLERS.bind(deps)
-        async with consuming(clients, handlers, store.relay, prefetch=settings.prefetch):
-            log.info("notifier.signal", signal=await wait_for_shutdown_signal())
+        api = None
+        if settings.notifier_port:  # a taken port is logged; delivering goes on without the API
+            app = create_app(
+                deps,
+                InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
+                lambda: reachability(clients.database, clients.connection),
+            )
+            api = await InternalServer.start(app, settings.notifier_host, settings.notifier_port)
+        try:
+            async with consuming(
+                clients, HANDLERS.bind(deps), store.relay, prefetch=settings.prefetch
+            ):
+                log.info("notifier.signal", signal=await wait_for_shutdown_signal())
+        finally:  # also when consuming could not start: the API must not outlive it
+            if api is not None:
+                await api.stop()
 
 
 def main() -> None:

@@ -8,12 +8,12 @@ is final, whatever copies of its event arrive later.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from vcs_shared.events import Contact, RequestSubmitted
+from vcs_shared.events import Contact, RequestSubmitted, RoomAssigned, Subject
 
 
 class MailKind(StrEnum):
@@ -40,6 +40,28 @@ class MailOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class Booking:
+    """The room reserved for a request, as the notifier keeps it to send the credentials again
+    (a redelivery, a reminder): the passcode stays sealed until a message is written."""
+
+    meeting_id: str
+    capacity: int
+    starts_at: datetime
+    ends_at: datetime
+    sealed_credentials: str
+
+    @classmethod
+    def of(cls, event: RoomAssigned) -> Booking:
+        return cls(
+            meeting_id=event.meeting_id,
+            capacity=event.capacity,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            sealed_credentials=event.sealed_credentials,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """What the notifier knows of one request: its contact and title, and the mails recorded."""
 
@@ -50,11 +72,36 @@ class Delivery:
     district_code: str
     created_at: datetime
     outcomes: Mapping[MailKind, MailOutcome] = field(default_factory=dict)
+    booking: Booking | None = None
+    redeliveries: int = 0
 
     @classmethod
     def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:
         return cls(**event.subject(), contact=event.contact, title=event.title, created_at=at)
 
     def recorded(self, kind: MailKind) -> bool:
-        """Whether that mail's outcome is recorded: then it is never sent again."""
+        """Whether that mail's outcome is recorded: then it is never sent again by an event
+        (only an operator's redelivery sends the credentials again)."""
         return kind in self.outcomes
+
+    def subject(self) -> Subject:
+        """The request and office the events about this delivery name."""
+        return Subject(
+            request_id=self.request_id,
+            province_code=self.province_code,
+            district_code=self.district_code,
+        )
+
+    def with_booking(self, booking: Booking) -> Delivery:
+        return replace(self, booking=booking)
+
+    def redelivery_refusal(self) -> str | None:
+        """Why the credentials cannot be sent again (None: they can): there must be a room,
+        still the office's, whose first mail was tried."""
+        if MailKind.released in self.outcomes:
+            return "the request was cancelled: its room is no longer the office's"
+        if self.booking is None:
+            return "no room is assigned to this request (yet): there are no credentials to send"
+        if MailKind.assigned not in self.outcomes:
+            return "the credentials are being sent right now; look again in a moment"
+        return None

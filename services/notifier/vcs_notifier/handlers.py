@@ -1,30 +1,29 @@
-"""What the notifier does with each event.
+"""What the notifier does with each event, and with an operator's redelivery.
 
 The contact comes from ``request.submitted`` (event-carried state); the
 credentials come sealed in ``room.assigned`` and are opened only to be put in
-the mail. Mail is at-least-once: a crash between sending and recording sends
-the same mail (same Message-ID) again; a duplicated event after the record
-sends nothing.
+the message. Delivery is at-least-once: a crash between sending and recording
+sends the same message (same Message-ID) again; a duplicated event after the
+record sends nothing. Every failure ends recorded: a channel's
+:class:`~vcs_notifier.channels.PermanentFailure` at once, a temporary one once
+the retries are spent, both as ``credentials.failed`` with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
 
-import aiosmtplib
 import stamina
 import structlog
 
-from vcs_notifier.domain import Delivery, MailKind, MailOutcome
-from vcs_notifier.mailer import Mailer, PermanentMailError
-from vcs_notifier.messages import credentials_email, released_email
+from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
+from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
 from vcs_notifier.store import DeliveryStore
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
-from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
@@ -35,7 +34,8 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.outbox import announce
+from vcs_shared.outbox import Announcement, announce
+from vcs_shared.scope import Scope
 
 log = structlog.get_logger(__name__)
 
@@ -43,43 +43,35 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class NotifierDeps:
     store: DeliveryStore
-    mailer: Mailer
+    channels: Sequence[Channel]
     sealer: CredentialsSealer
-    sender: str
     send_attempts: int = 5
     claim_lease: timedelta = timedelta(seconds=30)
+    retry_wait: float = 0.2
     clock: Clock = utc_now
 
 
 async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
-    """request.submitted → the contact is kept for the mail that will follow."""
+    """request.submitted → the contact is kept for the messages that will follow."""
     await deps.store.remember(Delivery.of(envelope.event, at=deps.clock()))
 
 
 async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDeps) -> None:
-    """room.assigned → credentials mailed to the contact → credentials.delivered (or .failed)."""
+    """room.assigned → credentials sent to the office → credentials.delivered (or .failed)."""
     event = envelope.event
-
-    def compose(delivery: Delivery) -> EmailMessage:
-        return credentials_email(
-            sender=deps.sender,
-            delivery=delivery,
-            meeting_id=event.meeting_id,
-            credentials=deps.sealer.open(event.sealed_credentials),
-            starts_at=event.starts_at,
-            ends_at=event.ends_at,
-        )
-
-    sent = await _mail_once(event.request_id, MailKind.assigned, compose, deps)
-    if sent is None:
+    booking = Booking.of(event)
+    delivery = await _claimed(event.request_id, MailKind.assigned, deps, booking=booking)
+    if delivery is None:
         return
-    outcome = MailOutcome.of(MailKind.assigned, sent.error, at=deps.clock())
-    result: Event
-    if sent.error is None:
-        result = CredentialsDelivered(**event.subject(), channel="email", delivered_at=outcome.at)
+    delivery = delivery.with_booking(booking)
+    try:
+        notice = Notice(MailKind.assigned, delivery, deps.sealer.open(event.sealed_credentials))
+    except CredentialsSealError:
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
-        result = CredentialsFailed(**event.subject(), channel="email", error=sent.error)
-    announcement = announce(result, correlation_id=envelope.correlation_id)
+        error = await _send(notice, deps)
+    outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
+    announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     await deps.store.record_outcome(event.request_id, outcome, announcement)
     log.info("delivery.recorded", state=outcome.state)
 
@@ -87,37 +79,71 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
 async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -> None:
     """room.released → the contact is told the room is no longer theirs."""
     event = envelope.event
-
-    def compose(delivery: Delivery) -> EmailMessage:
-        return released_email(sender=deps.sender, delivery=delivery, meeting_id=event.meeting_id)
-
-    sent = await _mail_once(event.request_id, MailKind.released, compose, deps)
-    if sent is None:
+    delivery = await _claimed(event.request_id, MailKind.released, deps)
+    if delivery is None:
         return
-    outcome = MailOutcome(
-        MailKind.released, "delivered" if sent.error is None else "failed", at=deps.clock()
-    )
+    if delivery.booking is None:  # a delivery kept before bookings were: the event's room
+        delivery = delivery.with_booking(
+            Booking(event.meeting_id, 0, event.starts_at, event.ends_at, sealed_credentials="")
+        )
+    error = await _send(Notice(MailKind.released, delivery), deps)
+    outcome = MailOutcome.of(MailKind.released, error, at=deps.clock())
     await deps.store.record_outcome(event.request_id, outcome)
 
 
-@dataclass(frozen=True, slots=True)
-class Sent:
-    """A mail that went out (``error`` None) or failed for good."""
+class RedeliveryRefused(Exception):
+    """The credentials of a request cannot be sent again now; the message says why."""
 
-    error: str | None
+    def __init__(self, reason: str, *, missing: bool = False) -> None:
+        super().__init__(reason)
+        self.missing = missing
 
 
-async def _mail_once(
-    request_id: str,
-    kind: MailKind,
-    compose: Callable[[Delivery], EmailMessage],
-    deps: NotifierDeps,
-) -> Sent | None:
-    """Sends the ``kind`` mail of a request unless it was sent before; None when there was
-    nothing to send.
+async def redeliver(request_id: str, scope: Scope, deps: NotifierDeps) -> MailOutcome:
+    """An operator's redelivery: the credentials sent again to the office (after
+    ``delivery_failed``, or when the office lost them), recorded with its event like the first
+    sending. :class:`RedeliveryRefused` (``missing``: no such request in ``scope``)."""
+    delivery = await deps.store.delivery(request_id)
+    if delivery is None or not scope.covers_province(delivery.province_code):
+        raise RedeliveryRefused("no such request", missing=True)
+    refusal = delivery.redelivery_refusal()
+    if refusal is not None or delivery.booking is None:
+        raise RedeliveryRefused(refusal or "no room is assigned to this request")
+    if not await deps.store.claim_redelivery(request_id, deps.claim_lease, now=deps.clock()):
+        raise RedeliveryRefused("the credentials of this request are being sent again already")
+    try:
+        credentials = deps.sealer.open(delivery.booking.sealed_credentials)
+    except CredentialsSealError:
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
+    else:
+        error = await _send(Notice(MailKind.assigned, delivery, credentials), deps)
+    outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
+    announcement = _credentials_outcome(delivery, outcome, correlation_id=request_id)
+    await deps.store.record_redelivery(request_id, outcome, announcement)
+    log.info("delivery.redelivered", state=outcome.state, request_id=request_id)
+    return outcome
+
+
+def _credentials_outcome(
+    delivery: Delivery, outcome: MailOutcome, *, correlation_id: str | None
+) -> Announcement:
+    subject = delivery.subject()
+    result: Event
+    if outcome.error is None:
+        result = CredentialsDelivered(**subject, channel="email", delivered_at=outcome.at)
+    else:
+        result = CredentialsFailed(**subject, channel="email", error=outcome.error)
+    return announce(result, correlation_id=correlation_id)
+
+
+async def _claimed(
+    request_id: str, kind: MailKind, deps: NotifierDeps, *, booking: Booking | None = None
+) -> Delivery | None:
+    """The delivery, once this handler holds the right to send its ``kind`` message; None when
+    there is nothing to send (sent before; a release of a request never seen).
 
     The credentials need the contact: without it (``request.submitted`` not seen
-    yet) the event is retried later. A release notice without a contact is dropped.
+    yet) the event is retried later.
     """
     delivery = await deps.store.delivery(request_id)
     if delivery is None:
@@ -127,29 +153,38 @@ async def _mail_once(
     if delivery.recorded(kind):
         log.info("delivery.duplicate", kind=kind.value)
         return None
-    if not await deps.store.claim(request_id, kind, deps.claim_lease, now=deps.clock()):
+    claimed = await deps.store.claim(
+        request_id, kind, deps.claim_lease, now=deps.clock(), booking=booking
+    )
+    if not claimed:
         raise RetryLater("another copy of this event is being delivered right now")
-    return Sent(await _send(compose(delivery), deps))
+    return delivery
 
 
-async def _send(mail: EmailMessage, deps: NotifierDeps) -> str | None:
-    """Sends with retries on transient SMTP trouble; returns the error if it finally failed."""
-    try:
-        async for attempt in stamina.retry_context(
-            on=(OSError, TimeoutError, aiosmtplib.SMTPException),
-            attempts=deps.send_attempts,
-            wait_initial=0.2,
-            wait_max=5.0,
-        ):
-            with attempt:
-                await deps.mailer.send(mail)
-    except PermanentMailError as exc:
-        log.warning("mail.refused", error=str(exc))
-        return f"refused: {exc}"
-    except Exception as exc:  # retries exhausted: the office must hear about it via the status
-        log.warning("mail.failed", error=repr(exc))
-        return f"failed after {deps.send_attempts} attempts: {exc}"
-    return None
+async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
+    """Sends by each channel, retrying temporary failures with backoff; the reason if it
+    finally failed (one line), None when it went out."""
+    errors = []
+    for channel in deps.channels:
+        try:
+            async for attempt in stamina.retry_context(
+                on=TemporaryFailure,
+                attempts=deps.send_attempts,
+                wait_initial=deps.retry_wait,
+                wait_max=5.0,
+            ):
+                with attempt:
+                    await channel.send(notice)
+        except PermanentFailure as exc:
+            log.warning("delivery.refused", channel=channel.name, error=str(exc))
+            errors.append(f"{channel.name}: {exc}")
+        except TemporaryFailure as exc:
+            log.warning("delivery.failed", channel=channel.name, error=str(exc))
+            errors.append(f"{channel.name}: failed after {deps.send_attempts} attempts: {exc}")
+        except Exception as exc:  # a fault nobody foresaw still ends recorded, never silent
+            log.exception("delivery.crashed", channel=channel.name)
+            errors.append(f"{channel.name}: {type(exc).__name__}: {exc}")
+    return " | ".join(errors) or None
 
 
 HANDLERS = (

@@ -1,22 +1,32 @@
-"""Mail out through SMTP (aiosmtplib); the only real implementation of :class:`Mailer`."""
+"""Mail out through SMTP (aiosmtplib): the e-mail :class:`~vcs_notifier.channels.Channel`.
+
+The relay's answer decides what a failure is: a refusal with a 5xx reply (the
+recipient or the sender refused, a message rejected) is permanent; a 4xx, a
+connection refused or lost, a timeout is temporary and tried again. A message
+that cannot even be written (a header the standard library refuses) is permanent.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
+
+from vcs_notifier.channels import Notice, PermanentFailure, TemporaryFailure
+
+EMAIL = "email"
 
 
 class Mailer(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
-class PermanentMailError(Exception):
-    """The relay refused the message for good (e.g. recipient rejected): retrying will not help."""
-
-
 class SmtpMailer:
+    """Sends one message to the relay; raises :class:`PermanentFailure` or
+    :class:`TemporaryFailure`."""
+
     def __init__(
         self,
         *,
@@ -39,5 +49,38 @@ class SmtpMailer:
     async def send(self, message: EmailMessage) -> None:
         try:
             await aiosmtplib.send(message, **self._options)  # type: ignore[arg-type]
-        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPSenderRefused) as exc:
-            raise PermanentMailError(str(exc)) from exc
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusals = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            what = f"the relay refused the recipient: {refusals}"
+            if any(r.code >= 500 for r in exc.recipients):
+                raise PermanentFailure(what) from exc
+            raise TemporaryFailure(what) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            what = f"the relay answered {exc.code} {exc.message}"
+            if 500 <= exc.code < 600:
+                raise PermanentFailure(what) from exc
+            raise TemporaryFailure(what) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryFailure(f"the relay could not be reached: {exc!r}") from exc
+
+
+Compose = Callable[[Notice, str], EmailMessage]
+"""Writes the mail of a notice from the sender address (:mod:`vcs_notifier.messages`)."""
+
+
+class MailChannel:
+    """The office's contact by e-mail: the notice written as a mail, sent through a relay."""
+
+    name = EMAIL
+
+    def __init__(self, mailer: Mailer, sender: str, compose: Compose) -> None:
+        self._mailer = mailer
+        self._sender = sender
+        self._compose = compose
+
+    async def send(self, notice: Notice) -> None:
+        try:
+            message = self._compose(notice, self._sender)
+        except (ValueError, TypeError) as exc:  # the header API refuses what it cannot encode
+            raise PermanentFailure(f"the mail could not be written: {exc}") from exc
+        await self._mailer.send(message)

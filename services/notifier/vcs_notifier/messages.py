@@ -9,9 +9,30 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 
+from vcs_notifier.channels import Notice
 from vcs_notifier.domain import Delivery, MailKind
 from vcs_shared.credentials import MeetingCredentials
 from vcs_shared.thaitime import thai_datetime
+
+
+def write_mail(notice: Notice, sender: str) -> EmailMessage:
+    """The mail of a notice (the e-mail channel's ``compose``)."""
+    delivery = notice.delivery
+    if notice.kind is MailKind.released:
+        booking = delivery.booking
+        return released_email(
+            sender=sender, delivery=delivery, meeting_id=booking.meeting_id if booking else ""
+        )
+    if delivery.booking is None or notice.credentials is None:
+        raise ValueError(f"a {notice.kind} mail needs the booking and its credentials")
+    return credentials_email(
+        sender=sender,
+        delivery=delivery,
+        meeting_id=delivery.booking.meeting_id,
+        credentials=notice.credentials,
+        starts_at=delivery.booking.starts_at,
+        ends_at=delivery.booking.ends_at,
+    )
 
 
 def credentials_email(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from vcs_shared.settings import CommonSettings
+from vcs_shared.settings import CommonSettings, TokenSettings
 
 
-class NotifierSettings(CommonSettings):
+class NotifierSettings(CommonSettings, TokenSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
     smtp_username: str | None = None
@@ -15,5 +15,14 @@ class NotifierSettings(CommonSettings):
     smtp_starttls: bool = False
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "DOPA VCS <no-reply@vcs.dopa.go.th>"
-    send_attempts: int = Field(default=5, ge=1, le=20, description="SMTP tries before giving up")
+    send_attempts: int = Field(default=5, ge=1, le=20, description="Tries of a temporary failure")
     prefetch: int = Field(default=16, ge=1, le=1000)
+    notifier_host: str = Field(
+        default="127.0.0.1", description="Address the notifier's internal API listens on"
+    )
+    notifier_port: int = Field(
+        default=8003,
+        ge=0,
+        le=65535,
+        description="Port of the notifier's internal API (0: none; a taken port: none either)",
+    )

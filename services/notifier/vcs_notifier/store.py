@@ -15,7 +15,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_notifier.domain import Delivery, MailKind, MailOutcome
+from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
@@ -28,11 +28,23 @@ class DeliveryStore(Protocol):
     async def remember(self, delivery: Delivery) -> None: ...
     async def delivery(self, request_id: str) -> Delivery | None: ...
     async def claim(
-        self, request_id: str, kind: MailKind, lease: timedelta, *, now: datetime | None = None
+        self,
+        request_id: str,
+        kind: MailKind,
+        lease: timedelta,
+        *,
+        now: datetime | None = None,
+        booking: Booking | None = None,
     ) -> bool: ...
     async def record_outcome(
         self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
     ) -> bool: ...
+    async def claim_redelivery(
+        self, request_id: str, lease: timedelta, *, now: datetime | None = None
+    ) -> bool: ...
+    async def record_redelivery(
+        self, request_id: str, outcome: MailOutcome, announcement: Announcement
+    ) -> None: ...
 
 
 class MongoDeliveryStore:
@@ -54,7 +66,13 @@ class MongoDeliveryStore:
         return None if document is None else delivery_from_document(document)
 
     async def claim(
-        self, request_id: str, kind: MailKind, lease: timedelta, *, now: datetime | None = None
+        self,
+        request_id: str,
+        kind: MailKind,
+        lease: timedelta,
+        *,
+        now: datetime | None = None,
+        booking: Booking | None = None,
     ) -> bool:
         """The right to send one kind of mail for a request: one handler at a time holds it,
         so two copies of an event handled at once send one mail. It is a lease: a handler that
@@ -62,13 +80,19 @@ class MongoDeliveryStore:
 
         Two plain compare-and-set writes, the first for a mail never claimed, the second for
         a lease run out: nx-27017 matches an update filter wrongly when an ``$or`` holds an
-        ``$exists``. The claim time is epoch milliseconds (:func:`epoch_ms`)."""
+        ``$exists``. The claim time is epoch milliseconds (:func:`epoch_ms`).
+
+        ``booking`` (the credentials' room) is kept in the same write, for a redelivery or a
+        reminder later."""
         now = now or datetime.now(UTC)
         claimed_ms = f"{kind}_claimed_ms"
+        changes: Document = {claimed_ms: epoch_ms(now)}
+        if booking is not None:
+            changes["booking"] = booking_to_document(booking)
         for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
             result = await self.deliveries.update_one(
                 {"_id": request_id, kind: {"$exists": False}, claimed_ms: held},
-                {"$set": {claimed_ms: epoch_ms(now)}},
+                {"$set": changes},
             )
             if result.modified_count == 1:
                 return True
@@ -91,6 +115,42 @@ class MongoDeliveryStore:
         changed = await self._outbox.update(request_id, change, announcement, projection=projection)
         return changed is not None and changed.written
 
+    async def claim_redelivery(
+        self, request_id: str, lease: timedelta, *, now: datetime | None = None
+    ) -> bool:
+        """The right to send the credentials again: one redelivery of a request at a time
+        (two operators pressing at once send one mail); a lease like :meth:`claim`'s."""
+        now = now or datetime.now(UTC)
+        for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
+            result = await self.deliveries.update_one(
+                {"_id": request_id, REDELIVERY_CLAIM: held},
+                {"$set": {REDELIVERY_CLAIM: epoch_ms(now)}},
+            )
+            if result.modified_count == 1:
+                return True
+        return False
+
+    async def record_redelivery(
+        self, request_id: str, outcome: MailOutcome, announcement: Announcement
+    ) -> None:
+        """The credentials' latest outcome replaces the one before, with its event, and the
+        redelivery claim is given back (a later redelivery may go)."""
+
+        def change(current: Document) -> Change:
+            return Change(
+                {
+                    outcome.kind: outcome_to_document(outcome),
+                    "redeliveries": int(current.get("redeliveries", 0)) + 1,
+                    REDELIVERY_CLAIM: 0,
+                }
+            )
+
+        projection = {"outbox": 1, "outbox_count": 1, "redeliveries": 1}
+        await self._outbox.update(request_id, change, announcement, projection=projection)
+
+
+REDELIVERY_CLAIM = "redelivery_claimed_ms"
+
 
 def delivery_to_document(delivery: Delivery) -> Document:
     document: Document = {
@@ -102,6 +162,8 @@ def delivery_to_document(delivery: Delivery) -> Document:
         "created_at": delivery.created_at,
     }
     document.update({o.kind: outcome_to_document(o) for o in delivery.outcomes.values()})
+    if delivery.booking is not None:
+        document["booking"] = booking_to_document(delivery.booking)
     return document
 
 
@@ -118,7 +180,36 @@ def delivery_from_document(document: Document) -> Delivery:
             for kind in MailKind
             if kind in document
         },
+        booking=booking_from_document(document["booking"]) if "booking" in document else None,
+        redeliveries=int(document.get("redeliveries", 0)),
     )
+
+
+def booking_to_document(booking: Booking) -> Document:
+    return {
+        "meeting_id": booking.meeting_id,
+        "capacity": booking.capacity,
+        "starts_at": booking.starts_at.astimezone(UTC),
+        "ends_at": booking.ends_at.astimezone(UTC),
+        "sealed_credentials": booking.sealed_credentials,
+    }
+
+
+def booking_from_document(document: Document) -> Booking:
+    return Booking(
+        meeting_id=document["meeting_id"],
+        capacity=int(document["capacity"]),
+        starts_at=_aware(document["starts_at"]),
+        ends_at=_aware(document["ends_at"]),
+        sealed_credentials=document["sealed_credentials"],
+    )
+
+
+def _aware(value: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime (a nested ``$set`` datetime may come back as a
+    string from nx-27017, see docs/architecture.md)."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def outcome_to_document(outcome: MailOutcome) -> Document:

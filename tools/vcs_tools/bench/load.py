@@ -68,9 +68,11 @@ class RunResult:
 async def _submit(client: httpx.AsyncClient, ask: Ask) -> Submitted:
     record = Submitted(sent_at=time.perf_counter())
     try:
-        response = await client.post(
-            "/v1/requests", json=ask.body(), headers={"Authorization": f"Bearer {ask.token}"}
-        )
+        headers = {
+            "Authorization": f"Bearer {ask.token}",
+            "Idempotency-Key": ask.idempotency_key(),
+        }
+        response = await client.post("/v1/requests", json=ask.body(), headers=headers)
         record.status_code = response.status_code
         if response.status_code == 202:
             record.request_id = response.json()["request_id"]

@@ -52,6 +52,10 @@ class Ask:
             "contact": CONTACT,
         }
 
+    def idempotency_key(self) -> str:
+        """Sent with every submit, as the README tells every API client to."""
+        return f"bench-{self.office.district_code}-{self.starts_at.isoformat()}"
+
     def event(self) -> RequestSubmitted:
         """The ``request.submitted`` the intake would publish for it (for the floor)."""
         return RequestSubmitted(

@@ -56,7 +56,7 @@ EVENT_LABELS = {
 NOTICES = {
     "cancelled": N_("The request is cancelled; its room is free again."),
     "reassigned": N_("The booking moved to the new room; the office gets the new details."),
-    "redelivered": N_("The credentials are being sent again."),
+    "redelivered": N_("The credentials were sent again."),
     "claimed": N_("You claimed this support request."),
     "done": N_("The support request is marked done."),
     "replayed": N_("Replayed."),
@@ -286,7 +286,8 @@ async def cancel_request(
     if record is None:
         return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
-        await requests.cancel(record, who.principal, container.store, container.clock)
+        with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
+            await requests.cancel(record, who.principal, container.store, container.clock)
         request.app.state.status_hub.changed(request_id)
     return _back(f"/console/requests/{request_id}", "cancelled")
 
@@ -322,10 +323,17 @@ async def redeliver_request(
     container: ContainerDep,
 ) -> Response:
     done = await owners.post("notifier", f"/v1/admin/requests/{request_id}/redeliver", {})
-    if done.ok:
+    if done.ok and done.body.get("state") == "delivered":
         return _back(f"/console/requests/{request_id}", "redelivered")
+    problem, status_code = done.problem, done.status_code
+    if done.ok:  # the notifier tried and the channel refused: say why, on the page
+        _ = pages.gettext(request)
+        problem = _("Sending the credentials again failed: %(error)s") % {
+            "error": done.body.get("error")
+        }
+        status_code = 502
     return await _request_view(
-        request, who, pages, owners, container, request_id, done.problem, done.status_code
+        request, who, pages, owners, container, request_id, problem, status_code
     )
 
 

@@ -10,6 +10,7 @@ and cancelled (:func:`~vcs_intake.requests.cancel`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -141,12 +142,33 @@ async def submit_request(
     payload = form.to_request(who.person.district_code, now=datetime.now(UTC))
     if payload is None:
         return _form_page(request, pages, who, form, key=key, status_code=422)
+    _ = pages.gettext(request)
+    rules = container.rules
     try:
         accepted, _created = await requests.accept(
-            who.principal, payload, f"form:{key}", container.store, container.clock
+            who.principal, payload, f"form:{key}", container.store, container.clock, rules
         )
+    except requests.InvalidRequest as exc:
+        for problem in exc.problems:
+            if problem.kind == "window_beyond_horizon":
+                form.errors["date"] = _("A meeting can be booked at most %(days)d days ahead.") % {
+                    "days": rules.horizon.days
+                }
+            elif problem.field == "ends_at":
+                hours = int(rules.max_duration.total_seconds() // 3600)
+                form.errors["end_time"] = _("A meeting may last at most %(hours)d hours.") % {
+                    "hours": hours
+                }
+            else:
+                form.errors["date"] = _("The meeting must start later than now.")
+        return _form_page(request, pages, who, form, key=key, status_code=422)
+    except requests.QuotaExceeded as exc:
+        form.errors["form"] = _(
+            "Your office already has %(limit)d upcoming bookings, the most it may hold at "
+            "once. Cancel one it no longer needs, or ask the regional operators."
+        ) % {"limit": exc.limit}
+        return _form_page(request, pages, who, form, key=key, status_code=429)
     except requests.IdempotencyConflict:
-        _ = pages.gettext(request)
         form.errors["form"] = _(
             "This form was already sent with other details. Open a new form to ask again."
         )
@@ -229,7 +251,8 @@ async def cancel_confirmation(
 @router.post("/requests/{request_id}/cancel")
 async def cancel(record: Visible, who: Person, container: ContainerDep, hub: HubDep) -> Response:
     if _may_cancel(record):
-        await requests.cancel(record, who.principal, container.store, container.clock)
+        with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
+            await requests.cancel(record, who.principal, container.store, container.clock)
         hub.changed(record.request_id)
     return RedirectResponse(f"/requests/{record.request_id}", status_code=303)
 

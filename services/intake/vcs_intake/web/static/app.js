@@ -64,6 +64,7 @@
         var parts = picker.value.split("-");
         if (parts.length !== 3 || !field) { return; }
         field.value = Number(parts[2]) + "/" + Number(parts[1]) + "/" + (Number(parts[0]) + 543);
+        field.dispatchEvent(new Event("change", { bubbles: true }));
         field.focus();
       });
     });
@@ -82,6 +83,41 @@
     });
   }
 
+  /* The form's hint: rooms of the province still free for the typed window and size, asked
+     of the server (which asks the allocator) whenever those fields change. A hint only. */
+  function bindFreeRoomsHint() {
+    var hint = document.getElementById("free-rooms-hint");
+    var form = hint && hint.closest("form");
+    if (!form || !window.fetch) { return; }
+    var names = ["date", "start_time", "end_time", "participants"];
+    var timer = null;
+    var asked = 0;
+    function ask() {
+      var query = new URLSearchParams();
+      names.forEach(function (name) { query.set(name, form.elements[name].value); });
+      var mine = ++asked;
+      fetch(hint.getAttribute("data-source") + "?" + query.toString(), {
+        credentials: "same-origin", headers: { Accept: "application/json" }
+      }).then(function (response) {
+        return response.status === 200 ? response.json() : null;
+      }).then(function (found) {
+        if (mine !== asked) { return; }
+        hint.hidden = !found;
+        hint.textContent = found ? found.text : "";
+        hint.setAttribute("data-free", found ? String(found.free) : "");
+      }).catch(function () { hint.hidden = true; });
+    }
+    function later() {
+      clearTimeout(timer);
+      timer = setTimeout(ask, 300);
+    }
+    names.forEach(function (name) {
+      form.elements[name].addEventListener("change", later);
+      form.elements[name].addEventListener("input", later);
+    });
+    if (names.every(function (name) { return form.elements[name].value; })) { ask(); }
+  }
+
   function bindPrint() {
     var buttons = document.querySelectorAll("[data-print]");
     Array.prototype.forEach.call(buttons, function (button) {
@@ -94,6 +130,7 @@
     followStatus();
     bindDatePickers();
     sendFormsOnce();
+    bindFreeRoomsHint();
     bindPrint();
   });
 }());

@@ -1,0 +1,115 @@
+"""The notifier's internal API: what the intake forwards to it, for operators only.
+
+Reached only through the intake, with an internal token
+(:class:`~vcs_shared.auth.InternalAuthenticator`); scoped to the caller's
+provinces (:mod:`vcs_shared.scope`): a request outside them is ``404``, as if
+it did not exist.
+
+* ``POST /v1/admin/requests/{request_id}/redeliver`` — the credentials sent again
+  to the office; answers how it went (``delivered``, or ``failed`` with the reason),
+  recorded and announced like the first sending.
+* ``GET  /healthz`` — open: whether the broker and the store are reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response, status
+from pydantic import BaseModel, Field
+
+from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
+from vcs_shared.auth import Authenticator
+from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
+
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_operator)],
+    responses={
+        401: {"description": "Not an internal token minted by the intake"},
+        403: {"description": "The token is not an operator's"},
+    },
+)
+health_router = APIRouter(tags=["operations"])
+
+
+def get_deps(request: Request) -> NotifierDeps:
+    deps: NotifierDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[NotifierDeps, Depends(get_deps)]
+RequestId = Annotated[str, Path(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class Redelivery(BaseModel):
+    """How sending the credentials again went."""
+
+    request_id: str
+    state: Literal["delivered", "failed"]
+    channel: str | None = Field(description="The channel it went by (email)")
+    at: datetime
+    error: str | None = Field(description="Why it failed, on one line (None when delivered)")
+
+
+@router.post(
+    "/requests/{request_id}/redeliver",
+    response_model=Redelivery,
+    responses={
+        404: {"description": "No request of the caller's provinces with this id"},
+        409: {"description": "Nothing to send again (no room, cancelled, a sending under way)"},
+    },
+)
+async def redeliver_credentials(
+    request_id: RequestId, deps: Deps, scope: OperatorScope
+) -> Redelivery:
+    """Sends the credentials of a request again (after ``delivery_failed``, or when the office
+    lost them), and answers once it went out or finally failed; either way recorded and
+    announced (``credentials.delivered`` / ``credentials.failed``)."""
+    try:
+        outcome = await redeliver(request_id, scope, deps)
+    except RedeliveryRefused as exc:
+        if exc.missing:
+            raise not_in_scope("request") from exc
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return Redelivery(
+        request_id=request_id,
+        state=outcome.state,
+        channel=outcome.channel,
+        at=outcome.at,
+        error=outcome.error,
+    )
+
+
+HealthCheck = Callable[[], Awaitable[dict[str, str]]]
+
+
+@health_router.get("/healthz")
+async def healthz(request: Request, response: Response) -> dict[str, str]:
+    """200 once the broker and the store are reachable, 503 otherwise (no token needed)."""
+    check: HealthCheck = request.app.state.health
+    health = await check()
+    if "down" in health.values():
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return health
+
+
+def create_app(deps: NotifierDeps, authenticator: Authenticator, health: HealthCheck) -> FastAPI:
+    """The notifier's internal app (the composition root passes in what it works with)."""
+    app = FastAPI(
+        title="DOPA VCS notifier (internal)",
+        version="1",
+        description=(
+            "Deliveries of credentials to the offices. Internal: reached through the intake, "
+            "which forwards /v1/admin/requests/{id}/redeliver with an internal token."
+        ),
+    )
+    app.state.deps = deps
+    app.state.authenticator = authenticator
+    app.state.health = health
+    app.include_router(router)
+    app.include_router(health_router)
+    return app

@@ -1,0 +1,58 @@
+"""The one interface every delivery channel implements (mail today; webhook and LINE beside it).
+
+A handler decides *what* an office is told (a :class:`Notice`); a :class:`Channel`
+decides *how* it reaches the office. Each channel raises :class:`PermanentFailure`
+when retrying cannot help (a bad address, a refusal, a message that cannot be
+built) and :class:`TemporaryFailure` when a later try may work (the relay down, a
+4xx, a timeout); the handlers retry the temporary ones with backoff and record
+every failure as ``credentials.failed`` with its reason, never as a silent dead
+letter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from vcs_notifier.domain import Delivery, MailKind
+from vcs_shared.credentials import MeetingCredentials
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What one office is to be told about one request: the kind of message, the delivery
+    (contact, title, office, the booking when there is one) and, for the messages that carry
+    them, the opened credentials."""
+
+    kind: MailKind
+    delivery: Delivery
+    credentials: MeetingCredentials | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.delivery.request_id
+
+
+class Channel(Protocol):
+    """One way of reaching an office (``email``, ``webhook``, ``line``)."""
+
+    @property
+    def name(self) -> str:
+        """The channel's name as events and deliveries carry it."""
+        ...
+
+    async def send(self, notice: Notice) -> None:
+        """Delivers ``notice``; :class:`PermanentFailure` or :class:`TemporaryFailure` if not."""
+        ...
+
+
+class DeliveryFailure(Exception):
+    """A channel could not deliver a notice; the message is the reason, on one line."""
+
+
+class PermanentFailure(DeliveryFailure):
+    """Retrying cannot help: the notice is recorded as failed at once."""
+
+
+class TemporaryFailure(DeliveryFailure):
+    """A later try may work: the notice is sent again with backoff, then recorded as failed."""

@@ -1,0 +1,132 @@
+"""A service's broker connection over several addresses (``VCS_AMQP_URL`` as a list): it starts
+on the first node that answers and moves to the next one when its node goes, with its channels
+and consumers restored there.
+
+The node that goes away here is a TCP relay in front of the real RabbitMQ (closing it cuts every
+connection through it, as a node's death does); the real three-node cluster is
+tests/cluster/test_rabbitmq_cluster.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import aio_pika
+import pytest
+import pytest_asyncio
+from yarl import URL
+
+from tests.support.waiting import eventually
+from vcs_shared.broker import broker_connected, connect
+from vcs_shared.broker_nodes import NodeRotatingConnection
+from vcs_tools.devstack import free_port
+
+pytestmark = pytest.mark.integration
+
+
+class Relay:
+    """Forwards TCP connections from its own port to the broker; ``cut`` closes them all and
+    stops listening, like a node that died."""
+
+    def __init__(self, target: URL) -> None:
+        self._target = target
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> Relay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def url(self, base: URL) -> str:
+        return str(base.with_port(self.port))
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        assert self._target.host is not None
+        up_reader, up_writer = await asyncio.open_connection(
+            self._target.host, self._target.port or 5672
+        )
+        self._writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def cut(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
+
+
+@pytest_asyncio.fixture
+async def relay(amqp_url: str) -> AsyncIterator[Relay]:
+    relay = await Relay(URL(amqp_url)).start()
+    try:
+        yield relay
+    finally:
+        await relay.cut()
+
+
+async def test_the_first_node_that_answers_is_used(amqp_url: str) -> None:
+    dead = str(URL(amqp_url).with_port(free_port()))  # nothing listens there
+
+    connection = await connect(f"{dead},{amqp_url}", name="test-failover")
+    try:
+        assert isinstance(connection, NodeRotatingConnection)
+        assert connection.node == f"127.0.0.1:{URL(amqp_url).port}"
+        assert broker_connected(connection)
+    finally:
+        await connection.close()
+
+
+async def test_no_node_answering_fails_the_start() -> None:
+    dead = [f"amqp://guest:guest@127.0.0.1:{free_port()}/" for _ in range(2)]
+
+    with pytest.raises(ConnectionError):
+        await connect(",".join(dead), name="test-failover")
+
+
+async def test_a_lost_node_is_left_for_the_next_and_the_consumer_is_restored_there(
+    amqp_url: str, relay: Relay, namespace: str
+) -> None:
+    connection = await connect(f"{relay.url(URL(amqp_url))},{amqp_url}", name="test-failover")
+    try:
+        assert isinstance(connection, NodeRotatingConnection)
+        assert connection.node == f"127.0.0.1:{relay.port}"
+        channel = await connection.channel()
+        queue = await channel.declare_queue(f"{namespace}.failover", auto_delete=True)
+        received: list[bytes] = []
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            received.append(message.body)
+            await message.ack()
+
+        await queue.consume(on_message)
+        reconnected = asyncio.Event()
+        connection.reconnect_callbacks.add(lambda _: reconnected.set())
+
+        await relay.cut()
+        await asyncio.wait_for(reconnected.wait(), timeout=30)
+
+        assert connection.node == f"127.0.0.1:{URL(amqp_url).port}"
+        assert broker_connected(connection)
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"after the failover"), routing_key=queue.name
+        )
+
+        async def delivered() -> bool:
+            return bool(received)
+
+        await eventually(delivered, what="a message through the restored consumer")
+        assert received == [b"after the failover"]
+    finally:
+        await connection.close()
