@@ -108,6 +108,7 @@ class Outbox:
     ) -> None:
         self._collection = collection
         self._source = source
+        self._publishes = publisher is not OFFLINE  # a tool leaves its entries to a relay
         self.relay = OutboxRelay(collection, publisher)
 
     async def ensure_index(self) -> None:
@@ -121,7 +122,7 @@ class Outbox:
         messages = self._encode(announcement)
         fields = _outbox_fields([], messages)
         await self._collection.insert_one({**document, **fields})
-        if messages:
+        if messages and self._publishes:
             await self.relay.publish_now(document["_id"], fields["outbox"])
 
     async def update(
@@ -153,7 +154,7 @@ class Outbox:
             guard = {"_id": doc_id, "outbox_count": current.get("outbox_count", 0), **wanted.guard}
             result = await self._collection.update_one(guard, {"$set": {**wanted.fields, **fields}})
             if result.modified_count == 1:
-                if messages:
+                if messages and self._publishes:
                     await self.relay.publish_now(doc_id, fields["outbox"])
                 return Changed({**current, **wanted.fields, **fields}, written=True)
         raise ConcurrentChanges(f"{doc_id} kept changing while being written")
