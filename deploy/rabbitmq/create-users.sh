@@ -22,15 +22,17 @@
 #               audit entries (audit.recorded.*) to <ns>.audit; consumes <ns>.intake. Nothing
 #               else: it faces the internet, so it may not write to the default exchange
 #               (amq.default) or read any dead-letter queue.
-#   allocator   publishes room.assigned/released and request.rejected; consumes <ns>.allocator.
+#   allocator   publishes room.assigned/released/reassigned and request.rejected; consumes
+#               <ns>.allocator.
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
 #               Each of the three publishes its audit entries (audit.recorded.*) to the internal
 #               <ns>.audit exchange, which no integration may read or bind.
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
 #               exchange); reads the feed stream <ns>.feed (every event, for the live feed)
-#               and <ns>.desk.audit (the audit log's entries);
-#               may not publish events, nor write to amq.default.
+#               and <ns>.desk.audit (the audit log's entries); publishes
+#               support.requested/claimed/done (its support tickets) and no other event, and
+#               the audit entries of its own actions; may not write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
 #               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
@@ -52,6 +54,10 @@ for var in VCS_RABBITMQ_INTAKE_PASSWORD VCS_RABBITMQ_ALLOCATOR_PASSWORD \
   VCS_RABBITMQ_NOTIFIER_PASSWORD VCS_RABBITMQ_DESK_PASSWORD; do
   if [[ -z "${!var:-}" ]]; then
     echo "$var is not set" >&2
+    exit 2
+  fi
+  if [[ "${!var,,}" == *change-me* ]]; then
+    echo "$var is still the example value change-me: set a real password" >&2
     exit 2
   fi
 done
@@ -86,7 +92,11 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.replay\$" "^${ns}\\.(feed|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.(replay|events|audit)\$" "^${ns}\\.(feed|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
+    '^support\.(requested|claimed|done)\.' '^$' >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.audit" \
+    '^audit\.recorded\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 
@@ -107,7 +117,7 @@ pids=()
 service_user intake '^request\.(submitted|cancelled)\.' \
   "^${ns}\\.intake\$" "$VCS_RABBITMQ_INTAKE_PASSWORD" &
 pids+=("$!")
-service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
+service_user allocator '^(room\.(assigned|released|reassigned)|request\.rejected)\.' \
   "^${ns}\\.allocator\$" "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
 pids+=("$!")
 service_user notifier '^credentials\.(delivered|failed)\.' \

@@ -172,6 +172,30 @@ class RoomReleased(Event):
     ends_at: AwareDatetime
 
 
+class RoomReassigned(Event):
+    """An operator moved a live booking to another room (allocator): the old room is free for
+    the window again, the new one is held for it.
+
+    As in ``room.assigned``, ``join_url`` never embeds the passcode; the new room's
+    passcode and full URL travel only inside ``sealed_credentials``. ``reassignment``
+    counts the moves of this booking (1 for the first): a consumer keeps the highest.
+    """
+
+    name: ClassVar[str] = "room.reassigned"
+
+    old_meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    new_meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    capacity: int
+    join_url: str
+    pool: Literal["province", "overflow"]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    sealed_credentials: str
+    reassignment: int = Field(ge=1)
+    reassigned_by: str
+    reassigned_at: AwareDatetime
+
+
 class CredentialsDelivered(Event):
     """The office's contact was sent the credentials (notifier)."""
 
@@ -190,6 +214,63 @@ class CredentialsFailed(Event):
     error: str
 
 
+class SupportOrigin(StrEnum):
+    """How an office asked for support staff."""
+
+    request = "request"
+    """With a meeting request (``needs_support``); the ticket's id is the request's."""
+    office = "office"
+    """On its own, without a meeting (``POST /v1/support-requests``)."""
+
+
+class SupportResolution(StrEnum):
+    """How a support ticket ended."""
+
+    helped = "helped"
+    """Staff helped the office; an operator marked it done."""
+    request_cancelled = "request_cancelled"
+    """The meeting it was asked for was cancelled first."""
+
+
+class SupportEvent(Event):
+    """An event of a support ticket (desk). ``request_id`` (the CloudEvents ``subject``) is
+    the ticket's id: the meeting request's id when the ticket came with a request.
+
+    No contact details, names or notes travel here (integrations may bind ``#``): they
+    stay in the desk's ticket, which operators and the office read over HTTP.
+    """
+
+    ticket_id: str
+
+
+class SupportRequested(SupportEvent):
+    """An office asked for staff to help it (desk)."""
+
+    name: ClassVar[str] = "support.requested"
+
+    origin: SupportOrigin
+    topic: str = Field(description="What the office needs help with (the meeting's title)")
+    requested_at: AwareDatetime
+
+
+class SupportClaimed(SupportEvent):
+    """An operator of the region took the ticket: staff will help at ``visit_at`` (desk)."""
+
+    name: ClassVar[str] = "support.claimed"
+
+    visit_at: AwareDatetime
+    claimed_at: AwareDatetime
+
+
+class SupportDone(SupportEvent):
+    """The ticket is closed (desk): staff helped, or the meeting was cancelled first."""
+
+    name: ClassVar[str] = "support.done"
+
+    resolution: SupportResolution
+    done_at: AwareDatetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.cloudevent_type(): cls
     for cls in (
@@ -198,7 +279,11 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomAssigned,
         RequestRejected,
         RoomReleased,
+        RoomReassigned,
         CredentialsDelivered,
         CredentialsFailed,
+        SupportRequested,
+        SupportClaimed,
+        SupportDone,
     )
 }

@@ -51,6 +51,7 @@ from vcs_shared.events import (
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     RoomReleased,
 )
 
@@ -69,9 +70,10 @@ arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
-    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased),
+    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased, RoomReassigned),
     "intake": (
         RoomAssigned,
+        RoomReassigned,
         RequestRejected,
         RoomReleased,
         CredentialsDelivered,

@@ -63,7 +63,7 @@ async def test_redeliver_after_an_smtp_failure_delivers(
     assert answer.json()["error"] is None
     delivered = await wait_status(http, request_id, "delivered")
     [mail] = smtp_sink.messages
-    assert mail["To"] == "somchai@example.go.th"
+    assert mail["To"].addresses[0].addr_spec == "somchai@example.go.th"
     body = mail.get_body(("plain",))
     assert body is not None
     assert delivered["assignment"]["passcode"] in body.get_content()

@@ -44,10 +44,10 @@ async def test_a_request_is_delivered_with_its_meeting_id_and_three_events(
         assert event["data"]["request_id"] == request_id
 
     [mail] = smtp_sink.messages
-    assert mail["To"] == "somchai@example.go.th"
-    payload = mail.get_payload(decode=True)
-    assert isinstance(payload, bytes)
-    text = payload.decode()
+    assert mail["To"].addresses[0].addr_spec == "somchai@example.go.th"
+    body = mail.get_body(("plain",))
+    assert body is not None
+    text = body.get_content()
     assert assignment["meeting_id"] in text
     assert assignment["passcode"] in text
 

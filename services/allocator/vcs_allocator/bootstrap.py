@@ -13,11 +13,13 @@ from vcs_allocator.admin import create_admin_app
 from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
+from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
@@ -53,7 +55,11 @@ async def run(settings: AllocatorSettings) -> None:
             )
             admin = await InternalServer.start(
                 create_admin_app(
-                    store, authenticator, RoomRules(deps.policy, deps.use_overflow), trail
+                    store,
+                    authenticator,
+                    Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
+                    lambda: reachability(clients.database, clients.connection),
+                    trail,
                 ),
                 settings.admin_host,
                 settings.admin_port,

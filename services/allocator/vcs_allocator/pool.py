@@ -147,6 +147,9 @@ def _yaml_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
     try:
         nodes = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        problem = PoolProblem(1, "", "not a pool file: nested too deeply")
+        raise PoolFileError(source, [problem]) from None
     except yaml.YAMLError as exc:
         line = (
             exc.problem_mark.line + 1

@@ -13,18 +13,20 @@ endpoints through the intake.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import aio_pika
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
 from vcs_desk.audit_api import AuditLogDep
 from vcs_desk.deadletters import DeadLetters
+from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Authenticator, Principal
+from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
 from vcs_shared.scope import Scope
 
@@ -44,7 +46,6 @@ router = APIRouter(
         503: {"description": "The broker is unavailable"},
     },
 )
-health_router = APIRouter(tags=["operations"])
 
 
 def get_dead_letters(request: Request) -> DeadLetters:
@@ -180,19 +181,6 @@ def _replay_entry(
     )
 
 
-HealthCheck = Callable[[], Awaitable[dict[str, str]]]
-
-
-@health_router.get("/healthz")
-async def healthz(request: Request, response: Response) -> dict[str, str]:
-    """200 once the broker and the store are reachable, 503 otherwise (no token needed)."""
-    check: HealthCheck = request.app.state.health
-    health = await check()
-    if "down" in health.values():
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return health
-
-
 def create_app(letters: DeadLetters, authenticator: Authenticator, health: HealthCheck) -> FastAPI:
     """The desk's internal app (the composition root passes in what it works with)."""
     app = FastAPI(
@@ -203,6 +191,7 @@ def create_app(letters: DeadLetters, authenticator: Authenticator, health: Healt
             "/v1/admin/dead-letters* with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.dead_letters = letters
     app.state.authenticator = authenticator
     app.state.health = health

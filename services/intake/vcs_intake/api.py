@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, status
@@ -14,6 +13,7 @@ from vcs_intake.container import ContainerDep
 from vcs_intake.domain import Status
 from vcs_intake.schemas import Health, RequestPage, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
+from vcs_shared.thaitime import CalendarDay
 
 router = APIRouter()
 
@@ -136,7 +136,7 @@ async def list_requests(
         Query(alias="status", description="Only these statuses (repeat the parameter for more)"),
     ] = None,
     day: Annotated[
-        date | None,
+        CalendarDay,
         Query(alias="date", description="Only meetings starting on this day (Asia/Bangkok)"),
     ] = None,
     cursor: Annotated[

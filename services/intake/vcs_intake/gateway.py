@@ -38,7 +38,13 @@ from vcs_shared.http_auth import CurrentPrincipal
 log = structlog.get_logger(__name__)
 
 FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-REQUEST_HEADERS = ("content-type", "accept", "x-request-id", "last-event-id")
+REQUEST_HEADERS = (
+    "content-type",
+    "accept",
+    "x-request-id",
+    "last-event-id",
+    "idempotency-key",
+)
 RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control", "retry-after")
 TIMEOUT = httpx.Timeout(30.0, connect=3.0)
 STREAMING = httpx.Timeout(None, connect=3.0)
@@ -69,6 +75,7 @@ class Gateway:
             name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
         }
         headers["authorization"] = f"Bearer {self._codec.internal_token(principal)}"
+        headers["x-request-id"] = request.state.http_request_id  # the owner logs the same id
         upstream = self._client.build_request(
             request.method,
             self._owners[owner] + request.url.path,

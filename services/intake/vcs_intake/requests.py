@@ -6,15 +6,22 @@ import hashlib
 import uuid
 from datetime import datetime
 
+import structlog
+
 from vcs_intake.domain import OPEN, BookingRules, FieldProblem, RequestState, Status
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestFilter, RequestStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
-from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.offices import Office
 from vcs_shared.store import epoch_ms
+
+log = structlog.get_logger(__name__)
+
+KEY_RETIRED = "credentials unavailable: key retired"
+"""What a request shows when its credentials were sealed with a key no longer configured."""
 
 
 class IdempotencyConflict(ValueError):
@@ -167,16 +174,29 @@ async def cancel(
 
 
 def view(request: RequestState, sealer: CredentialsSealer) -> RequestView:
-    """The request as its owner sees it: the passcode is opened here, and only here."""
+    """The request as its owner sees it: the passcode is opened here, and only here. Sealed
+    with a key that is no longer configured (rotated out), it cannot be opened: the view says
+    so (:data:`KEY_RETIRED`) instead of failing."""
     assignment = None
     if (stored := request.visible_assignment) is not None:
-        credentials = sealer.open(stored.sealed_credentials)
-        assignment = AssignmentView(
-            meeting_id=stored.meeting_id,
-            join_url=credentials.join_url,
-            passcode=credentials.passcode,
-            capacity=stored.capacity,
-        )
+        try:
+            credentials = sealer.open(stored.sealed_credentials)
+        except CredentialsSealError:
+            log.error("credentials.unavailable", request_id=request.request_id, why=KEY_RETIRED)
+            assignment = AssignmentView(
+                meeting_id=stored.meeting_id,
+                join_url=stored.join_url,
+                passcode=None,
+                capacity=stored.capacity,
+                credentials_unavailable=KEY_RETIRED,
+            )
+        else:
+            assignment = AssignmentView(
+                meeting_id=stored.meeting_id,
+                join_url=credentials.join_url,
+                passcode=credentials.passcode,
+                capacity=stored.capacity,
+            )
     rejection = None
     if request.rejection is not None:
         rejection = RejectionView.model_validate(request.rejection, from_attributes=True)

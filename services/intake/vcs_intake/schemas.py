@@ -95,9 +95,19 @@ class SubmitAccepted(BaseModel):
 
 class AssignmentView(BaseModel):
     meeting_id: str
-    join_url: str
-    passcode: str
+    join_url: str = Field(
+        description="The join URL with its passcode; without it when the credentials are "
+        "unavailable"
+    )
+    passcode: str | None = Field(description="null when the credentials are unavailable")
     capacity: int
+    credentials_unavailable: str | None = Field(
+        default=None,
+        description=(
+            "Why the passcode cannot be shown, e.g. `credentials unavailable: key retired` "
+            "(sealed with a credentials key no longer configured); null normally"
+        ),
+    )
 
 
 class RejectionView(BaseModel):

@@ -11,7 +11,8 @@ letter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from vcs_notifier.domain import Delivery, MailKind
@@ -27,6 +28,10 @@ class Notice:
     kind: MailKind
     delivery: Delivery
     credentials: MeetingCredentials | None = None
+    moved_from: str | None = None
+    """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When it is sent (a mail's ``Date``)."""
 
     @property
     def request_id(self) -> str:

@@ -32,6 +32,7 @@ from vcs_shared.events import (
     Event,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     RoomReleased,
 )
 from vcs_shared.outbox import Announcement, announce
@@ -65,7 +66,8 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
         return
     delivery = delivery.with_booking(booking)
     try:
-        notice = Notice(MailKind.assigned, delivery, deps.sealer.open(event.sealed_credentials))
+        credentials = deps.sealer.open(event.sealed_credentials)
+        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
     except CredentialsSealError:
         error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
@@ -86,9 +88,43 @@ async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -
         delivery = delivery.with_booking(
             Booking(event.meeting_id, 0, event.starts_at, event.ends_at, sealed_credentials="")
         )
-    error = await _send(Notice(MailKind.released, delivery), deps)
+    error = await _send(Notice(MailKind.released, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.released, error, at=deps.clock())
     await deps.store.record_outcome(event.request_id, outcome)
+
+
+async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
+    """room.reassigned → the new room's credentials sent to the office, once per move →
+    credentials.delivered (or .failed). One sending of a request's credentials at a time
+    (the redelivery claim): a move and an operator's redelivery never cross."""
+    event = envelope.event
+    delivery = await deps.store.delivery(event.request_id)
+    if delivery is None:
+        raise RetryLater("request.submitted not seen yet for this request")
+    if delivery.reassignments >= event.reassignment or MailKind.released in delivery.outcomes:
+        log.info("delivery.reassignment_skipped", reassignment=event.reassignment)
+        return
+    if not await deps.store.claim_redelivery(event.request_id, deps.claim_lease, now=deps.clock()):
+        raise RetryLater("the credentials of this request are being sent right now")
+    delivery = await deps.store.delivery(event.request_id)
+    if delivery is None or delivery.reassignments >= event.reassignment:  # another copy sent it
+        await deps.store.release_redelivery_claim(event.request_id)
+        return
+    booking = Booking.moved(event)
+    delivery = delivery.with_booking(booking)
+    try:
+        credentials = deps.sealer.open(event.sealed_credentials)
+    except CredentialsSealError:
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
+    else:
+        notice = Notice(MailKind.assigned, delivery, credentials, moved_from=event.old_meeting_id)
+        error = await _send(notice, deps)
+    outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
+    announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
+    await deps.store.record_reassignment(
+        event.request_id, booking, event.reassignment, outcome, announcement
+    )
+    log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
 
 
 class RedeliveryRefused(Exception):
@@ -116,7 +152,8 @@ async def redeliver(request_id: str, scope: Scope, deps: NotifierDeps) -> MailOu
     except CredentialsSealError:
         error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
-        error = await _send(Notice(MailKind.assigned, delivery, credentials), deps)
+        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
+        error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=request_id)
     await deps.store.record_redelivery(request_id, outcome, announcement)
@@ -192,5 +229,6 @@ HANDLERS = (
     .on(RequestSubmitted, remember_contact)
     .on(RoomAssigned, deliver_credentials)
     .on(RoomReleased, notify_release)
+    .on(RoomReassigned, deliver_reassignment)
 )
 """The one event-to-handler table of the notifier."""

@@ -35,7 +35,7 @@ def meeting_calendar(view: RequestView, *, office_name: str) -> bytes:
         event.add("url", view.assignment.join_url)
         lines += [
             f"Meeting ID: {view.assignment.meeting_id}",
-            f"Passcode: {view.assignment.passcode}",
+            f"Passcode: {view.assignment.passcode or '-'}",
             f"Join: {view.assignment.join_url}",
         ]
     event.add("description", "\n".join(lines))

@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 
 from pythainlp.util import thai_digit_to_arabic_digit, thai_strftime
 
-from vcs_shared.thaitime import BANGKOK
+from vcs_shared.thaitime import BANGKOK, calendar_day
 
 BE_OFFSET = 543
 # A year at or above this is read as Buddhist Era (BE 2400 is CE 1857, long before any meeting).
@@ -42,8 +42,8 @@ def parse_date(text: str) -> date:
     else:
         raise DateInputError("not a date: write it as 3/12/2569 (day/month/BE year)")
     try:
-        return date(year, month, day)
-    except ValueError as exc:  # 29/2 of a common year, month 13, day 31 of a 30-day month ...
+        return calendar_day(date(year, month, day))
+    except ValueError as exc:  # 29/2 of a common year, month 13, year 9999 ...
         raise DateInputError(f"no such day: {exc}") from exc
 
 
