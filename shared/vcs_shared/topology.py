@@ -62,7 +62,7 @@ arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
-    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased),
+    "notifier": (RequestSubmitted, RoomAssigned, RequestRejected, RequestCancelled),
     "intake": (
         RoomAssigned,
         RequestRejected,
