@@ -2,7 +2,7 @@
 # uv comes from PyPI (`pip install uv`) when it is not installed; everything else from the lock.
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 
-.PHONY: run test lint bench deps node-deps rabbitmq chromium contract messages
+.PHONY: run test lint bench chaos deps node-deps rabbitmq chromium contract messages
 
 deps:
 	@scripts/ensure-uv.sh
@@ -34,6 +34,10 @@ contract: deps
 
 bench: deps rabbitmq
 	$(UV) run python -m vcs_tools.bench
+
+# A soak under random faults: make chaos ARGS="--minutes 30 --rate 10 --fault-every 20"
+chaos: deps rabbitmq
+	$(UV) run vcs chaos $(ARGS)
 
 # After changing a page's text: extract the messages and merge them into the Thai catalog
 # (services/intake/vcs_intake/web/locale/th/LC_MESSAGES/messages.po), then translate the new ones.

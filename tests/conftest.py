@@ -27,7 +27,14 @@ from vcs_shared.broker import declare_topology, delete_topology
 from vcs_shared.credentials import new_key
 from vcs_shared.store import Document, database_name
 from vcs_shared.topology import Topology
-from vcs_tools.devstack import SERVICES, EmbeddedStore, ServiceProcess, SmtpSink, free_port
+from vcs_tools.devstack import (
+    SERVICES,
+    EmbeddedStore,
+    ServiceProcess,
+    SmtpSink,
+    free_port,
+    internal_apis,
+)
 from vcs_tools.devstack import service_env as make_service_env
 
 # The headless-Chromium fixture of the page tests.
@@ -119,25 +126,8 @@ def service_env(
         smtp_port=smtp_sink.port,
         intake_port=free_port(),
         pool_file=SAMPLE_POOL,
-        extra=internal_apis(free_port(), free_port()),
+        extra=internal_apis(),
     )
-
-
-def internal_apis(
-    allocator_port: int, desk_port: int, notifier_port: int | None = None
-) -> dict[str, str]:
-    """Where the allocator's, the desk's and the notifier's internal APIs listen, and where the
-    intake forwards to them (a second allocator or notifier of a test finds the port taken and
-    goes on without)."""
-    notifier_port = notifier_port or free_port()
-    return {
-        "VCS_ADMIN_PORT": str(allocator_port),
-        "VCS_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
-        "VCS_DESK_PORT": str(desk_port),
-        "VCS_DESK_URL": f"http://127.0.0.1:{desk_port}",
-        "VCS_NOTIFIER_PORT": str(notifier_port),
-        "VCS_NOTIFIER_URL": f"http://127.0.0.1:{notifier_port}",
-    }
 
 
 @pytest_asyncio.fixture

@@ -26,7 +26,8 @@
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
 #               exchange); reads the feed stream <ns>.feed (every event, for the live feed);
-#               may not publish events, nor write to amq.default.
+#               publishes support.requested/claimed/done (its support tickets) and no other
+#               event; may not write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
 #               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
@@ -48,6 +49,10 @@ for var in VCS_RABBITMQ_INTAKE_PASSWORD VCS_RABBITMQ_ALLOCATOR_PASSWORD \
   VCS_RABBITMQ_NOTIFIER_PASSWORD VCS_RABBITMQ_DESK_PASSWORD; do
   if [[ -z "${!var:-}" ]]; then
     echo "$var is not set" >&2
+    exit 2
+  fi
+  if [[ "${!var,,}" == *change-me* ]]; then
+    echo "$var is still the example value change-me: set a real password" >&2
     exit 2
   fi
 done
@@ -80,7 +85,9 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.replay\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.(replay|events)\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
+    '^support\.(requested|claimed|done)\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 

@@ -190,6 +190,63 @@ class CredentialsFailed(Event):
     error: str
 
 
+class SupportOrigin(StrEnum):
+    """How an office asked for support staff."""
+
+    request = "request"
+    """With a meeting request (``needs_support``); the ticket's id is the request's."""
+    office = "office"
+    """On its own, without a meeting (``POST /v1/support-requests``)."""
+
+
+class SupportResolution(StrEnum):
+    """How a support ticket ended."""
+
+    helped = "helped"
+    """Staff helped the office; an operator marked it done."""
+    request_cancelled = "request_cancelled"
+    """The meeting it was asked for was cancelled first."""
+
+
+class SupportEvent(Event):
+    """An event of a support ticket (desk). ``request_id`` (the CloudEvents ``subject``) is
+    the ticket's id: the meeting request's id when the ticket came with a request.
+
+    No contact details, names or notes travel here (integrations may bind ``#``): they
+    stay in the desk's ticket, which operators and the office read over HTTP.
+    """
+
+    ticket_id: str
+
+
+class SupportRequested(SupportEvent):
+    """An office asked for staff to help it (desk)."""
+
+    name: ClassVar[str] = "support.requested"
+
+    origin: SupportOrigin
+    topic: str = Field(description="What the office needs help with (the meeting's title)")
+    requested_at: AwareDatetime
+
+
+class SupportClaimed(SupportEvent):
+    """An operator of the region took the ticket: staff will help at ``visit_at`` (desk)."""
+
+    name: ClassVar[str] = "support.claimed"
+
+    visit_at: AwareDatetime
+    claimed_at: AwareDatetime
+
+
+class SupportDone(SupportEvent):
+    """The ticket is closed (desk): staff helped, or the meeting was cancelled first."""
+
+    name: ClassVar[str] = "support.done"
+
+    resolution: SupportResolution
+    done_at: AwareDatetime
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.cloudevent_type(): cls
     for cls in (
@@ -200,5 +257,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomReleased,
         CredentialsDelivered,
         CredentialsFailed,
+        SupportRequested,
+        SupportClaimed,
+        SupportDone,
     )
 }

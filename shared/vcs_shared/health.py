@@ -1,10 +1,16 @@
-"""What an internal API's ``/healthz`` reports: whether the store and the broker answer."""
+"""What an internal API's ``/healthz`` reports: whether the store and the broker answer.
+
+The allocator, the notifier and the desk serve it the same way (:data:`health_router`, the
+check in ``app.state.health``); docker-compose's health checks and start order ask it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from aio_pika.abc import AbstractRobustConnection
+from fastapi import APIRouter, Request, Response, status
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vcs_shared.broker import broker_connected
@@ -29,3 +35,18 @@ async def reachability(
         "broker": broker,
         "store": store,
     }
+
+
+HealthCheck = Callable[[], Awaitable[dict[str, str]]]
+
+health_router = APIRouter(tags=["operations"])
+
+
+@health_router.get("/healthz")
+async def healthz(request: Request, response: Response) -> dict[str, str]:
+    """200 once the broker and the store are reachable, 503 otherwise (no token needed)."""
+    check: HealthCheck = request.app.state.health
+    health = await check()
+    if "down" in health.values():
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return health

@@ -12,6 +12,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from tests.support.auth import bearer, office_token
 from tests.support.node import parse_asyncapi
 from tests.support.paths import ROOT
 from tests.support.requests import request_body, wait_status
@@ -90,6 +91,9 @@ async def test_real_events_of_every_type_match_the_published_contract(
     await wait_status(http, undeliverable, "delivery_failed")
     await tap.wait_for("credentials.failed")
 
+    ticket = await support_ticket_worked_through(http)
+    await tap.wait_for("support.done")
+
     contract = await ServedContract.fetch(intake_url)
     captured = {m.cloudevent["type"] for m in tap.messages}
     missing = sorted(set(EVENT_TYPES) - captured)
@@ -100,6 +104,7 @@ async def test_real_events_of_every_type_match_the_published_contract(
         delivered,
         rejected,
         undeliverable,
+        ticket,
     }
 
 
@@ -108,6 +113,30 @@ async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> str:
     assert response.status_code == 202, response.text
     request_id: str = response.json()["request_id"]
     return request_id
+
+
+async def support_ticket_worked_through(http: httpx.AsyncClient) -> str:
+    """An office asks for staff, an operator claims the ticket and marks it done."""
+    asked = await http.post(
+        "/v1/support-requests",
+        json={
+            "topic": "ตั้งค่าไมโครโฟน",
+            "contact": {
+                "name": "สมชาย ใจดี",
+                "email": "somchai@example.go.th",
+                "phone": "042-711360",
+            },
+        },
+        headers=bearer(office_token("4701")),
+    )
+    assert asked.status_code == 201, asked.text
+    ticket_id: str = asked.json()["ticket_id"]
+    claim = {"helper": "นายช่าง", "visit_at": "2026-12-03T08:30:00+07:00"}
+    claimed = await http.post(f"/v1/admin/support/{ticket_id}/claim", json=claim)
+    assert claimed.status_code == 200, claimed.text
+    done = await http.post(f"/v1/admin/support/{ticket_id}/done", json={"note": "เรียบร้อย"})
+    assert done.status_code == 200, done.text
+    return ticket_id
 
 
 class ServedContract:

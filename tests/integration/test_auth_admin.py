@@ -47,8 +47,9 @@ async def test_admin_endpoints_refuse_office_tokens_and_serve_operators(
 def test_every_internal_admin_operation_declares_the_bearer_scheme() -> None:
     """Each owner documents its own admin API (the intake forwards it unchanged)."""
     authenticator = InternalAuthenticator(codec)
+    none: Any = None
     documents = [
-        create_admin_app(cast(Any, None), authenticator, cast(Any, None)).openapi(),
+        create_admin_app(none, authenticator, none, none).openapi(),
         create_desk_app(cast(Any, None), authenticator, cast(Any, None)).openapi(),
     ]
     paths = {path: ops for document in documents for path, ops in document["paths"].items()}

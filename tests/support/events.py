@@ -13,6 +13,7 @@ def request_submitted(
     *,
     participants: int = 10,
     title: str = "test",
+    needs_support: bool = False,
     contact: Contact | None = None,
 ) -> RequestSubmitted:
     """A one-hour request of Mueang Sakon Nakhon (4701), submitted a day before it starts."""
@@ -25,7 +26,7 @@ def request_submitted(
         ends_at=starts_at + timedelta(hours=1),
         participants=participants,
         urgency=Urgency.normal,
-        needs_support=False,
+        needs_support=needs_support,
         contact=contact or Contact(name="x", email="x@example.go.th", phone="042-000000"),
         submitted_at=starts_at - timedelta(days=1),
     )

@@ -129,9 +129,14 @@ async def find_duplicates(
         ("notifier", "deliveries"),
     ):
         coll = mongo[database_name(namespace, service)][collection]
+        carried: defaultdict[str, int] = defaultdict(int)
+        async for document in coll.find({}, {"request_id": 1}):
+            carried[str(document.get("request_id"))] += 1
         for rid in request_ids:
-            count = await coll.count_documents({"_id": rid})
-            if count != 1:
+            # By the request id each document carries, not by its key: a second document for
+            # one request (stored under another key) counts too.
+            count = carried[rid]
+            if count != 1 or await coll.count_documents({"_id": rid}) != 1:
                 documents[f"{service}.{collection}.{rid}"] = count
     ids: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
     for event in events:

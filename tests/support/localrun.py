@@ -15,13 +15,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import internal_apis
 from tests.support.auth import TEST_JWT_SECRET
 from tests.support.paths import ROOT
 from tests.support.waiting import eventually
 from vcs_shared.supervision import SupervisorStatus, read_status
 from vcs_tools.children import spawn
-from vcs_tools.devstack import free_port
+from vcs_tools.devstack import free_port, internal_apis
 
 VCS = str(Path(sys.executable).with_name("vcs"))
 
@@ -33,7 +32,7 @@ def local_run_env(amqp_url: str, namespace: str, credentials_keys: str) -> dict[
         "VCS_NAMESPACE": namespace,
         "VCS_JWT_SECRET": TEST_JWT_SECRET,
         "VCS_CREDENTIALS_KEYS": credentials_keys,
-        **internal_apis(free_port(), free_port(), free_port()),  # not make run's 8001-8003
+        **internal_apis(),  # not make run's 8001-8003
     }
     env.pop("VCS_MONGODB_URL", None)  # its own embedded store, supervised like the rest
     return env

@@ -1,133 +1,15 @@
-"""A private RabbitMQ node for fault tests: stopping it harms nobody else's tests.
-
-The system RabbitMQ on 5672 is shared by every test run on the machine and is
-never stopped. A fault test starts its own node of the same installed RabbitMQ
-(Debian's 3.10) as a child process, on free ports, with everything it writes
-under a temporary folder:
-
-* ``RABBITMQ_NODENAME`` ``vcsfault-<random>@localhost`` and its own Erlang
-  cookie (``HOME`` points into the folder), so ``rabbitmqctl`` reaches only it;
-* ``RABBITMQ_NODE_IP_ADDRESS``/``RABBITMQ_NODE_PORT`` for AMQP and
-  ``RABBITMQ_DIST_PORT`` for Erlang distribution, both free ports;
-* ``RABBITMQ_CONFIG_FILE`` and ``RABBITMQ_CONF_ENV_FILE`` of its own, because
-  the system's ``/etc/rabbitmq`` files pin the listener to 5672 and the node
-  name to ``rabbit@localhost``; a listener in the config file as well as the
-  port variable makes 3.10 bind the port twice, so only the variables name it;
-* ``RABBITMQ_ENABLED_PLUGINS_FILE`` containing ``[].``: no plugins, fast start.
-
-The scripts in ``/usr/lib/rabbitmq/bin`` are called directly: the ``/usr/sbin``
-wrappers switch to the ``rabbitmq`` user and would use the system node's cookie.
-"""
+"""The ``private_broker`` fixture: a RabbitMQ node of a test module's own
+(:mod:`vcs_tools.rabbitnode`), so stopping it harms nobody else's tests."""
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from vcs_tools.devstack import free_port
+from vcs_tools.rabbitnode import PrivateBroker, available
 
-RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
-
-
-@dataclass
-class PrivateBroker:
-    """One RabbitMQ node of our own; ``stop_app``/``start_app`` make a broker outage."""
-
-    base: Path
-    name: str = field(default_factory=lambda: f"vcsfault-{secrets.token_hex(4)}@localhost")
-    port: int = field(default_factory=free_port)
-    dist_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {
-            **os.environ,
-            "HOME": str(self.base),
-            "RABBITMQ_NODENAME": self.name,
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.base / "log"),
-            "RABBITMQ_PID_FILE": str(self.base / "rabbitmq.pid"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
-            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq.conf"),
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(self.base / "advanced.config"),
-            "RABBITMQ_CONF_ENV_FILE": str(self.base / "rabbitmq-env.conf"),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-            "ERL_EPMD_ADDRESS": "127.0.0.1",
-        }
-
-    def start(self) -> PrivateBroker:
-        self.base.mkdir(parents=True, exist_ok=True)
-        (self.base / "enabled_plugins").write_text("[].\n")
-        (self.base / "rabbitmq.conf").write_text("loopback_users = none\n")
-        (self.base / "rabbitmq-env.conf").write_text("")
-        cookie = self.base / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
-        cookie.chmod(0o400)
-        log = (self.base / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [str(RABBITMQ_BIN / "rabbitmq-server")],
-            env=self.env,
-            cwd=self.base,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-        )
-        self.ctl("wait", str(self.base / "rabbitmq.pid"), "--timeout", "90")
-        return self
-
-    def ctl(self, *args: str) -> str:
-        """``rabbitmqctl -n <our node> ...``; fails the test with its output if it fails."""
-        done = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args],
-            env=self.env,
-            cwd=self.base,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}")
-        return done.stdout
-
-    def stop_app(self) -> None:
-        """The broker goes away: every connection is closed, nothing is accepted."""
-        self.ctl("stop_app")
-
-    def start_app(self) -> float:
-        """The broker comes back; returns the monotonic time at which it accepts again."""
-        self.ctl("start_app")
-        self.ctl("await_startup", "--timeout", "60")
-        return time.monotonic()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            self.ctl("stop")
-            self.process.wait(timeout=30)
-        except (AssertionError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
-
-
-def available() -> bool:
-    return (RABBITMQ_BIN / "rabbitmq-server").exists()
+__all__ = ["PrivateBroker", "private_broker"]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from vcs_tools import dlq, pool, user
+from vcs_tools.chaos import cli as chaos
 from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
 from vcs_tools.token import add_token_parser, run_token
@@ -31,11 +32,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     contract.add_argument("--docs", type=Path, default=Path("docs"))
 
+    chaos.add_arguments(
+        commands.add_parser(
+            "chaos", help="soak the system under random faults and check nothing was lost"
+        )
+    )
     dlq.add_parser(commands)
     pool.add_parser(commands)
     user.add_parser(commands)
 
     args = parser.parse_args(argv)
+    if args.command == "chaos":
+        sys.exit(chaos.run(args))
     if args.command == "dlq":
         sys.exit(dlq.run(args))
     if args.command == "pool":

@@ -46,6 +46,22 @@ def free_port() -> int:
         return port
 
 
+def internal_apis() -> dict[str, str]:
+    """Free ports for the internal APIs (allocator, desk, notifier) and where the intake
+    forwards to them, for a stack beside another one (a test's, a soak's) that must not take
+    the fixed ports of ``make run``; a second allocator or notifier of a stack finds its port
+    taken and goes on without."""
+    allocator_port, desk_port, notifier_port = free_port(), free_port(), free_port()
+    return {
+        "VCS_ADMIN_PORT": str(allocator_port),
+        "VCS_ALLOCATOR_URL": f"http://127.0.0.1:{allocator_port}",
+        "VCS_DESK_PORT": str(desk_port),
+        "VCS_DESK_URL": f"http://127.0.0.1:{desk_port}",
+        "VCS_NOTIFIER_PORT": str(notifier_port),
+        "VCS_NOTIFIER_URL": f"http://127.0.0.1:{notifier_port}",
+    }
+
+
 def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while True:

@@ -16,6 +16,8 @@ collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
   Effective at once: the allocator reads the rooms on every allocation.
 * ``GET  /v1/availability?district_code=&starts_at=&ends_at=&participants=`` — free
   rooms for a window (:mod:`vcs_allocator.availability_api`; offices too).
+* ``GET  /healthz`` — open: whether the broker and the store are reachable (docker-compose's
+  health check).
 * ``GET  /v1/admin/reservations?meeting_id=&date=&province=`` — live
   reservations of the caller's provinces whose window touches that Bangkok
   calendar day (default: today).
@@ -39,6 +41,7 @@ from vcs_allocator.domain import Room
 from vcs_allocator.pool import PoolFileError, parse_pool
 from vcs_allocator.store import MongoReservationStore, PoolChange
 from vcs_shared.auth import Authenticator
+from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import (
     OperatorScope,
     ProvinceFilter,
@@ -260,10 +263,14 @@ async def list_reservations(
 
 
 def create_admin_app(
-    store: MongoReservationStore, authenticator: Authenticator, rules: RoomRules
+    store: MongoReservationStore,
+    authenticator: Authenticator,
+    rules: RoomRules,
+    health: HealthCheck,
 ) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
-    store, an :class:`~vcs_shared.auth.InternalAuthenticator` and the allocation rules)."""
+    store, an :class:`~vcs_shared.auth.InternalAuthenticator`, the allocation rules and the
+    reachability check its open ``/healthz`` answers with)."""
     app = FastAPI(
         title="DOPA VCS allocator admin (internal)",
         version="1",
@@ -276,6 +283,8 @@ def create_admin_app(
     app.state.store = store
     app.state.authenticator = authenticator
     app.state.rules = rules
+    app.state.health = health
     app.include_router(router)
     app.include_router(availability_router)
+    app.include_router(health_router)
     return app

@@ -17,6 +17,7 @@ from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
@@ -49,7 +50,12 @@ async def run(settings: AllocatorSettings) -> None:
                 TokenCodec(settings.jwt_secret.get_secret_value())
             )
             admin = await InternalServer.start(
-                create_admin_app(store, authenticator, RoomRules(deps.policy, deps.use_overflow)),
+                create_admin_app(
+                    store,
+                    authenticator,
+                    RoomRules(deps.policy, deps.use_overflow),
+                    lambda: reachability(clients.database, clients.connection),
+                ),
                 settings.admin_host,
                 settings.admin_port,
             )

@@ -407,6 +407,7 @@ def decision_to_document(decision: Decision) -> Document:
     """The decision's document: its request, what was asked, what was decided."""
     document: Document = {
         "_id": decision.request_id,
+        "request_id": decision.request_id,  # what it is about, whatever its key (tests count it)
         "province_code": decision.province_code,
         "district_code": decision.district_code,
     }

@@ -13,15 +13,16 @@ endpoints through the intake.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import aio_pika
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
 from vcs_desk.deadletters import DeadLetters
 from vcs_shared.auth import Authenticator
+from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
 
 Service = Literal["allocator", "notifier", "intake"]
@@ -40,7 +41,6 @@ router = APIRouter(
         503: {"description": "The broker is unavailable"},
     },
 )
-health_router = APIRouter(tags=["operations"])
 
 
 def get_dead_letters(request: Request) -> DeadLetters:
@@ -150,19 +150,6 @@ async def replay_dead_letters(
             )
         raise not_in_scope("dead letter")
     return outcomes
-
-
-HealthCheck = Callable[[], Awaitable[dict[str, str]]]
-
-
-@health_router.get("/healthz")
-async def healthz(request: Request, response: Response) -> dict[str, str]:
-    """200 once the broker and the store are reachable, 503 otherwise (no token needed)."""
-    check: HealthCheck = request.app.state.health
-    health = await check()
-    if "down" in health.values():
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return health
 
 
 def create_app(letters: DeadLetters, authenticator: Authenticator, health: HealthCheck) -> FastAPI:

@@ -12,8 +12,11 @@ from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
 from vcs_desk.settings import DeskSettings
+from vcs_desk.support import SupportDeps
+from vcs_desk.support_api import install_support
+from vcs_desk.ticket_store import MongoTicketStore
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
-from vcs_shared.broker import Topology, connect, declare_topology
+from vcs_shared.broker import AmqpPublisher, Topology, connect, declare_topology
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
@@ -44,8 +47,15 @@ async def run(settings: DeskSettings) -> int:
                 InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
                 lambda: reachability(database, connection),
             )
+            tickets = MongoTicketStore(
+                database, await AmqpPublisher.open(connection, topology.exchange)
+            )
+            await tickets.ensure_indexes()
+            install_support(app, SupportDeps(tickets))
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
+            stop_relay = asyncio.Event()
+            relay = asyncio.create_task(tickets.relay.run(stop_relay), name="desk-outbox-relay")
             try:
                 server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
                 if server is None:
@@ -54,7 +64,10 @@ async def run(settings: DeskSettings) -> int:
                 log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
             finally:
                 await feed.stop()  # ends the watchers' streams, so the server stops at once
+                stop_relay.set()
+                await relay
             await server.stop()
+            await tickets.relay.sweep(include_fresh=True)
             log.info(f"{SERVICE}.stopped")
             return 0
         finally:

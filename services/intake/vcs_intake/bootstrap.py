@@ -42,9 +42,10 @@ FORWARDED_ADMIN = {
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
     "/v1/admin/requests/{request_id}/redeliver": "notifier",
+    "/v1/admin/support": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
-FORWARDED = {"/v1/availability": "allocator"}
+FORWARDED = {"/v1/availability": "allocator", "/v1/support-requests": "desk"}
 """Paths for offices and operators alike that another service owns (it checks the caller)."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""

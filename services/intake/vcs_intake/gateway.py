@@ -38,7 +38,13 @@ from vcs_shared.http_auth import CurrentPrincipal
 log = structlog.get_logger(__name__)
 
 FORWARDED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-REQUEST_HEADERS = ("content-type", "accept", "x-request-id", "last-event-id")
+REQUEST_HEADERS = (
+    "content-type",
+    "accept",
+    "x-request-id",
+    "last-event-id",
+    "idempotency-key",
+)
 RESPONSE_HEADERS = ("content-type", "content-disposition", "cache-control", "retry-after")
 TIMEOUT = httpx.Timeout(30.0, connect=3.0)
 STREAMING = httpx.Timeout(None, connect=3.0)

@@ -241,6 +241,7 @@ def request_to_document(request: RequestState) -> Document:
     """A new request's document; times in UTC."""
     return {
         "_id": request.request_id,
+        "request_id": request.request_id,  # what it is about, whatever its key (tests count it)
         "district_code": request.district_code,
         "province_code": request.province_code,
         "title": request.title,

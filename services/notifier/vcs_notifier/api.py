@@ -13,15 +13,15 @@ it did not exist.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
 from vcs_shared.auth import Authenticator
+from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
 
 router = APIRouter(
@@ -33,7 +33,6 @@ router = APIRouter(
         403: {"description": "The token is not an operator's"},
     },
 )
-health_router = APIRouter(tags=["operations"])
 
 
 def get_deps(request: Request) -> NotifierDeps:
@@ -82,19 +81,6 @@ async def redeliver_credentials(
         at=outcome.at,
         error=outcome.error,
     )
-
-
-HealthCheck = Callable[[], Awaitable[dict[str, str]]]
-
-
-@health_router.get("/healthz")
-async def healthz(request: Request, response: Response) -> dict[str, str]:
-    """200 once the broker and the store are reachable, 503 otherwise (no token needed)."""
-    check: HealthCheck = request.app.state.health
-    health = await check()
-    if "down" in health.values():
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return health
 
 
 def create_app(deps: NotifierDeps, authenticator: Authenticator, health: HealthCheck) -> FastAPI:

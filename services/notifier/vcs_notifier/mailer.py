@@ -4,6 +4,12 @@ The relay's answer decides what a failure is: a refusal with a 5xx reply (the
 recipient or the sender refused, a message rejected) is permanent; a 4xx, a
 connection refused or lost, a timeout is temporary and tried again. A message
 that cannot even be written (a header the standard library refuses) is permanent.
+
+Only reaching the relay has a short timeout. Once the relay has greeted us, its
+replies are awaited as long as RFC 5321 (4.5.3.2) tells a client to wait, up to 10
+minutes for the reply to the end of the data: giving up earlier cannot tell "not
+sent" from "sent but the answer was slow", and the retry would mail the office
+twice (the chaos soak found exactly that with a relay that froze for a few seconds).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import aiosmtplib
 from vcs_notifier.channels import Notice, PermanentFailure, TemporaryFailure
 
 EMAIL = "email"
+REPLY_TIMEOUT = 600.0  # RFC 5321 4.5.3.2.6: "DATA Termination: 10 minutes"
 
 
 class Mailer(Protocol):
@@ -37,18 +44,19 @@ class SmtpMailer:
         start_tls: bool = False,
         timeout: float = 10.0,
     ) -> None:
-        self._options = {
+        self._connect = {
             "hostname": host,
             "port": port,
             "username": username,
             "password": password,
             "start_tls": start_tls,
-            "timeout": timeout,
+            "timeout": timeout,  # connecting, the greeting, TLS and login
         }
 
     async def send(self, message: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(message, **self._options)  # type: ignore[arg-type]
+            async with aiosmtplib.SMTP(**self._connect) as client:  # type: ignore[arg-type]
+                await client.send_message(message, timeout=REPLY_TIMEOUT)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusals = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
             what = f"the relay refused the recipient: {refusals}"

@@ -172,6 +172,7 @@ def _claim_field(kind: MailKind) -> str:
 def delivery_to_document(delivery: Delivery) -> Document:
     document: Document = {
         "_id": delivery.request_id,
+        "request_id": delivery.request_id,  # what it is about, whatever its key (tests count it)
         "contact": delivery.contact.model_dump(),
         "title": delivery.title,
         "province_code": delivery.province_code,

@@ -1,0 +1,157 @@
+"""What can be done with support tickets, one named function per action.
+
+The HTTP routes and the event handlers call these; each loads the ticket, applies the
+rule of :mod:`vcs_desk.tickets` and stores the result with its event in one write
+(:mod:`vcs_desk.ticket_store`). An operator's action (:func:`claim_ticket`,
+:func:`finish_ticket`) is where its audit entry belongs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from vcs_desk.ticket_store import TicketStore
+from vcs_desk.tickets import Ticket
+from vcs_shared.auth import Principal
+from vcs_shared.clock import Clock, utc_now
+from vcs_shared.events import Contact, Event, RequestCancelled, RequestSubmitted
+
+log = structlog.get_logger(__name__)
+
+MOVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class SupportDeps:
+    store: TicketStore
+    clock: Clock = utc_now
+
+
+class NoSuchTicket(LookupError):
+    """No ticket with that id that the caller may see."""
+
+
+class TicketBusy(RuntimeError):
+    """The ticket kept changing while being moved; the caller may try again."""
+
+
+async def ask_for_support(
+    deps: SupportDeps,
+    principal: Principal,
+    *,
+    district_code: str,
+    topic: str,
+    contact: Contact,
+    idempotency_key: str | None,
+) -> tuple[Ticket, bool]:
+    """An office asks for staff without a meeting; the ticket, and whether it is new (the
+    same Idempotency-Key again finds the first one)."""
+    ticket = Ticket.asked(
+        district_code=district_code,
+        topic=topic,
+        contact=contact,
+        by=principal,
+        at=deps.clock(),
+        idempotency_key=idempotency_key,
+    )
+    stored, created = await deps.store.open(ticket, correlation_id=None)
+    if created:
+        log.info("support.requested", ticket_id=stored.ticket_id, origin="office")
+    return stored, created
+
+
+async def open_for_request(
+    deps: SupportDeps, event: RequestSubmitted, correlation_id: str | None
+) -> Ticket | None:
+    """A request that asked for staff opens its ticket (once, however often it arrives)."""
+    if not event.needs_support:
+        return None
+    ticket, created = await deps.store.open(
+        Ticket.for_request(event, at=deps.clock()), correlation_id
+    )
+    if created:
+        log.info("support.requested", ticket_id=ticket.ticket_id, origin="request")
+    return ticket
+
+
+async def close_for_cancelled_request(
+    deps: SupportDeps, event: RequestCancelled, correlation_id: str | None
+) -> Ticket | None:
+    """The meeting was cancelled: its open or claimed ticket closes (nobody travels for a
+    meeting that will not happen); no ticket, or one already done, is left as it is."""
+    at = deps.clock()
+    return await _move(
+        deps, event.request_id, None, lambda t: t.closed_with_request(at=at), correlation_id
+    )
+
+
+async def claim_ticket(
+    deps: SupportDeps, principal: Principal, ticket_id: str, *, helper: str, visit_at: datetime
+) -> Ticket:
+    """An operator takes the ticket: ``helper`` will help the office at ``visit_at``."""
+    at = deps.clock()
+    ticket = await _move(
+        deps,
+        ticket_id,
+        principal,
+        lambda t: t.claimed(helper=helper, visit_at=visit_at, by=principal.subject, at=at),
+        None,
+    )
+    if ticket is None:
+        raise NoSuchTicket(ticket_id)
+    log.info("support.claimed", ticket_id=ticket_id, operator=principal.subject)
+    return ticket
+
+
+async def finish_ticket(
+    deps: SupportDeps, principal: Principal, ticket_id: str, *, note: str
+) -> Ticket:
+    """An operator marks the claimed ticket done, with a note of what was done."""
+    at = deps.clock()
+    ticket = await _move(
+        deps,
+        ticket_id,
+        principal,
+        lambda t: t.finished(note=note, by=principal.subject, at=at),
+        None,
+    )
+    if ticket is None:
+        raise NoSuchTicket(ticket_id)
+    log.info("support.done", ticket_id=ticket_id, operator=principal.subject)
+    return ticket
+
+
+async def visible_ticket(deps: SupportDeps, principal: Principal, ticket_id: str) -> Ticket:
+    ticket = await deps.store.get(ticket_id)
+    if ticket is None or not ticket.visible_to(principal):
+        raise NoSuchTicket(ticket_id)
+    return ticket
+
+
+async def _move(
+    deps: SupportDeps,
+    ticket_id: str,
+    principal: Principal | None,
+    rule: Callable[[Ticket], tuple[Ticket, Event] | None],
+    correlation_id: str | None,
+) -> Ticket | None:
+    """Loads the ticket (``principal``: only one it may see), applies ``rule`` and stores the
+    result with its event; None when there is no ticket or the rule left it as it was. A
+    :class:`~vcs_desk.tickets.TicketConflict` from the rule goes to the caller."""
+    for _ in range(MOVE_ATTEMPTS):
+        ticket = await deps.store.get(ticket_id)
+        if ticket is None:
+            return None
+        if principal is not None and not ticket.visible_to(principal):
+            return None
+        moved = rule(ticket)
+        if moved is None:
+            return ticket
+        after, event = moved
+        if await deps.store.record(ticket, after, event, correlation_id):
+            return after
+    raise TicketBusy(ticket_id)

@@ -1,0 +1,3 @@
+from vcs_tools.chaos.cli import main
+
+main()

@@ -1,0 +1,202 @@
+"""The soak's verdict, from what the public contracts showed: no I/O here.
+
+The checker knows only what any outsider could see: each accepted request's
+status over HTTP, every event published on ``<ns>.events`` (as CloudEvents),
+the mails the SMTP server received and the dead letters the operators' API
+lists. Keeping it pure lets the unit tests feed it a history with exactly one
+fault in it and see that exactly that fault is counted.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+FINAL_STATUSES = frozenset({"delivered", "rejected", "cancelled", "delivery_failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class SeenEvent:
+    """One CloudEvent as it arrived on the events exchange (a copy may arrive twice)."""
+
+    event_id: str
+    name: str  # e.g. ``room.assigned``
+    request_id: str
+    data: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class SeenMail:
+    """One mail the SMTP server accepted: whose request, and which kind (``assigned`` ...)."""
+
+    request_id: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class SeenDeadLetter:
+    message_id: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    requests: int
+    lost: int
+    double_booked: int
+    duplicate_mails: int
+    republished: int
+    dead_letters: int
+    unexplained: int
+    details: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.lost
+            or self.double_booked
+            or self.duplicate_mails
+            or self.republished
+            or self.unexplained
+        )
+
+    def line(self, *, minutes: float, faults: int) -> str:
+        return (
+            f"CHAOS minutes={minutes:g} requests={self.requests} faults={faults} "
+            f"lost={self.lost} double_booked={self.double_booked} "
+            f"duplicate_mails={self.duplicate_mails} republished={self.republished} "
+            f"dead_letters={self.dead_letters} unexplained={self.unexplained}"
+        )
+
+
+def verdict(
+    statuses: Mapping[str, str | None],
+    events: Iterable[SeenEvent],
+    mails: Iterable[SeenMail],
+    dead_letters: Iterable[SeenDeadLetter],
+) -> Verdict:
+    """``statuses``: every accepted request id and the status the API answered at the end
+    (None when it could not be read)."""
+    events = list(events)
+    details: list[str] = []
+    lost = _lost(statuses, mails, details)
+    double_booked = _double_booked(events, details)
+    duplicate_mails = _duplicate_mails(statuses, events, mails, details)
+    republished = _republished(events, details)
+    letters = list(dead_letters)
+    unexplained = _unexplained(letters, statuses, events, details)
+    return Verdict(
+        requests=len(statuses),
+        lost=lost,
+        double_booked=double_booked,
+        duplicate_mails=duplicate_mails,
+        republished=republished,
+        dead_letters=len(letters),
+        unexplained=unexplained,
+        details=tuple(details),
+    )
+
+
+def _lost(statuses: Mapping[str, str | None], mails: Iterable[SeenMail], out: list[str]) -> int:
+    """Accepted but never final, or delivered without its credentials mail."""
+    mailed = {m.request_id for m in mails if m.kind == "assigned"}
+    lost = 0
+    for request_id, status in statuses.items():
+        if status not in FINAL_STATUSES:
+            out.append(f"lost: {request_id} is {status}")
+            lost += 1
+        elif status == "delivered" and request_id not in mailed:
+            out.append(f"lost: {request_id} is delivered but no credentials mail arrived")
+            lost += 1
+    return lost
+
+
+def _double_booked(events: list[SeenEvent], out: list[str]) -> int:
+    """Live bookings (assigned, never released) that overlap on one Meeting ID, and requests
+    holding two rooms at once."""
+    released = {e.request_id for e in events if e.name == "room.released"}
+    rooms_of: dict[str, set[str]] = defaultdict(set)
+    live: dict[str, dict[str, tuple[datetime, datetime]]] = defaultdict(dict)
+    for event in events:
+        if event.name != "room.assigned" or event.request_id in released:
+            continue
+        meeting_id = str(event.data["meeting_id"])
+        rooms_of[event.request_id].add(meeting_id)
+        window = (_time(event.data["starts_at"]), _time(event.data["ends_at"]))
+        live[meeting_id][event.request_id] = window
+    count = 0
+    for request_id, rooms in rooms_of.items():
+        if len(rooms) > 1:
+            out.append(f"double booked: {request_id} holds {sorted(rooms)}")
+            count += 1
+    for meeting_id, bookings in live.items():
+        ordered = sorted(bookings.items(), key=lambda item: item[1])
+        for (first, (_, first_end)), (second, (second_start, _)) in itertools.pairwise(ordered):
+            if second_start < first_end:
+                out.append(f"double booked: {meeting_id} for {first} and {second}")
+                count += 1
+    return count
+
+
+def _duplicate_mails(
+    statuses: Mapping[str, str | None],
+    events: list[SeenEvent],
+    mails: Iterable[SeenMail],
+    out: list[str],
+) -> int:
+    """More than one credentials mail for a request, or more than one cancellation notice;
+    a cancelled request that held a room must have had exactly one."""
+    counts = Counter((m.request_id, m.kind) for m in mails)
+    duplicates = 0
+    for (request_id, kind), n in sorted(counts.items()):
+        if n > 1:
+            out.append(f"duplicate mail: {n} {kind} mails for {request_id}")
+            duplicates += 1
+    released = {e.request_id for e in events if e.name == "room.released"}
+    for request_id in sorted(released):
+        if statuses.get(request_id) == "cancelled" and counts[(request_id, "released")] == 0:
+            out.append(f"missing mail: no cancellation notice for {request_id}")
+            duplicates += 1
+    return duplicates
+
+
+def _republished(events: list[SeenEvent], out: list[str]) -> int:
+    """The same event of a request published again under a new id (a copy with the same id is
+    an at-least-once redelivery, which consumers deduplicate)."""
+    ids: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for event in events:
+        ids[(event.request_id, event.name)].add(event.event_id)
+    count = 0
+    for (request_id, name), distinct in sorted(ids.items()):
+        if len(distinct) > 1:
+            out.append(f"republished: {name} of {request_id} under {len(distinct)} ids")
+            count += 1
+    return count
+
+
+def _unexplained(
+    letters: list[SeenDeadLetter],
+    statuses: Mapping[str, str | None],
+    events: list[SeenEvent],
+    out: list[str],
+) -> int:
+    """A dead letter is explained when it says why it died and the request it was about
+    reached its final state anyway (so nothing waits on it)."""
+    request_of = {e.event_id: e.request_id for e in events}
+    count = 0
+    for letter in letters:
+        request_id = request_of.get(letter.message_id or "")
+        if not letter.reason or request_id is None:
+            out.append(f"unexplained dead letter: {letter.message_id} ({letter.reason})")
+            count += 1
+        elif statuses.get(request_id) not in FINAL_STATUSES:
+            out.append(f"dead letter {letter.message_id} left {request_id} unfinished")
+            count += 1
+    return count
+
+
+def _time(value: object) -> datetime:
+    return datetime.fromisoformat(str(value))
