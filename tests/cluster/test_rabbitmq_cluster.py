@@ -45,13 +45,14 @@ from tests.support.faults import (
     spread_request,
     statuses,
 )
-from tests.support.rabbit_cluster import ClusterNode, RabbitCluster, available
+from tests.support.rabbit_cluster import ClusterNode, RabbitCluster
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
 from vcs_shared.store import Document
 from vcs_tools.devstack import ServiceProcess, SmtpSink
 from vcs_tools.private_files import private_dir, replace_text
+from vcs_tools.rabbitnode import available
 
 pytestmark = pytest.mark.cluster
 
@@ -167,7 +168,7 @@ async def fail_over(burst: Burst, cluster: RabbitCluster, queue: str, fault: str
 async def bring_back(failover: Failover, cluster: RabbitCluster, queue: str) -> None:
     """Starts the node again and waits until it is a live replica of ``queue`` again."""
     node = failover.node
-    await asyncio.to_thread(node.start if failover.fault == "SIGKILL" else node.start_app)
+    await asyncio.to_thread(node.restart if failover.fault == "SIGKILL" else node.start_app)
 
     async def replicated() -> bool:
         online = (await asyncio.to_thread(cluster.queues, queue))[queue]["online"]

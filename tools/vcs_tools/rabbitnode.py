@@ -6,7 +6,8 @@ never stopped. A fault test starts its own node of the same installed RabbitMQ
 under a temporary folder:
 
 * ``RABBITMQ_NODENAME`` ``vcsfault-<random>@localhost`` and its own Erlang
-  cookie (``HOME`` points into the folder), so ``rabbitmqctl`` reaches only it;
+  cookie (``HOME`` points into the folder), so ``rabbitmqctl`` reaches only it
+  (the nodes of a test cluster share one: ``cookie``);
 * ``RABBITMQ_NODE_IP_ADDRESS``/``RABBITMQ_NODE_PORT`` for AMQP and
   ``RABBITMQ_DIST_PORT`` for Erlang distribution, both free ports;
 * ``RABBITMQ_CONFIG_FILE`` and ``RABBITMQ_CONF_ENV_FILE`` of its own, because
@@ -45,6 +46,7 @@ class PrivateBroker:
     name: str = field(default_factory=lambda: f"vcsfault-{secrets.token_hex(4)}@localhost")
     port: int = field(default_factory=free_port)
     dist_port: int = field(default_factory=free_port)
+    cookie: str = field(default_factory=lambda: secrets.token_hex(16).upper())
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,13 +74,20 @@ class PrivateBroker:
         }
 
     def start(self) -> PrivateBroker:
+        """Writes the node's files and boots it; returns once it accepts connections."""
         self.base.mkdir(parents=True, exist_ok=True)
         (self.base / "enabled_plugins").write_text("[].\n")
         (self.base / "rabbitmq.conf").write_text("loopback_users = none\n")
         (self.base / "rabbitmq-env.conf").write_text("")
         cookie = self.base / ".erlang.cookie"
-        cookie.write_text(secrets.token_hex(16).upper())
+        cookie.write_text(self.cookie)
         cookie.chmod(0o400)
+        self.boot()
+        return self
+
+    def boot(self) -> None:
+        """Starts ``rabbitmq-server`` with the files already written (again, after a crash:
+        the node finds its data, and its cluster, where it left them)."""
         log = (self.base / "server.log").open("ab")
         self.process = subprocess.Popen(
             [str(RABBITMQ_BIN / "rabbitmq-server")],
@@ -88,22 +97,22 @@ class PrivateBroker:
             stderr=log,
             start_new_session=True,
         )
-        self.ctl("wait", str(self.base / "rabbitmq.pid"), "--timeout", "90")
-        return self
+        self.ctl("wait", str(self.base / "rabbitmq.pid"), "--timeout", "120")
 
-    def ctl(self, *args: str) -> str:
-        """``rabbitmqctl -n <our node> ...``; raises :class:`RabbitCtlFailed` with its output."""
+    def ctl(self, *args: str, tool: str = "rabbitmqctl") -> str:
+        """``rabbitmqctl -n <our node> ...`` (or another CLI tool: ``rabbitmq-queues``);
+        raises :class:`RabbitCtlFailed` with its output."""
         done = subprocess.run(
-            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.name, *args],
+            [str(RABBITMQ_BIN / tool), "-n", self.name, *args],
             env=self.env,
             cwd=self.base,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=150,
             check=False,
         )
         if done.returncode != 0:
-            raise RabbitCtlFailed(f"rabbitmqctl {' '.join(args)}: {done.stdout}{done.stderr}")
+            raise RabbitCtlFailed(f"{tool} {' '.join(args)}: {done.stdout}{done.stderr}")
         return done.stdout
 
     def stop_app(self) -> None:

@@ -13,6 +13,7 @@ from vcs_allocator.admin import create_admin_app
 from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
+from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
@@ -53,7 +54,7 @@ async def run(settings: AllocatorSettings) -> None:
                 create_admin_app(
                     store,
                     authenticator,
-                    RoomRules(deps.policy, deps.use_overflow),
+                    Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
                     lambda: reachability(clients.database, clients.connection),
                 ),
                 settings.admin_host,

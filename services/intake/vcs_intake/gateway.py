@@ -75,6 +75,7 @@ class Gateway:
             name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
         }
         headers["authorization"] = f"Bearer {self._codec.internal_token(principal)}"
+        headers["x-request-id"] = request.state.http_request_id  # the owner logs the same id
         upstream = self._client.build_request(
             request.method,
             self._owners[owner] + request.url.path,

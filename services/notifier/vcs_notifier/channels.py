@@ -29,6 +29,8 @@ class Notice:
     delivery: Delivery
     credentials: MeetingCredentials | None = None
     rejection: Rejection | None = None
+    moved_from: str | None = None
+    """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When it is sent (a mail's ``Date``)."""
 

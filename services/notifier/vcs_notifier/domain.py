@@ -21,6 +21,7 @@ from vcs_shared.events import (
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     Subject,
 )
 
@@ -62,6 +63,17 @@ class Booking:
     ends_at: datetime
     sealed_credentials: str
     version: int = 0
+
+    @classmethod
+    def moved(cls, event: RoomReassigned) -> Booking:
+        return cls(
+            meeting_id=event.new_meeting_id,
+            capacity=event.capacity,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            sealed_credentials=event.sealed_credentials,
+            version=event.reassignment,
+        )
 
     @classmethod
     def of(cls, event: RoomAssigned) -> Booking:
@@ -106,6 +118,8 @@ class Delivery:
     claimed: frozenset[MailKind] = frozenset()
     booking: Booking | None = None
     redeliveries: int = 0
+    reassignments: int = 0
+    """The latest move of the booking (``room.reassigned``) whose credentials were sent."""
 
     @classmethod
     def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:

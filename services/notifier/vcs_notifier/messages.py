@@ -39,6 +39,7 @@ TEMPLATES = Environment(
 CALENDAR_FILE = "meeting.ics"
 EN_DASH = "\u2013"
 
+MOVED_SUBJECT = "DOPA VCS: เปลี่ยนห้องประชุมเป็น {meeting_id} · {when} · {title}"
 SUBJECTS = {
     MailKind.assigned: "DOPA VCS: ห้องประชุม {meeting_id} · {when} · {title}",
     MailKind.rejected: "DOPA VCS: จัดห้องประชุมไม่ได้ · {when} · {title}",
@@ -122,7 +123,8 @@ def write_mail(notice: Notice, sender: str) -> EmailMessage:
     and the calendar invitation where the meeting has one."""
     delivery = notice.delivery
     context = _context(notice)
-    subject = SUBJECTS[notice.kind].format(
+    moved = notice.kind is MailKind.assigned and notice.moved_from is not None
+    subject = (MOVED_SUBJECT if moved else SUBJECTS[notice.kind]).format(
         meeting_id=context["meeting_id"],
         when=short_thai_date(context["starts_at"]),
         title=shortened(delivery.title),
@@ -134,7 +136,7 @@ def write_mail(notice: Notice, sender: str) -> EmailMessage:
         sender=sender,
         recipient=recipient,
         subject=subject,
-        message_id=f"<{notice.kind}.{delivery.request_id}@vcs.dopa.go.th>",
+        message_id=_message_id(notice),
         request_id=delivery.request_id,
         date=notice.at,
     )
@@ -152,6 +154,16 @@ def write_mail(notice: Notice, sender: str) -> EmailMessage:
             params={"method": method},
         )
     return message
+
+
+def _message_id(notice: Notice) -> str:
+    """One per request and kind; a move's credentials one per room, so the office's mailbox
+    keeps the first room's mail and the new one's apart."""
+    request_id = notice.delivery.request_id
+    booking = notice.delivery.booking
+    if notice.moved_from is not None and booking is not None:
+        return f"<{notice.kind}.{request_id}.{booking.meeting_id}@vcs.dopa.go.th>"
+    return f"<{notice.kind}.{request_id}@vcs.dopa.go.th>"
 
 
 def _context(notice: Notice) -> dict[str, Any]:
@@ -180,6 +192,7 @@ def _context(notice: Notice) -> dict[str, Any]:
         "passcode": notice.credentials.passcode if notice.credentials else "",
         "join_url": notice.credentials.join_url if notice.credentials else "",
         "had_room": booking is not None,
+        "moved_from": notice.moved_from,
         "rejection": rejection,
         "advice_th": advice[0],
         "advice_en": advice[1],

@@ -30,7 +30,7 @@ from vcs_intake.people.store import EmailTaken
 from vcs_intake.web.account_pages import PagesDep
 from vcs_intake.web.charts import utilisation_chart
 from vcs_intake.web.console_data import Fetched, OwnerApis
-from vcs_intake.web.dates import DateInputError, parse_date
+from vcs_intake.web.dates import DateInputError, bangkok, parse_date, parse_time
 from vcs_intake.web.dayview import lay_out
 from vcs_intake.web.i18n import N_, locale_of
 from vcs_intake.web.rendering import NO_STORE, Pages, office_en, office_th
@@ -349,6 +349,15 @@ async def support_page(
     return await _support_view(request, who, pages, owners, request.query_params.get("status"))
 
 
+SUPPORT_STATE_LABELS = {
+    "open": N_("Waiting for staff"),
+    "claimed": N_("Staff on the way"),
+    "done": N_("Done"),
+}
+VISIT_LEAD = timedelta(minutes=30)
+"""A helper is best there half an hour before the meeting starts (the claim form's default)."""
+
+
 async def _support_view(
     request: Request,
     who: SignedIn,
@@ -358,6 +367,7 @@ async def _support_view(
     problem: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    _ = pages.gettext(request)
     wanted = wanted if wanted in SUPPORT_STATUSES else "open"
     found = await owners.get("desk", "/v1/admin/support", {"status": wanted})
     response = _page(
@@ -368,18 +378,44 @@ async def _support_view(
         found=found,
         wanted=wanted,
         statuses=SUPPORT_STATUSES,
+        state_labels={state: _(label) for state, label in SUPPORT_STATE_LABELS.items()},
+        claim_defaults={
+            str(t.get("ticket_id")): claim_defaults(t, who.person.name) for t in found.items()
+        },
         problem=problem,
     )
     response.status_code = status_code
     return response
 
 
+def claim_defaults(ticket: dict[str, Any], helper: str) -> dict[str, str]:
+    """The claim form's values: the operator helps, half an hour before the meeting (or at
+    the next full hour for a ticket without one)."""
+    visit = datetime.now(BANGKOK).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    with contextlib.suppress(TypeError, ValueError):
+        if starts_at := ticket.get("starts_at"):
+            visit = datetime.fromisoformat(starts_at).astimezone(BANGKOK) - VISIT_LEAD
+    return {"helper": helper, "date": visit.date().isoformat(), "time": visit.strftime("%H:%M")}
+
+
+def visit_of(form: dict[str, str]) -> datetime:
+    """The claim form's day and time as a moment in Thailand (DateInputError says why not)."""
+    return bangkok(parse_date(form.get("visit_date", "")), parse_time(form.get("visit_time", "")))
+
+
 @router.post("/support/{ticket_id}/claim")
 async def claim_support(
     ticket_id: str, request: Request, who: Operator, pages: PagesDep, owners: Owners
 ) -> Response:
-    form = await request.form()
-    body = {k: str(v) for k, v in form.items() if k != "csrftoken" and str(v).strip()}
+    """Who of the centre will help the office, and when (the desk's claim)."""
+    _ = pages.gettext(request)
+    form = {k: str(v).strip() for k, v in (await request.form()).items() if k != "csrftoken"}
+    try:
+        visit_at = visit_of(form)
+    except DateInputError as exc:
+        problem = _("When will they help? %(why)s") % {"why": exc}
+        return await _support_view(request, who, pages, owners, "open", problem, 422)
+    body = {"helper": form.get("helper", ""), "visit_at": visit_at.isoformat()}
     done = await owners.post("desk", f"/v1/admin/support/{ticket_id}/claim", body)
     if done.ok:
         return _back("/console/support?status=claimed", "claimed")
@@ -390,6 +426,7 @@ async def claim_support(
 async def finish_support(
     ticket_id: str, request: Request, who: Operator, pages: PagesDep, owners: Owners
 ) -> Response:
+    """The claimed ticket is done, with a note of what was done (the desk's done)."""
     form = await request.form()
     done = await owners.post(
         "desk", f"/v1/admin/support/{ticket_id}/done", {"note": str(form.get("note", ""))}

@@ -28,9 +28,11 @@ from vcs_intake import listing, requests
 from vcs_intake.auth_deps import find_visible
 from vcs_intake.container import Container, ContainerDep
 from vcs_intake.domain import RequestState, Status
+from vcs_intake.gateway import GatewayDep
 from vcs_intake.people.accounts import SignedIn
 from vcs_intake.web.account_pages import PagesDep, sign_in_page
 from vcs_intake.web.calendar import meeting_calendar
+from vcs_intake.web.console_data import Fetched, OwnerApis
 from vcs_intake.web.forms import RequestForm
 from vcs_intake.web.i18n import N_
 from vcs_intake.web.live import StatusHub
@@ -178,9 +180,26 @@ async def submit_request(
 
 @router.get("/requests/{request_id}")
 async def request_page(
-    record: Visible, request: Request, who: Person, pages: PagesDep, container: ContainerDep
+    record: Visible,
+    request: Request,
+    who: Person,
+    pages: PagesDep,
+    container: ContainerDep,
+    gateway: GatewayDep,
 ) -> Response:
-    return pages.render(request, "request.html", who=who, **_details(record, container))
+    support = None
+    if record.needs_support:
+        owners = OwnerApis(gateway, who.principal, pages.gettext(request))
+        support = await support_ticket(record, owners)
+    return pages.render(
+        request, "request.html", who=who, support=support, **_details(record, container)
+    )
+
+
+async def support_ticket(record: RequestState, owners: OwnerApis) -> Fetched:
+    """The request's support ticket, which the desk owns (its id is the request's); a 404
+    means the desk has not opened it yet (the event is on its way)."""
+    return await owners.get("desk", f"/v1/support-requests/{record.request_id}")
 
 
 @router.get("/requests/{request_id}/live")
