@@ -70,7 +70,7 @@ arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
-    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased, RoomReassigned),
+    "notifier": (RequestSubmitted, RoomAssigned, RequestRejected, RequestCancelled, RoomReassigned),
     "intake": (
         RoomAssigned,
         RoomReassigned,
