@@ -30,7 +30,7 @@ from vcs_intake.people.store import EmailTaken
 from vcs_intake.web.account_pages import PagesDep
 from vcs_intake.web.charts import utilisation_chart
 from vcs_intake.web.console_data import Fetched, OwnerApis
-from vcs_intake.web.dates import DateInputError, bangkok, parse_date, parse_time
+from vcs_intake.web.dates import DateInputError, bangkok, be_short, parse_date, parse_time
 from vcs_intake.web.dayview import lay_out
 from vcs_intake.web.i18n import N_, locale_of
 from vcs_intake.web.rendering import NO_STORE, Pages, office_en, office_th
@@ -287,9 +287,7 @@ async def cancel_request(
         return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
         with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
-            await requests.cancel(
-                record, who.principal.role.value, container.store, container.clock
-            )
+            await requests.cancel(record, who.principal, container.store, container.clock)
         request.app.state.status_hub.changed(request_id)
     return _back(f"/console/requests/{request_id}", "cancelled")
 
@@ -395,7 +393,7 @@ def claim_defaults(ticket: dict[str, Any], helper: str) -> dict[str, str]:
     with contextlib.suppress(TypeError, ValueError):
         if starts_at := ticket.get("starts_at"):
             visit = datetime.fromisoformat(starts_at).astimezone(BANGKOK) - VISIT_LEAD
-    return {"helper": helper, "date": visit.date().isoformat(), "time": visit.strftime("%H:%M")}
+    return {"helper": helper, "date": be_short(visit.date()), "time": visit.strftime("%H:%M")}
 
 
 def visit_of(form: dict[str, str]) -> datetime:
