@@ -21,7 +21,8 @@
 #   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead;
 #               consumes <ns>.intake. Nothing else: it faces the internet, so it may not write
 #               to the default exchange (amq.default) or read any dead-letter queue.
-#   allocator   publishes room.assigned/released and request.rejected; consumes <ns>.allocator.
+#   allocator   publishes room.assigned/released/reassigned and request.rejected; consumes
+#               <ns>.allocator.
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
@@ -108,7 +109,7 @@ pids=()
 service_user intake '^request\.(submitted|cancelled)\.' \
   "^${ns}\\.intake\$" "$VCS_RABBITMQ_INTAKE_PASSWORD" &
 pids+=("$!")
-service_user allocator '^(room\.(assigned|released)|request\.rejected)\.' \
+service_user allocator '^(room\.(assigned|released|reassigned)|request\.rejected)\.' \
   "^${ns}\\.allocator\$" "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
 pids+=("$!")
 service_user notifier '^credentials\.(delivered|failed)\.' \

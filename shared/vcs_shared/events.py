@@ -172,6 +172,30 @@ class RoomReleased(Event):
     ends_at: AwareDatetime
 
 
+class RoomReassigned(Event):
+    """An operator moved a live booking to another room (allocator): the old room is free for
+    the window again, the new one is held for it.
+
+    As in ``room.assigned``, ``join_url`` never embeds the passcode; the new room's
+    passcode and full URL travel only inside ``sealed_credentials``. ``reassignment``
+    counts the moves of this booking (1 for the first): a consumer keeps the highest.
+    """
+
+    name: ClassVar[str] = "room.reassigned"
+
+    old_meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    new_meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    capacity: int
+    join_url: str
+    pool: Literal["province", "overflow"]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    sealed_credentials: str
+    reassignment: int = Field(ge=1)
+    reassigned_by: str
+    reassigned_at: AwareDatetime
+
+
 class CredentialsDelivered(Event):
     """The office's contact was sent the credentials (notifier)."""
 
@@ -257,6 +281,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomAssigned,
         RequestRejected,
         RoomReleased,
+        RoomReassigned,
         CredentialsDelivered,
         CredentialsFailed,
         SupportRequested,

@@ -24,6 +24,7 @@ import structlog
 from fastapi import Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from vcs_shared.access_log import note_principal
 from vcs_shared.auth import Authenticator, InvalidToken, Principal
 from vcs_shared.scope import Scope
 
@@ -64,6 +65,7 @@ async def authenticate(request: Request, credentials: BearerCredentials) -> Prin
     except InvalidToken as exc:
         raise unauthorized(str(exc)) from exc
     structlog.contextvars.bind_contextvars(principal=principal.subject)
+    note_principal(request.state, principal.subject)
     return principal
 
 

@@ -46,6 +46,7 @@ from vcs_shared.events import (
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     RoomReleased,
 )
 
@@ -62,9 +63,10 @@ arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
-    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased),
+    "notifier": (RequestSubmitted, RoomAssigned, RoomReleased, RoomReassigned),
     "intake": (
         RoomAssigned,
+        RoomReassigned,
         RequestRejected,
         RoomReleased,
         CredentialsDelivered,

@@ -79,6 +79,8 @@ async def test_real_events_of_every_type_match_the_published_contract(
     await wait_status(http, delivered, "delivered")
     rejected = await submit(http, request_body("4702", participants=5000))
     await wait_status(http, rejected, "rejected")
+    await reassign_to_a_free_room(http, delivered)
+    await tap.wait_for("room.reassigned")
     assert (await http.post(f"/v1/requests/{delivered}/cancel")).status_code == 200
     await tap.wait_for("room.released")
 
@@ -106,6 +108,20 @@ async def test_real_events_of_every_type_match_the_published_contract(
         undeliverable,
         ticket,
     }
+
+
+async def reassign_to_a_free_room(http: httpx.AsyncClient, request_id: str) -> None:
+    """An operator moves the booking to another room free for its window (room.reassigned)."""
+    request = (await http.get(f"/v1/requests/{request_id}")).json()
+    free = await http.get(
+        "/v1/availability",
+        params={k: request[k] for k in ("district_code", "starts_at", "ends_at", "participants")},
+    )
+    target = free.json()["rooms"][0]["meeting_id"]
+    moved = await http.post(
+        f"/v1/admin/requests/{request_id}/reassign", json={"meeting_id": target}
+    )
+    assert moved.status_code == 200, moved.text
 
 
 async def submit(http: httpx.AsyncClient, body: dict[str, Any]) -> str:

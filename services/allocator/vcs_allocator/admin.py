@@ -14,6 +14,9 @@ collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
   answered ``422`` with every bad line and field, a file naming a pool outside
   the caller's provinces ``403`` naming those pools, and nothing is loaded.
   Effective at once: the allocator reads the rooms on every allocation.
+* ``POST /v1/admin/requests/{id}/reassign`` — moves a live booking to another room
+  (:mod:`vcs_allocator.reassign`).
+* ``GET  /v1/admin/requests/{id}/free-rooms`` — the rooms it could move to.
 * ``GET  /v1/availability?district_code=&starts_at=&ends_at=&participants=`` — free
   rooms for a window (:mod:`vcs_allocator.availability_api`; offices too).
 * ``GET  /healthz`` — open: whether the broker and the store are reachable (docker-compose's
@@ -31,20 +34,23 @@ from datetime import datetime, time, timedelta
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.availability_api import router as availability_router
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import ReassignRefused, Room
 from vcs_allocator.pool import PoolFileError, parse_pool
+from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
 from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import (
+    OperatorPrincipal,
     OperatorScope,
     ProvinceFilter,
+    not_in_scope,
     outside_scope,
     require_operator,
 )
@@ -262,15 +268,99 @@ async def list_reservations(
     ]
 
 
+class ReassignBody(BaseModel):
+    meeting_id: str = Field(pattern=r"^[0-9]{9,11}$", description="The room to move to")
+
+
+class ReassignResult(BaseModel):
+    request_id: str
+    old_meeting_id: str
+    meeting_id: str
+    capacity: int
+    pool: str
+
+
+def _reassigner(request: Request) -> Reassigner:
+    reassigner: Reassigner = request.app.state.reassigner
+    return reassigner
+
+
+@router.post(
+    "/requests/{request_id}/reassign",
+    response_model=ReassignResult,
+    responses={
+        403: {"description": "The room is of a pool outside the caller's provinces"},
+        404: {"description": "No such request in the caller's provinces"},
+        409: {"description": "Not possible now (the room is taken, the meeting over, ...); why"},
+        422: {"description": "Not a room the office may use, or too small; why"},
+    },
+)
+async def reassign_request(
+    request_id: Annotated[str, Path(min_length=1, max_length=100)],
+    body: ReassignBody,
+    principal: OperatorPrincipal,
+    scope: OperatorScope,
+    reassigner: Annotated[Reassigner, Depends(_reassigner)],
+) -> ReassignResult:
+    """Moves a live booking to another room of the pools the office may use, free for the
+    (rest of the) window under the same unique slot index as every allocation; the old room
+    is released, ``room.reassigned`` announces it, and the office gets the new credentials."""
+    try:
+        done = await reassigner.reassign(request_id, body.meeting_id, scope, principal.subject)
+    except NoSuchBooking as exc:
+        raise not_in_scope("request") from exc
+    except PoolNotYours as exc:
+        raise outside_scope("the room asked for is of pool", [exc.pool], scope) from exc
+    except ReassignRefused as exc:
+        code = status.HTTP_409_CONFLICT if exc.conflict else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise HTTPException(code, detail=str(exc)) from exc
+    return ReassignResult(
+        request_id=done.request_id,
+        old_meeting_id=done.old_meeting_id,
+        meeting_id=done.new_meeting_id,
+        capacity=done.capacity,
+        pool=done.pool,
+    )
+
+
+class FreeRoomList(BaseModel):
+    items: list[PoolItem]
+
+
+@router.get(
+    "/requests/{request_id}/free-rooms",
+    response_model=FreeRoomList,
+    responses={
+        404: {"description": "No such request in the caller's provinces"},
+        409: {"description": "The request holds no room"},
+    },
+)
+async def free_rooms_of_request(
+    request_id: Annotated[str, Path(min_length=1, max_length=100)],
+    scope: OperatorScope,
+    reassigner: Annotated[Reassigner, Depends(_reassigner)],
+) -> FreeRoomList:
+    """The rooms a live booking could be reassigned to (free for the rest of its window, big
+    enough, of the office's pools and the caller's), best fit first."""
+    try:
+        rooms = await reassigner.free_rooms(request_id, scope)
+    except NoSuchBooking as exc:
+        raise not_in_scope("request") from exc
+    except ReassignRefused as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    return FreeRoomList(items=[_item(room) for room in rooms])
+
+
 def create_admin_app(
     store: MongoReservationStore,
     authenticator: Authenticator,
-    rules: RoomRules,
+    reassigner: Reassigner,
     health: HealthCheck,
 ) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
-    store, an :class:`~vcs_shared.auth.InternalAuthenticator`, the allocation rules and the
-    reachability check its open ``/healthz`` answers with)."""
+    store, an :class:`~vcs_shared.auth.InternalAuthenticator`, the :class:`Reassigner`, which
+    carries the allocation rules, and the reachability check its open ``/healthz`` answers
+    with)."""
     app = FastAPI(
         title="DOPA VCS allocator admin (internal)",
         version="1",
@@ -280,9 +370,10 @@ def create_admin_app(
             "/v1/admin/reservations* and /v1/availability with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.store = store
     app.state.authenticator = authenticator
-    app.state.rules = rules
+    app.state.reassigner = reassigner
     app.state.health = health
     app.include_router(router)
     app.include_router(availability_router)

@@ -81,7 +81,7 @@ class AvailabilityView(BaseModel):
 
 
 def get_rules(request: Request) -> RoomRules:
-    rules: RoomRules = request.app.state.rules
+    rules: RoomRules = request.app.state.reassigner.rules
     return rules
 
 

@@ -13,8 +13,10 @@ from vcs_allocator.admin import create_admin_app
 from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.pool import load_pool_file
+from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared import metrics
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
@@ -53,7 +55,7 @@ async def run(settings: AllocatorSettings) -> None:
                 create_admin_app(
                     store,
                     authenticator,
-                    RoomRules(deps.policy, deps.use_overflow),
+                    Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
                     lambda: reachability(clients.database, clients.connection),
                 ),
                 settings.admin_host,
@@ -100,4 +102,5 @@ async def _sweep_orphans(
 def main() -> None:
     settings = AllocatorSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     asyncio.run(run(settings))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypedDict
@@ -134,6 +134,8 @@ class Decision:
     booking: Booking | None = None
     room: AssignedRoom | None = None
     reason: RejectionReason | None = None
+    reassignments: int = 0
+    """How many times an operator moved the booking to another room."""
 
     @classmethod
     def assigned(cls, request: RequestSubmitted, room: Room, *, at: datetime) -> Decision:
@@ -171,6 +173,11 @@ class Decision:
             ends_at=self.booking.ends_at,
             participants=self.booking.participants,
         )
+
+    def moved_to(self, room: Room) -> Decision:
+        """The same assignment in another room (an operator's reassign)."""
+        assigned = AssignedRoom(room.meeting_id, room.capacity, room.pool)
+        return replace(self, room=assigned, reassignments=self.reassignments + 1)
 
     @property
     def held_meeting_id(self) -> str | None:
@@ -376,6 +383,44 @@ def remaining_span(
     """The slots a reservation of this window holds from now on: all of them for a meeting
     not yet begun, the rest of it (from the slot running now) for one under way."""
     return occupied_span(max(starts_at, now), ends_at, policy)
+
+
+class ReassignRefused(Exception):
+    """A booking cannot be moved to the room asked for; the message says why, for people.
+    ``conflict``: the state of things forbids it now (409), else the room asked for is not
+    one the booking may have (422)."""
+
+    def __init__(self, reason: str, *, conflict: bool = True) -> None:
+        super().__init__(reason)
+        self.conflict = conflict
+
+
+def check_reassign(
+    reservation: Reservation | None, room: Room | None, meeting_id: str, now: datetime
+) -> Reservation:
+    """The live reservation that may move to ``room`` (found by ``meeting_id`` among the
+    active rooms of the pools the office may use), or :class:`ReassignRefused` saying why."""
+    if reservation is None:
+        raise ReassignRefused(
+            "the request holds no room (not allocated yet, rejected or cancelled)"
+        )
+    if reservation.ends_at <= now:
+        raise ReassignRefused("the meeting has ended")
+    if meeting_id == reservation.meeting_id:
+        raise ReassignRefused(f"the booking is already in room {meeting_id}")
+    if room is None:
+        raise ReassignRefused(
+            f"{meeting_id} is not an active room of the pools office "
+            f"{reservation.district_code} may use",
+            conflict=False,
+        )
+    if room.capacity < reservation.participants:
+        raise ReassignRefused(
+            f"room {meeting_id} holds {room.capacity}, the meeting has "
+            f"{reservation.participants} participants",
+            conflict=False,
+        )
+    return reservation
 
 
 def check_office(district_code: str, province_code: str) -> Rejection | None:

@@ -327,6 +327,41 @@ class MongoReservationStore:
         changed = await self._outbox.update(request_id, change, announcement, projection=projection)
         return changed is not None and changed.written
 
+    async def move(self, moved: Decision, old_meeting_id: str, announcement: Announcement) -> bool:
+        """Switches the decision to its new room, with the events announcing it, if it still
+        holds ``old_meeting_id`` unreleased (compare-and-set); False if it changed meanwhile
+        (cancelled, or moved by someone else)."""
+        if moved.room is None:
+            raise ValueError("a moved decision names its room")
+        room = moved.room
+
+        def change(current: Document) -> Change | None:
+            if current.get("meeting_id") != old_meeting_id or current.get("released"):
+                return None
+            fields = {
+                "meeting_id": room.meeting_id,
+                "capacity": room.capacity,
+                "pool": room.pool,
+                "reassignments": moved.reassignments,
+            }
+            return Change(fields, guard={"meeting_id": old_meeting_id, "released": False})
+
+        projection = {"outbox": 1, "outbox_count": 1, "released": 1, "meeting_id": 1}
+        changed = await self._outbox.update(
+            moved.request_id, change, announcement, projection=projection
+        )
+        return changed is not None and changed.written
+
+    async def unconfirm(self, meeting_id: str, request_id: str) -> None:
+        """Hands a request's slots in a room back to the orphan sweeper, with a fresh lease:
+        after the lease it confirms them if the decision still holds the room, else frees
+        them. A reassign does this to the old room first, so a crash after switching rooms
+        cannot leave the old room held for good."""
+        await self.slots.update_many(
+            {"meeting_id": meeting_id, "request_id": request_id},
+            {"$set": {"confirmed": False, "claimed_ms": epoch_ms(datetime.now(UTC))}},
+        )
+
     async def sweep_orphans(self, lease: timedelta, *, batch: int = 5000) -> Sweep:
         """Confirms slots whose request was decided for them, frees the rest after ``lease``.
 
@@ -424,6 +459,7 @@ def decision_to_document(decision: Decision) -> Document:
         document["pool"] = decision.room.pool
     if decision.reason is not None:
         document["reason"] = decision.reason.value
+    document["reassignments"] = decision.reassignments
     return document
 
 
@@ -443,6 +479,7 @@ def decision_from_document(doc: Document) -> Decision:
         booking=booking,
         room=room,
         reason=RejectionReason(doc["reason"]) if "reason" in doc else None,
+        reassignments=int(doc.get("reassignments", 0)),
     )
 
 

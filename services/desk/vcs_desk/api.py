@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from pydantic import BaseModel, Field, model_validator
 
 from vcs_desk.deadletters import DeadLetters
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
@@ -162,6 +163,7 @@ def create_app(letters: DeadLetters, authenticator: Authenticator, health: Healt
             "/v1/admin/dead-letters* with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.dead_letters = letters
     app.state.authenticator = authenticator
     app.state.health = health

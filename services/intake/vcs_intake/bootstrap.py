@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import structlog
 import uvicorn
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI
 from pymongo.errors import ConnectionFailure
 
 from vcs_intake.api import router
@@ -27,6 +26,8 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
+from vcs_shared import metrics
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
@@ -42,6 +43,8 @@ FORWARDED_ADMIN = {
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
     "/v1/admin/requests/{request_id}/redeliver": "notifier",
+    "/v1/admin/requests/{request_id}/reassign": "allocator",
+    "/v1/admin/requests/{request_id}/free-rooms": "allocator",
     "/v1/admin/support": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
@@ -111,7 +114,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         public_url=settings.public_url,
         node_modules=settings.web_assets_dir,
     )
-    # Added after the CSRF middleware (install_web) and before the request-id one: it runs
+    # Added after the CSRF middleware (install_web) and before the access log: it runs
     # inside the latter, so its error reaches FastAPI directly (not through another
     # middleware's task group, which would make it a 400), and it bounds what the CSRF
     # middleware reads of a form.
@@ -120,26 +123,16 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
     )
-    app.middleware("http")(_bind_request_id)
+    metrics.instrument(app)
+    app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
-
-
-async def _bind_request_id(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Binds a request id for logs and echoes it (``X-Request-ID``)."""
-    structlog.contextvars.clear_contextvars()
-    http_request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-    structlog.contextvars.bind_contextvars(http_request_id=http_request_id)
-    response = await call_next(request)
-    response.headers["X-Request-ID"] = http_request_id
-    return response
 
 
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

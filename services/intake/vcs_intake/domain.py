@@ -19,6 +19,7 @@ from vcs_shared.events import (
     RequestCancelled,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     Subject,
     Urgency,
 )
@@ -148,6 +149,16 @@ class Assignment:
     def of(cls, event: RoomAssigned) -> Assignment:
         return cls(
             meeting_id=event.meeting_id,
+            capacity=event.capacity,
+            join_url=event.join_url,
+            pool=event.pool,
+            sealed_credentials=event.sealed_credentials,
+        )
+
+    @classmethod
+    def moved(cls, event: RoomReassigned) -> Assignment:
+        return cls(
+            meeting_id=event.new_meeting_id,
             capacity=event.capacity,
             join_url=event.join_url,
             pool=event.pool,

@@ -75,6 +75,7 @@ class Gateway:
             name: request.headers[name] for name in REQUEST_HEADERS if name in request.headers
         }
         headers["authorization"] = f"Bearer {self._codec.internal_token(principal)}"
+        headers["x-request-id"] = request.state.http_request_id  # the owner logs the same id
         upstream = self._client.build_request(
             request.method,
             self._owners[owner] + request.url.path,
@@ -110,10 +111,14 @@ class Gateway:
         *,
         params: Mapping[str, str | Sequence[str]] | None = None,
         json: object | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """The intake's own call of an owner's internal API for ``principal`` (the console's
         pages); the whole answer, read. :class:`OwnerUnavailable` when it cannot be had."""
-        headers = {"authorization": f"Bearer {self._codec.internal_token(principal)}"}
+        headers = {
+            **(headers or {}),
+            "authorization": f"Bearer {self._codec.internal_token(principal)}",
+        }
         try:
             answer = await self._client.request(
                 method,

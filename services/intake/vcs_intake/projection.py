@@ -18,6 +18,7 @@ from vcs_shared.events import (
     CredentialsFailed,
     RequestRejected,
     RoomAssigned,
+    RoomReassigned,
     RoomReleased,
 )
 
@@ -29,6 +30,13 @@ async def on_room_assigned(envelope: Envelope[RoomAssigned], store: RequestStore
     # (delivered first, by reordering) gets the assignment without its status moving back.
     if not await store.assign(event.request_id, assignment):
         await store.keep_late_assignment(event.request_id, assignment)
+
+
+async def on_room_reassigned(envelope: Envelope[RoomReassigned], store: RequestStore) -> None:
+    """An operator moved the booking: the request shows the new room (the latest move wins,
+    whatever order the events come in)."""
+    event = envelope.event
+    await store.reassign(event.request_id, Assignment.moved(event), event.reassignment)
 
 
 async def on_request_rejected(envelope: Envelope[RequestRejected], store: RequestStore) -> None:
@@ -58,5 +66,6 @@ HANDLERS = (
     .on(CredentialsDelivered, on_credentials_delivered)
     .on(CredentialsFailed, on_credentials_failed)
     .on(RoomReleased, on_room_released)
+    .on(RoomReassigned, on_room_reassigned)
 )
 """The one event-to-handler table of the intake's projection."""

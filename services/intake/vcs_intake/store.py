@@ -80,6 +80,9 @@ class RequestStore(Protocol):
     async def cancel(self, event: RequestCancelled) -> RequestState | None: ...
     async def assign(self, request_id: str, assignment: Assignment) -> bool: ...
     async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None: ...
+    async def reassign(
+        self, request_id: str, assignment: Assignment, reassignment: int
+    ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
     async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
@@ -198,9 +201,36 @@ class MongoRequestStore:
         """Stores an assignment that arrived after the status moved on, unless the request
         shows no room any more (cancelled, rejected)."""
         await self.requests.update_one(
-            {"_id": request_id, "status": {"$nin": [s.value for s in Status if not s.shows_room]}},
+            {
+                "_id": request_id,
+                "status": {"$nin": [s.value for s in Status if not s.shows_room]},
+                "reassignments": {"$exists": False},  # a room an operator moved it from
+            },
             {"$set": {"assignment": _assignment_document(assignment)}},
         )
+
+    async def reassign(self, request_id: str, assignment: Assignment, reassignment: int) -> None:
+        """Shows the room an operator moved the booking to, unless a later move is shown
+        already; a request still ``submitted`` (the move's event came first) becomes
+        ``assigned`` with it. Nothing changes for one that shows no room any more."""
+        fields = {"assignment": _assignment_document(assignment), "reassignments": reassignment}
+        for newer in ({"$exists": False}, {"$lt": reassignment}):
+            moved = await self.requests.update_one(
+                {"_id": request_id, "status": Status.submitted.value, "reassignments": newer},
+                {"$set": {**fields, "status": Status.assigned.value}},
+            )
+            if moved.matched_count:
+                return
+            shown = await self.requests.update_one(
+                {
+                    "_id": request_id,
+                    "status": {"$in": [s.value for s in Status if s.shows_room]},
+                    "reassignments": newer,
+                },
+                {"$set": fields},
+            )
+            if shown.matched_count:
+                return
 
     async def reject(self, request_id: str, rejection: Rejection) -> None:
         rejected = {

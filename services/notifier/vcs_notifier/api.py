@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, s
 from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
+from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
@@ -93,6 +94,7 @@ def create_app(deps: NotifierDeps, authenticator: Authenticator, health: HealthC
             "which forwards /v1/admin/requests/{id}/redeliver with an internal token."
         ),
     )
+    app.add_middleware(AccessLog)
     app.state.deps = deps
     app.state.authenticator = authenticator
     app.state.health = health

@@ -28,6 +28,8 @@ class Notice:
     kind: MailKind
     delivery: Delivery
     credentials: MeetingCredentials | None = None
+    moved_from: str | None = None
+    """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When it is sent (a mail's ``Date``)."""
 

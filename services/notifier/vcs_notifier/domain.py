@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from vcs_shared.events import Contact, RequestSubmitted, RoomAssigned, Subject
+from vcs_shared.events import Contact, RequestSubmitted, RoomAssigned, RoomReassigned, Subject
 
 
 class MailKind(StrEnum):
@@ -51,6 +51,16 @@ class Booking:
     sealed_credentials: str
 
     @classmethod
+    def moved(cls, event: RoomReassigned) -> Booking:
+        return cls(
+            meeting_id=event.new_meeting_id,
+            capacity=event.capacity,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            sealed_credentials=event.sealed_credentials,
+        )
+
+    @classmethod
     def of(cls, event: RoomAssigned) -> Booking:
         return cls(
             meeting_id=event.meeting_id,
@@ -74,6 +84,8 @@ class Delivery:
     outcomes: Mapping[MailKind, MailOutcome] = field(default_factory=dict)
     booking: Booking | None = None
     redeliveries: int = 0
+    reassignments: int = 0
+    """The latest move of the booking (``room.reassigned``) whose credentials were sent."""
 
     @classmethod
     def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:

@@ -32,8 +32,10 @@ from vcs_shared.events import (
     Event,
     RequestSubmitted,
     RoomAssigned,
+    RoomReassigned,
     RoomReleased,
 )
+from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import Announcement, announce
 from vcs_shared.scope import Scope
 
@@ -90,6 +92,40 @@ async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -
     error = await _send(Notice(MailKind.released, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.released, error, at=deps.clock())
     await deps.store.record_outcome(event.request_id, outcome)
+
+
+async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
+    """room.reassigned → the new room's credentials sent to the office, once per move →
+    credentials.delivered (or .failed). One sending of a request's credentials at a time
+    (the redelivery claim): a move and an operator's redelivery never cross."""
+    event = envelope.event
+    delivery = await deps.store.delivery(event.request_id)
+    if delivery is None:
+        raise RetryLater("request.submitted not seen yet for this request")
+    if delivery.reassignments >= event.reassignment or MailKind.released in delivery.outcomes:
+        log.info("delivery.reassignment_skipped", reassignment=event.reassignment)
+        return
+    if not await deps.store.claim_redelivery(event.request_id, deps.claim_lease, now=deps.clock()):
+        raise RetryLater("the credentials of this request are being sent right now")
+    delivery = await deps.store.delivery(event.request_id)
+    if delivery is None or delivery.reassignments >= event.reassignment:  # another copy sent it
+        await deps.store.release_redelivery_claim(event.request_id)
+        return
+    booking = Booking.moved(event)
+    delivery = delivery.with_booking(booking)
+    try:
+        credentials = deps.sealer.open(event.sealed_credentials)
+    except CredentialsSealError:
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
+    else:
+        notice = Notice(MailKind.assigned, delivery, credentials, moved_from=event.old_meeting_id)
+        error = await _send(notice, deps)
+    outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
+    announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
+    await deps.store.record_reassignment(
+        event.request_id, booking, event.reassignment, outcome, announcement
+    )
+    log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
 
 
 class RedeliveryRefused(Exception):
@@ -177,15 +213,19 @@ async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
             ):
                 with attempt:
                     await channel.send(notice)
+            DELIVERIES.labels(channel.name, "delivered").inc()
         except PermanentFailure as exc:
             log.warning("delivery.refused", channel=channel.name, error=str(exc))
             errors.append(f"{channel.name}: {exc}")
+            DELIVERIES.labels(channel.name, "refused").inc()
         except TemporaryFailure as exc:
             log.warning("delivery.failed", channel=channel.name, error=str(exc))
             errors.append(f"{channel.name}: failed after {deps.send_attempts} attempts: {exc}")
+            DELIVERIES.labels(channel.name, "failed").inc()
         except Exception as exc:  # a fault nobody foresaw still ends recorded, never silent
             log.exception("delivery.crashed", channel=channel.name)
             errors.append(f"{channel.name}: {type(exc).__name__}: {exc}")
+            DELIVERIES.labels(channel.name, "crashed").inc()
     return " | ".join(errors) or None
 
 
@@ -194,5 +234,6 @@ HANDLERS = (
     .on(RequestSubmitted, remember_contact)
     .on(RoomAssigned, deliver_credentials)
     .on(RoomReleased, notify_release)
+    .on(RoomReassigned, deliver_reassignment)
 )
 """The one event-to-handler table of the notifier."""

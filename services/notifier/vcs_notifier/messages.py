@@ -37,6 +37,7 @@ def write_mail(notice: Notice, sender: str) -> EmailMessage:
         starts_at=delivery.booking.starts_at,
         ends_at=delivery.booking.ends_at,
         at=notice.at,
+        moved_from=notice.moved_from,
     )
 
 
@@ -49,10 +50,22 @@ def credentials_email(
     starts_at: datetime,
     ends_at: datetime,
     at: datetime,
+    moved_from: str | None = None,
 ) -> EmailMessage:
+    """The credentials; with ``moved_from``, of the room an operator moved the booking to
+    (said first, and a Message-ID of its own, so that the office's mail keeps both)."""
     title, request_id = delivery.title, delivery.request_id
+    moved = (
+        ""
+        if moved_from is None
+        else f"""\
+ห้องประชุมของท่านเปลี่ยนจาก {moved_from} เป็น {meeting_id} กรุณาใช้ข้อมูลด้านล่างนี้แทนข้อมูลเดิม
+(Your room was changed from {moved_from} to {meeting_id}: use the details below instead.)
+
+"""
+    )
     text = f"""\
-ศูนย์สื่อสารกรมการปกครองได้จัดห้องประชุม DOPA VCS (Zoom) สำหรับการประชุม "{title}"
+{moved}ศูนย์สื่อสารกรมการปกครองได้จัดห้องประชุม DOPA VCS (Zoom) สำหรับการประชุม "{title}"
 เริ่ม {thai_datetime(starts_at)}
 สิ้นสุด {thai_datetime(ends_at)}
 
@@ -67,7 +80,13 @@ Your DOPA VCS room: Meeting ID {meeting_id}, passcode {credentials.passcode},
 join URL {credentials.join_url}. Request {request_id}.
 """
     subject = f"DOPA VCS: ห้องประชุม {meeting_id} - {shortened(title)}"
-    return _mail(MailKind.assigned, sender, delivery, subject, text, at)
+    if moved_from is not None:
+        subject = f"DOPA VCS: เปลี่ยนห้องประชุมเป็น {meeting_id} - {shortened(title)}"
+    mail = _mail(MailKind.assigned, sender, delivery, subject, text, at)
+    if moved_from is not None:
+        del mail["Message-ID"]
+        mail["Message-ID"] = f"<{MailKind.assigned}.{request_id}.{meeting_id}@vcs.dopa.go.th>"
+    return mail
 
 
 def released_email(

@@ -45,6 +45,15 @@ class DeliveryStore(Protocol):
     async def record_redelivery(
         self, request_id: str, outcome: MailOutcome, announcement: Announcement
     ) -> None: ...
+    async def release_redelivery_claim(self, request_id: str) -> None: ...
+    async def record_reassignment(
+        self,
+        request_id: str,
+        booking: Booking,
+        reassignment: int,
+        outcome: MailOutcome,
+        announcement: Announcement,
+    ) -> None: ...
 
 
 class MongoDeliveryStore:
@@ -148,6 +157,33 @@ class MongoDeliveryStore:
         projection = {"outbox": 1, "outbox_count": 1, "redeliveries": 1}
         await self._outbox.update(request_id, change, announcement, projection=projection)
 
+    async def release_redelivery_claim(self, request_id: str) -> None:
+        await self.deliveries.update_one({"_id": request_id}, {"$set": {REDELIVERY_CLAIM: 0}})
+
+    async def record_reassignment(
+        self,
+        request_id: str,
+        booking: Booking,
+        reassignment: int,
+        outcome: MailOutcome,
+        announcement: Announcement,
+    ) -> None:
+        """The booking's new room and the outcome of sending its credentials, with its event;
+        the claim taken for the sending is given back."""
+
+        def change(_current: Document) -> Change:
+            return Change(
+                {
+                    "booking": booking_to_document(booking),
+                    "reassignments": reassignment,
+                    outcome.kind: outcome_to_document(outcome),
+                    REDELIVERY_CLAIM: 0,
+                }
+            )
+
+        projection = {"outbox": 1, "outbox_count": 1}
+        await self._outbox.update(request_id, change, announcement, projection=projection)
+
 
 REDELIVERY_CLAIM = "redelivery_claimed_ms"
 
@@ -183,6 +219,7 @@ def delivery_from_document(document: Document) -> Delivery:
         },
         booking=booking_from_document(document["booking"]) if "booking" in document else None,
         redeliveries=int(document.get("redeliveries", 0)),
+        reassignments=int(document.get("reassignments", 0)),
     )
 
 

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 
 from vcs_intake.people.accounts import Accounts, SignedIn
 from vcs_intake.people.model import SESSION_LIFETIME
+from vcs_shared.access_log import note_principal
 
 SESSION_COOKIE = "vcs_session"
 
@@ -37,7 +38,10 @@ AccountsDep = Annotated[Accounts, Depends(accounts_of)]
 
 async def maybe_signed_in(request: Request, accounts: AccountsDep) -> SignedIn | None:
     token = request.cookies.get(SESSION_COOKIE)
-    return await accounts.signed_in(token) if token else None
+    who = await accounts.signed_in(token) if token else None
+    if who is not None:
+        note_principal(request.state, who.principal.subject)
+    return who
 
 
 async def signed_in(
