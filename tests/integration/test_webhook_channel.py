@@ -218,6 +218,8 @@ async def test_a_line_push_reaches_the_fake_line_with_the_credentials() -> None:
             province_code="47",
             district_code="4701",
             created_at=STARTS,
+            starts_at=STARTS,
+            ends_at=STARTS + timedelta(hours=2),
             booking=Booking("123456789", 300, STARTS, STARTS + timedelta(hours=2), ""),
         )
         credentials = MeetingCredentials(passcode="951357", join_url="https://zoom.us/j/1?pwd=x")
