@@ -60,15 +60,22 @@ class CredentialsSealer:
     def open_contact(self, sealed: str) -> Contact:
         return self._open(sealed, Contact)
 
-    def _seal(self, value: BaseModel) -> str:
-        return self._fernet.encrypt(value.model_dump_json().encode()).decode()
+    def seal_text(self, text: str) -> str:
+        """Any secret text sealed with the same keys (a webhook's signing secret, a message
+        that carries a passcode), for a store that must not hold it in clear."""
+        return self._fernet.encrypt(text.encode()).decode()
 
-    def _open(self, sealed: str, model: type[Sealed]) -> Sealed:
+    def open_text(self, sealed: str) -> str:
         try:
-            plain = self._fernet.decrypt(sealed.encode())
+            return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as exc:
             raise CredentialsSealError("sealed value cannot be opened") from exc
-        return model.model_validate(json.loads(plain))
+
+    def _seal(self, value: BaseModel) -> str:
+        return self.seal_text(value.model_dump_json())
+
+    def _open(self, sealed: str, model: type[Sealed]) -> Sealed:
+        return model.model_validate(json.loads(self.open_text(sealed)))
 
 
 def new_key() -> str:
