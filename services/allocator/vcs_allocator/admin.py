@@ -41,8 +41,14 @@ from pydantic import BaseModel, Field
 from vcs_allocator.availability_api import router as availability_router
 from vcs_allocator.domain import ReassignRefused, Room
 from vcs_allocator.pool import PoolFileError, parse_pool
+from vcs_allocator.pool_store import (
+    PoolChange,
+    PoolMovesRefused,
+    PoolReloadConflict,
+    PoolsNotYours,
+)
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
-from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_allocator.store import MongoReservationStore
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
@@ -93,6 +99,10 @@ class ReloadResult(BaseModel):
     pools: list[str]
     loaded: int
     deactivated: int
+    moved: list[str] = []
+    """Meeting IDs the file moved from another pool (rows with ``moved_from``)."""
+    revision: int = 0
+    """The pools' revision after this reload (each reload switches to the next one)."""
 
 
 class ReservationView(BaseModel):
@@ -178,6 +188,10 @@ def _item(room: Room) -> PoolItem:
     response_model=ReloadResult,
     responses={
         403: {"description": "The file names pools outside the caller's provinces"},
+        409: {
+            "description": "The file moves a Meeting ID from another pool without moved_from, "
+            "or other reloads kept switching first; nothing loaded"
+        },
         413: {"description": "Larger than 2 MB"},
         415: {"description": "Not text/csv or application/yaml"},
         422: {"description": "Bad lines (each with its line number and field); nothing loaded"},
@@ -195,6 +209,8 @@ def _item(room: Room) -> PoolItem:
 )
 async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) -> ReloadResult:
     """Replaces the pools the file names; rooms of them it no longer lists become inactive.
+    All or nothing, one reload at a time; a Meeting ID of another pool only with
+    ``moved_from`` on its row (409 otherwise).
 
     ``vcs pool load`` sends the file here too, so both are checked the same way.
     """
@@ -236,12 +252,28 @@ async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) 
     outside = scope.outside_pools(room.pool for room in rooms)
     if outside:
         raise outside_scope("nothing was loaded: the file names pools", outside, scope)
-    change: PoolChange = await store.replace_rooms(rooms)
+    try:
+        change: PoolChange = await store.replace_rooms(rooms, may_change=scope.covers_pool)
+    except PoolsNotYours as exc:
+        raise outside_scope(
+            "nothing was loaded: the file moves rooms out of pools", list(exc.pools), scope
+        ) from exc
+    except (PoolMovesRefused, PoolReloadConflict) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info(
-        "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
+        "pool.reloaded",
+        pools=change.pools,
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=change.moved,
+        revision=change.revision,
     )
     return ReloadResult(
-        pools=list(change.pools), loaded=change.loaded, deactivated=change.deactivated
+        pools=list(change.pools),
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=list(change.moved),
+        revision=change.revision,
     )
 
 
