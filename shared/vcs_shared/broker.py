@@ -25,6 +25,7 @@ from pymongo.errors import ConnectionFailure, NetworkTimeout
 from vcs_shared.broker_nodes import broker_urls, connect_to_cluster
 from vcs_shared.dispatch import Handlers
 from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, decode
+from vcs_shared.metrics import MESSAGES
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
 from vcs_shared.topology import require_subscribed
 
@@ -294,6 +295,7 @@ class EventConsumer:
         if handler is None:
             log.info("consumer.ignored", reason="no handler for this event type")
             await message.ack()
+            MESSAGES.labels(self._topology.queue(self._service), "ignored").inc()
             return
         try:
             async for attempt in stamina.retry_context(
@@ -304,8 +306,10 @@ class EventConsumer:
         except Exception:
             log.exception("consumer.handler_failed", redelivered=message.redelivered)
             await self._settle(message.nack(requeue=True))
+            MESSAGES.labels(self._topology.queue(self._service), "requeued").inc()
             return
         await self._settle(message.ack())
+        MESSAGES.labels(self._topology.queue(self._service), "handled").inc()
 
     async def _settle(self, settlement: Awaitable[None]) -> None:
         """Acks or nacks; if the channel died meanwhile the broker redelivers the message,
@@ -335,3 +339,4 @@ class EventConsumer:
             mandatory=True,
         )
         await message.ack()
+        MESSAGES.labels(self._topology.queue(self._service), "dead_lettered").inc()

@@ -35,6 +35,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
 from vcs_shared.envelope import OutgoingMessage, encode
 from vcs_shared.events import Event
+from vcs_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from vcs_shared.store import Document
 
 log = structlog.get_logger(__name__)
@@ -229,12 +230,23 @@ class OutboxRelay:
 
     async def sweep(self, *, include_fresh: bool = False) -> bool:
         """Publishes every unsent entry older than ``stale_after``; False if any publish failed."""
-        cutoff = datetime.now(UTC) - (timedelta(0) if include_fresh else self._stale_after)
+        now = datetime.now(UTC)
+        cutoff = now - (timedelta(0) if include_fresh else self._stale_after)
         cursor = self._collection.find({"outbox_pending": True}, {"outbox": 1}).limit(500)
-        async for doc in cursor:
+        pending = [doc async for doc in cursor]
+        self._measure(pending, now)
+        for doc in pending:
             if not await self._publish(doc["_id"], doc.get("outbox", []), cutoff=cutoff):
                 return False
         return True
+
+    def _measure(self, pending: Sequence[Document], now: datetime) -> None:
+        """The backlog the sweep found (at most its batch) and the age of its oldest entry."""
+        unsent = [e for doc in pending for e in doc.get("outbox", []) if not e["sent"]]
+        oldest = min((_aware(e["created_at"]) for e in unsent), default=now)
+        name = self._collection.name
+        OUTBOX_BACKLOG.labels(name).set(len(unsent))
+        OUTBOX_OLDEST_AGE.labels(name).set((now - oldest).total_seconds())
 
     async def _publish(
         self, doc_id: str, outbox: Sequence[Document], *, cutoff: datetime | None

@@ -19,8 +19,15 @@ from aio_pika.abc import AbstractRobustConnection
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from vcs_shared.broker import AmqpPublisher, EventConsumer, connect, prepare_topology
+from vcs_shared.broker import (
+    AmqpPublisher,
+    EventConsumer,
+    broker_connected,
+    connect,
+    prepare_topology,
+)
 from vcs_shared.dispatch import Handlers
+from vcs_shared.metrics import watch_connections
 from vcs_shared.outbox import OutboxRelay
 from vcs_shared.settings import CommonSettings
 from vcs_shared.store import Document, database_name, make_client
@@ -69,6 +76,14 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
         await mongo.close()
 
 
+async def _watch(clients: ServiceClients, stop: asyncio.Event) -> None:
+    await watch_connections(
+        lambda: broker_connected(clients.connection),
+        lambda: clients.database.command("ping"),
+        stop,
+    )
+
+
 @asynccontextmanager
 async def consuming(
     clients: ServiceClients,
@@ -92,6 +107,7 @@ async def consuming(
     stop = asyncio.Event()
     tasks = [asyncio.create_task(relay.run(stop), name=f"{service}-outbox-relay")]
     tasks += [asyncio.create_task(loop(stop), name=f"{service}-background") for loop in background]
+    tasks.append(asyncio.create_task(_watch(clients, stop), name=f"{service}-connections"))
     log.info(f"{service}.ready")
     try:
         yield

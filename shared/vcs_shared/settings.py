@@ -74,6 +74,16 @@ class ConnectionSettings(NamespaceSettings):
         default=None, description="JSON logs; by default JSON unless stderr is a terminal"
     )
     log_level: str = "info"
+    metrics_host: str = Field(default="127.0.0.1", description="Where /metrics listens")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "Port of this service's Prometheus /metrics, never the public one "
+            "(make run: 9101 intake, 9102 allocator, 9103 notifier, 9104 desk); unset: none"
+        ),
+    )
     declare_topology: bool = Field(
         default=True,
         description=(

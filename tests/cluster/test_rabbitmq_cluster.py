@@ -209,6 +209,7 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     mongo: AsyncMongoClient[Document],
     namespace: str,
     smtp_sink: SmtpSink,
+    service_env: dict[str, str],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     cluster = rabbit_cluster
@@ -296,3 +297,7 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     health = await http.get("/healthz")
     assert health.status_code == 200
     assert health.json()["broker"] == "up"
+    async with httpx.AsyncClient(timeout=10) as anonymous:
+        for port in ("VCS_ADMIN_PORT", "VCS_NOTIFIER_PORT"):  # the allocator's, the notifier's
+            internal = await anonymous.get(f"http://127.0.0.1:{service_env[port]}/healthz")
+            assert internal.json()["broker"] == "up", port

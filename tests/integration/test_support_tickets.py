@@ -10,6 +10,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.support.auth import bearer, national_operator_token, office_token, operator_token
+from tests.support.people import csrf_field, signed_in_client
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 
@@ -222,3 +224,41 @@ async def test_bad_input_names_the_field_and_offices_cannot_work_the_queue(
     )
     still_open = (await front_door.get(f"/v1/admin/support/{ticket_id}", headers=NATIONAL)).json()
     assert still_open["status"] == "open", json.dumps(still_open)
+
+
+async def test_a_clerk_asks_for_staff_on_the_support_page_once_and_sees_the_ticket(
+    front_door: httpx.AsyncClient, service_env: dict[str, str], intake_url: str, tmp_path: Path
+) -> None:
+    """The signed-in person of office 4701 asks on /support (CSRF, Idempotency-Key: the same
+    form posted twice asks once); a bad e-mail is a Thai message beside the field, keeping
+    what was typed; the office's tickets are listed with their state."""
+    async with signed_in_client(
+        service_env, tmp_path, intake_url, email="clerk-h@example.go.th", scope=("--office", "4701")
+    ) as clerk:
+        page = await clerk.get("/support")
+        assert page.status_code == 200
+        assert 'value="clerk-h@example.go.th"' in page.text  # the contact, pre-filled
+        fields = {
+            "csrftoken": csrf_field(page.text),
+            "idempotency_key": "form-1",
+            "topic": "ขอช่วยติดตั้งกล้องห้องประชุม",
+            "contact_name": "ทดสอบ ระบบ",
+            "contact_email": "not-an-address",
+            "contact_phone": "042-711361",
+        }
+        wrong = await clerk.post("/support", data=fields)
+        assert wrong.status_code == 422
+        assert 'id="contact_email-error"' in wrong.text
+        assert "ขอช่วยติดตั้งกล้องห้องประชุม" in wrong.text  # kept
+        fields["contact_email"] = "clerk-h@example.go.th"
+        for _ in range(2):  # a double click
+            sent = await clerk.post("/support", data=fields)
+            assert sent.status_code == 303
+        listed = await clerk.get(sent.headers["location"])
+        assert 'id="support-asked"' in listed.text
+        assert listed.text.count("ขอช่วยติดตั้งกล้องห้องประชุม") == 1
+        assert "รอเจ้าหน้าที่" in listed.text
+    queue = ids(await front_door.get("/v1/admin/support", headers=REGION_12))
+    mine = ids(await front_door.get("/v1/support-requests", headers=OFFICE_4701))
+    assert len(mine) == 1
+    assert mine[0] in queue

@@ -383,7 +383,14 @@ def test_the_cluster_has_three_rabbitmq_nodes_every_service_knows(
         )
     for service in SETTINGS:
         urls = broker_urls(substituted(services[service]["environment"]["VCS_AMQP_URL"]))
-        assert [urlsplit(u).hostname for u in urls] == listed, service
+        assert sorted(str(urlsplit(u).hostname) for u in urls) == sorted(listed), service
+    first = {
+        urlsplit(
+            broker_urls(substituted(services[name]["environment"]["VCS_AMQP_URL"]))[0]
+        ).hostname
+        for name in SETTINGS
+    }
+    assert len(first) == 3, "the services' connections are not spread over the nodes"
 
 
 def test_the_cluster_has_a_three_member_replica_set(cluster: dict[str, Any]) -> None:

@@ -37,6 +37,8 @@ from vcs_tools.private_files import private_dir
 from vcs_tools.supervisor import ChildSpec, Probe, Started
 
 SERVICES = ("intake", "allocator", "notifier", "desk")
+METRICS_PORTS = {"intake": 9101, "allocator": 9102, "notifier": 9103, "desk": 9104}
+"""Where ``make run``'s services serve Prometheus ``/metrics`` (127.0.0.1 only)."""
 
 
 def free_port() -> int:

@@ -30,7 +30,13 @@ from pathlib import Path
 import aio_pika
 
 from vcs_shared.credentials import new_key
-from vcs_tools.devstack import infrastructure, service_env, service_specs
+from vcs_tools.devstack import (
+    METRICS_PORTS,
+    SERVICES,
+    infrastructure,
+    service_env,
+    service_specs,
+)
 from vcs_tools.private_files import append_text, open_private, private_dir, replace_text
 from vcs_tools.rabbitmq import SERVICE_USERS, local_service_urls, password_variable
 from vcs_tools.supervisor import TICK, GaveUp, Supervisor
@@ -241,7 +247,11 @@ def _supervise(
         extra={"VCS_SUPERVISOR_STATUS_FILE": status_file},
     )
     own_users = {} if "VCS_AMQP_URL" in os.environ else _service_users(root, local, env)
-    services = service_specs(env, logs, own_env=own_users)
+    own_env = {
+        name: {**own_users.get(name, {}), "VCS_METRICS_PORT": str(METRICS_PORTS[name])}
+        for name in SERVICES
+    }
+    services = service_specs(env, logs, own_env=own_env)
     reason: str | None = None
     supervisor = Supervisor(
         [*base.specs, *services],

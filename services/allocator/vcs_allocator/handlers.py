@@ -42,6 +42,7 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
+from vcs_shared.metrics import ALLOCATION_SECONDS, DECISIONS
 from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
@@ -76,11 +77,14 @@ async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) ->
     if await deps.store.decision(envelope.event.request_id) is not None:
         log.info("allocation.duplicate")
         return
-    settled = await _decide(envelope.event, deps)
-    if isinstance(settled.result, Rejection):
-        await _reject(envelope, settled.result, settled.leftover, deps)
-    else:
-        await _assign(envelope, settled.result, settled, deps)
+    with ALLOCATION_SECONDS.time():
+        settled = await _decide(envelope.event, deps)
+        if isinstance(settled.result, Rejection):
+            await _reject(envelope, settled.result, settled.leftover, deps)
+            DECISIONS.labels(settled.result.reason.value).inc()
+        else:
+            await _assign(envelope, settled.result, settled, deps)
+            DECISIONS.labels("assigned").inc()
 
 
 async def _reject(

@@ -26,6 +26,7 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
+from vcs_shared import metrics
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
@@ -122,6 +123,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
     )
+    metrics.instrument(app)
     app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
@@ -130,6 +132,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
 def main() -> None:
     settings = IntakeSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
+    metrics.serve(settings.metrics_host, settings.metrics_port)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -111,10 +111,14 @@ class Gateway:
         *,
         params: Mapping[str, str | Sequence[str]] | None = None,
         json: object | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """The intake's own call of an owner's internal API for ``principal`` (the console's
         pages); the whole answer, read. :class:`OwnerUnavailable` when it cannot be had."""
-        headers = {"authorization": f"Bearer {self._codec.internal_token(principal)}"}
+        headers = {
+            **(headers or {}),
+            "authorization": f"Bearer {self._codec.internal_token(principal)}",
+        }
         try:
             answer = await self._client.request(
                 method,

@@ -35,6 +35,7 @@ from vcs_shared.events import (
     RoomReassigned,
     RoomReleased,
 )
+from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import Announcement, announce
 from vcs_shared.scope import Scope
 
@@ -212,15 +213,19 @@ async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
             ):
                 with attempt:
                     await channel.send(notice)
+            DELIVERIES.labels(channel.name, "delivered").inc()
         except PermanentFailure as exc:
             log.warning("delivery.refused", channel=channel.name, error=str(exc))
             errors.append(f"{channel.name}: {exc}")
+            DELIVERIES.labels(channel.name, "refused").inc()
         except TemporaryFailure as exc:
             log.warning("delivery.failed", channel=channel.name, error=str(exc))
             errors.append(f"{channel.name}: failed after {deps.send_attempts} attempts: {exc}")
+            DELIVERIES.labels(channel.name, "failed").inc()
         except Exception as exc:  # a fault nobody foresaw still ends recorded, never silent
             log.exception("delivery.crashed", channel=channel.name)
             errors.append(f"{channel.name}: {type(exc).__name__}: {exc}")
+            DELIVERIES.labels(channel.name, "crashed").inc()
     return " | ".join(errors) or None
 
 

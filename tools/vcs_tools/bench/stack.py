@@ -19,12 +19,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from vcs_allocator.domain import Room
 from vcs_allocator.store import MongoReservationStore
-from vcs_shared.broker import Topology, declare_topology, delete_topology
+from vcs_shared.broker import Topology, connect, declare_topology, delete_topology
 from vcs_shared.store import database_name, make_client
 from vcs_tools.devstack import SERVICES, ServiceProcess, free_port, service_env
 
@@ -126,7 +125,7 @@ async def stack(
     """Starts intake, ``allocators`` allocators and the notifier in a fresh namespace."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     topology = Topology(namespace)
-    connection: AbstractRobustConnection = await aio_pika.connect_robust(config.amqp_url)
+    connection: AbstractRobustConnection = await connect(config.amqp_url, name="bench")
     channel = await connection.channel()
     await declare_topology(channel, topology)
     tap = Tap()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from vcs_intake.web import account_pages, console_pages, free_rooms, pages
+from vcs_intake.web import account_pages, console_pages, free_rooms, pages, support_pages
 from vcs_intake.web.assets import mount_assets
 from vcs_intake.web.csrf import CsrfProtection, signing_secret
 from vcs_intake.web.session import SignInRequired, to_sign_in
@@ -28,6 +28,7 @@ def install_web(
     app.include_router(free_rooms.router)
     app.include_router(pages.router)
     app.include_router(console_pages.router)
+    app.include_router(support_pages.router)
     mount_assets(app, node_modules)
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(pages.PageNotFound, pages.not_found_page)

@@ -30,7 +30,7 @@ from vcs_intake.people.store import EmailTaken
 from vcs_intake.web.account_pages import PagesDep
 from vcs_intake.web.charts import utilisation_chart
 from vcs_intake.web.console_data import Fetched, OwnerApis
-from vcs_intake.web.dates import DateInputError, bangkok, parse_date, parse_time
+from vcs_intake.web.dates import DateInputError, bangkok, be_short, parse_date, parse_time
 from vcs_intake.web.dayview import lay_out
 from vcs_intake.web.i18n import N_, locale_of
 from vcs_intake.web.rendering import NO_STORE, Pages, office_en, office_th
@@ -395,7 +395,7 @@ def claim_defaults(ticket: dict[str, Any], helper: str) -> dict[str, str]:
     with contextlib.suppress(TypeError, ValueError):
         if starts_at := ticket.get("starts_at"):
             visit = datetime.fromisoformat(starts_at).astimezone(BANGKOK) - VISIT_LEAD
-    return {"helper": helper, "date": visit.date().isoformat(), "time": visit.strftime("%H:%M")}
+    return {"helper": helper, "date": be_short(visit.date()), "time": visit.strftime("%H:%M")}
 
 
 def visit_of(form: dict[str, str]) -> datetime:

@@ -1,0 +1,97 @@
+"""The services' Prometheus metrics, each defined once, served on an address of its own.
+
+Every service process registers the same names in its own default registry;
+the service label comes from the scrape target, not from here. ``/metrics`` is
+never on the public address: :func:`serve` binds the address given by
+``VCS_METRICS_PORT`` (under ``make run``: 9101 intake, 9102 allocator, 9103
+notifier, 9104 desk), and the intake's public app only collects its HTTP
+figures (:func:`instrument`).
+
+What an operator of the platform watches, and the alerts in
+``deploy/prometheus/alerts.yml``: messages per queue and outcome (dead letters),
+the outbox backlog and the age of its oldest unsent event (the broker or the
+relay is stuck), allocation latency and decisions by outcome, deliveries by
+channel and result, requests not final after the stuck threshold, and whether
+the broker and the store are reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import FastAPI
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_fastapi_instrumentator import Instrumentator
+
+log = structlog.get_logger(__name__)
+
+MESSAGES = Counter(
+    "vcs_messages",
+    "Messages taken from a service queue, by what became of them",
+    ["queue", "outcome"],  # handled, ignored, requeued, dead_lettered
+)
+OUTBOX_BACKLOG = Gauge(
+    "vcs_outbox_backlog", "Outbox entries stored but not yet published", ["collection"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "vcs_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox entry not yet published (0 when none)",
+    ["collection"],
+)
+ALLOCATION_SECONDS = Histogram(
+    "vcs_allocation_seconds",
+    "From taking request.submitted to its decision being stored",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DECISIONS = Counter(
+    "vcs_decisions",
+    "Allocation decisions by outcome (assigned, or the rejection reason)",
+    ["outcome"],
+)
+DELIVERIES = Counter(
+    "vcs_deliveries", "Deliveries to offices by channel and result", ["channel", "result"]
+)
+STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
+BROKER_CONNECTED = Gauge("vcs_broker_connected", "1 while the broker connection is open")
+STORE_REACHABLE = Gauge("vcs_store_reachable", "1 while the store answered its last ping")
+
+PING_EVERY = 5.0
+
+
+def serve(host: str, port: int | None) -> None:
+    """Serves ``/metrics`` of this process on ``host:port`` (a thread of prometheus-client's
+    own); a port already taken is logged and the service goes on without metrics."""
+    if port is None:
+        return
+    try:
+        start_http_server(port, addr=host)
+    except OSError as exc:
+        log.error("metrics.unavailable", host=host, port=port, error=str(exc))
+        return
+    log.info("metrics.listening", host=host, port=port)
+
+
+def instrument(app: FastAPI) -> None:
+    """Counts the app's HTTP requests and their durations (prometheus-fastapi-instrumentator),
+    by route template and status class; exposed only through :func:`serve`."""
+    Instrumentator(excluded_handlers=["/healthz"]).instrument(app)
+
+
+async def watch_connections(
+    broker_connected: Callable[[], bool],
+    store_ping: Callable[[], Awaitable[object]],
+    stop: asyncio.Event,
+) -> None:
+    """Keeps the connection gauges current until ``stop`` (a service's background loop)."""
+    while not stop.is_set():
+        BROKER_CONNECTED.set(1 if broker_connected() else 0)
+        try:
+            await asyncio.wait_for(store_ping(), timeout=PING_EVERY)
+            STORE_REACHABLE.set(1)
+        except Exception:  # any failure to answer means unreachable for the operator
+            STORE_REACHABLE.set(0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PING_EVERY)
