@@ -306,7 +306,7 @@ def room_to_document(room: Room, generation: str) -> Document:
 
 def room_from_document(doc: Document) -> Room:
     return Room(
-        meeting_id=doc.get("meeting_id", doc["_id"]),  # an unversioned room: its _id
+        meeting_id=str(doc.get("meeting_id") or doc["_id"]),  # an unversioned room: its _id
         capacity=doc["capacity"],
         pool=doc["pool"],
         passcode=doc["passcode"],
