@@ -31,6 +31,19 @@ class Office:
     name_en: str
     province_name_th: str
 
+    @property
+    def title_th(self) -> str:
+        """The office's name as letters address it: ``ที่ทำการปกครองอำเภอเมืองสกลนคร
+        จังหวัดสกลนคร``; Bangkok's khet: ``สำนักงานเขตพระนคร กรุงเทพมหานคร``."""
+        if self.name_th.startswith("เขต"):
+            return f"สำนักงาน{self.name_th} {self.province_name_th}"
+        return f"ที่ทำการปกครองอำเภอ{self.name_th} จังหวัด{self.province_name_th}"
+
+    @property
+    def title_en(self) -> str:
+        """``Mueang Sakon Nakhon (4701)``."""
+        return f"{self.name_en} ({self.district_code})"
+
 
 def find_office(district_code: str) -> Office | None:
     """The office with this DOPA district code, or ``None`` when no such district exists."""

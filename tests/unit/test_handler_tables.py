@@ -58,7 +58,7 @@ def test_a_table_handling_other_events_than_its_queue_receives_is_refused() -> N
         require_subscribed(table.service, table.events)
 
     assert "credentials.failed" in str(refused.value)
-    assert "room.released" in str(refused.value)
+    assert "request.cancelled" in str(refused.value)
 
 
 async def test_a_bound_table_hands_each_event_to_its_handler_with_the_dependencies() -> None:

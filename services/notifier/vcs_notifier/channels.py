@@ -15,19 +15,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from vcs_notifier.domain import Delivery, MailKind
+from vcs_notifier.domain import Delivery, MailKind, Rejection
 from vcs_shared.credentials import MeetingCredentials
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
     """What one office is to be told about one request: the kind of message, the delivery
-    (contact, title, office, the booking when there is one) and, for the messages that carry
-    them, the opened credentials."""
+    (contact, meeting, office, the booking when there is one) and, for the messages that carry
+    them, the opened credentials or the rejection."""
 
     kind: MailKind
     delivery: Delivery
     credentials: MeetingCredentials | None = None
+    rejection: Rejection | None = None
     moved_from: str | None = None
     """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -19,7 +19,7 @@ import stamina
 import structlog
 
 from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
-from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
+from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
 from vcs_notifier.store import DeliveryStore
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
@@ -30,10 +30,11 @@ from vcs_shared.events import (
     CredentialsDelivered,
     CredentialsFailed,
     Event,
+    RequestCancelled,
+    RequestRejected,
     RequestSubmitted,
     RoomAssigned,
     RoomReassigned,
-    RoomReleased,
 )
 from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import Announcement, announce
@@ -59,10 +60,13 @@ async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierD
 
 
 async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDeps) -> None:
-    """room.assigned → credentials sent to the office → credentials.delivered (or .failed)."""
+    """room.assigned → credentials sent to the office → credentials.delivered (or .failed);
+    nothing once the request is being cancelled."""
     event = envelope.event
     booking = Booking.of(event)
-    delivery = await _claimed(event.request_id, MailKind.assigned, deps, booking=booking)
+    delivery = await _claimed(
+        event.request_id, MailKind.assigned, deps, booking=booking, unless=MailKind.cancelled
+    )
     if delivery is None:
         return
     delivery = delivery.with_booking(booking)
@@ -79,18 +83,29 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     log.info("delivery.recorded", state=outcome.state)
 
 
-async def notify_release(envelope: Envelope[RoomReleased], deps: NotifierDeps) -> None:
-    """room.released → the contact is told the room is no longer theirs."""
+async def notify_rejection(envelope: Envelope[RequestRejected], deps: NotifierDeps) -> None:
+    """request.rejected → the office is told why and what to try instead."""
     event = envelope.event
-    delivery = await _claimed(event.request_id, MailKind.released, deps)
+    delivery = await _claimed(event.request_id, MailKind.rejected, deps)
     if delivery is None:
         return
-    if delivery.booking is None:  # a delivery kept before bookings were: the event's room
-        delivery = delivery.with_booking(
-            Booking(event.meeting_id, 0, event.starts_at, event.ends_at, sealed_credentials="")
-        )
-    error = await _send(Notice(MailKind.released, delivery, at=deps.clock()), deps)
-    outcome = MailOutcome.of(MailKind.released, error, at=deps.clock())
+    notice = Notice(MailKind.rejected, delivery, rejection=Rejection.of(event), at=deps.clock())
+    error = await _send(notice, deps)
+    await deps.store.record_outcome(
+        event.request_id, MailOutcome.of(MailKind.rejected, error, at=deps.clock())
+    )
+
+
+async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: NotifierDeps) -> None:
+    """request.cancelled → the office is told the meeting is withdrawn (its calendar entry
+    cancelled); after the credentials if they are being sent right now, never before."""
+    event = envelope.event
+    delivery = await _claimed(event.request_id, MailKind.cancelled, deps, after=MailKind.assigned)
+    if delivery is None:
+        return
+    delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
+    error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
+    outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
     await deps.store.record_outcome(event.request_id, outcome)
 
 
@@ -102,7 +117,7 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
     delivery = await deps.store.delivery(event.request_id)
     if delivery is None:
         raise RetryLater("request.submitted not seen yet for this request")
-    if delivery.reassignments >= event.reassignment or MailKind.released in delivery.outcomes:
+    if delivery.reassignments >= event.reassignment or delivery.cancelled:
         log.info("delivery.reassignment_skipped", reassignment=event.reassignment)
         return
     if not await deps.store.claim_redelivery(event.request_id, deps.claim_lease, now=deps.clock()):
@@ -118,7 +133,13 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
     except CredentialsSealError:
         error: str | None = "the credentials cannot be opened (credentials key retired)"
     else:
-        notice = Notice(MailKind.assigned, delivery, credentials, moved_from=event.old_meeting_id)
+        notice = Notice(
+            MailKind.assigned,
+            delivery,
+            credentials,
+            moved_from=event.old_meeting_id,
+            at=deps.clock(),
+        )
         error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
@@ -175,27 +196,47 @@ def _credentials_outcome(
 
 
 async def _claimed(
-    request_id: str, kind: MailKind, deps: NotifierDeps, *, booking: Booking | None = None
+    request_id: str,
+    kind: MailKind,
+    deps: NotifierDeps,
+    *,
+    booking: Booking | None = None,
+    unless: MailKind | None = None,
+    after: MailKind | None = None,
 ) -> Delivery | None:
     """The delivery, once this handler holds the right to send its ``kind`` message; None when
-    there is nothing to send (sent before; a release of a request never seen).
+    there is nothing to send (sent before; withdrawn, see ``unless``; a cancellation of a
+    request never seen).
 
-    The credentials need the contact: without it (``request.submitted`` not seen
-    yet) the event is retried later.
+    The other messages need the contact: without it (``request.submitted`` not seen yet)
+    the event is retried later.
     """
     delivery = await deps.store.delivery(request_id)
     if delivery is None:
-        if kind is MailKind.assigned:
+        if kind is not MailKind.cancelled:
             raise RetryLater("request.submitted not seen yet for this request")
         return None
     if delivery.recorded(kind):
         log.info("delivery.duplicate", kind=kind.value)
         return None
+    if unless is not None and unless in delivery.claimed:
+        log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
+        return None
     claimed = await deps.store.claim(
-        request_id, kind, deps.claim_lease, now=deps.clock(), booking=booking
+        request_id,
+        kind,
+        deps.claim_lease,
+        now=deps.clock(),
+        booking=booking,
+        unless=unless,
+        after=after,
     )
     if not claimed:
-        raise RetryLater("another copy of this event is being delivered right now")
+        now = await deps.store.delivery(request_id)
+        if now is not None and unless is not None and unless in now.claimed:
+            log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
+            return None
+        raise RetryLater(f"another {kind} message of this request is under way right now")
     return delivery
 
 
@@ -233,7 +274,8 @@ HANDLERS = (
     HandlerTable[NotifierDeps]("notifier")
     .on(RequestSubmitted, remember_contact)
     .on(RoomAssigned, deliver_credentials)
-    .on(RoomReleased, notify_release)
+    .on(RequestRejected, notify_rejection)
+    .on(RequestCancelled, notify_cancellation)
     .on(RoomReassigned, deliver_reassignment)
 )
 """The one event-to-handler table of the notifier."""

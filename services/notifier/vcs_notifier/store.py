@@ -35,6 +35,8 @@ class DeliveryStore(Protocol):
         *,
         now: datetime | None = None,
         booking: Booking | None = None,
+        unless: MailKind | None = None,
+        after: MailKind | None = None,
     ) -> bool: ...
     async def record_outcome(
         self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
@@ -82,29 +84,40 @@ class MongoDeliveryStore:
         *,
         now: datetime | None = None,
         booking: Booking | None = None,
+        unless: MailKind | None = None,
+        after: MailKind | None = None,
     ) -> bool:
-        """The right to send one kind of mail for a request: one handler at a time holds it,
-        so two copies of an event handled at once send one mail. It is a lease: a handler that
-        died holding it is replaced once ``lease`` has passed.
+        """The right to send one kind of message for a request: one handler at a time holds it,
+        so two copies of an event handled at once send one message. It is a lease: a handler
+        that died holding it is replaced once ``lease`` has passed.
 
-        Two plain compare-and-set writes, the first for a mail never claimed, the second for
-        a lease run out: nx-27017 matches an update filter wrongly when an ``$or`` holds an
-        ``$exists``. The claim time is epoch milliseconds (:func:`epoch_ms`).
+        ``unless``: not once that kind was claimed (no credentials once a cancellation is
+        under way); ``after``: not while that kind is under way, only once it was recorded
+        or never claimed (a cancellation waits for the credentials being sent). One
+        compare-and-set write per case, so the order two handlers meet in is the document's:
+        nx-27017 matches an update filter wrongly when an ``$or`` holds an ``$exists``. Claim
+        times are epoch milliseconds (:func:`epoch_ms`).
 
         ``booking`` (the credentials' room) is kept in the same write, for a redelivery or a
         reminder later."""
         now = now or datetime.now(UTC)
-        claimed_ms = f"{kind}_claimed_ms"
+        claimed_ms = _claim_field(kind)
         changes: Document = {claimed_ms: epoch_ms(now)}
         if booking is not None:
             changes["booking"] = booking_to_document(booking)
+        base: Document = {"_id": request_id, kind: {"$exists": False}}
+        if unless is not None:
+            base[_claim_field(unless)] = {"$exists": False}
+        waits: list[Document] = [{}]
+        if after is not None:
+            waits = [{after: {"$exists": True}}, {_claim_field(after): {"$exists": False}}]
         for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
-            result = await self.deliveries.update_one(
-                {"_id": request_id, kind: {"$exists": False}, claimed_ms: held},
-                {"$set": changes},
-            )
-            if result.modified_count == 1:
-                return True
+            for wait in waits:
+                result = await self.deliveries.update_one(
+                    {**base, **wait, claimed_ms: held}, {"$set": changes}
+                )
+                if result.modified_count == 1:
+                    return True
         return False
 
     async def record_outcome(
@@ -188,6 +201,10 @@ class MongoDeliveryStore:
 REDELIVERY_CLAIM = "redelivery_claimed_ms"
 
 
+def _claim_field(kind: MailKind) -> str:
+    return f"{kind}_claimed_ms"
+
+
 def delivery_to_document(delivery: Delivery) -> Document:
     document: Document = {
         "_id": delivery.request_id,
@@ -197,6 +214,10 @@ def delivery_to_document(delivery: Delivery) -> Document:
         "province_code": delivery.province_code,
         "district_code": delivery.district_code,
         "created_at": delivery.created_at,
+        "starts_at": delivery.starts_at.astimezone(UTC),
+        "ends_at": delivery.ends_at.astimezone(UTC),
+        "participants": delivery.participants,
+        "needs_support": delivery.needs_support,
     }
     document.update({o.kind: outcome_to_document(o) for o in delivery.outcomes.values()})
     if delivery.booking is not None:
@@ -212,6 +233,11 @@ def delivery_from_document(document: Document) -> Delivery:
         province_code=document["province_code"],
         district_code=document["district_code"],
         created_at=document["created_at"],
+        starts_at=_aware(document.get("starts_at") or document["created_at"]),
+        ends_at=_aware(document.get("ends_at") or document["created_at"]),
+        participants=int(document.get("participants", 0)),
+        needs_support=bool(document.get("needs_support", False)),
+        claimed=frozenset(kind for kind in MailKind if document.get(_claim_field(kind))),
         outcomes={
             kind: outcome_from_document(kind, document[kind])
             for kind in MailKind
@@ -230,6 +256,7 @@ def booking_to_document(booking: Booking) -> Document:
         "starts_at": booking.starts_at.astimezone(UTC),
         "ends_at": booking.ends_at.astimezone(UTC),
         "sealed_credentials": booking.sealed_credentials,
+        "version": booking.version,
     }
 
 
@@ -240,6 +267,7 @@ def booking_from_document(document: Document) -> Booking:
         starts_at=_aware(document["starts_at"]),
         ends_at=_aware(document["ends_at"]),
         sealed_credentials=document["sealed_credentials"],
+        version=int(document.get("version", 0)),
     )
 
 

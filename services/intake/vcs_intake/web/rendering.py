@@ -98,16 +98,12 @@ def _csrf_input(request: Request) -> Callable[[], Markup]:
 def office_th(district_code: str) -> str:
     """``ที่ทำการปกครองอำเภอเมืองสกลนคร จังหวัดสกลนคร``; Bangkok's khet: ``สำนักงานเขตพระนคร``."""
     office = find_office(district_code)
-    if office is None:
-        return district_code
-    if office.name_th.startswith("เขต"):
-        return f"สำนักงาน{office.name_th} {office.province_name_th}"
-    return f"ที่ทำการปกครองอำเภอ{office.name_th} จังหวัด{office.province_name_th}"
+    return office.title_th if office else district_code
 
 
 def office_en(district_code: str) -> str:
     office = find_office(district_code)
-    return f"{office.name_en} ({district_code})" if office else district_code
+    return office.title_en if office else district_code
 
 
 def _environment(
