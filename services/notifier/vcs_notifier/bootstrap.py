@@ -21,7 +21,7 @@ from vcs_notifier.webhook_domain import RetryPolicy
 from vcs_notifier.webhook_guard import NetworkPolicy, parse_networks
 from vcs_notifier.webhook_store import MongoLineGroups, MongoWebhookStore
 from vcs_notifier.webhooks import WebhookSender
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
@@ -105,4 +105,5 @@ def main() -> None:
     settings = NotifierSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     asyncio.run(run(settings))

@@ -43,6 +43,12 @@ class NotifierSettings(CommonSettings, TokenSettings):
     )
     line_api_url: str = Field(default="https://api.line.me", description="LINE API base URL")
 
+    @field_validator("line_channel_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty token (``VCS_LINE_CHANNEL_TOKEN=`` in a compose file) means no LINE."""
+        return value if value is not None and value.get_secret_value().strip() else None
+
     @field_validator("webhook_allowed_networks")
     @classmethod
     def _networks(cls, value: str) -> str:
