@@ -347,7 +347,7 @@ async def reassign_request(
     (rest of the) window under the same unique slot index as every allocation; the old room
     is released, ``room.reassigned`` announces it, and the office gets the new credentials."""
     try:
-        done = await reassigner.reassign(request_id, body.meeting_id, scope, principal.subject)
+        done = await reassigner.reassign(request_id, body.meeting_id, scope, principal)
     except NoSuchBooking as exc:
         raise not_in_scope("request") from exc
     except PoolNotYours as exc:

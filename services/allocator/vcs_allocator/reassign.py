@@ -33,6 +33,8 @@ from vcs_allocator.domain import (
     slot_starts,
 )
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.events import RoomReassigned
@@ -99,7 +101,9 @@ class Reassigner:
         )
         return [room for room in found.free_rooms if scope.covers_pool(room.pool)]
 
-    async def reassign(self, request_id: str, meeting_id: str, scope: Scope, by: str) -> Reassigned:
+    async def reassign(
+        self, request_id: str, meeting_id: str, scope: Scope, by: Principal
+    ) -> Reassigned:
         """Moves the request's booking to ``meeting_id``; :class:`NoSuchBooking`,
         :class:`PoolNotYours` or :class:`~vcs_allocator.domain.ReassignRefused` if not."""
         decision = await self.store.decision(request_id)
@@ -121,8 +125,17 @@ class Reassigner:
                 f"room {room.meeting_id} is not free for this window: another booking holds it"
             )
         moved = decision.moved_to(room)
-        event = self._event(reservation, room, moved.reassignments, by)
-        announcement = announce(event, correlation_id=request_id)
+        event = self._event(reservation, room, moved.reassignments, by.subject)
+        entry = AuditRecorded(
+            actor=Actor.of(by),
+            action=AuditAction.room_reassign,
+            target=Target(kind="request", id=request_id),
+            provinces=(reservation.province_code,),
+            before=f"room {reservation.meeting_id}",
+            after=f"room {room.meeting_id} ({room.capacity}, pool {room.pool})",
+            at=now,
+        )
+        announcement = announce(event, correlation_id=request_id, audit=(entry,))
         if not await self.store.move(moved, reservation.meeting_id, announcement):
             now_holds = await self.store.decision(request_id)
             if now_holds is None or now_holds.held_meeting_id != room.meeting_id:
@@ -137,7 +150,7 @@ class Reassigner:
             request_id=request_id,
             old_meeting_id=reservation.meeting_id,
             new_meeting_id=room.meeting_id,
-            by=by,
+            by=by.subject,
         )
         return Reassigned(
             request_id, reservation.meeting_id, room.meeting_id, room.capacity, room.pool
