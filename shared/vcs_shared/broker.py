@@ -28,6 +28,7 @@ from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, de
 from vcs_shared.metrics import MESSAGES
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
 from vcs_shared.topology import require_subscribed
+from vcs_shared.tracing import consuming_span
 
 log = structlog.get_logger(__name__)
 
@@ -319,11 +320,12 @@ class EventConsumer:
             MESSAGES.labels(self._topology.queue(self._service), "ignored").inc()
             return
         try:
-            async for attempt in stamina.retry_context(
-                on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
-            ):
-                with attempt:
-                    await handler(envelope)
+            with consuming_span(envelope.event.name, envelope.trace):
+                async for attempt in stamina.retry_context(
+                    on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
+                ):
+                    with attempt:
+                        await handler(envelope)
         except Exception:
             log.exception("consumer.handler_failed", redelivered=message.redelivered)
             await self._settle(message.nack(requeue=True))

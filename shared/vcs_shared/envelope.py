@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.events import EVENT_TYPES, Event
+from vcs_shared.tracing import TRACE_ATTRIBUTES, current_trace_attributes
 
 CONTENT_TYPE = "application/cloudevents+json"
 SOURCE_PREFIX = "/dopa-vcs/"
@@ -55,6 +57,8 @@ class Envelope(Generic[E_co]):
     time: datetime | None
     source: str
     correlation_id: str | None
+    trace: Mapping[str, str] = field(default_factory=dict)
+    """``traceparent`` (and ``tracestate``) of the span that published it, if any."""
 
 
 class PoisonMessage(ValueError):
@@ -79,6 +83,7 @@ def encode(
     }
     if correlation_id:
         attributes["correlationid"] = correlation_id
+    attributes.update(current_trace_attributes())
     data = json.loads(event.model_dump_json())
     message = rabbitmq.to_structured_event(CloudEvent(attributes=attributes, data=data))
     return OutgoingMessage(
@@ -129,11 +134,13 @@ def decode(body: bytes) -> Envelope[Event]:
         event = event_type.model_validate(cloudevent.get_data())
     except ValidationError as exc:
         raise PoisonMessage(f"data of {cloudevent.get_type()} fails its schema: {exc}") from exc
-    correlation = cloudevent.get_attributes().get("correlationid")
+    attributes = cloudevent.get_attributes()
+    correlation = attributes.get("correlationid")
     return Envelope(
         id=cloudevent.get_id(),
         event=event,
         time=cloudevent.get_time(),
         source=cloudevent.get_source(),
         correlation_id=str(correlation) if correlation else None,
+        trace={key: str(attributes[key]) for key in TRACE_ATTRIBUTES if attributes.get(key)},
     )

@@ -16,7 +16,7 @@ from vcs_allocator.pool import load_pool_file
 from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
@@ -108,4 +108,5 @@ def main() -> None:
     settings = AllocatorSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     asyncio.run(run(settings))

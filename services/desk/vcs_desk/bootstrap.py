@@ -18,7 +18,7 @@ from vcs_desk.settings import DeskSettings
 from vcs_desk.support import SupportDeps
 from vcs_desk.support_api import install_support
 from vcs_desk.ticket_store import MongoTicketStore
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.broker import AmqpPublisher, Topology, connect, declare_topology
 from vcs_shared.health import reachability
@@ -93,4 +93,5 @@ def main() -> None:
     settings = DeskSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     sys.exit(asyncio.run(run(settings)))

@@ -27,7 +27,7 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor
 from vcs_shared.audit_trail import AuditTrail
@@ -144,6 +144,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
     )
     metrics.instrument(app)
+    tracing.instrument(app)
     app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
@@ -153,6 +154,7 @@ def main() -> None:
     settings = IntakeSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
