@@ -42,8 +42,14 @@ from pydantic import BaseModel, Field
 from vcs_allocator.availability_api import router as availability_router
 from vcs_allocator.domain import ReassignRefused, Room
 from vcs_allocator.pool import PoolFileError, parse_pool
+from vcs_allocator.pool_store import (
+    PoolChange,
+    PoolMovesRefused,
+    PoolReloadConflict,
+    PoolsNotYours,
+)
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
-from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_allocator.store import MongoReservationStore
 from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.audit_trail import AuditTrail
@@ -97,6 +103,10 @@ class ReloadResult(BaseModel):
     pools: list[str]
     loaded: int
     deactivated: int
+    moved: list[str] = []
+    """Meeting IDs the file moved from another pool (rows with ``moved_from``)."""
+    revision: int = 0
+    """The pools' revision after this reload (each reload switches to the next one)."""
 
 
 class ReservationView(BaseModel):
@@ -182,6 +192,10 @@ def _item(room: Room) -> PoolItem:
     response_model=ReloadResult,
     responses={
         403: {"description": "The file names pools outside the caller's provinces"},
+        409: {
+            "description": "The file moves a Meeting ID from another pool without moved_from, "
+            "or other reloads kept switching first; nothing loaded"
+        },
         413: {"description": "Larger than 2 MB"},
         415: {"description": "Not text/csv or application/yaml"},
         422: {"description": "Bad lines (each with its line number and field); nothing loaded"},
@@ -205,6 +219,8 @@ async def reload_pools(
     trail: TrailDep,
 ) -> ReloadResult:
     """Replaces the pools the file names; rooms of them it no longer lists become inactive.
+    All or nothing, one reload at a time; a Meeting ID of another pool only with
+    ``moved_from`` on its row (409 otherwise).
 
     ``vcs pool load`` sends the file here too, so both are checked the same way. A reload
     that loaded is one entry of the audit log (a refused file changed nothing).
@@ -249,13 +265,29 @@ async def reload_pools(
         raise outside_scope("nothing was loaded: the file names pools", outside, scope)
     named = sorted({room.pool for room in rooms})
     before = Counter(room.pool for room in await store.rooms(named))  # the active ones
-    change: PoolChange = await store.replace_rooms(rooms)
+    try:
+        change: PoolChange = await store.replace_rooms(rooms, may_change=scope.covers_pool)
+    except PoolsNotYours as exc:
+        raise outside_scope(
+            "nothing was loaded: the file moves rooms out of pools", list(exc.pools), scope
+        ) from exc
+    except (PoolMovesRefused, PoolReloadConflict) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info(
-        "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
+        "pool.reloaded",
+        pools=change.pools,
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=change.moved,
+        revision=change.revision,
     )
     await trail.record(_reload_entry(principal, change, before))
     return ReloadResult(
-        pools=list(change.pools), loaded=change.loaded, deactivated=change.deactivated
+        pools=list(change.pools),
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=list(change.moved),
+        revision=change.revision,
     )
 
 
@@ -347,7 +379,7 @@ async def reassign_request(
     (rest of the) window under the same unique slot index as every allocation; the old room
     is released, ``room.reassigned`` announces it, and the office gets the new credentials."""
     try:
-        done = await reassigner.reassign(request_id, body.meeting_id, scope, principal)
+        done = await reassigner.reassign(request_id, body.meeting_id, principal)
     except NoSuchBooking as exc:
         raise not_in_scope("request") from exc
     except PoolNotYours as exc:

@@ -101,11 +101,13 @@ class Reassigner:
         )
         return [room for room in found.free_rooms if scope.covers_pool(room.pool)]
 
-    async def reassign(
-        self, request_id: str, meeting_id: str, scope: Scope, by: Principal
-    ) -> Reassigned:
-        """Moves the request's booking to ``meeting_id``; :class:`NoSuchBooking`,
-        :class:`PoolNotYours` or :class:`~vcs_allocator.domain.ReassignRefused` if not."""
+    async def reassign(self, request_id: str, meeting_id: str, principal: Principal) -> Reassigned:
+        """Moves the request's booking to ``meeting_id`` for ``principal`` (an operator: its
+        provinces are the scope; the move is an audit entry in the same write);
+        :class:`NoSuchBooking`, :class:`PoolNotYours` or
+        :class:`~vcs_allocator.domain.ReassignRefused` if not."""
+        scope = Scope.of(principal)
+        by = principal.subject
         decision = await self.store.decision(request_id)
         if decision is None or not scope.covers_province(decision.province_code):
             raise NoSuchBooking(request_id)
@@ -125,14 +127,14 @@ class Reassigner:
                 f"room {room.meeting_id} is not free for this window: another booking holds it"
             )
         moved = decision.moved_to(room)
-        event = self._event(reservation, room, moved.reassignments, by.subject)
+        event = self._event(reservation, room, moved.reassignments, by)
         entry = AuditRecorded(
-            actor=Actor.of(by),
+            actor=Actor.of(principal),
             action=AuditAction.room_reassign,
             target=Target(kind="request", id=request_id),
             provinces=(reservation.province_code,),
             before=f"room {reservation.meeting_id}",
-            after=f"room {room.meeting_id} ({room.capacity}, pool {room.pool})",
+            after=f"room {room.meeting_id}",
             at=now,
         )
         announcement = announce(event, correlation_id=request_id, audit=(entry,))
@@ -150,7 +152,7 @@ class Reassigner:
             request_id=request_id,
             old_meeting_id=reservation.meeting_id,
             new_meeting_id=room.meeting_id,
-            by=by.subject,
+            by=by,
         )
         return Reassigned(
             request_id, reservation.meeting_id, room.meeting_id, room.capacity, room.pool

@@ -74,8 +74,14 @@ MOVES: dict[Status, frozenset[Status]] = {
 """Every allowed move of a request's status; the last two are final."""
 
 
-OPEN: tuple[Status, ...] = (Status.submitted, Status.assigned, Status.delivered)
-"""The statuses of a booking an office still holds (or is about to): what its quota counts."""
+OPEN: tuple[Status, ...] = (
+    Status.submitted,
+    Status.assigned,
+    Status.delivered,
+    Status.delivery_failed,
+)
+"""The statuses of a booking an office still holds (or is about to): what its quota counts
+(a failed delivery still holds its room)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +212,20 @@ class RequestState:
             district_code=self.district_code,
         )
 
-    def submitted(self) -> RequestSubmitted:
-        """The event announcing this request: the request as the office asked it (its fields
-        are this record's, by name)."""
-        return RequestSubmitted.model_validate(self, from_attributes=True)
+    def submitted(self, sealed_contact: str) -> RequestSubmitted:
+        """The event announcing this request: the request as the office asked it, its contact
+        sealed (``sealed_contact``: personal data never travels in clear on the topic)."""
+        return RequestSubmitted(
+            **self.subject(),
+            title=self.title,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            participants=self.participants,
+            urgency=self.urgency,
+            needs_support=self.needs_support,
+            sealed_contact=sealed_contact,
+            submitted_at=self.submitted_at,
+        )
 
     def cancelled(self, *, by: str, at: datetime) -> RequestCancelled:
         """The event announcing that ``by`` withdrew this request."""

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
-from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
+from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
 from vcs_shared.store import Document, epoch_ms
 
@@ -76,7 +76,7 @@ class DuplicateSubmission(Exception):
 
 
 class RequestStore(Protocol):
-    async def insert(self, request: RequestState) -> None: ...
+    async def insert(self, request: RequestState, event: RequestSubmitted) -> None: ...
     async def get(self, request_id: str) -> RequestState | None: ...
     async def cancel(
         self, event: RequestCancelled, audit: AuditRecorded
@@ -109,11 +109,11 @@ class MongoRequestStore:
         await self.requests.create_index("province_code")
         await self._outbox.ensure_index()
 
-    async def insert(self, request: RequestState) -> None:
-        """Stores a new request with its ``request.submitted``, then publishes it; raises
-        :class:`DuplicateSubmission` when its idempotency key was used before."""
+    async def insert(self, request: RequestState, event: RequestSubmitted) -> None:
+        """Stores a new request with its ``request.submitted`` (``event``), then publishes it;
+        raises :class:`DuplicateSubmission` when its idempotency key was used before."""
         try:
-            announcement = announce(request.submitted(), correlation_id=request.request_id)
+            announcement = announce(event, correlation_id=request.request_id)
             await self._outbox.insert(request_to_document(request), announcement)
         except DuplicateKeyError as exc:
             existing = await self.requests.find_one({"idempotency_key": request.idempotency_key})
