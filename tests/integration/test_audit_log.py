@@ -24,13 +24,13 @@ import pytest
 
 from tests.integration.test_pool_admin import NEW_POOL_47, vcs
 from tests.integration.test_reassign import booked, free_rooms
+from tests.support.audit import client_of, entries, exactly
 from tests.support.auth import bearer, codec, office_token, operator_token
 from tests.support.cli import last_line
 from tests.support.cli import vcs as vcs_command
 from tests.support.people import PASSWORD, csrf_field, sign_in, signed_in_client
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
-from tests.support.waiting import eventually
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.broker import ORIGINAL_ROUTING_KEY_HEADER, Topology
 from vcs_shared.envelope import encode
@@ -39,38 +39,6 @@ from vcs_shared.thaitime import BANGKOK
 pytestmark = pytest.mark.integration
 
 REGION_12 = ("--operator", "--region", "12")
-Entry = dict[str, Any]
-
-
-async def entries(client: httpx.AsyncClient, **params: str) -> list[Entry]:
-    answer = await client.get("/v1/admin/audit", params={"limit": "200", **params})
-    assert answer.status_code == 200, answer.text
-    items: list[Entry] = answer.json()["items"]
-    return items
-
-
-async def exactly(
-    client: httpx.AsyncClient, count: int, *, target: str | None = None, **params: str
-) -> list[Entry]:
-    """Waits for ``count`` entries matching (``target``: the target's id), then checks there
-    are exactly that many."""
-
-    async def matching() -> list[Entry]:
-        found = await entries(client, **params)
-        return [e for e in found if target is None or e["target"]["id"] == target]
-
-    async def enough() -> list[Entry] | None:
-        found = await matching()
-        return found if len(found) >= count else None
-
-    await eventually(enough, timeout=30, what=f"{count} audit entries {params} {target or ''}")
-    found = await matching()
-    assert len(found) == count, json.dumps(found, ensure_ascii=False, indent=1)
-    return found
-
-
-def client_of(intake_url: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=intake_url, headers=bearer(token), timeout=30)
 
 
 async def test_every_sign_in_is_audited_success_and_failure(
