@@ -22,6 +22,7 @@ from typing import Any
 
 from vcs_allocator.domain import PoolEntry
 from vcs_shared.auth import TokenCodec
+from vcs_shared.credentials import CredentialsSealer, new_key
 from vcs_shared.events import Contact, RequestSubmitted, Urgency
 from vcs_shared.offices import Office, all_offices
 from vcs_shared.thaitime import BANGKOK
@@ -29,6 +30,8 @@ from vcs_shared.thaitime import BANGKOK
 PARTICIPANTS = 250
 CONTACT = {"name": "สมชาย ใจดี", "email": "somchai@example.go.th", "phone": "042-711360"}
 WAVE_HOURS = (9, 13, 16)
+SEALED_CONTACT = CredentialsSealer(new_key()).seal_contact(Contact.model_validate(CONTACT))
+"""The floor's events carry a sealed contact like the intake's; the allocator never opens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class Ask:
             participants=PARTICIPANTS,
             urgency=Urgency.most_urgent,
             needs_support=False,
-            contact=Contact.model_validate(CONTACT),
+            sealed_contact=SEALED_CONTACT,
             submitted_at=datetime.now(UTC),
         )
 
