@@ -21,6 +21,7 @@ from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
+from vcs_shared.events import RequestCancelled, RequestSubmitted, RoomAssigned
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.e2e
@@ -32,6 +33,8 @@ LOOPBACK = {
     "VCS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
     "VCS_WEBHOOK_RETRY_INITIAL_SECONDS": "0.2",
 }
+SUBMITTED = RequestSubmitted.cloudevent_type()
+ASSIGNED = RoomAssigned.cloudevent_type()
 LINE_TOKEN = "fake-line-channel-access-token"
 GROUP = "C" + "0123456789abcdef" * 2
 
@@ -118,11 +121,8 @@ async def test_signed_events_reach_the_receiver_and_a_rotated_secret_keeps_verif
     delivered = await wait_status(http, request_id, "delivered")
     received = await receiver.wait_for(2)
     events = {p["type"]: p for p in payloads(received, first)}
-    assert set(events) == {
-        "th.go.dopa.vcs.request.submitted.v1",
-        "th.go.dopa.vcs.room.assigned.v1",
-    }
-    assigned = events["th.go.dopa.vcs.room.assigned.v1"]
+    assert set(events) == {SUBMITTED, ASSIGNED}
+    assigned = events[ASSIGNED]
     assert assigned["subject"] == request_id
     assert assigned["data"]["credentials"]["passcode"] == delivered["assignment"]["passcode"]
     assert "sealed_credentials" not in assigned["data"]
@@ -140,7 +140,7 @@ async def test_signed_events_reach_the_receiver_and_a_rotated_secret_keeps_verif
     [request] = after
     assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (first, second):  # a receiver still on the old secret, or already on the new
-        assert payloads(after, secret)[0]["type"] == "th.go.dopa.vcs.request.cancelled.v1"
+        assert payloads(after, secret)[0]["type"] == RequestCancelled.cloudevent_type()
 
 
 async def test_receiver_down_then_up_is_delivered_after_retries(
@@ -165,7 +165,7 @@ async def test_receiver_down_then_up_is_delivered_after_retries(
     receiver.start()
     received = await receiver.wait_for(2)
     types = sorted(p["type"] for p in payloads(received, secret))
-    assert types == ["th.go.dopa.vcs.request.submitted.v1", "th.go.dopa.vcs.room.assigned.v1"]
+    assert types == sorted([SUBMITTED, ASSIGNED])
     settled = await messages.find_one({"request_id": request_id, "event": "room.assigned"})
     assert settled is not None
     assert settled["state"] == "delivered"
