@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_shared.credentials import new_key
 from vcs_shared.logging import configure_logging
 from vcs_tools.bench import workload
@@ -80,7 +80,7 @@ def say(text: str) -> None:
 
 
 async def floors(
-    url: str, keys: str, rooms: list[Room], asks: list[workload.Ask], concurrency: int
+    url: str, keys: str, rooms: list[PoolEntry], asks: list[workload.Ask], concurrency: int
 ) -> list[FloorResult]:
     results = []
     for width in sorted({1, concurrency}):

@@ -23,9 +23,10 @@ import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from prometheus_client.parser import text_string_to_metric_families
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology, connect, declare_topology, delete_topology
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.store import database_name, make_client
 from vcs_tools.devstack import SERVICES, ServiceProcess, free_port, internal_apis, service_env
 
@@ -135,7 +136,7 @@ def _vm_hwm_kib(pid: int) -> int:
 @asynccontextmanager
 async def stack(
     config: StackConfig,
-    rooms: Sequence[Room],
+    rooms: Sequence[PoolEntry],
     *,
     allocators: int = 1,
     label: str = "",
@@ -155,7 +156,8 @@ async def stack(
     mongo = make_client(config.mongodb_url, app_name="bench")
     store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
     await store.ensure_indexes()
-    await store.replace_rooms(rooms)
+    sealer = CredentialsSealer(config.credentials_keys)
+    await store.replace_rooms([room.sealed(sealer) for room in rooms])
 
     port = free_port()
     env = service_env(
