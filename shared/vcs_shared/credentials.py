@@ -50,6 +50,12 @@ class CredentialsSealer:
     def seal(self, credentials: MeetingCredentials) -> str:
         return self._seal(credentials)
 
+    def reseal(self, sealed: str) -> str:
+        """The same credentials sealed again with the first (current) key: a room sealed
+        when its pool was loaded is opened only when a booking is made, and the booking
+        carries it under today's key, so an old key can be retired."""
+        return self.seal(self.open(sealed))
+
     def open(self, sealed: str) -> MeetingCredentials:
         return self._open(sealed, MeetingCredentials)
 

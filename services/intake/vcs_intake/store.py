@@ -16,7 +16,15 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_intake.domain import NOT_FINAL, Assignment, Rejection, RequestState, Status, sources
+from vcs_intake.domain import (
+    NOT_FINAL,
+    Assignment,
+    Rejection,
+    RequestState,
+    Status,
+    failure_sources,
+    sources,
+)
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
@@ -88,7 +96,9 @@ class RequestStore(Protocol):
     ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
-    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
+    async def mark_delivery_failed(
+        self, request_id: str, error: str, channel: str = "email"
+    ) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
     async def count(self, which: RequestFilter) -> int: ...
@@ -269,8 +279,15 @@ class MongoRequestStore:
             request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
         )
 
-    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
-        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
+    async def mark_delivery_failed(
+        self, request_id: str, error: str, channel: str = "email"
+    ) -> None:
+        await self._move(
+            request_id,
+            Status.delivery_failed,
+            {"delivery_error": error},
+            from_=failure_sources(channel),
+        )
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
         await self.requests.update_one(
@@ -280,11 +297,20 @@ class MongoRequestStore:
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there, so a
-        replayed or late event never moves a request back. True if it moved."""
+    async def _move(
+        self,
+        request_id: str,
+        target: Status,
+        changes: Document,
+        *,
+        from_: tuple[Status, ...] | None = None,
+    ) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there
+        (``from_``, by default :func:`sources`), so a replayed or late event never moves a
+        request back. True if it moved."""
+        allowed = sources(target) if from_ is None else from_
         result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
+            {"_id": request_id, "status": {"$in": [s.value for s in allowed]}},
             {"$set": {"status": target.value, **changes}},
         )
         return result.matched_count == 1

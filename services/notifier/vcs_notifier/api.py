@@ -20,10 +20,12 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, s
 from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
+from vcs_notifier.office_channels import OfficeChannels
+from vcs_notifier.office_channels_api import router as office_channels_router
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
-from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
+from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -64,13 +66,13 @@ class Redelivery(BaseModel):
     },
 )
 async def redeliver_credentials(
-    request_id: RequestId, deps: Deps, scope: OperatorScope
+    request_id: RequestId, deps: Deps, scope: OperatorScope, principal: OperatorPrincipal
 ) -> Redelivery:
     """Sends the credentials of a request again (after ``delivery_failed``, or when the office
     lost them), and answers once it went out or finally failed; either way recorded and
     announced (``credentials.delivered`` / ``credentials.failed``)."""
     try:
-        outcome = await redeliver(request_id, scope, deps)
+        outcome = await redeliver(request_id, scope, deps, by=principal)
     except RedeliveryRefused as exc:
         if exc.missing:
             raise not_in_scope("request") from exc
@@ -84,20 +86,28 @@ async def redeliver_credentials(
     )
 
 
-def create_app(deps: NotifierDeps, authenticator: Authenticator, health: HealthCheck) -> FastAPI:
+def create_app(
+    deps: NotifierDeps,
+    authenticator: Authenticator,
+    health: HealthCheck,
+    office_channels: OfficeChannels,
+) -> FastAPI:
     """The notifier's internal app (the composition root passes in what it works with)."""
     app = FastAPI(
         title="DOPA VCS notifier (internal)",
         version="1",
         description=(
             "Deliveries of credentials to the offices. Internal: reached through the intake, "
-            "which forwards /v1/admin/requests/{id}/redeliver with an internal token."
+            "which forwards /v1/admin/requests/{id}/redeliver and /v1/offices/* (the offices' "
+            "webhook and LINE settings) with an internal token."
         ),
     )
     app.add_middleware(AccessLog)
     app.state.deps = deps
     app.state.authenticator = authenticator
     app.state.health = health
+    app.state.office_channels = office_channels
     app.include_router(router)
+    app.include_router(office_channels_router)
     app.include_router(health_router)
     return app
