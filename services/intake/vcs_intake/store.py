@@ -16,14 +16,7 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_intake.domain import (
-    Assignment,
-    Rejection,
-    RequestState,
-    Status,
-    failure_sources,
-    sources,
-)
+from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
@@ -95,9 +88,7 @@ class RequestStore(Protocol):
     ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None: ...
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
     async def count(self, which: RequestFilter) -> int: ...
@@ -259,15 +250,8 @@ class MongoRequestStore:
             request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
         )
 
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None:
-        await self._move(
-            request_id,
-            Status.delivery_failed,
-            {"delivery_error": error},
-            from_=failure_sources(channel),
-        )
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
+        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
         await self.requests.update_one(
@@ -277,20 +261,11 @@ class MongoRequestStore:
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(
-        self,
-        request_id: str,
-        target: Status,
-        changes: Document,
-        *,
-        from_: tuple[Status, ...] | None = None,
-    ) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there
-        (``from_``, by default :func:`sources`), so a replayed or late event never moves a
-        request back. True if it moved."""
-        allowed = sources(target) if from_ is None else from_
+    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there, so a
+        replayed or late event never moves a request back. True if it moved."""
         result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": [s.value for s in allowed]}},
+            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
             {"$set": {"status": target.value, **changes}},
         )
         return result.matched_count == 1
