@@ -74,6 +74,9 @@ MOVES: dict[Status, frozenset[Status]] = {
 """Every allowed move of a request's status; the last two are final."""
 
 
+NOT_FINAL: tuple[Status, ...] = (Status.submitted, Status.assigned)
+"""Still on its way: a request that stays here too long is stuck (nothing final happened)."""
+
 OPEN: tuple[Status, ...] = (
     Status.submitted,
     Status.assigned,

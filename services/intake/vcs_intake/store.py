@@ -16,7 +16,14 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
+from vcs_intake.domain import (
+    NOT_FINAL,
+    Assignment,
+    Rejection,
+    RequestState,
+    Status,
+    sources,
+)
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
@@ -107,6 +114,7 @@ class MongoRequestStore:
         await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
         await self.requests.create_index("district_code")
         await self.requests.create_index("province_code")
+        await self.requests.create_index("status")
         await self._outbox.ensure_index()
 
     async def insert(self, request: RequestState, event: RequestSubmitted) -> None:
@@ -124,6 +132,24 @@ class MongoRequestStore:
     async def get(self, request_id: str) -> RequestState | None:
         document = await self.requests.find_one({"_id": request_id})
         return None if document is None else request_from_document(document)
+
+    async def stuck(self, submitted_before: datetime) -> list[RequestState]:
+        """Requests not final (submitted or assigned) submitted before that moment and not
+        reported stuck yet (one indexed equality per status)."""
+        found: list[RequestState] = []
+        for status in NOT_FINAL:
+            query = {
+                "status": status.value,
+                "submitted_ms": {"$lt": epoch_ms(submitted_before)},
+                "stuck_reported": {"$exists": False},
+            }
+            found += [request_from_document(d) async for d in self.requests.find(query)]
+        return found
+
+    async def mark_stuck_reported(self, request_id: str, at: datetime) -> None:
+        await self.requests.update_one(
+            {"_id": request_id}, {"$set": {"stuck_reported": epoch_ms(at)}}
+        )
 
     async def count(self, which: RequestFilter) -> int:
         """How many requests ``which`` selects (an office's open bookings, for its quota)."""
