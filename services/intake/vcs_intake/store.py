@@ -22,7 +22,6 @@ from vcs_intake.domain import (
     Rejection,
     RequestState,
     Status,
-    failure_sources,
     sources,
 )
 from vcs_shared.audit import AuditRecorded
@@ -96,9 +95,7 @@ class RequestStore(Protocol):
     ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None: ...
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
     async def count(self, which: RequestFilter) -> int: ...
@@ -279,15 +276,8 @@ class MongoRequestStore:
             request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
         )
 
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None:
-        await self._move(
-            request_id,
-            Status.delivery_failed,
-            {"delivery_error": error},
-            from_=failure_sources(channel),
-        )
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
+        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
         await self.requests.update_one(
@@ -297,20 +287,11 @@ class MongoRequestStore:
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(
-        self,
-        request_id: str,
-        target: Status,
-        changes: Document,
-        *,
-        from_: tuple[Status, ...] | None = None,
-    ) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there
-        (``from_``, by default :func:`sources`), so a replayed or late event never moves a
-        request back. True if it moved."""
-        allowed = sources(target) if from_ is None else from_
+    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there, so a
+        replayed or late event never moves a request back. True if it moved."""
         result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": [s.value for s in allowed]}},
+            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
             {"$set": {"status": target.value, **changes}},
         )
         return result.matched_count == 1
