@@ -18,17 +18,21 @@
 # definitions.json; the services then run with VCS_DECLARE_TOPOLOGY=false and only check it
 # passively, which needs no permission. What each user may do ({configure, write, read}):
 #
-#   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead;
-#               consumes <ns>.intake. Nothing else: it faces the internet, so it may not write
-#               to the default exchange (amq.default) or read any dead-letter queue.
+#   intake      publishes request.submitted/cancelled to <ns>.events, poison to <ns>.dead,
+#               audit entries (audit.recorded.*) to <ns>.audit; consumes <ns>.intake. Nothing
+#               else: it faces the internet, so it may not write to the default exchange
+#               (amq.default) or read any dead-letter queue.
 #   allocator   publishes room.assigned/released/reassigned and request.rejected; consumes
 #               <ns>.allocator.
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
+#               Each of the three publishes its audit entries (audit.recorded.*) to the internal
+#               <ns>.audit exchange, which no integration may read or bind.
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
-#               exchange); reads the feed stream <ns>.feed (every event, for the live feed);
-#               publishes support.requested/claimed/done (its support tickets) and no other
-#               event; may not write to amq.default.
+#               exchange); reads the feed stream <ns>.feed (every event, for the live feed)
+#               and <ns>.desk.audit (the audit log's entries); publishes
+#               support.requested/claimed/done (its support tickets) and no other event, and
+#               the audit entries of its own actions; may not write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
 #               names them amq_<hex> itself) or integration.*, binds them to <ns>.events with binding keys matching
 #               VCS_RABBITMQ_INTEGRATION_TOPICS; publishes nothing, reads no service queue.
@@ -76,9 +80,11 @@ service_user() {
   local user="${prefix}${service}"
   upsert_user "$user" "$4"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.(events|dead)\$" "$reads" >/dev/null
+    '^$' "^${ns}\\.(events|dead|audit)\$" "$reads" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     "$publishes" '^$' >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.audit" \
+    '^audit\.recorded\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 
@@ -86,9 +92,11 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.(replay|events)\$" "^${ns}\\.(feed|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.(replay|events|audit)\$" "^${ns}\\.(feed|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     '^support\.(requested|claimed|done)\.' '^$' >/dev/null
+  rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.audit" \
+    '^audit\.recorded\.' '^$' >/dev/null
   echo "user ${user}: vhost ${vhost}, namespace ${ns}" >&2
 }
 

@@ -77,6 +77,8 @@ class TokenClaims(BaseModel):
     national: bool = False
     aud: str | None = None
     """Only internal tokens have an audience (:data:`INTERNAL_AUDIENCE`)."""
+    name: str | None = Field(default=None, max_length=200)
+    """A signed-in person's name, carried by internal tokens so owners can say who acted."""
     iat: int
     exp: int
     jti: str = Field(min_length=1, max_length=100)
@@ -136,6 +138,8 @@ class Principal:
     provinces: frozenset[str] = frozenset()
     """Every province an operator may act in (its region's, its listed ones, or all 77)."""
     national: bool = False
+    name: str | None = None
+    """A signed-in person's name (tokens carry none; the audit log shows the subject then)."""
 
     @classmethod
     def from_claims(cls, claims: TokenClaims) -> Principal:
@@ -151,6 +155,7 @@ class Principal:
             region=claims.region,
             provinces=frozenset(provinces),
             national=claims.national,
+            name=claims.name,
         )
 
     @property
@@ -219,6 +224,8 @@ class TokenCodec:
         check (revocation included): the internal API trusts it without asking the intake.
         """
         extra: dict[str, object] = {"aud": INTERNAL_AUDIENCE}
+        if principal.name:
+            extra["name"] = principal.name
         if principal.role is Role.office:
             extra["district_code"] = principal.district_code
         elif principal.national:

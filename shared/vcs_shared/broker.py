@@ -28,6 +28,7 @@ from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, de
 from vcs_shared.metrics import MESSAGES
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
 from vcs_shared.topology import require_subscribed
+from vcs_shared.tracing import consuming_span
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +115,7 @@ async def check_topology(channel: AbstractChannel, topology: Topology, service: 
     A missing entity fails the start with the broker's 404, naming it."""
     await channel.get_exchange(topology.exchange, ensure=True)
     await channel.get_exchange(topology.dead_exchange, ensure=True)
+    await channel.get_exchange(topology.audit_exchange, ensure=True)
     await channel.get_queue(topology.queue(service), ensure=True)
 
 
@@ -165,16 +167,33 @@ class AmqpPublisher:
         connection: AbstractRobustConnection,
         exchange: AbstractExchange,
         *,
+        audit_exchange: AbstractExchange | None = None,
         confirm_timeout: float = 5.0,
     ) -> None:
         self._connection = connection
-        self._exchange = exchange
+        self._exchanges: dict[str, AbstractExchange] = {"events": exchange}
+        if audit_exchange is not None:
+            self._exchanges["audit"] = audit_exchange
         self._confirm_timeout = confirm_timeout
 
     @classmethod
-    async def open(cls, connection: AbstractRobustConnection, exchange_name: str) -> AmqpPublisher:
+    async def open(
+        cls,
+        connection: AbstractRobustConnection,
+        exchange_name: str,
+        *,
+        audit_exchange_name: str | None = None,
+    ) -> AmqpPublisher:
+        """A publisher to the events exchange and, when named, the internal audit exchange
+        (the messages say which: :attr:`OutgoingMessage.exchange`)."""
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        return cls(connection, await channel.get_exchange(exchange_name, ensure=False))
+        audit = (
+            await channel.get_exchange(audit_exchange_name, ensure=False)
+            if audit_exchange_name
+            else None
+        )
+        exchange = await channel.get_exchange(exchange_name, ensure=False)
+        return cls(connection, exchange, audit_exchange=audit)
 
     async def publish(self, message: OutgoingMessage) -> None:
         if not broker_connected(self._connection):
@@ -183,7 +202,10 @@ class AmqpPublisher:
             await self._publish(message)
 
     async def _publish(self, message: OutgoingMessage) -> None:
-        await self._exchange.publish(
+        exchange = self._exchanges.get(message.exchange)
+        if exchange is None:  # kept in the outbox: a publisher that knows the exchange will
+            raise BrokerUnavailable(f"this publisher does not publish to {message.exchange}")
+        await exchange.publish(
             aio_pika.Message(
                 body=message.body.encode(),
                 content_type=CONTENT_TYPE,
@@ -298,11 +320,12 @@ class EventConsumer:
             MESSAGES.labels(self._topology.queue(self._service), "ignored").inc()
             return
         try:
-            async for attempt in stamina.retry_context(
-                on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
-            ):
-                with attempt:
-                    await handler(envelope)
+            with consuming_span(envelope.event.name, envelope.trace):
+                async for attempt in stamina.retry_context(
+                    on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
+                ):
+                    with attempt:
+                        await handler(envelope)
         except Exception:
             log.exception("consumer.handler_failed", redelivered=message.redelivered)
             await self._settle(message.nack(requeue=True))

@@ -43,11 +43,18 @@ class CredentialsSealer:
         return self._fernet.encrypt(credentials.model_dump_json().encode()).decode()
 
     def open(self, sealed: str) -> MeetingCredentials:
+        return MeetingCredentials.model_validate(json.loads(self.open_text(sealed)))
+
+    def seal_text(self, text: str) -> str:
+        """Any secret text sealed with the same keys (a webhook's signing secret, a message
+        that carries a passcode), for a store that must not hold it in clear."""
+        return self._fernet.encrypt(text.encode()).decode()
+
+    def open_text(self, sealed: str) -> str:
         try:
-            plain = self._fernet.decrypt(sealed.encode())
+            return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as exc:
             raise CredentialsSealError("sealed credentials cannot be opened") from exc
-        return MeetingCredentials.model_validate(json.loads(plain))
 
 
 def new_key() -> str:

@@ -210,7 +210,9 @@ class CredentialsFailed(Event):
 
     name: ClassVar[str] = "credentials.failed"
 
-    channel: Literal["email"]
+    channel: Literal["email", "webhook", "line"]
+    """The channel that failed for good (``webhook``: the office's receiver, after retrying
+    for ``VCS_WEBHOOK_RETRY_HOURS``)."""
     error: str
 
 

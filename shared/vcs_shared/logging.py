@@ -16,6 +16,8 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from vcs_shared.tracing import add_trace_ids
+
 REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(
@@ -62,6 +64,7 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "i
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _bind_service(service),
+        add_trace_ids,
         structlog.processors.format_exc_info,
         redact_secrets,
     ]

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 
+from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
 from vcs_shared.envelope import OutgoingMessage, encode
 from vcs_shared.events import Event
@@ -56,18 +57,22 @@ OFFLINE: EventPublisher = _Offline()
 
 @dataclass(frozen=True, slots=True)
 class Announcement:
-    """The events a change announces, and the correlation id they carry on."""
+    """The events a change announces, the audit entries it records (published on the internal
+    audit exchange, never on the events one), and the correlation id they carry on."""
 
     events: tuple[Event, ...] = ()
     correlation_id: str | None = None
+    audit: tuple[AuditRecorded, ...] = ()
 
 
 SILENT = Announcement()
 """A change that announces nothing."""
 
 
-def announce(*events: Event, correlation_id: str | None) -> Announcement:
-    return Announcement(events, correlation_id)
+def announce(
+    *events: Event, correlation_id: str | None, audit: tuple[AuditRecorded, ...] = ()
+) -> Announcement:
+    return Announcement(events, correlation_id, audit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +109,7 @@ class Outbox:
     ) -> None:
         self._collection = collection
         self._source = source
+        self._publishes = publisher is not OFFLINE  # a tool leaves its entries to a relay
         self.relay = OutboxRelay(collection, publisher)
 
     async def ensure_index(self) -> None:
@@ -117,7 +123,7 @@ class Outbox:
         messages = self._encode(announcement)
         fields = _outbox_fields([], messages)
         await self._collection.insert_one({**document, **fields})
-        if messages:
+        if messages and self._publishes:
             await self.relay.publish_now(document["_id"], fields["outbox"])
 
     async def update(
@@ -149,16 +155,16 @@ class Outbox:
             guard = {"_id": doc_id, "outbox_count": current.get("outbox_count", 0), **wanted.guard}
             result = await self._collection.update_one(guard, {"$set": {**wanted.fields, **fields}})
             if result.modified_count == 1:
-                if messages:
+                if messages and self._publishes:
                     await self.relay.publish_now(doc_id, fields["outbox"])
                 return Changed({**current, **wanted.fields, **fields}, written=True)
         raise ConcurrentChanges(f"{doc_id} kept changing while being written")
 
     def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
         correlation_id = announcement.correlation_id
+        announced: list[Event | AuditRecorded] = [*announcement.events, *announcement.audit]
         return [
-            encode(event, source=self._source, correlation_id=correlation_id)
-            for event in announcement.events
+            encode(event, source=self._source, correlation_id=correlation_id) for event in announced
         ]
 
 
@@ -258,7 +264,10 @@ class OutboxRelay:
             if entry["sent"] or (cutoff is not None and _aware(entry["created_at"]) > cutoff):
                 continue
             message = OutgoingMessage(
-                id=entry["id"], routing_key=entry["routing_key"], body=entry["body"]
+                id=entry["id"],
+                routing_key=entry["routing_key"],
+                body=entry["body"],
+                exchange=entry.get("exchange", "events"),
             )
             try:
                 await self._publisher.publish(message)

@@ -62,7 +62,9 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
             setup = await connection.channel()
             await prepare_topology(setup, topology, service, declare=settings.declare_topology)
             await setup.close()
-            publisher = await AmqpPublisher.open(connection, topology.exchange)
+            publisher = await AmqpPublisher.open(
+                connection, topology.exchange, audit_exchange_name=topology.audit_exchange
+            )
             yield ServiceClients(
                 service=service,
                 topology=topology,
@@ -92,9 +94,11 @@ async def consuming(
     *,
     prefetch: int,
     background: Sequence[BackgroundLoop] = (),
+    more_relays: Sequence[OutboxRelay] = (),
 ) -> AsyncIterator[None]:
-    """Consumes the service's queue through ``handlers`` and relays its outbox while the block
-    runs; then stops taking messages, lets the ones in hand finish, stops the background loops
+    """Consumes the service's queue through ``handlers`` and relays its outbox (and
+    ``more_relays``: its audit trail's) while the block runs; then stops taking messages,
+    lets the ones in hand finish, stops the background loops
     and publishes what their handlers stored."""
     service = clients.service
     consumer = EventConsumer(
@@ -105,7 +109,8 @@ async def consuming(
     )
     await consumer.start()  # first: if it fails, nothing else has started
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(relay.run(stop), name=f"{service}-outbox-relay")]
+    relays = (relay, *more_relays)
+    tasks = [asyncio.create_task(r.run(stop), name=f"{service}-outbox-relay") for r in relays]
     tasks += [asyncio.create_task(loop(stop), name=f"{service}-background") for loop in background]
     tasks.append(asyncio.create_task(_watch(clients, stop), name=f"{service}-connections"))
     log.info(f"{service}.ready")
@@ -116,5 +121,6 @@ async def consuming(
         await consumer.stop()
         stop.set()
         await asyncio.gather(*tasks)
-        await relay.sweep(include_fresh=True)
+        for each in relays:
+            await each.sweep(include_fresh=True)
         log.info(f"{service}.stopped")

@@ -75,6 +75,13 @@ class ConnectionSettings(NamespaceSettings):
     )
     log_level: str = "info"
     metrics_host: str = Field(default="127.0.0.1", description="Where /metrics listens")
+    otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318) for the traces; "
+            "unset: spans go nowhere"
+        ),
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,

@@ -13,6 +13,11 @@ Names shown for the default namespace ``vcs``:
   for a while (:data:`FEED_RETENTION`, :data:`FEED_MAX_BYTES`) and readable from any offset, so
   the desk's live feed (``GET /v1/admin/feed``) can resume a reconnecting operator exactly
   where it left off. Only the desk reads it.
+* ``vcs.audit`` — internal topic exchange of the audit log's entries (``audit.recorded``,
+  :mod:`vcs_shared.audit`): the services publish there what operators did, and only the
+  desk reads it, from ``vcs.desk.audit`` (a quorum queue bound with ``#``, dead-lettering to
+  ``vcs.desk.audit.dlq`` like the service queues). Not on ``vcs.events``: integrations may
+  bind ``#`` there, and audit entries name people.
 * ``vcs.replay`` — headers exchange through which operators (the desk) put a
   dead letter back into the one queue it came from, with its original routing
   key: each service queue is bound on the header ``vcs-replay-to: <service>``.
@@ -57,6 +62,8 @@ FEED_MAX_BYTES = 2_000_000_000
 """The feed stream's size cap (about a million events); the oldest segments go first."""
 FEED_SEGMENT_BYTES = 50_000_000
 """Retention drops whole segments: small ones keep the stream close to its caps."""
+AUDIT_CONSUMER = "desk.audit"
+"""The audit queue's name after the namespace: the desk's, apart from any event queue."""
 REPLAY_HEADER = "vcs-replay-to"
 """Names the service a replayed message goes back to (RabbitMQ ignores ``x-`` binding
 arguments when matching headers, hence no prefix)."""
@@ -164,6 +171,15 @@ class Topology:
         return f"{self.queue(service)}.dlq"
 
     @property
+    def audit_exchange(self) -> str:
+        return f"{self.namespace}.audit"
+
+    @property
+    def audit_queue(self) -> str:
+        """The desk's queue of audit entries."""
+        return self.queue(AUDIT_CONSUMER)
+
+    @property
     def feed_stream(self) -> str:
         return f"{self.namespace}.feed"
 
@@ -190,8 +206,8 @@ class Topology:
         }
 
     def definition(self) -> TopologyDefinition:
-        """The exchanges, every consuming service's queue and DLQ, the feed stream, and their
-        bindings."""
+        """The exchanges, every consuming service's queue and DLQ, the feed stream, the audit
+        queue and its DLQ, and their bindings."""
         queues: list[QueueDefinition] = []
         bindings: list[BindingDefinition] = []
         for service in CONSUMERS:
@@ -206,11 +222,17 @@ class Topology:
             bindings.append(BindingDefinition(self.dead_exchange, dlq, queue))
         queues.append(QueueDefinition(self.feed_stream, self.feed_stream_arguments()))
         bindings.append(BindingDefinition(self.exchange, self.feed_stream, "#"))
+        audit, audit_dlq = self.audit_queue, self.dead_letter_queue(AUDIT_CONSUMER)
+        queues.append(QueueDefinition(audit, self.queue_arguments(AUDIT_CONSUMER)))
+        queues.append(QueueDefinition(audit_dlq, {"x-queue-type": "classic"}))
+        bindings.append(BindingDefinition(self.audit_exchange, audit, "#"))
+        bindings.append(BindingDefinition(self.dead_exchange, audit_dlq, audit))
         return TopologyDefinition(
             exchanges=(
                 ExchangeDefinition(self.exchange, "topic"),
                 ExchangeDefinition(self.dead_exchange, "direct"),
                 ExchangeDefinition(self.replay_exchange, "headers"),
+                ExchangeDefinition(self.audit_exchange, "topic"),
             ),
             queues=tuple(queues),
             bindings=tuple(bindings),

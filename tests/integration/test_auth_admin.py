@@ -49,7 +49,7 @@ def test_every_internal_admin_operation_declares_the_bearer_scheme() -> None:
     authenticator = InternalAuthenticator(codec)
     none: Any = None
     documents = [
-        create_admin_app(none, authenticator, none, none).openapi(),
+        create_admin_app(none, authenticator, none, none, none).openapi(),
         create_desk_app(cast(Any, None), authenticator, cast(Any, None)).openapi(),
     ]
     paths = {path: ops for document in documents for path, ops in document["paths"].items()}

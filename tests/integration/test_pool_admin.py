@@ -130,7 +130,13 @@ async def test_the_admin_api_lists_reloads_and_shows_reservations_without_a_rest
         )
         assert reloaded.status_code == 200
         province_rooms = sum(r.pool == "47" and r.active for r in sample)
-        assert reloaded.json() == {"pools": ["47"], "loaded": 1, "deactivated": province_rooms}
+        assert reloaded.json() == {
+            "pools": ["47"],
+            "loaded": 1,
+            "deactivated": province_rooms,
+            "moved": [],
+            "revision": 2,  # the sample's load at start was the first
+        }
 
         event = submitted("4703", participants=250)
         await publish(amqp_url, topology, [event])
@@ -226,7 +232,7 @@ async def test_vcs_pool_load_checks_the_whole_file_first_and_show_lists_the_room
     assert "line 3: meeting_id:" in bad.stdout
     assert "line 4: capacity:" in bad.stdout
     assert await rooms.count_documents({}) == len(sample)  # the sample, loaded at start
-    assert await rooms.count_documents({"_id": NEW_ROOM}) == 0
+    assert await rooms.count_documents({"meeting_id": NEW_ROOM}) == 0
 
     good_file = tmp_path / f"{uuid.uuid4().hex}.csv"
     good_file.write_text(NEW_POOL_47, encoding="utf-8")

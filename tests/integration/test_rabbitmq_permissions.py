@@ -242,6 +242,40 @@ async def test_only_the_desk_reads_the_feed_stream(
         assert await refused(await connect(user), reading_the_feed), f"{user} read the feed"
 
 
+async def test_services_publish_audit_entries_that_only_the_desk_reads(
+    least_privilege: Broker, connect: Callable[[str], Awaitable[Any]]
+) -> None:
+    """Audit entries name people: they go to the internal audit exchange, which every service
+    (the desk too) may publish entries to (and nothing else), and only the desk reads; an
+    integration can neither read the desk's audit queue nor bind a queue to the exchange."""
+    topology = least_privilege.topology
+    entry = "audit.recorded.sign_in"
+    for service in SERVICE_USERS:
+        connection = await connect(service)
+        assert not await refused(connection, publishing(entry, topology.audit_exchange))
+        assert await refused(
+            connection, publishing("room.assigned.47.4701", topology.audit_exchange)
+        ), f"{service} put an event on the audit exchange"
+
+    async def reading_the_audit_queue(channel: AbstractChannel) -> None:
+        queue = await channel.get_queue(topology.audit_queue, ensure=False)
+        await queue.get(fail=False)
+
+    desk = await connect("desk")
+    assert not await refused(desk, reading_the_audit_queue)
+    guest = await (await connect("guest")).channel()
+    taken = await (await guest.get_queue(topology.audit_queue)).purge()
+    assert taken.message_count == len(SERVICE_USERS)  # exactly the entries published above
+    for user in (*CONSUMERS, INTEGRATION):
+        assert await refused(await connect(user), reading_the_audit_queue), user
+
+    async def binding_to_the_audit_exchange(channel: AbstractChannel) -> None:
+        queue = await channel.declare_queue("integration.audit", auto_delete=True)
+        await queue.bind(topology.audit_exchange, routing_key="#")
+
+    assert await refused(await connect(INTEGRATION), binding_to_the_audit_exchange)
+
+
 def publishing(routing_key: str, exchange: str) -> Callable[[AbstractChannel], Awaitable[None]]:
     async def publish(channel: AbstractChannel) -> None:
         target = await channel.get_exchange(exchange, ensure=False)

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.integration.test_audit_log import exactly
 from tests.support.auth import bearer, national_operator_token, office_token, operator_token
 from tests.support.paths import SAMPLE_POOL
 from tests.support.people import csrf_field, signed_in_client
@@ -175,7 +176,7 @@ async def test_two_reassigns_racing_for_one_room_one_wins(
     mongo: AsyncMongoClient[Document],
     namespace: str,
 ) -> None:
-    await start_services("intake", "allocator", "notifier")
+    await start_services("intake", "allocator", "notifier", "desk")
     first, second = await asyncio.gather(booked(http, "4701"), booked(http, "4702"))
     held = {first["assignment"]["meeting_id"], second["assignment"]["meeting_id"]}
     target = next(
@@ -199,6 +200,9 @@ async def test_two_reassigns_racing_for_one_room_one_wins(
     assert holders == {winner["request_id"]}
     await tap.wait_for("room.reassigned")
     assert len(tap.with_prefix("room.reassigned")) == 1
+    [entry] = await exactly(http, 1, target=winner["request_id"], action="room_reassign")
+    assert entry["after"] == f"room {target}"
+    assert entry["actor"]["name"] == "somsri"
 
 
 async def test_reassign_is_bound_to_the_operator_s_provinces_and_refuses_unfit_rooms(

@@ -68,6 +68,14 @@ def _envelope(type_name: str, event: type[Event]) -> dict[str, Any]:
                 "type": "string",
                 "description": "the request id, the same on every event of one request",
             },
+            "traceparent": {
+                "type": "string",
+                "description": (
+                    "W3C Trace Context of the span that published it (CloudEvents "
+                    "distributed-tracing extension): every event of one request is in one trace"
+                ),
+            },
+            "tracestate": {"type": "string", "description": "W3C Trace Context, if any"},
             "data": {"$ref": f"./{schema_path(event)}"},
         },
     }

@@ -20,13 +20,23 @@ import argparse
 import asyncio
 import getpass
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from vcs_intake.revocations import MongoRevocationList
-from vcs_shared.auth import LIFETIME_CAPS, InvalidToken, IssuedToken, Role, TokenCodec
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.audit_trail import AuditTrail
+from vcs_shared.auth import (
+    LIFETIME_CAPS,
+    InvalidToken,
+    IssuedToken,
+    Principal,
+    Role,
+    TokenClaims,
+    TokenCodec,
+)
 from vcs_shared.offices import REGION_PROVINCES, find_office
 from vcs_shared.settings import NamespaceSettings, TokenSettings
 from vcs_shared.store import database_name, make_client
@@ -41,7 +51,8 @@ class TokenToolSettings(TokenSettings, NamespaceSettings):
     model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore", env_file=LOCAL_ENV_FILES)
 
     mongodb_url: SecretStr | None = Field(
-        default=None, description="The intake's store, where revocations go (revoke only)"
+        default=None,
+        description="The intake's store: revocations go there, and the audit log's entries",
     )
     operator_token_hours: float = Field(
         default=8,
@@ -135,8 +146,60 @@ def _issue(args: argparse.Namespace, settings: TokenToolSettings, codec: TokenCo
         print(f"vcs token issue: {exc}", file=sys.stderr)
         return 2
     print(_hint(issued), file=sys.stderr, flush=True)
+    _audit(settings, issue_entry(issued.claims))
     print(issued.token, flush=True)
     return 0
+
+
+def _provinces(claims: TokenClaims) -> tuple[str, ...]:
+    """What an entry about this token concerns: its office's province or its operator's
+    provinces (none for a national token: the national role's entry)."""
+    if claims.district_code is not None:
+        office = find_office(claims.district_code)
+        return (office.province_code,) if office else ()
+    return () if claims.national else tuple(sorted(Principal.from_claims(claims).provinces))
+
+
+def _actor(command: str) -> Actor:
+    return Actor.command_line(getpass.getuser(), command)
+
+
+def issue_entry(claims: TokenClaims) -> AuditRecorded:
+    expires = claims.expires_at.astimezone(BANGKOK).strftime("%Y-%m-%d %H:%M %z")
+    return AuditRecorded(
+        actor=_actor("vcs token issue"),
+        action=AuditAction.token_issue,
+        target=Target(kind="token", id=claims.jti),
+        provinces=_provinces(claims),
+        after=f"{claims.sub}, expires {expires}",
+        at=datetime.now(UTC),
+    )
+
+
+def _audit(settings: TokenToolSettings, entry: AuditRecorded) -> None:
+    """Writes the entry into the intake's audit trail (its relay publishes it). Without a
+    store to write to, says so: whoever holds the secret can mint tokens unaudited anyway,
+    so the command does not refuse."""
+    if settings.mongodb_url is None:
+        print(
+            f"vcs token: not recorded in the audit log ({entry.action.value}): "
+            "VCS_MONGODB_URL is not set",
+            file=sys.stderr,
+        )
+        return
+
+    async def record() -> None:
+        assert settings.mongodb_url is not None
+        client = make_client(settings.mongodb_url.get_secret_value(), app_name="vcs-token")
+        try:
+            trail = AuditTrail(
+                client[database_name(settings.namespace, "intake")], source="vcs-token"
+            )
+            await trail.record(entry)
+        finally:
+            await client.close()
+
+    asyncio.run(record())
 
 
 def _hint(issued: IssuedToken) -> str:
@@ -159,6 +222,7 @@ def _hint(issued: IssuedToken) -> str:
 def _revoke(token_or_jti: str, settings: TokenToolSettings, codec: TokenCodec) -> int:
     subject: str | None = None
     expires_at = None
+    claims: TokenClaims | None = None
     jti = token_or_jti.strip()
     if "." in jti:
         try:
@@ -188,6 +252,19 @@ def _revoke(token_or_jti: str, settings: TokenToolSettings, codec: TokenCodec) -
             await client.close()
 
     fresh = asyncio.run(revoke())
+    if fresh:
+        _audit(
+            settings,
+            AuditRecorded(
+                actor=_actor("vcs token revoke"),
+                action=AuditAction.token_revoke,
+                target=Target(kind="token", id=jti),
+                provinces=_provinces(claims) if claims is not None else (),
+                before=f"{subject or 'a token'}, valid",
+                after="revoked",
+                at=datetime.now(UTC),
+            ),
+        )
     print(
         f"{'revoked' if fresh else 'already revoked'}: jti {jti}"
         + (f" ({subject})" if subject else "")

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import sys
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import SettingsConfigDict
 
 from vcs_intake.people.accounts import Accounts
+from vcs_intake.people.audit import AuditedInvitations, AuditedSignIns
 from vcs_intake.people.model import INVITE_LIFETIME, Person, normalise_email
 from vcs_intake.people.store import EmailTaken, MongoPeopleStore
+from vcs_shared.audit import Actor
+from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.offices import REGION_PROVINCES
 from vcs_shared.settings import NamespaceSettings
 from vcs_shared.store import database_name, make_client
@@ -96,9 +100,17 @@ async def _run(args: argparse.Namespace, settings: UserToolSettings, person: Per
     assert settings.mongodb_url is not None
     client = make_client(settings.mongodb_url.get_secret_value(), app_name="vcs-user")
     try:
-        store = MongoPeopleStore(client[database_name(settings.namespace, "intake")])
+        database = client[database_name(settings.namespace, "intake")]
+        store = MongoPeopleStore(database)
         await store.ensure_indexes()
-        accounts = Accounts(store)
+        # the intake's relay publishes these entries (this command does not publish)
+        trail = AuditTrail(database, source="vcs-user")
+        command_line = Actor.command_line(getpass.getuser(), "vcs user")
+        accounts = Accounts(
+            store,
+            audit=AuditedSignIns(trail),
+            invite_audit=AuditedInvitations(trail, command_line=command_line),
+        )
         if person is not None:
             try:
                 token = await accounts.invite(person)
@@ -115,7 +127,7 @@ async def _run(args: argparse.Namespace, settings: UserToolSettings, person: Per
                 print(f"vcs user invite: nobody has the address {args.email}", file=sys.stderr)
                 return 1
             person = account.person
-            token = await accounts.reinvite(person.person_id)
+            token = await accounts.invite_again(person)
     finally:
         await client.close()
     hours = int(INVITE_LIFETIME.total_seconds() // 3600)

@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, time, timedelta
+from collections import Counter
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Literal
 
 import structlog
@@ -41,10 +42,18 @@ from pydantic import BaseModel, Field
 from vcs_allocator.availability_api import router as availability_router
 from vcs_allocator.domain import ReassignRefused, Room
 from vcs_allocator.pool import PoolFileError, parse_pool
+from vcs_allocator.pool_store import (
+    PoolChange,
+    PoolMovesRefused,
+    PoolReloadConflict,
+    PoolsNotYours,
+)
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
-from vcs_allocator.store import MongoReservationStore, PoolChange
+from vcs_allocator.store import MongoReservationStore
 from vcs_shared.access_log import AccessLog
-from vcs_shared.auth import Authenticator
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.audit_trail import AuditTrail
+from vcs_shared.auth import Authenticator, Principal
 from vcs_shared.health import HealthCheck, health_router
 from vcs_shared.http_auth import (
     OperatorPrincipal,
@@ -54,7 +63,8 @@ from vcs_shared.http_auth import (
     outside_scope,
     require_operator,
 )
-from vcs_shared.scope import Scope
+from vcs_shared.offices import REGION_PROVINCES
+from vcs_shared.scope import REGION_POOL_PREFIX, Scope
 from vcs_shared.thaitime import BANGKOK, CalendarDay
 
 log = structlog.get_logger(__name__)
@@ -93,6 +103,10 @@ class ReloadResult(BaseModel):
     pools: list[str]
     loaded: int
     deactivated: int
+    moved: list[str] = []
+    """Meeting IDs the file moved from another pool (rows with ``moved_from``)."""
+    revision: int = 0
+    """The pools' revision after this reload (each reload switches to the next one)."""
 
 
 class ReservationView(BaseModel):
@@ -178,6 +192,10 @@ def _item(room: Room) -> PoolItem:
     response_model=ReloadResult,
     responses={
         403: {"description": "The file names pools outside the caller's provinces"},
+        409: {
+            "description": "The file moves a Meeting ID from another pool without moved_from, "
+            "or other reloads kept switching first; nothing loaded"
+        },
         413: {"description": "Larger than 2 MB"},
         415: {"description": "Not text/csv or application/yaml"},
         422: {"description": "Bad lines (each with its line number and field); nothing loaded"},
@@ -193,10 +211,19 @@ def _item(room: Room) -> PoolItem:
         }
     },
 )
-async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) -> ReloadResult:
+async def reload_pools(
+    request: Request,
+    store: StoreDep,
+    scope: OperatorScope,
+    principal: OperatorPrincipal,
+    trail: TrailDep,
+) -> ReloadResult:
     """Replaces the pools the file names; rooms of them it no longer lists become inactive.
+    All or nothing, one reload at a time; a Meeting ID of another pool only with
+    ``moved_from`` on its row (409 otherwise).
 
-    ``vcs pool load`` sends the file here too, so both are checked the same way.
+    ``vcs pool load`` sends the file here too, so both are checked the same way. A reload
+    that loaded is one entry of the audit log (a refused file changed nothing).
     """
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     fmt = POOL_FORMATS.get(media_type)
@@ -236,12 +263,31 @@ async def reload_pools(request: Request, store: StoreDep, scope: OperatorScope) 
     outside = scope.outside_pools(room.pool for room in rooms)
     if outside:
         raise outside_scope("nothing was loaded: the file names pools", outside, scope)
-    change: PoolChange = await store.replace_rooms(rooms)
+    named = sorted({room.pool for room in rooms})
+    before = Counter(room.pool for room in await store.rooms(named))  # the active ones
+    try:
+        change: PoolChange = await store.replace_rooms(rooms, may_change=scope.covers_pool)
+    except PoolsNotYours as exc:
+        raise outside_scope(
+            "nothing was loaded: the file moves rooms out of pools", list(exc.pools), scope
+        ) from exc
+    except (PoolMovesRefused, PoolReloadConflict) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     log.info(
-        "pool.reloaded", pools=change.pools, loaded=change.loaded, deactivated=change.deactivated
+        "pool.reloaded",
+        pools=change.pools,
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=change.moved,
+        revision=change.revision,
     )
+    await trail.record(_reload_entry(principal, change, before))
     return ReloadResult(
-        pools=list(change.pools), loaded=change.loaded, deactivated=change.deactivated
+        pools=list(change.pools),
+        loaded=change.loaded,
+        deactivated=change.deactivated,
+        moved=list(change.moved),
+        revision=change.revision,
     )
 
 
@@ -266,6 +312,33 @@ async def list_reservations(
         if scope.covers_province(reservation.province_code)
         and (province is None or reservation.province_code == province)
     ]
+
+
+def _reload_entry(
+    principal: Principal, change: PoolChange, active_before: Counter[str]
+) -> AuditRecorded:
+    pools = sorted(change.pools)
+    provinces: set[str] = set()
+    for pool in pools:
+        region = pool.removeprefix(REGION_POOL_PREFIX)
+        provinces |= REGION_PROVINCES.get(region, set()) if pool != region else {pool}
+    return AuditRecorded(
+        actor=Actor.of(principal),
+        action=AuditAction.pool_reload,
+        target=Target(kind="pool", id=" ".join(pools)),
+        provinces=tuple(sorted(provinces)),
+        before=", ".join(f"{pool}: {active_before[pool]} active" for pool in pools),
+        after=f"{change.loaded} loaded, {change.deactivated} made inactive",
+        at=datetime.now(UTC),
+    )
+
+
+def get_trail(request: Request) -> AuditTrail:
+    trail: AuditTrail = request.app.state.audit_trail
+    return trail
+
+
+TrailDep = Annotated[AuditTrail, Depends(get_trail)]
 
 
 class ReassignBody(BaseModel):
@@ -306,7 +379,7 @@ async def reassign_request(
     (rest of the) window under the same unique slot index as every allocation; the old room
     is released, ``room.reassigned`` announces it, and the office gets the new credentials."""
     try:
-        done = await reassigner.reassign(request_id, body.meeting_id, scope, principal.subject)
+        done = await reassigner.reassign(request_id, body.meeting_id, principal)
     except NoSuchBooking as exc:
         raise not_in_scope("request") from exc
     except PoolNotYours as exc:
@@ -356,6 +429,7 @@ def create_admin_app(
     authenticator: Authenticator,
     reassigner: Reassigner,
     health: HealthCheck,
+    trail: AuditTrail,
 ) -> FastAPI:
     """The internal admin app over the allocator's store (the composition root passes in the
     store, an :class:`~vcs_shared.auth.InternalAuthenticator`, the :class:`Reassigner`, which
@@ -373,6 +447,7 @@ def create_admin_app(
     app.add_middleware(AccessLog)
     app.state.store = store
     app.state.authenticator = authenticator
+    app.state.audit_trail = trail
     app.state.reassigner = reassigner
     app.state.health = health
     app.include_router(router)

@@ -16,7 +16,8 @@ from vcs_allocator.pool import load_pool_file
 from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
+from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
@@ -46,6 +47,8 @@ async def run(settings: AllocatorSettings) -> None:
             use_overflow=settings.use_overflow,
             claim_lease=settings.orphan_lease(),
         )
+        trail = AuditTrail(clients.database, source=SERVICE, publisher=clients.publisher)
+        await trail.ensure_indexes()
         admin = None
         if settings.admin_port:  # a taken port is logged; allocating goes on without the API
             authenticator = InternalAuthenticator(
@@ -57,6 +60,7 @@ async def run(settings: AllocatorSettings) -> None:
                     authenticator,
                     Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
                     lambda: reachability(clients.database, clients.connection),
+                    trail,
                 ),
                 settings.admin_host,
                 settings.admin_port,
@@ -71,6 +75,7 @@ async def run(settings: AllocatorSettings) -> None:
                 store.relay,
                 prefetch=settings.prefetch,
                 background=[sweeper],
+                more_relays=(trail.relay,),
             ):
                 log.info("allocator.signal", signal=await wait_for_shutdown_signal())
         finally:  # also when consuming could not start: the admin API must not outlive it
@@ -103,4 +108,5 @@ def main() -> None:
     settings = AllocatorSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     asyncio.run(run(settings))

@@ -42,6 +42,8 @@ class Room:
     passcode: str
     join_url: str
     active: bool = True
+    moved_from: str | None = None
+    """In a pool file only: the pool this row moves the Meeting ID from (else refused)."""
 
     @property
     def public_join_url(self) -> str:

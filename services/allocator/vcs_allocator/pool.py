@@ -3,9 +3,11 @@
 Every row is validated; a file with any bad row is refused whole, with the
 row's line number and field, so a typo never half-replaces a province's pool.
 
-CSV columns (header required): ``meeting_id,capacity,pool,passcode,join_url,active``.
-YAML: a list of mappings with the same keys. ``pool`` is a province code
-(``47``) or a regional overflow pool (``region-12``); ``active`` defaults to true.
+CSV columns (header required): ``meeting_id,capacity,pool,passcode,join_url,active``,
+and optionally ``moved_from``. YAML: a list of mappings with the same keys. ``pool``
+is a province code (``47``) or a regional overflow pool (``region-12``); ``active``
+defaults to true. ``moved_from`` names the pool a Meeting ID leaves for this row's
+pool: without it, a file putting another pool's Meeting ID into its own is refused.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class PoolRow(BaseModel):
     passcode: str = Field(min_length=1, max_length=64)
     join_url: str = Field(pattern=r"^https://\S+$")
     active: bool = True
+    moved_from: str | None = None
 
     @field_validator("meeting_id", mode="before")
     @classmethod
@@ -76,19 +79,37 @@ class PoolRow(BaseModel):
     @field_validator("pool", mode="before")
     @classmethod
     def _known_pool(cls, value: Any) -> str:
-        text = str(value).strip()
-        if text.startswith("region-") and text.removeprefix("region-").isdigit():
-            return text
-        if len(text) == 1 and text.isdigit():
-            text = f"0{text}"
-        if not is_province(text):
-            raise ValueError("must be a province code (e.g. 47) or a region pool (region-12)")
-        return text
+        return pool_code(value)
+
+    @field_validator("moved_from", mode="before")
+    @classmethod
+    def _known_source_pool(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return pool_code(value)
 
     def to_room(self) -> Room:
         return Room(
-            self.meeting_id, self.capacity, self.pool, self.passcode, self.join_url, self.active
+            self.meeting_id,
+            self.capacity,
+            self.pool,
+            self.passcode,
+            self.join_url,
+            self.active,
+            moved_from=self.moved_from,
         )
+
+
+def pool_code(value: Any) -> str:
+    """A pool as written in a file (``47``, ``7``, ``region-12``), checked and normalised."""
+    text = str(value).strip()
+    if text.startswith("region-") and text.removeprefix("region-").isdigit():
+        return text
+    if len(text) == 1 and text.isdigit():
+        text = f"0{text}"
+    if not is_province(text):
+        raise ValueError("must be a province code (e.g. 47) or a region pool (region-12)")
+    return text
 
 
 def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[Room]:

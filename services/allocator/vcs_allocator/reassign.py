@@ -33,6 +33,8 @@ from vcs_allocator.domain import (
     slot_starts,
 )
 from vcs_allocator.store import MongoReservationStore
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.events import RoomReassigned
@@ -99,9 +101,13 @@ class Reassigner:
         )
         return [room for room in found.free_rooms if scope.covers_pool(room.pool)]
 
-    async def reassign(self, request_id: str, meeting_id: str, scope: Scope, by: str) -> Reassigned:
-        """Moves the request's booking to ``meeting_id``; :class:`NoSuchBooking`,
-        :class:`PoolNotYours` or :class:`~vcs_allocator.domain.ReassignRefused` if not."""
+    async def reassign(self, request_id: str, meeting_id: str, principal: Principal) -> Reassigned:
+        """Moves the request's booking to ``meeting_id`` for ``principal`` (an operator: its
+        provinces are the scope; the move is an audit entry in the same write);
+        :class:`NoSuchBooking`, :class:`PoolNotYours` or
+        :class:`~vcs_allocator.domain.ReassignRefused` if not."""
+        scope = Scope.of(principal)
+        by = principal.subject
         decision = await self.store.decision(request_id)
         if decision is None or not scope.covers_province(decision.province_code):
             raise NoSuchBooking(request_id)
@@ -122,7 +128,16 @@ class Reassigner:
             )
         moved = decision.moved_to(room)
         event = self._event(reservation, room, moved.reassignments, by)
-        announcement = announce(event, correlation_id=request_id)
+        entry = AuditRecorded(
+            actor=Actor.of(principal),
+            action=AuditAction.room_reassign,
+            target=Target(kind="request", id=request_id),
+            provinces=(reservation.province_code,),
+            before=f"room {reservation.meeting_id}",
+            after=f"room {room.meeting_id}",
+            at=now,
+        )
+        announcement = announce(event, correlation_id=request_id, audit=(entry,))
         if not await self.store.move(moved, reservation.meeting_id, announcement):
             now_holds = await self.store.decision(request_id)
             if now_holds is None or now_holds.held_meeting_id != room.meeting_id:

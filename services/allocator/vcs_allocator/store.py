@@ -31,13 +31,13 @@ never decided for them once their lease has run out.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bson import ObjectId
-from pymongo import ASCENDING, DeleteMany, ReplaceOne, UpdateMany
+from pymongo import ASCENDING, DeleteMany, UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -49,6 +49,7 @@ from vcs_allocator.domain import (
     Reservation,
     Room,
 )
+from vcs_allocator.pool_store import PoolChange, PoolStore
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import RejectionReason
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
@@ -69,15 +70,6 @@ class Occupancy:
     """Meeting IDs with a slot held by another request."""
     held: frozenset[str] = frozenset()
     """Meeting IDs this request already holds slots of (left by an attempt that crashed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PoolChange:
-    """What loading a pool file changed."""
-
-    pools: tuple[str, ...]
-    loaded: int
-    deactivated: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +114,7 @@ class MongoReservationStore:
 
     def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.db = db
-        self.rooms_collection = db["rooms"]
+        self.pools = PoolStore(db)
         self.slots = db["slots"]
         self.decisions = db["decisions"]
         self._outbox = Outbox(self.decisions, source=SOURCE, publisher=publisher)
@@ -137,7 +129,7 @@ class MongoReservationStore:
         await self.slots.create_index("request_id")
         await self.slots.create_index("pool_day")
         await self.slots.create_index([("confirmed", ASCENDING), ("claimed_ms", ASCENDING)])
-        await self.rooms_collection.create_index([("pool", ASCENDING), ("active", ASCENDING)])
+        await self.pools.ensure_indexes()
         await self.decisions.create_index("meeting_id")
         await self._outbox.ensure_index()
 
@@ -146,8 +138,8 @@ class MongoReservationStore:
         return None if document is None else decision_from_document(document)
 
     async def rooms(self, pools: Sequence[str]) -> list[Room]:
-        cursor = self.rooms_collection.find({"pool": {"$in": list(pools)}, "active": True})
-        return [room_from_document(doc) async for doc in cursor]
+        """The active rooms of the current versions of ``pools`` (see ``pool_store``)."""
+        return await self.pools.rooms(pools)
 
     async def occupancy(
         self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
@@ -397,30 +389,16 @@ class MongoReservationStore:
         await self.slots.bulk_write(operations, ordered=False)
         return Sweep(confirmed, freed, full=len(found) == batch)
 
-    async def replace_rooms(self, rooms: Sequence[Room]) -> PoolChange:
-        """Makes the stored pools named in ``rooms`` equal to it, in one bulk write.
-
-        A room of those pools that is no longer listed becomes inactive; other
-        pools (another region's file) are untouched. Reservations are never
-        touched: a deactivated room keeps its bookings.
-        """
-        pools = tuple(sorted({r.pool for r in rooms}))
-        listed = [r.meeting_id for r in rooms]
-        stale = {"pool": {"$in": list(pools)}, "_id": {"$nin": listed}, "active": True}
-        deactivated = await self.rooms_collection.count_documents(stale)
-        operations: list[ReplaceOne[Document] | UpdateMany] = [
-            ReplaceOne({"_id": room.meeting_id}, room_to_document(room), upsert=True)
-            for room in rooms
-        ]
-        operations.append(UpdateMany(stale, {"$set": {"active": False}}))
-        await self.rooms_collection.bulk_write(operations, ordered=True)
-        return PoolChange(pools=pools, loaded=len(rooms), deactivated=deactivated)
+    async def replace_rooms(
+        self, rooms: Sequence[Room], *, may_change: Callable[[str], bool] = lambda _: True
+    ) -> PoolChange:
+        """Makes the pools named in ``rooms`` equal to it, all or nothing, one reload at a
+        time (:meth:`vcs_allocator.pool_store.PoolStore.replace`)."""
+        return await self.pools.replace(rooms, may_change=may_change)
 
     async def all_rooms(self, pool: str | None = None) -> list[Room]:
-        """Every stored room (active or not), by pool, capacity and Meeting ID."""
-        query = {} if pool is None else {"pool": pool}
-        rooms = [room_from_document(doc) async for doc in self.rooms_collection.find(query)]
-        return sorted(rooms, key=lambda r: (r.pool, r.capacity, r.meeting_id))
+        """Every current room (active or not), by pool, capacity and Meeting ID."""
+        return await self.pools.all_rooms(pool)
 
     async def reservations(
         self, start: datetime, end: datetime, meeting_id: str | None = None
@@ -435,7 +413,7 @@ class MongoReservationStore:
         return sorted(live, key=lambda r: (r.starts_at, r.meeting_id))
 
     async def room_count(self) -> int:
-        return await self.rooms_collection.count_documents({})
+        return await self.pools.room_count()
 
 
 def decision_to_document(decision: Decision) -> Document:
@@ -480,28 +458,6 @@ def decision_from_document(doc: Document) -> Decision:
         room=room,
         reason=RejectionReason(doc["reason"]) if "reason" in doc else None,
         reassignments=int(doc.get("reassignments", 0)),
-    )
-
-
-def room_to_document(room: Room) -> Document:
-    return {
-        "_id": room.meeting_id,
-        "capacity": room.capacity,
-        "pool": room.pool,
-        "passcode": room.passcode,
-        "join_url": room.join_url,
-        "active": room.active,
-    }
-
-
-def room_from_document(doc: Document) -> Room:
-    return Room(
-        meeting_id=doc["_id"],
-        capacity=doc["capacity"],
-        pool=doc["pool"],
-        passcode=doc["passcode"],
-        join_url=doc["join_url"],
-        active=doc["active"],
     )
 
 

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import aio_pika
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
+from vcs_desk.audit_api import AuditLogDep
 from vcs_desk.deadletters import DeadLetters
 from vcs_shared.access_log import AccessLog
-from vcs_shared.auth import Authenticator
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.auth import Authenticator, Principal
 from vcs_shared.health import HealthCheck, health_router
-from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
+from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
+from vcs_shared.scope import Scope
 
 Service = Literal["allocator", "notifier", "intake"]
 ALL_SERVICES: tuple[Service, ...] = get_args(Service)
@@ -126,10 +130,15 @@ async def list_dead_letters(
     },
 )
 async def replay_dead_letters(
-    command: ReplayCommand, letters: DeadLettersDep, scope: OperatorScope
+    command: ReplayCommand,
+    letters: DeadLettersDep,
+    scope: OperatorScope,
+    principal: OperatorPrincipal,
+    audit_log: AuditLogDep,
 ) -> list[ReplayOutcome]:
     """Republishes to the one service queue each came from, with its original routing key,
-    then drops the dead-letter copy. Poison stays unless ``include_poison``."""
+    then drops the dead-letter copy. Poison stays unless ``include_poison``. A replay that
+    put anything back is one entry of the audit log."""
     outcomes: list[ReplayOutcome] = []
     for name in (command.service,) if command.service else ALL_SERVICES:
         result = await _on_broker(
@@ -150,7 +159,26 @@ async def replay_dead_letters(
                 detail=f"{command.message_id} is poison; set include_poison to replay it anyway",
             )
         raise not_in_scope("dead letter")
+    if any(o.replayed for o in outcomes):
+        await audit_log.record(_replay_entry(command, outcomes, principal, scope))
     return outcomes
+
+
+def _replay_entry(
+    command: ReplayCommand, outcomes: list[ReplayOutcome], principal: Principal, scope: Scope
+) -> AuditRecorded:
+    replayed = [f"{o.service}:{i}" for o in outcomes for i in o.replayed]
+    skipped = sum(len(o.skipped_poison) for o in outcomes)
+    target = command.message_id or f"all of {command.service or 'every service'}"
+    return AuditRecorded(
+        actor=Actor.of(principal),
+        action=AuditAction.dead_letter_replay,
+        target=Target(kind="dead_letter", id=target),
+        provinces=() if scope.national else tuple(sorted(scope.provinces)),
+        after=f"replayed {len(replayed)}: {', '.join(replayed)}"[:2000],
+        detail=f"poison left: {skipped}" + (", poison included" if command.include_poison else ""),
+        at=datetime.now(UTC),
+    )
 
 
 def create_app(letters: DeadLetters, authenticator: Authenticator, health: HealthCheck) -> FastAPI:

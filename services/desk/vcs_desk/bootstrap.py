@@ -8,6 +8,9 @@ import sys
 import structlog
 
 from vcs_desk.api import create_app
+from vcs_desk.audit_api import install_audit
+from vcs_desk.audit_consumer import AuditConsumer
+from vcs_desk.audit_log import AuditLog
 from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
@@ -15,7 +18,7 @@ from vcs_desk.settings import DeskSettings
 from vcs_desk.support import SupportDeps
 from vcs_desk.support_api import install_support
 from vcs_desk.ticket_store import MongoTicketStore
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.broker import AmqpPublisher, Topology, connect, declare_topology
 from vcs_shared.health import reachability
@@ -49,12 +52,20 @@ async def run(settings: DeskSettings) -> int:
                 lambda: reachability(database, connection),
             )
             tickets = MongoTicketStore(
-                database, await AmqpPublisher.open(connection, topology.exchange)
+                database,
+                await AmqpPublisher.open(
+                    connection, topology.exchange, audit_exchange_name=topology.audit_exchange
+                ),
             )
             await tickets.ensure_indexes()
             install_support(app, SupportDeps(tickets))
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
+            audit_log = AuditLog(database)
+            await audit_log.ensure_indexes()
+            install_audit(app, audit_log)
+            audit = AuditConsumer(connection, topology, audit_log)
+            await audit.start()
             stop_relay = asyncio.Event()
             relay = asyncio.create_task(tickets.relay.run(stop_relay), name="desk-outbox-relay")
             try:
@@ -64,6 +75,7 @@ async def run(settings: DeskSettings) -> int:
                 log.info(f"{SERVICE}.ready")
                 log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
             finally:
+                await audit.stop()
                 await feed.stop()  # ends the watchers' streams, so the server stops at once
                 stop_relay.set()
                 await relay
@@ -81,4 +93,5 @@ def main() -> None:
     settings = DeskSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     sys.exit(asyncio.run(run(settings)))

@@ -195,9 +195,7 @@ async def cancel_request(
     """Cancels the request and frees its room (a meeting under way: the rest of its window);
     cancelling twice is harmless."""
     try:
-        updated = await requests.cancel(
-            request, principal.role.value, container.store, container.clock
-        )
+        updated = await requests.cancel(request, principal, container.store, container.clock)
     except requests.NotCancellable as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
     return requests.view(updated, container.sealer)

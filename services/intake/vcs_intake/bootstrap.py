@@ -17,6 +17,7 @@ from vcs_intake.contract_api import PublishedContract, contract_router
 from vcs_intake.gateway import Gateway, forwarding_routes
 from vcs_intake.live_feed import router as live_feed_router
 from vcs_intake.people.accounts import Accounts
+from vcs_intake.people.audit import AuditedInvitations, AuditedSignIns
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
 from vcs_intake.resilience import BodySizeLimit, store_unavailable
@@ -26,8 +27,10 @@ from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.access_log import AccessLog
+from vcs_shared.audit import Actor
+from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
@@ -46,10 +49,14 @@ FORWARDED_ADMIN = {
     "/v1/admin/requests/{request_id}/reassign": "allocator",
     "/v1/admin/requests/{request_id}/free-rooms": "allocator",
     "/v1/admin/support": "desk",
+    "/v1/admin/audit": "desk",
+    "/v1/admin/audit.csv": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
 FORWARDED = {"/v1/availability": "allocator", "/v1/support-requests": "desk"}
 """Paths for offices and operators alike that another service owns (it checks the caller)."""
+UNKNOWN_COMMAND_LINE = Actor(kind="cli", id="cli:unknown", name="a command on the server")
+"""Who invited when no operator did (the pages always have one; only ``vcs user`` has not)."""
 POOL_FILE_MAX_BYTES = 2_000_000
 """A whole pool file may be larger than any other body the intake takes."""
 
@@ -64,7 +71,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             await store.ensure_indexes()
             people = MongoPeopleStore(clients.database)
             await people.ensure_indexes()
-            app.state.accounts = Accounts(people)
+            trail = AuditTrail(clients.database, source=SERVICE, publisher=clients.publisher)
+            await trail.ensure_indexes()
+            app.state.audit_trail = trail
+            app.state.accounts = Accounts(
+                people,
+                audit=AuditedSignIns(trail),
+                invite_audit=AuditedInvitations(trail, command_line=UNKNOWN_COMMAND_LINE),
+            )
             revocations = MongoRevocationList(clients.database)
             await revocations.ensure_indexes()
             codec = TokenCodec(settings.jwt_secret.get_secret_value())
@@ -79,7 +93,13 @@ def create_app(settings: IntakeSettings) -> FastAPI:
             handlers = HANDLERS.bind(store).observed(hub.saw)
             async with (
                 httpx.AsyncClient() as owners_client,
-                consuming(clients, handlers, store.relay, prefetch=settings.prefetch),
+                consuming(
+                    clients,
+                    handlers,
+                    store.relay,
+                    prefetch=settings.prefetch,
+                    more_relays=(trail.relay,),  # also the entries `vcs user`/`vcs token` wrote
+                ),
             ):
                 app.state.gateway = Gateway(
                     owners_client,
@@ -124,6 +144,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
     )
     metrics.instrument(app)
+    tracing.instrument(app)
     app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
@@ -133,6 +154,7 @@ def main() -> None:
     settings = IntakeSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -63,7 +63,9 @@ MOVES: dict[Status, frozenset[Status]] = {
         }
     ),
     Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
-    Status.delivered: frozenset({Status.cancelled}),
+    # a channel may fail for good after another delivered (an office's webhook, retried for
+    # hours after the mail went out): operators then see it and can redeliver
+    Status.delivered: frozenset({Status.cancelled, Status.delivery_failed}),
     # an operator's redelivery may still get the credentials through
     Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
     Status.rejected: frozenset(),

@@ -11,6 +11,7 @@ import structlog
 from vcs_intake.domain import OPEN, BookingRules, FieldProblem, RequestState, Status
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestFilter, RequestStore
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
@@ -144,16 +145,31 @@ async def submit(
     return request, True
 
 
-async def cancel(request: RequestState, by: str, store: RequestStore, clock: Clock) -> RequestState:
+async def cancel(
+    request: RequestState, by: Principal, store: RequestStore, clock: Clock
+) -> RequestState:
     """Cancels a request (harmless when already cancelled); the allocator frees the room, or
     what is left of its window when the meeting is under way. A rejected request or a meeting
-    that is over cannot be cancelled (:class:`NotCancellable`)."""
+    that is over cannot be cancelled (:class:`NotCancellable`).
+
+    The event says only whether an office or an operator cancelled (it is public); the audit
+    entry, in the same write, names who (a person, an operator's or an office's token)."""
     if request.status.refuses_cancel:
         raise NotCancellable("a rejected request cannot be cancelled")
     now = clock()
     if request.status is not Status.cancelled and request.ends_at <= now:
         raise NotCancellable("the meeting has already ended; there is nothing left to cancel")
-    updated = await store.cancel(request.cancelled(by=by, at=now))
+    entry = AuditRecorded(
+        actor=Actor.of(by),
+        action=AuditAction.request_cancel,
+        target=Target(kind="request", id=request.request_id),
+        provinces=(request.province_code,),
+        before=request.status.value,
+        after=Status.cancelled.value,
+        detail=f"{request.district_code}: {request.title}"[:2000],
+        at=now,
+    )
+    updated = await store.cancel(request.cancelled(by=by.role.value, at=now), entry)
     return updated or request
 
 

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
+from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
@@ -77,7 +78,9 @@ class DuplicateSubmission(Exception):
 class RequestStore(Protocol):
     async def insert(self, request: RequestState) -> None: ...
     async def get(self, request_id: str) -> RequestState | None: ...
-    async def cancel(self, event: RequestCancelled) -> RequestState | None: ...
+    async def cancel(
+        self, event: RequestCancelled, audit: AuditRecorded
+    ) -> RequestState | None: ...
     async def assign(self, request_id: str, assignment: Assignment) -> bool: ...
     async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None: ...
     async def reassign(
@@ -172,9 +175,10 @@ class MongoRequestStore:
         found.sort(key=lambda request: request.starts_at, reverse=not earliest_first)
         return found[:limit]
 
-    async def cancel(self, event: RequestCancelled) -> RequestState | None:
-        """Cancels with its event in one write when the status allows; returns the request as it
-        is then (None if unknown). A status change racing the cancel makes it look again."""
+    async def cancel(self, event: RequestCancelled, audit: AuditRecorded) -> RequestState | None:
+        """Cancels with its event and its audit entry in one write when the status allows;
+        returns the request as it is then (None if unknown). A status change racing the cancel
+        makes it look again; a request already cancelled records nothing."""
 
         def change(current: Document) -> Change | None:
             if not Status(current["status"]).may_become(Status.cancelled):
@@ -187,7 +191,7 @@ class MongoRequestStore:
                 guard={"status": current["status"]},
             )
 
-        announcement = announce(event, correlation_id=event.request_id)
+        announcement = announce(event, correlation_id=event.request_id, audit=(audit,))
         changed = await self._outbox.update(event.request_id, change, announcement)
         return None if changed is None else request_from_document(changed.document)
 

@@ -14,7 +14,7 @@ from vcs_notifier.mailer import MailChannel, SmtpMailer
 from vcs_notifier.messages import write_mail
 from vcs_notifier.settings import NotifierSettings
 from vcs_notifier.store import MongoDeliveryStore, MongoReminderStore
-from vcs_shared import metrics
+from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
@@ -90,4 +90,5 @@ def main() -> None:
     settings = NotifierSettings()
     configure_logging(SERVICE, json=settings.log_json, level=settings.log_level)
     metrics.serve(settings.metrics_host, settings.metrics_port)
+    tracing.configure_tracing(SERVICE, settings.otlp_endpoint)
     asyncio.run(run(settings))

@@ -67,53 +67,19 @@ class PasswordRejected(ValueError):
         super().__init__(problem)
 
 
-class LoggedSignIns:
-    """Today's audit of sign-ins: one structured log line each (no password, ever).
-
-    The desk's audit log (a later wave) replaces this by implementing
-    :class:`~vcs_intake.people.model.SignInAudit`; nothing else changes."""
-
-    async def record(self, attempt: SignInAttempt) -> None:
-        log.info(
-            "audit.sign_in",
-            outcome=attempt.outcome,
-            person_id=attempt.person_id,
-            email=attempt.email,
-            client=attempt.client,
-        )
-
-
-class LoggedInvitations:
-    """Today's audit of invitations: one structured log line each (never the link).
-
-    Hook for the desk's audit log (``audit.recorded``, action ``user.invite``): an
-    implementation of :class:`~vcs_intake.people.model.InviteAudit` that records it there
-    replaces this; nothing else changes."""
-
-    async def record(self, invitation: Invitation) -> None:
-        person = invitation.person
-        log.info(
-            "audit.user_invite",
-            person_id=person.person_id,
-            email=person.email,
-            scope=person.scope_label(),
-            by=invitation.by.subject if invitation.by else "vcs user",
-        )
-
-
 class Accounts:
     def __init__(
         self,
         store: MongoPeopleStore,
         *,
-        audit: SignInAudit | None = None,
-        invite_audit: InviteAudit | None = None,
+        audit: SignInAudit,
+        invite_audit: InviteAudit,
         lockout: Lockout | None = None,
         hasher: PasswordHasher | None = None,
     ) -> None:
         self.store = store
-        self.audit = audit or LoggedSignIns()
-        self.invite_audit = invite_audit or LoggedInvitations()
+        self.audit = audit
+        self.invite_audit = invite_audit
         self.lockout = lockout or Lockout()
         self.hasher = hasher or PasswordHasher()
         # Verified against when the e-mail is unknown, so both cases cost the same time.
@@ -124,6 +90,14 @@ class Accounts:
         invitation is audited (``by``: the operator, or None for ``vcs user``)."""
         now = datetime.now(UTC)
         await self.store.add(person, now=now)
+        token = await self.reinvite(person.person_id, now=now)
+        await self.invite_audit.record(Invitation(person=person, by=by, at=now))
+        return token
+
+    async def invite_again(self, person: Person, *, by: Principal | None = None) -> str:
+        """A fresh invite for someone already added (a lost link, a forgotten password),
+        audited like the first one."""
+        now = datetime.now(UTC)
         token = await self.reinvite(person.person_id, now=now)
         await self.invite_audit.record(Invitation(person=person, by=by, at=now))
         return token
@@ -165,11 +139,11 @@ class Accounts:
             return SignInResult()
         person_id = account.person.person_id
         if account.locked_until_ms > now.timestamp() * 1000:
-            await self._record(email, person_id, "locked", now, client)
+            await self._record(email, account.person, "locked", now, client)
             return SignInResult(locked_until=_from_ms(account.locked_until_ms))
         if not await asyncio.to_thread(self._verify, account.password_hash, password):
             failures = await self.store.count_failure(person_id)
-            await self._record(email, person_id, "wrong_password", now, client)
+            await self._record(email, account.person, "wrong_password", now, client)
             await asyncio.sleep(self.lockout.delay(failures))  # slows guessing down
             if self.lockout.locks(failures):
                 until = now + self.lockout.lock_for
@@ -183,7 +157,7 @@ class Accounts:
             await self.store.set_password(person_id, fresh)
         token = secrets.token_urlsafe(32)
         await self.store.add_session(token, person_id, expires_at=now + SESSION_LIFETIME)
-        await self._record(email, person_id, "signed_in", now, client)
+        await self._record(email, account.person, "signed_in", now, client)
         return SignInResult(session_token=token)
 
     async def signed_in(self, session_token: str) -> SignedIn | None:
@@ -206,10 +180,10 @@ class Accounts:
             return False
 
     async def _record(
-        self, email: str, person_id: str | None, outcome: str, at: datetime, client: str | None
+        self, email: str, person: Person | None, outcome: str, at: datetime, client: str | None
     ) -> None:
         await self.audit.record(
-            SignInAttempt(email=email, person_id=person_id, outcome=outcome, at=at, client=client)
+            SignInAttempt(email=email, person=person, outcome=outcome, at=at, client=client)
         )
 
 

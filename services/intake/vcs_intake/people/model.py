@@ -89,6 +89,7 @@ class Person:
             region=self.region,
             provinces=self.operator_provinces(),
             national=self.national,
+            name=self.name,
         )
 
     def operator_provinces(self) -> frozenset[str]:
@@ -170,11 +171,11 @@ class Lockout:
 
 @dataclass(frozen=True, slots=True)
 class SignInAttempt:
-    """What the audit log records about a sign-in (the desk's audit log, a later wave, will
-    receive these through :class:`SignInAudit`)."""
+    """What the audit log records about a sign-in (through :class:`SignInAudit`)."""
 
     email: str
-    person_id: str | None
+    person: Person | None
+    """The account the e-mail names, None for an unknown e-mail."""
     outcome: str  # "signed_in", "wrong_password", "unknown_email", "locked"
     at: datetime
     client: str | None
@@ -191,12 +192,12 @@ class Invitation:
 
 
 class InviteAudit(Protocol):
-    """Where every invitation goes: today the log, the desk's audit log once it takes them."""
+    """Where every invitation goes: the audit log (:mod:`vcs_intake.people.audit`)."""
 
     async def record(self, invitation: Invitation) -> None: ...
 
 
 class SignInAudit(Protocol):
-    """Where every sign-in attempt goes: today the log, later the desk's audit log."""
+    """Where every sign-in attempt goes: the audit log (:mod:`vcs_intake.people.audit`)."""
 
     async def record(self, attempt: SignInAttempt) -> None: ...

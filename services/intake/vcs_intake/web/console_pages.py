@@ -287,9 +287,7 @@ async def cancel_request(
         return _back("/console/requests")
     if record.status.may_become(Status.cancelled):
         with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
-            await requests.cancel(
-                record, who.principal.role.value, container.store, container.clock
-            )
+            await requests.cancel(record, who.principal, container.store, container.clock)
         request.app.state.status_hub.changed(request_id)
     return _back(f"/console/requests/{request_id}", "cancelled")
 

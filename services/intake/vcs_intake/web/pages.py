@@ -271,9 +271,7 @@ async def cancel_confirmation(
 async def cancel(record: Visible, who: Person, container: ContainerDep, hub: HubDep) -> Response:
     if _may_cancel(record):
         with contextlib.suppress(requests.NotCancellable):  # it ended meanwhile: the page says so
-            await requests.cancel(
-                record, who.principal.role.value, container.store, container.clock
-            )
+            await requests.cancel(record, who.principal, container.store, container.clock)
         hub.changed(record.request_id)
     return RedirectResponse(f"/requests/{record.request_id}", status_code=303)
 

@@ -1,0 +1,315 @@
+"""The pools, versioned: a reload is all or nothing, one at a time, and never moves a room by
+surprise (issue 11.8).
+
+The embedded store makes only single-document writes atomic, so a reload cannot
+rewrite many room documents "at once". Instead every version of a pool is a set
+of room documents of its own, written before anyone can see them, and one
+document, the **directory** (``pool_directory``, ``_id`` ``"pools"``), says which
+version of each pool is current and which pool holds each Meeting ID:
+
+* ``rooms`` — one document per room per pool version: ``generation``
+  (``<pool>@<random>``, its own single-field index: a pool's current rooms are
+  one indexed equality query), ``meeting_id``, ``pool``, ``capacity``,
+  ``passcode``, ``join_url``, ``active``.
+* ``pool_directory`` — ``current`` (pool -> generation), ``previous`` (the
+  generation each one replaced, kept one reload longer for readers that read
+  the directory just before a switch), ``owners`` (Meeting ID -> pool: a
+  Meeting ID is in one pool only) and ``revision``.
+
+A reload reads the directory, writes the new versions of the pools it changes,
+then switches the directory with a compare-and-set on ``revision``: the only
+write that makes anything visible, so a failure before it leaves the old pools
+as they were (its unseen documents are deleted, or left to the next reload),
+and two reloads racing cannot interleave: the second's switch fails, it
+re-reads and applies its file again on top of the first (at most
+:data:`SWITCH_ATTEMPTS` times), so the outcome is one file after the other.
+
+A file that puts a Meeting ID held by another pool into its own is refused
+(:class:`PoolMovesRefused`) unless that row names the pool it moves from
+(``moved_from``); the moved room leaves the old pool's current version in the
+same switch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from vcs_allocator.domain import Room
+from vcs_shared.store import Document
+
+DIRECTORY_ID = "pools"
+SWITCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChange:
+    """What loading a pool file changed."""
+
+    pools: tuple[str, ...]
+    loaded: int
+    deactivated: int
+    moved: tuple[str, ...] = ()
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    meeting_id: str
+    from_pool: str
+    to_pool: str
+
+
+class PoolMovesRefused(Exception):
+    """The file puts Meeting IDs of other pools into its own without saying so."""
+
+    def __init__(self, moves: Sequence[Move]) -> None:
+        self.moves = tuple(moves)
+        listed = ", ".join(f"{m.meeting_id} ({m.from_pool} -> {m.to_pool})" for m in self.moves)
+        super().__init__(
+            f"nothing was loaded: the file moves Meeting IDs from another pool: {listed}; "
+            "to move one, give its row moved_from=<the pool it leaves>"
+        )
+
+
+class PoolsNotYours(Exception):
+    """The file moves rooms out of pools the caller may not change."""
+
+    def __init__(self, pools: Sequence[str]) -> None:
+        super().__init__(", ".join(pools))
+        self.pools = tuple(pools)
+
+
+class PoolReloadConflict(Exception):
+    """Other reloads kept switching the pools first; nothing of this one was loaded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Which version of each pool is current, and which pool holds each Meeting ID."""
+
+    current: dict[str, str] = field(default_factory=dict)
+    previous: dict[str, str] = field(default_factory=dict)
+    owners: dict[str, str] = field(default_factory=dict)
+    revision: int = 0
+
+
+class PoolStore:
+    """The versioned pools of one allocator database."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.rooms_collection = db["rooms"]
+        self.directory_collection = db["pool_directory"]
+
+    async def ensure_indexes(self) -> None:
+        await self.rooms_collection.create_index("generation")
+        await self._adopt_unversioned()
+
+    async def _adopt_unversioned(self) -> None:
+        """Rooms stored by a version before pools were versioned (``_id`` = Meeting ID, no
+        ``generation``) become each pool's first version, once, so an upgrade keeps them."""
+        if await self.directory_collection.find_one({"_id": DIRECTORY_ID}) is not None:
+            return
+        legacy = [doc async for doc in self.rooms_collection.find({"generation": None})]
+        if not legacy:
+            return
+        current = {str(doc["pool"]): f"{doc['pool']}@unversioned" for doc in legacy}
+        for pool, generation in current.items():
+            await self.rooms_collection.update_many(
+                {"pool": pool, "generation": None},
+                {"$set": {"generation": generation}},
+            )
+        owners = {str(doc["_id"]): str(doc["pool"]) for doc in legacy}
+        with contextlib.suppress(DuplicateKeyError):  # another allocator did it first
+            await self.directory_collection.insert_one(
+                {
+                    "_id": DIRECTORY_ID,
+                    "current": current,
+                    "previous": {},
+                    "owners": owners,
+                    "revision": 1,
+                }
+            )
+
+    async def directory(self) -> Directory:
+        doc = await self.directory_collection.find_one({"_id": DIRECTORY_ID})
+        if doc is None:
+            return Directory()
+        return Directory(
+            current=dict(doc.get("current", {})),
+            previous=dict(doc.get("previous", {})),
+            owners=dict(doc.get("owners", {})),
+            revision=int(doc.get("revision", 0)),
+        )
+
+    async def rooms(self, pools: Sequence[str], *, active_only: bool = True) -> list[Room]:
+        """The rooms of the current versions of ``pools``: one indexed query per pool."""
+        directory = await self.directory()
+        return await self._rooms_of(directory, pools, active_only=active_only)
+
+    async def _rooms_of(
+        self, directory: Directory, pools: Sequence[str], *, active_only: bool
+    ) -> list[Room]:
+        found: list[Room] = []
+        for pool in pools:
+            generation = directory.current.get(pool)
+            if generation is None:
+                continue
+            query: Document = {"generation": generation}
+            if active_only:
+                query["active"] = True
+            found.extend(
+                [room_from_document(doc) async for doc in self.rooms_collection.find(query)]
+            )
+        return found
+
+    async def all_rooms(self, pool: str | None = None) -> list[Room]:
+        """Every current room (active or not), by pool, capacity and Meeting ID."""
+        directory = await self.directory()
+        pools = sorted(directory.current) if pool is None else [pool]
+        rooms = await self._rooms_of(directory, pools, active_only=False)
+        return sorted(rooms, key=lambda r: (r.pool, r.capacity, r.meeting_id))
+
+    async def room_count(self) -> int:
+        return len((await self.directory()).owners)
+
+    async def replace(
+        self, rooms: Sequence[Room], *, may_change: Callable[[str], bool] = lambda _: True
+    ) -> PoolChange:
+        """Makes the pools named in ``rooms`` equal to it (rooms they no longer list stay,
+        inactive, keeping their bookings), all at once or not at all.
+
+        :class:`PoolMovesRefused` for a Meeting ID of another pool not flagged
+        ``moved_from``; :class:`PoolsNotYours` when a flagged move leaves a pool
+        ``may_change`` refuses; :class:`PoolReloadConflict` when other reloads kept
+        winning the switch.
+        """
+        for _ in range(SWITCH_ATTEMPTS):
+            directory = await self.directory()
+            plan = await self._plan(directory, rooms, may_change)
+            written: list[str] = []
+            try:
+                for generation, documents in plan.documents.items():
+                    written.append(generation)
+                    if documents:
+                        await self.rooms_collection.insert_many(documents, ordered=False)
+                switched = await self._switch(directory, plan)
+            except BaseException:
+                with contextlib.suppress(Exception):  # unseen: harmless if left
+                    await self._forget(written)
+                raise
+            if switched:
+                await self._forget([g for p, g in directory.previous.items() if p in plan.current])
+                return replace(plan.change, revision=directory.revision + 1)
+            await self._forget(written)
+        raise PoolReloadConflict("the pools kept changing under this reload; nothing was loaded")
+
+    async def _plan(
+        self, directory: Directory, rooms: Sequence[Room], may_change: Callable[[str], bool]
+    ) -> _Plan:
+        named = sorted({room.pool for room in rooms})
+        unflagged: list[Move] = []
+        moves: list[Move] = []
+        for room in rooms:
+            owner = directory.owners.get(room.meeting_id)
+            if owner is None or owner == room.pool:
+                continue
+            move = Move(room.meeting_id, owner, room.pool)
+            (moves if room.moved_from == owner else unflagged).append(move)
+        if unflagged:
+            raise PoolMovesRefused(unflagged)
+        left = sorted({m.from_pool for m in moves} - set(named))
+        outside = [pool for pool in left if not may_change(pool)]
+        if outside:
+            raise PoolsNotYours(outside)
+        leaving = {m.meeting_id for m in moves}
+        listed = {room.meeting_id for room in rooms}
+        stored = await self._rooms_of(directory, [*named, *left], active_only=False)
+        kept: dict[str, list[Room]] = {pool: [] for pool in [*named, *left]}
+        deactivated = 0
+        for room in stored:
+            if room.meeting_id in listed or room.meeting_id in leaving:
+                continue
+            if room.pool in named and room.active:
+                deactivated += 1
+            kept[room.pool].append(replace(room, active=False) if room.pool in named else room)
+        for room in rooms:
+            kept[room.pool].append(room)
+        current = {pool: f"{pool}@{uuid.uuid4().hex}" for pool in kept}
+        documents = {
+            current[pool]: [room_to_document(room, current[pool]) for room in pool_rooms]
+            for pool, pool_rooms in kept.items()
+        }
+        owners = dict(directory.owners)
+        for pool, pool_rooms in kept.items():
+            owners.update({room.meeting_id: pool for room in pool_rooms})
+        change = PoolChange(
+            pools=tuple(named),
+            loaded=len(rooms),
+            deactivated=deactivated,
+            moved=tuple(sorted(leaving)),
+        )
+        return _Plan(current, documents, owners, change)
+
+    async def _switch(self, directory: Directory, plan: _Plan) -> bool:
+        """The one write that makes the new versions current (compare-and-set on revision)."""
+        fields = {
+            "current": {**directory.current, **plan.current},
+            "previous": {
+                **directory.previous,
+                **{p: directory.current[p] for p in plan.current if p in directory.current},
+            },
+            "owners": plan.owners,
+            "revision": directory.revision + 1,
+        }
+        if directory.revision == 0:
+            try:
+                await self.directory_collection.insert_one({"_id": DIRECTORY_ID, **fields})
+            except DuplicateKeyError:
+                return False
+            return True
+        result = await self.directory_collection.update_one(
+            {"_id": DIRECTORY_ID, "revision": directory.revision}, {"$set": fields}
+        )
+        return result.modified_count == 1
+
+    async def _forget(self, generations: Sequence[str]) -> None:
+        for generation in generations:
+            await self.rooms_collection.delete_many({"generation": generation})
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    current: dict[str, str]
+    documents: dict[str, list[Document]]
+    owners: dict[str, str]
+    change: PoolChange
+
+
+def room_to_document(room: Room, generation: str) -> Document:
+    return {
+        "_id": f"{generation}:{room.meeting_id}",
+        "generation": generation,
+        "meeting_id": room.meeting_id,
+        "capacity": room.capacity,
+        "pool": room.pool,
+        "passcode": room.passcode,
+        "join_url": room.join_url,
+        "active": room.active,
+    }
+
+
+def room_from_document(doc: Document) -> Room:
+    return Room(
+        meeting_id=str(doc.get("meeting_id") or doc["_id"]),  # an unversioned room: its _id
+        capacity=doc["capacity"],
+        pool=doc["pool"],
+        passcode=doc["passcode"],
+        join_url=doc["join_url"],
+        active=doc["active"],
+    )

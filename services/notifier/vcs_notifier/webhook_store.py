@@ -1,0 +1,188 @@
+"""The notifier's webhook collections: ``webhooks`` (one registration per office) and
+``webhook_messages`` (one per event to deliver: the durable retry schedule).
+
+The schedule lives in the store, not in timers: ``due_ms`` (epoch milliseconds,
+single-field index; null once a message is settled) is when a message is next
+to be tried, and whichever notifier process claims it first (a compare-and-set
+moving ``due_ms`` a lease ahead) tries it; a process that dies holding it leaves
+it due again when the lease runs out. Signing secrets and message bodies (the
+credentials' message carries the passcode) are kept sealed with the credentials
+keys. A message failing for good is written with its ``credentials.failed``
+through the collection's :class:`~vcs_shared.outbox.Outbox`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from vcs_notifier.webhook_domain import SigningSecret, WebhookMessage, WebhookRegistration
+from vcs_shared.broker import EventPublisher
+from vcs_shared.credentials import CredentialsSealer
+from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
+from vcs_shared.store import Document, epoch_ms
+
+SOURCE = "notifier"
+
+
+class WebhookStore(Protocol):
+    async def registration(self, district_code: str) -> WebhookRegistration | None: ...
+    async def register(self, registration: WebhookRegistration) -> None: ...
+    async def add(self, message: WebhookMessage) -> bool: ...
+    async def due(self, now: datetime, limit: int) -> list[WebhookMessage]: ...
+    async def claim(self, message: WebhookMessage, until: datetime, now: datetime) -> bool: ...
+    async def delivered(self, message_id: str, attempts: int, at: datetime) -> None: ...
+    async def retry_at(self, message_id: str, due: datetime, attempts: int, error: str) -> None: ...
+    async def failed(
+        self, message_id: str, attempts: int, error: str, announcement: Announcement
+    ) -> None: ...
+    async def message(self, message_id: str) -> WebhookMessage | None: ...
+
+
+class MongoWebhookStore:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        sealer: CredentialsSealer,
+        publisher: EventPublisher = OFFLINE,
+    ) -> None:
+        self.registrations = db["webhooks"]
+        self.messages = db["webhook_messages"]
+        self._sealer = sealer
+        self._outbox = Outbox(self.messages, source=SOURCE, publisher=publisher)
+        self.relay = self._outbox.relay
+
+    async def ensure_indexes(self) -> None:
+        await self._outbox.ensure_index()
+        await self.messages.create_index("due_ms")
+
+    async def registration(self, district_code: str) -> WebhookRegistration | None:
+        document = await self.registrations.find_one({"_id": district_code})
+        return None if document is None else self._registration_from(document)
+
+    async def register(self, registration: WebhookRegistration) -> None:
+        """Writes the office's registration whole (the last PUT wins)."""
+        await self.registrations.replace_one(
+            {"_id": registration.district_code}, self._registration_to(registration), upsert=True
+        )
+
+    async def add(self, message: WebhookMessage) -> bool:
+        """Schedules ``message`` once: False when this event was scheduled before (a redelivered
+        event)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self._outbox.insert(self._message_to(message))
+            return True
+        return False
+
+    async def due(self, now: datetime, limit: int) -> list[WebhookMessage]:
+        """Messages due at ``now``, the longest waiting first (one indexed range query)."""
+        cursor = self.messages.find({"due_ms": {"$lte": epoch_ms(now)}}).sort("due_ms", 1)
+        return [self._message_from(d) async for d in cursor.limit(limit)]
+
+    async def claim(self, message: WebhookMessage, until: datetime, now: datetime) -> bool:
+        """The right to try ``message`` now, held until ``until`` (then it is due again)."""
+        document = await self.messages.find_one_and_update(
+            {"_id": message.message_id, "due_ms": {"$lte": epoch_ms(now)}},
+            {"$set": {"due_ms": epoch_ms(until)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return document is not None
+
+    async def delivered(self, message_id: str, attempts: int, at: datetime) -> None:
+        settled = {"state": "delivered", "due_ms": None, "attempts": attempts}
+        await self.messages.update_one(
+            {"_id": message_id}, {"$set": {**settled, "settled_ms": epoch_ms(at)}}
+        )
+
+    async def retry_at(self, message_id: str, due: datetime, attempts: int, error: str) -> None:
+        await self.messages.update_one(
+            {"_id": message_id},
+            {"$set": {"due_ms": epoch_ms(due), "attempts": attempts, "error": error}},
+        )
+
+    async def failed(
+        self, message_id: str, attempts: int, error: str, announcement: Announcement = SILENT
+    ) -> None:
+        """The message failed for good, written once with what it announces."""
+
+        def change(current: Document) -> Change | None:
+            if current.get("state") != "pending":
+                return None
+            fields = {"state": "failed", "due_ms": None, "attempts": attempts, "error": error}
+            return Change(fields, guard={"state": "pending"})
+
+        projection = {"outbox": 1, "outbox_count": 1, "state": 1}
+        await self._outbox.update(message_id, change, announcement, projection=projection)
+
+    async def message(self, message_id: str) -> WebhookMessage | None:
+        document = await self.messages.find_one({"_id": message_id})
+        return None if document is None else self._message_from(document)
+
+    def _registration_to(self, registration: WebhookRegistration) -> Document:
+        return {
+            "_id": registration.district_code,
+            "province_code": registration.province_code,
+            "url": registration.url,
+            "secrets": [
+                {
+                    "sealed": self._sealer.seal_text(s.secret),
+                    "until_ms": None if s.until is None else epoch_ms(s.until),
+                }
+                for s in registration.secrets
+            ],
+            "updated_ms": epoch_ms(registration.updated_at),
+        }
+
+    def _registration_from(self, document: Document) -> WebhookRegistration:
+        return WebhookRegistration(
+            district_code=document["_id"],
+            province_code=document["province_code"],
+            url=document["url"],
+            secrets=tuple(
+                SigningSecret(
+                    self._sealer.open_text(s["sealed"]),
+                    None if s.get("until_ms") is None else _from_ms(s["until_ms"]),
+                )
+                for s in document["secrets"]
+            ),
+            updated_at=_from_ms(document["updated_ms"]),
+        )
+
+    def _message_to(self, message: WebhookMessage) -> Document:
+        return {
+            "_id": message.message_id,
+            "request_id": message.request_id,
+            "province_code": message.province_code,
+            "district_code": message.district_code,
+            "event": message.event_name,
+            "body_sealed": self._sealer.seal_text(message.body),
+            "first_due_ms": epoch_ms(message.first_due),
+            "due_ms": epoch_ms(message.first_due),
+            "state": message.state,
+            "attempts": message.attempts,
+            "carries_credentials": message.carries_credentials,
+        }
+
+    def _message_from(self, document: Document) -> WebhookMessage:
+        return WebhookMessage(
+            message_id=document["_id"],
+            request_id=document["request_id"],
+            province_code=document["province_code"],
+            district_code=document["district_code"],
+            event_name=document["event"],
+            body=self._sealer.open_text(document["body_sealed"]),
+            first_due=_from_ms(document["first_due_ms"]),
+            state=document["state"],
+            attempts=int(document.get("attempts", 0)),
+            error=document.get("error"),
+            carries_credentials=bool(document.get("carries_credentials", False)),
+        )
+
+
+def _from_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC)

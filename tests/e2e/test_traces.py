@@ -1,0 +1,89 @@
+"""One trace per request: from the HTTP call through every event about it, across the
+services, each event's span the parent of the span that handled it (issue 16, Traces)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.support.otlp import ReceivedSpan, running_collector
+from tests.support.requests import request_body, wait_status
+from tests.support.services import StartServices
+from tests.support.tap import EventTap
+from tests.support.waiting import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def traceparent(tap: EventTap, prefix: str, request_id: str) -> tuple[str, str]:
+    (message,) = [m for m in tap.with_prefix(prefix) if m.cloudevent["subject"] == request_id]
+    _, trace_id, span_id, _ = message.cloudevent["traceparent"].split("-")
+    return trace_id, span_id
+
+
+async def test_the_events_of_one_request_form_one_chain_of_spans(
+    start_services: StartServices, http: httpx.AsyncClient, tap: EventTap
+) -> None:
+    with running_collector() as (collector, endpoint):
+        processes = await start_services(
+            extra_env={"VCS_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        )
+        answer = await http.post(
+            "/v1/requests", json=request_body(), headers={"Idempotency-Key": "trace-1"}
+        )
+        request_id = answer.json()["request_id"]
+        await wait_status(http, request_id, "delivered")
+        await tap.wait_for("credentials.delivered")
+
+        submitted = traceparent(tap, "request.submitted", request_id)
+        assigned = traceparent(tap, "room.assigned", request_id)
+        delivered = traceparent(tap, "credentials.delivered", request_id)
+        assert submitted[0] == assigned[0] == delivered[0]  # one trace
+        assert len({submitted[1], assigned[1], delivered[1]}) == 3
+
+        def handled(event: str, service: str) -> ReceivedSpan | None:
+            found = [
+                s
+                for s in collector.by_id().values()
+                if s.name == f"handle {event}" and s.service == f"vcs-{service}"
+            ]
+            return found[0] if found else None
+
+        async def exported() -> bool:
+            return bool(
+                handled("request.submitted", "allocator")
+                and handled("room.assigned", "notifier")
+                and submitted[1] in collector.by_id()
+            )
+
+        await eventually(exported, what="the services' spans at the collector")
+
+    allocation = handled("request.submitted", "allocator")
+    mailing = handled("room.assigned", "notifier")
+    assert allocation is not None
+    assert mailing is not None
+    # request.submitted was published in the intake's span; the allocator's span is its child,
+    # and room.assigned was published in it; the notifier's span is the child of that one...
+    assert allocation.parent_span_id == submitted[1]
+    assert assigned[1] == allocation.span_id
+    assert mailing.parent_span_id == assigned[1]
+    assert delivered[1] == mailing.span_id
+    # ...and the chain goes up to the HTTP request's server span at the front door
+    spans = collector.by_id()
+    chain = [spans[submitted[1]]]
+    while chain[-1].parent_span_id:
+        chain.append(spans[chain[-1].parent_span_id])
+    assert chain[-1].service == "vcs-intake"
+    assert chain[-1].kind == 2  # SPAN_KIND_SERVER: the POST /v1/requests itself
+    assert {s.trace_id for s in (*chain, allocation, mailing)} == {submitted[0]}
+    # the log lines written while handling carry the trace and span ids
+    (allocator,) = [p for p in processes if p.name == "allocator"]
+    lines = [json.loads(line) for line in allocator.log_path.read_text().splitlines() if line]
+    (assigned_line,) = [
+        line
+        for line in lines
+        if line.get("event") == "allocation.assigned" and line.get("request_id") == request_id
+    ]
+    assert (assigned_line["trace_id"], assigned_line["span_id"]) == assigned
