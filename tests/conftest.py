@@ -20,11 +20,11 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 
 from tests.support.auth import TEST_JWT_SECRET, BearerAuth, national_operator_token
+from tests.support.events import TEST_CREDENTIALS_KEYS
 from tests.support.paths import SAMPLE_POOL
 from tests.support.services import StartServices
 from tests.support.tap import EventTap, open_channel
 from vcs_shared.broker import declare_topology, delete_topology
-from vcs_shared.credentials import new_key
 from vcs_shared.store import Document, database_name
 from vcs_shared.topology import Topology
 from vcs_tools.devstack import (
@@ -61,7 +61,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def credentials_keys() -> str:
-    return new_key()
+    return TEST_CREDENTIALS_KEYS
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""Zoom credentials sealed for the services that need them, opaque to everyone else.
+"""Zoom credentials and contact details sealed for the services that need them, opaque to
+everyone else.
 
 Public events travel on ``vcs.events``, which any integration may bind with
 ``#``. The passcode and the passcode-bearing join URL therefore travel only as
 a Fernet token (AES-128-CBC + HMAC-SHA256, authenticated) that the allocator
-seals and the notifier and intake open. Keys come from settings: the first key
+seals and the notifier and intake open; the office's contact (a person's name,
+e-mail address and phone number) likewise, sealed by the intake and opened by
+the notifier. Keys come from settings: the first key
 seals, every listed key opens, so a key is rotated by putting the new one
 first, waiting until no event sealed with the old one is in flight or stored,
 then dropping it.
@@ -12,9 +15,14 @@ then dropping it.
 from __future__ import annotations
 
 import json
+from typing import TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, ConfigDict
+
+from vcs_shared.events import Contact
+
+Sealed = TypeVar("Sealed", bound=BaseModel)
 
 
 class MeetingCredentials(BaseModel):
@@ -40,10 +48,23 @@ class CredentialsSealer:
         self._fernet = MultiFernet([Fernet(k.encode()) for k in parsed])
 
     def seal(self, credentials: MeetingCredentials) -> str:
-        return self._fernet.encrypt(credentials.model_dump_json().encode()).decode()
+        return self._seal(credentials)
+
+    def reseal(self, sealed: str) -> str:
+        """The same credentials sealed again with the first (current) key: a room sealed
+        when its pool was loaded is opened only when a booking is made, and the booking
+        carries it under today's key, so an old key can be retired."""
+        return self.seal(self.open(sealed))
 
     def open(self, sealed: str) -> MeetingCredentials:
-        return MeetingCredentials.model_validate(json.loads(self.open_text(sealed)))
+        return self._open(sealed, MeetingCredentials)
+
+    def seal_contact(self, contact: Contact) -> str:
+        """The contact as it travels in ``request.submitted``: personal data, never in clear."""
+        return self._seal(contact)
+
+    def open_contact(self, sealed: str) -> Contact:
+        return self._open(sealed, Contact)
 
     def seal_text(self, text: str) -> str:
         """Any secret text sealed with the same keys (a webhook's signing secret, a message
@@ -54,7 +75,13 @@ class CredentialsSealer:
         try:
             return self._fernet.decrypt(sealed.encode()).decode()
         except InvalidToken as exc:
-            raise CredentialsSealError("sealed credentials cannot be opened") from exc
+            raise CredentialsSealError("sealed value cannot be opened") from exc
+
+    def _seal(self, value: BaseModel) -> str:
+        return self.seal_text(value.model_dump_json())
+
+    def _open(self, sealed: str, model: type[Sealed]) -> Sealed:
+        return model.model_validate(json.loads(self.open_text(sealed)))
 
 
 def new_key() -> str:

@@ -89,6 +89,7 @@ class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: ClassVar[str]
+    version: ClassVar[int] = 1
 
     request_id: str
     province_code: ProvinceCode = Field(pattern=r"^[0-9]{2}$")
@@ -96,7 +97,7 @@ class Event(BaseModel):
 
     @classmethod
     def cloudevent_type(cls) -> str:
-        return f"{CLOUDEVENT_TYPE_PREFIX}{cls.name}.v1"
+        return f"{CLOUDEVENT_TYPE_PREFIX}{cls.name}.v{cls.version}"
 
     def routing_key(self) -> str:
         return f"{self.name}.{self.province_code}.{self.district_code}"
@@ -111,9 +112,15 @@ class Event(BaseModel):
 
 
 class RequestSubmitted(Event):
-    """An office asked for a room for a time window (intake)."""
+    """An office asked for a room for a time window (intake); its contact sealed.
+
+    Version 2: the contact (a person's name, e-mail address and phone number) travels only
+    inside ``sealed_contact``, sealed like the credentials (:mod:`vcs_shared.credentials`) and
+    opened by the notifier. Version 1 carried it in clear and is no longer published.
+    """
 
     name: ClassVar[str] = "request.submitted"
+    version: ClassVar[int] = 2
 
     title: str
     starts_at: AwareDatetime
@@ -121,7 +128,9 @@ class RequestSubmitted(Event):
     participants: int = Field(gt=0)
     urgency: Urgency
     needs_support: bool
-    contact: Contact
+    sealed_contact: str = Field(
+        description="The office's contact (name, e-mail, phone), sealed for the services"
+    )
     submitted_at: AwareDatetime
 
 

@@ -25,6 +25,7 @@ import structlog
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from prometheus_fastapi_instrumentator import Instrumentator
+from pymongo import monitoring
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +56,28 @@ DELIVERIES = Counter(
     "vcs_deliveries", "Deliveries to offices by channel and result", ["channel", "result"]
 )
 STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
+STORE_COMMANDS = Counter(
+    "vcs_store_commands",
+    "Commands sent to the store (pymongo command monitoring), by command name",
+    ["command"],
+)
 BROKER_CONNECTED = Gauge("vcs_broker_connected", "1 while the broker connection is open")
 STORE_REACHABLE = Gauge("vcs_store_reachable", "1 while the store answered its last ping")
 
 PING_EVERY = 5.0
+
+
+class StoreCommandCounter(monitoring.CommandListener):
+    """Counts every command the driver sends (the benchmark's ``cmds_per_req``)."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        STORE_COMMANDS.labels(event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
 
 
 def serve(host: str, port: int | None) -> None:

@@ -1,6 +1,6 @@
 """The settings every service reads, once, at its composition root.
 
-Each service subclasses :class:`CommonSettings` (the desk: :class:`ConnectionSettings`) into
+Each service subclasses :class:`CommonSettings` into
 its one ``BaseSettings`` class; nothing else in the code reads the environment. Secrets have no
 defaults, so a service that was not given them refuses to start instead of
 running with a guessable value, and one still holding an example value
@@ -109,7 +109,8 @@ class ConnectionSettings(NamespaceSettings):
 
 
 class CommonSettings(ConnectionSettings):
-    """What the services on the request path (intake, allocator, notifier) need."""
+    """What the services that seal or open credentials and contacts need (intake, allocator,
+    notifier; the desk opens the contact of a request that asks for staff)."""
 
     credentials_keys: SecretStr = Field(
         description=(

@@ -14,6 +14,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from vcs_shared.metrics import StoreCommandCounter
+
 Document = dict[str, Any]
 
 
@@ -26,6 +28,7 @@ def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
         socketTimeoutMS=20000,  # a reply that never comes fails (and is retried), never hangs
         w="majority",  # acknowledged = durable: on a replica set, it survives a failover
         journal=True,
+        event_listeners=[StoreCommandCounter()],
     )
 
 

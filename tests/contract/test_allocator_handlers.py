@@ -12,7 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.support.events import request_submitted
-from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, Room
+from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, PoolEntry
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.credentials import CredentialsSealer
@@ -30,10 +30,12 @@ async def test_the_allocator_decides_by_its_clock_and_stores_its_event_with_the_
 ) -> None:
     store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
     await store.ensure_indexes()
-    await store.replace_rooms([Room("111111111", 300, "47", "pw", "https://z.example/j/1?pwd=pw")])
+    sealer = CredentialsSealer(credentials_keys)
+    entry = PoolEntry("111111111", 300, "47", "s3cretPass", "https://z.example/j/1?pwd=s3cretPass")
+    await store.replace_rooms([entry.sealed(sealer)])
     deps = AllocatorDeps(
         store=store,
-        sealer=CredentialsSealer(credentials_keys),
+        sealer=sealer,
         policy=AllocationPolicy(),
         clock=lambda: NOW,
     )
@@ -56,3 +58,28 @@ async def test_the_allocator_decides_by_its_clock_and_stores_its_event_with_the_
     assert body["type"] == RoomAssigned.cloudevent_type()
     assert body["correlationid"] == "corr-1"
     assert body["data"]["meeting_id"] == "111111111"
+    assert body["data"]["join_url"] == "https://z.example/j/1"
+    assert sealer.open(body["data"]["sealed_credentials"]).passcode == "s3cretPass"
+
+
+async def test_passcodes_are_stored_sealed_and_opened_only_for_a_booking(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """Issue 11.5: the rooms collection holds no passcode and no passcode-bearing URL."""
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.ensure_indexes()
+    sealer = CredentialsSealer(credentials_keys)
+    entries = [
+        PoolEntry("222222222", 300, "47", "Pa55-one", "https://z.example/j/2?pwd=Pa55-one"),
+        PoolEntry("333333333", 500, "47", "Pa55-two", "https://z.example/j/3#pwd=Pa55-two"),
+    ]
+
+    await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+
+    stored = [doc async for doc in store.pools.rooms_collection.find({})]
+    assert len(stored) == 2
+    assert not any("Pa55" in repr(doc) for doc in stored)
+    rooms = {room.meeting_id: room for room in await store.rooms(["47"])}
+    assert rooms["333333333"].public_join_url == "https://z.example/j/3"
+    opened = sealer.open(rooms["222222222"].sealed_credentials)
+    assert (opened.passcode, opened.join_url) == ("Pa55-one", entries[0].join_url)

@@ -10,13 +10,13 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from tests.support.events import sealed
 from tests.support.node import parse_asyncapi
 from vcs_shared.contract import ASYNCAPI_DOCUMENT, SCHEMAS_FOLDER, schema_path
 from vcs_shared.envelope import decode, encode
 from vcs_shared.events import (
     CLOUDEVENT_TYPE_PREFIX,
     EVENT_TYPES,
-    Contact,
     RequestSubmitted,
     RoomAssigned,
     Urgency,
@@ -49,7 +49,7 @@ def test_committed_contract_files_equal_a_fresh_generation() -> None:
             participants=250,
             urgency=Urgency.urgent,
             needs_support=False,
-            contact=Contact(name="สมชาย", email="somchai@example.go.th", phone="042-711360"),
+            sealed_contact=sealed(),
             submitted_at=START - timedelta(days=1),
         ),
         RoomAssigned(
@@ -73,7 +73,7 @@ def test_encoded_events_validate_against_their_published_schema(event: RoomAssig
     schema = json.loads((DOCS / schema_path(type(event))).read_text())
 
     Draft202012Validator(schema).validate(body["data"])
-    assert body["type"] == f"th.go.dopa.vcs.{event.name}.v1"
+    assert body["type"] == f"th.go.dopa.vcs.{event.name}.v{event.version}"
     assert message.routing_key == f"{event.name}.47.4701"
     assert decode(message.body.encode()).event == event
 

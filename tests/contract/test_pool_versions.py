@@ -16,14 +16,15 @@ from vcs_allocator.pool_store import (
     PoolStore,
     _Plan,
 )
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
 
 
 def room(meeting_id: str, pool: str = "47", *, moved_from: str | None = None) -> Room:
-    url = f"https://z.example/j/{meeting_id}?pwd=pw"
-    return Room(meeting_id, 300, pool, "pw", url, moved_from=moved_from)
+    url = f"https://z.example/j/{meeting_id}"
+    return Room(meeting_id, 300, pool, url, "sealed", moved_from=moved_from)
 
 
 FILE_A = [room(f"1000000{i:02d}") for i in range(10)]
@@ -31,8 +32,12 @@ FILE_B = [room(f"2000000{i:02d}") for i in range(10)]
 
 
 @pytest.fixture
-async def pools(mongo: AsyncMongoClient[Document], namespace: str) -> PoolStore:
-    store = PoolStore(mongo[database_name(namespace, "allocator")])
+async def pools(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> PoolStore:
+    store = PoolStore(
+        mongo[database_name(namespace, "allocator")], CredentialsSealer(credentials_keys)
+    )
     await store.ensure_indexes()
     return store
 
@@ -125,5 +130,8 @@ async def test_rooms_stored_before_pools_were_versioned_are_adopted_once(
 
     assert await active(pools) == {"700000001", "700000002"}
     assert (await pools.directory()).revision == 1
+    adopted = await pools.rooms_collection.find_one({"meeting_id": "700000001"})
+    assert adopted is not None
+    assert "passcode" not in adopted  # sealed on adoption
     change = await pools.replace([room("700000001")])
     assert change.deactivated == 1

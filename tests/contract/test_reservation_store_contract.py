@@ -206,7 +206,7 @@ async def test_replacing_a_pool_deactivates_only_the_named_pools_missing_rooms(
     store: MongoReservationStore,
 ) -> None:
     def room(meeting_id: str, pool: str, capacity: int = 300) -> Room:
-        return Room(meeting_id, capacity, pool, "pw", f"https://z.example/j/{meeting_id}")
+        return Room(meeting_id, capacity, pool, f"https://z.example/j/{meeting_id}", "sealed")
 
     await store.replace_rooms(
         [room("100000001", "47"), room("100000002", "47"), room(ROOM_A, "48")]

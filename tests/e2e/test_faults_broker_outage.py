@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.events import cloudevent_type
 from tests.support.faults import (
     count_assignments,
     declare_audit_queue,
@@ -99,7 +100,7 @@ async def test_requests_submitted_while_the_broker_is_down_are_all_answered_once
     assert not duplicates, duplicates
     assert set((await count_assignments(mongo, namespace, requests)).values()) == {1}
     for kind in ("request.submitted", "room.assigned", "credentials.delivered"):
-        subjects = {e["subject"] for e in events if e["type"] == f"th.go.dopa.vcs.{kind}.v1"}
+        subjects = {e["subject"] for e in events if e["type"] == cloudevent_type(kind)}
         assert subjects >= set(requests), kind
     mailed = {str(m["X-VCS-Request-Id"]) for m in smtp_sink.messages}
     assert mailed >= set(requests)

@@ -27,12 +27,13 @@ import aio_pika
 import httpx
 import pytest
 
+from tests.support.events import sealed
 from tests.support.faults import spread_request, submit_all, wait_all_final
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
 from vcs_shared.envelope import encode
-from vcs_shared.events import Contact, RequestSubmitted, Urgency
+from vcs_shared.events import RequestSubmitted, Urgency
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,7 @@ def off_schema_event() -> tuple[str, bytes]:
         participants=10,
         urgency=Urgency.normal,
         needs_support=False,
-        contact=Contact(name="x", email="x@example.go.th", phone="042-000000"),
+        sealed_contact=sealed(),
         submitted_at=datetime.now(UTC),
     )
     message = encode(event, source="test")
@@ -145,13 +146,13 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
     assert all("\n" not in letter["reason"] for letter in letters)  # one line each
     assert [letter["poison"] for letter in letters] == [False, True, True]
     assert {letter["province_code"] for letter in letters} == {"47"}
-    assert by_id[off_schema_id]["event_type"] == "th.go.dopa.vcs.request.submitted.v1"
+    assert by_id[off_schema_id]["event_type"] == "th.go.dopa.vcs.request.submitted.v2"
     assert all(by_id[i]["routing_key"] == ROUTING_KEY for i in (not_json_id, off_schema_id))
     limit = letters[0]
     assert limit["reason"] == "delivery_limit"
     assert limit["routing_key"] == ROUTING_KEY
     assert limit["deaths"][0]["queue"] == topology.queue("allocator")
-    assert limit["event_type"] == "th.go.dopa.vcs.request.submitted.v1"
+    assert limit["event_type"] == "th.go.dopa.vcs.request.submitted.v2"
     human = vcs_dlq(cli_env, "list")
     assert human.returncode == 0
     assert "reason=delivery_limit" in human.stdout

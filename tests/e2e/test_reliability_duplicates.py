@@ -17,6 +17,7 @@ import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.events import sealed
 from tests.support.faults import count_assignments
 from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
@@ -44,7 +45,9 @@ def submitted(request_id: str, hour: int) -> RequestSubmitted:
         participants=80,
         urgency=Urgency.normal,
         needs_support=False,
-        contact=Contact(name="สมหญิง", email=f"{request_id}@example.go.th", phone="042-711360"),
+        sealed_contact=sealed(
+            Contact(name="สมหญิง", email=f"{request_id}@example.go.th", phone="042-711360")
+        ),
         submitted_at=starts_at - timedelta(days=1),
     )
 

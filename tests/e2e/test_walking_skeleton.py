@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support.events import cloudevent_type
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
@@ -38,7 +39,7 @@ async def test_a_request_is_delivered_with_its_meeting_id_and_three_events(
         assert message.delivery_mode == 2
         event = message.cloudevent
         assert event["specversion"] == "1.0"
-        assert event["type"] == f"th.go.dopa.vcs.{kind}.v1"
+        assert event["type"] == cloudevent_type(kind)
         assert event["id"] == message.message_id
         assert event["subject"] == request_id
         assert event["data"]["request_id"] == request_id

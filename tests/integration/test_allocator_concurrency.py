@@ -18,6 +18,7 @@ from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.support.events import sealed
 from tests.support.paths import SAMPLE_POOL
 from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
@@ -28,7 +29,7 @@ from vcs_allocator.pool import load_pool_file
 from vcs_allocator.store import slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
-from vcs_shared.events import Contact, RequestSubmitted, Urgency
+from vcs_shared.events import RequestSubmitted, Urgency
 from vcs_shared.store import Document, database_name, epoch_ms
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,7 @@ def submitted(
         participants=participants,
         urgency=Urgency.most_urgent,
         needs_support=False,
-        contact=Contact(name="สมชาย ใจดี", email="somchai@example.go.th", phone="042-711360"),
+        sealed_contact=sealed(),
         submitted_at=datetime.now(UTC),
     )
 

@@ -226,7 +226,7 @@ async def test_a_meeting_that_has_ended_cannot_be_cancelled(
         fingerprint="-",
     )
     store = MongoRequestStore(mongo[database_name(namespace, "intake")])
-    await store.insert(record)
+    await store.insert(record, record.submitted("not-opened-here"))
 
     refused = await http.post(f"/v1/requests/{record.request_id}/cancel")
 

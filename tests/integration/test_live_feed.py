@@ -117,7 +117,7 @@ async def test_new_events_arrive_without_secrets_and_a_reconnect_gets_exactly_th
     assert [r.id for r in seen] == ids(first)
     assert [r.event for r in seen] == ["request.submitted", "room.assigned", "request.submitted"]
     submitted, room = seen[0].cloudevent, seen[1].cloudevent
-    assert submitted["type"] == "th.go.dopa.vcs.request.submitted.v1"
+    assert submitted["type"] == "th.go.dopa.vcs.request.submitted.v2"
     assert submitted["subject"] == submitted["data"]["request_id"]
     assert submitted["data"]["title"] == "test"
     assert "contact" not in submitted["data"]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.support.events import request_submitted
+from tests.support.events import CONTACT, request_submitted
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.store import MongoDeliveryStore
 from vcs_shared.events import RequestSubmitted
@@ -30,7 +30,7 @@ async def test_one_claim_at_a_time_a_stale_one_is_taken_over_a_recorded_mail_nev
 ) -> None:
     store = MongoDeliveryStore(mongo[database_name(namespace, "notifier")])
     await store.ensure_indexes()
-    await store.remember(Delivery.of(submitted("r-1"), at=datetime.now(UTC)))
+    await store.remember(Delivery.of(submitted("r-1"), CONTACT, at=datetime.now(UTC)))
 
     assert await store.claim("r-1", ASSIGNED, LEASE)
     assert not await store.claim("r-1", ASSIGNED, LEASE)  # a concurrent copy waits
@@ -52,7 +52,7 @@ async def test_credentials_and_a_cancellation_never_cross(
     credentials go out: the office never gets them after being told the meeting is off."""
     store = MongoDeliveryStore(mongo[database_name(namespace, "notifier")])
     for request_id in ("sending", "cancelling"):
-        await store.remember(Delivery.of(submitted(request_id), at=datetime.now(UTC)))
+        await store.remember(Delivery.of(submitted(request_id), CONTACT, at=datetime.now(UTC)))
 
     assert await store.claim("sending", ASSIGNED, LEASE, unless=CANCELLED)
     assert not await store.claim("sending", CANCELLED, LEASE, after=ASSIGNED)  # waits

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from vcs_shared.events import Contact, RequestSubmitted, Urgency
+from vcs_shared.credentials import CredentialsSealer, new_key
+from vcs_shared.events import EVENT_TYPES, Contact, RequestSubmitted, Urgency
+
+TEST_CREDENTIALS_KEYS = new_key()
+"""The session's credentials key (the services get it as VCS_CREDENTIALS_KEYS), so events a
+test hands over carry a contact the notifier can open."""
+SEALER = CredentialsSealer(TEST_CREDENTIALS_KEYS)
+CONTACT = Contact(name="x", email="x@example.go.th", phone="042-000000")
+
+
+def sealed(contact: Contact = CONTACT) -> str:
+    """The contact as ``request.submitted`` carries it: sealed with the session's key."""
+    return SEALER.seal_contact(contact)
 
 
 def request_submitted(
@@ -27,6 +39,12 @@ def request_submitted(
         participants=participants,
         urgency=Urgency.normal,
         needs_support=needs_support,
-        contact=contact or Contact(name="x", email="x@example.go.th", phone="042-000000"),
+        sealed_contact=sealed(contact or CONTACT),
         submitted_at=starts_at - timedelta(days=1),
     )
+
+
+def cloudevent_type(name: str) -> str:
+    """The CloudEvents type published today for an event name (``request.submitted`` is .v2)."""
+    [type_name] = [t for t, event in EVENT_TYPES.items() if event.name == name]
+    return type_name

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.support.paths import SAMPLE_POOL
 from vcs_allocator.domain import (
     AllocationPolicy,
+    PoolEntry,
     Rejection,
     Room,
     check_office,
@@ -38,7 +39,9 @@ SAKON_NAKHON = ["47", "region-12"]
 
 
 def room(meeting_id: str, capacity: int, pool: str = "47", *, active: bool = True) -> Room:
-    return Room(meeting_id, capacity, pool, "pw", f"https://zoom.example/j/{meeting_id}", active)
+    return Room(
+        meeting_id, capacity, pool, f"https://zoom.example/j/{meeting_id}", "sealed", active
+    )
 
 
 def at(hour: int, minute: int = 0, *, day: int = 26) -> datetime:
@@ -481,3 +484,14 @@ def test_a_file_that_is_not_a_yaml_list_is_refused() -> None:
         parse_pool("meeting_id: 123456789\n", fmt="yaml")
     with pytest.raises(PoolFileError, match="not valid YAML"):
         parse_pool("- [unclosed\n", fmt="yaml")
+
+
+def test_the_public_join_url_drops_the_query_and_the_fragment() -> None:
+    """Issue 11.5: a passcode may ride in ``?pwd=`` or in ``#pwd=``; neither is shown."""
+    for url in (
+        "https://zoom.example/j/123456789?pwd=s3cret",
+        "https://zoom.example/j/123456789#pwd=s3cret",
+        "https://zoom.example/j/123456789?pwd=s3cret#success",
+    ):
+        entry = PoolEntry("123456789", 300, "47", "s3cret", url)
+        assert entry.public_join_url == "https://zoom.example/j/123456789", url

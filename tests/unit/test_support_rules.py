@@ -61,7 +61,7 @@ def test_a_ticket_goes_open_claimed_done_and_no_other_way() -> None:
 @pytest.mark.parametrize("claimed", [False, True])
 def test_a_cancelled_meeting_closes_its_open_or_claimed_ticket(claimed: bool) -> None:
     event = request_submitted("req-1", NOW + timedelta(days=2), needs_support=True)
-    ticket = Ticket.for_request(event, at=NOW)
+    ticket = Ticket.for_request(event, CONTACT, at=NOW)
     assert ticket.ticket_id == ticket.request_id == event.request_id
     assert ticket.origin is SupportOrigin.request
     if claimed:

@@ -236,7 +236,7 @@ async def reload_pools(
     if len(body) > MAX_POOL_FILE_BYTES:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="pool file too large")
     try:
-        rooms = parse_pool(body.decode("utf-8"), fmt=fmt, source="body")
+        entries = parse_pool(body.decode("utf-8"), fmt=fmt, source="body")
     except UnicodeDecodeError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -260,6 +260,8 @@ async def reload_pools(
                 for i in exc.issues
             ],
         ) from exc
+    sealer = _reassigner(request).sealer  # passcodes are stored sealed only
+    rooms = [entry.sealed(sealer) for entry in entries]
     outside = scope.outside_pools(room.pool for room in rooms)
     if outside:
         raise outside_scope("nothing was loaded: the file names pools", outside, scope)

@@ -34,15 +34,16 @@ SERVICE = "allocator"
 async def run(settings: AllocatorSettings) -> None:
     """Runs the allocator until SIGINT/SIGTERM, then finishes the messages in hand and stops."""
     async with service_clients(settings, SERVICE) as clients:
-        store = MongoReservationStore(clients.database, clients.publisher)
+        sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
+        store = MongoReservationStore(clients.database, clients.publisher, sealer)
         await store.ensure_indexes()
         if settings.pool_file is not None and await store.room_count() == 0:
-            rooms = load_pool_file(settings.pool_file)
-            await store.replace_rooms(rooms)
-            log.info("pool.loaded", file=str(settings.pool_file), rooms=len(rooms))
+            entries = load_pool_file(settings.pool_file)
+            await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+            log.info("pool.loaded", file=str(settings.pool_file), rooms=len(entries))
         deps = AllocatorDeps(
             store=store,
-            sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+            sealer=sealer,
             policy=settings.policy(),
             use_overflow=settings.use_overflow,
             claim_lease=settings.orphan_lease(),

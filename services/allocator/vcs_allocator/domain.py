@@ -25,7 +25,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TypedDict
+from urllib.parse import urlsplit, urlunsplit
 
+from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.events import RejectionReason, RequestCancelled, RequestSubmitted
 from vcs_shared.offices import find_office, region_of
 
@@ -34,7 +36,25 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True, slots=True)
 class Room:
-    """One Zoom Meeting ID of a pool; ``pool`` is a province code or a regional overflow pool."""
+    """One Zoom Meeting ID of a pool, as stored; ``pool`` is a province code or a regional
+    overflow pool. Its passcode and full join URL are only in ``sealed_credentials``
+    (:mod:`vcs_shared.credentials`), opened when a booking is made, never at rest in clear."""
+
+    meeting_id: str
+    capacity: int
+    pool: str
+    public_join_url: str
+    """The join URL without its query and fragment, so without any embedded passcode."""
+    sealed_credentials: str
+    active: bool = True
+    moved_from: str | None = None
+    """In a pool file only: the pool this row moves the Meeting ID from (else refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolEntry:
+    """One row of an operators' pool file: a room with its passcode in clear, sealed
+    (:meth:`sealed`) before it is stored."""
 
     meeting_id: str
     capacity: int
@@ -43,12 +63,29 @@ class Room:
     join_url: str
     active: bool = True
     moved_from: str | None = None
-    """In a pool file only: the pool this row moves the Meeting ID from (else refused)."""
 
     @property
     def public_join_url(self) -> str:
-        """The join URL without its query string, so without any embedded passcode."""
-        return self.join_url.split("?", 1)[0]
+        return public_join_url(self.join_url)
+
+    def sealed(self, sealer: CredentialsSealer) -> Room:
+        credentials = MeetingCredentials(passcode=self.passcode, join_url=self.join_url)
+        return Room(
+            self.meeting_id,
+            self.capacity,
+            self.pool,
+            self.public_join_url,
+            sealer.seal(credentials),
+            self.active,
+            self.moved_from,
+        )
+
+
+def public_join_url(join_url: str) -> str:
+    """A join URL without its query string and fragment (``?pwd=``, ``#pwd=``): what may be
+    shown to anyone."""
+    parts = urlsplit(join_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,7 +32,7 @@ from vcs_allocator.domain import (
 from vcs_allocator.store import ReservationStore
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
-from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
@@ -129,7 +129,8 @@ async def _assign(
 
 
 def _room_assigned(event: RequestSubmitted, room: Room, sealer: CredentialsSealer) -> RoomAssigned:
-    """The public event: the join URL without its passcode, the credentials sealed."""
+    """The public event: the join URL without its passcode, the room's credentials opened
+    (only now, for the booking) and sealed again with the current key."""
     return RoomAssigned(
         **event.subject(),
         meeting_id=room.meeting_id,
@@ -138,9 +139,7 @@ def _room_assigned(event: RequestSubmitted, room: Room, sealer: CredentialsSeale
         pool="province" if room.pool == event.province_code else "overflow",
         starts_at=event.starts_at,
         ends_at=event.ends_at,
-        sealed_credentials=sealer.seal(
-            MeetingCredentials(passcode=room.passcode, join_url=room.join_url)
-        ),
+        sealed_credentials=sealer.reseal(room.sealed_credentials),
     )
 
 

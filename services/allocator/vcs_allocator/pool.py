@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_shared.offices import is_province
 
 CAPACITIES = (300, 500, 1000)
@@ -88,8 +88,8 @@ class PoolRow(BaseModel):
             return None
         return pool_code(value)
 
-    def to_room(self) -> Room:
-        return Room(
+    def to_entry(self) -> PoolEntry:
+        return PoolEntry(
             self.meeting_id,
             self.capacity,
             self.pool,
@@ -112,15 +112,15 @@ def pool_code(value: Any) -> str:
     return text
 
 
-def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[Room]:
+def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[PoolEntry]:
     """Parses a whole pool file; raises :class:`PoolFileError` listing every bad row."""
     rows = _csv_rows(text) if fmt == "csv" else _yaml_rows(text, source)
     problems: list[PoolProblem] = []
-    rooms: list[Room] = []
+    rooms: list[PoolEntry] = []
     seen: dict[str, int] = {}
     for line, row in rows:
         try:
-            room = PoolRow.model_validate(row).to_room()
+            room = PoolRow.model_validate(row).to_entry()
         except ValidationError as exc:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "row"
@@ -144,7 +144,7 @@ def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") 
     return rooms
 
 
-def load_pool_file(path: Path) -> list[Room]:
+def load_pool_file(path: Path) -> list[PoolEntry]:
     fmt: Literal["csv", "yaml"] = "csv" if path.suffix.lower() == ".csv" else "yaml"
     return parse_pool(path.read_text(encoding="utf-8"), fmt=fmt, source=str(path))
 

@@ -40,7 +40,8 @@ from dataclasses import dataclass, field, replace
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry, Room
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.store import Document
 
 DIRECTORY_ID = "pools"
@@ -102,9 +103,13 @@ class Directory:
 class PoolStore:
     """The versioned pools of one allocator database."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], sealer: CredentialsSealer | None = None
+    ) -> None:
         self.rooms_collection = db["rooms"]
         self.directory_collection = db["pool_directory"]
+        self._sealer = sealer
+        """Only to seal the clear passcodes of rooms stored by an earlier version."""
 
     async def ensure_indexes(self) -> None:
         await self.rooms_collection.create_index("generation")
@@ -118,11 +123,25 @@ class PoolStore:
         legacy = [doc async for doc in self.rooms_collection.find({"generation": None})]
         if not legacy:
             return
+        if self._sealer is None:
+            raise RuntimeError("rooms stored in clear need the credentials keys to be adopted")
         current = {str(doc["pool"]): f"{doc['pool']}@unversioned" for doc in legacy}
-        for pool, generation in current.items():
-            await self.rooms_collection.update_many(
-                {"pool": pool, "generation": None},
-                {"$set": {"generation": generation}},
+        for doc in legacy:
+            entry = PoolEntry(
+                str(doc["_id"]), doc["capacity"], doc["pool"], doc["passcode"], doc["join_url"]
+            )
+            room = entry.sealed(self._sealer)
+            await self.rooms_collection.update_one(
+                {"_id": doc["_id"]},
+                {
+                    "$set": {
+                        "generation": current[str(doc["pool"])],
+                        "meeting_id": room.meeting_id,
+                        "public_join_url": room.public_join_url,
+                        "sealed_credentials": room.sealed_credentials,
+                    },
+                    "$unset": {"passcode": "", "join_url": ""},
+                },
             )
         owners = {str(doc["_id"]): str(doc["pool"]) for doc in legacy}
         with contextlib.suppress(DuplicateKeyError):  # another allocator did it first
@@ -298,8 +317,8 @@ def room_to_document(room: Room, generation: str) -> Document:
         "meeting_id": room.meeting_id,
         "capacity": room.capacity,
         "pool": room.pool,
-        "passcode": room.passcode,
-        "join_url": room.join_url,
+        "public_join_url": room.public_join_url,
+        "sealed_credentials": room.sealed_credentials,
         "active": room.active,
     }
 
@@ -309,7 +328,7 @@ def room_from_document(doc: Document) -> Room:
         meeting_id=str(doc.get("meeting_id") or doc["_id"]),  # an unversioned room: its _id
         capacity=doc["capacity"],
         pool=doc["pool"],
-        passcode=doc["passcode"],
-        join_url=doc["join_url"],
+        public_join_url=doc["public_join_url"],
+        sealed_credentials=doc["sealed_credentials"],
         active=doc["active"],
     )

@@ -36,7 +36,7 @@ from vcs_allocator.store import MongoReservationStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
-from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import RoomReassigned
 from vcs_shared.outbox import announce
 from vcs_shared.scope import Scope
@@ -172,9 +172,7 @@ class Reassigner:
             pool="province" if room.pool == reservation.province_code else "overflow",
             starts_at=reservation.starts_at,
             ends_at=reservation.ends_at,
-            sealed_credentials=self.sealer.seal(
-                MeetingCredentials(passcode=room.passcode, join_url=room.join_url)
-            ),
+            sealed_credentials=self.sealer.reseal(room.sealed_credentials),
             reassignment=reassignment,
             reassigned_by=by,
             reassigned_at=self.clock(),

@@ -51,6 +51,7 @@ from vcs_allocator.domain import (
 )
 from vcs_allocator.pool_store import PoolChange, PoolStore
 from vcs_shared.broker import EventPublisher
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import RejectionReason
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
@@ -112,9 +113,14 @@ class ReservationStore(Protocol):
 class MongoReservationStore:
     """:class:`ReservationStore` on MongoDB (or the embedded wire-compatible store)."""
 
-    def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        publisher: EventPublisher = OFFLINE,
+        sealer: CredentialsSealer | None = None,
+    ) -> None:
         self.db = db
-        self.pools = PoolStore(db)
+        self.pools = PoolStore(db, sealer)
         self.slots = db["slots"]
         self.decisions = db["decisions"]
         self._outbox = Outbox(self.decisions, source=SOURCE, publisher=publisher)

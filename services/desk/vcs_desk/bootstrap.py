@@ -21,6 +21,7 @@ from vcs_desk.ticket_store import MongoTicketStore
 from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.broker import AmqpPublisher, Topology, connect, declare_topology
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
@@ -58,7 +59,8 @@ async def run(settings: DeskSettings) -> int:
                 ),
             )
             await tickets.ensure_indexes()
-            install_support(app, SupportDeps(tickets))
+            sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
+            install_support(app, SupportDeps(tickets, sealer))
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
             audit_log = AuditLog(database)

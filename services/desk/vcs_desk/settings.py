@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vcs_shared.settings import ConnectionSettings, TokenSettings
+from vcs_shared.settings import CommonSettings, TokenSettings
 
 
-class DeskSettings(ConnectionSettings, TokenSettings):
+class DeskSettings(CommonSettings, TokenSettings):
     desk_host: str = Field(
         default="127.0.0.1", description="Address the desk's internal API listens on"
     )

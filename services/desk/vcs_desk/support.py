@@ -18,6 +18,7 @@ from vcs_desk.ticket_store import TicketStore
 from vcs_desk.tickets import Ticket
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import Contact, Event, RequestCancelled, RequestSubmitted
 
 log = structlog.get_logger(__name__)
@@ -28,6 +29,8 @@ MOVE_ATTEMPTS = 5
 @dataclass(frozen=True, slots=True)
 class SupportDeps:
     store: TicketStore
+    sealer: CredentialsSealer
+    """Opens the contact of a request that asks for staff (it travels sealed)."""
     clock: Clock = utc_now
 
 
@@ -70,8 +73,9 @@ async def open_for_request(
     """A request that asked for staff opens its ticket (once, however often it arrives)."""
     if not event.needs_support:
         return None
+    contact = deps.sealer.open_contact(event.sealed_contact)
     ticket, created = await deps.store.open(
-        Ticket.for_request(event, at=deps.clock()), correlation_id
+        Ticket.for_request(event, contact, at=deps.clock()), correlation_id
     )
     if created:
         log.info("support.requested", ticket_id=ticket.ticket_id, origin="request")

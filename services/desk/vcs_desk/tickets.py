@@ -97,15 +97,16 @@ class Ticket:
         return self.ticket_id if self.origin is SupportOrigin.request else None
 
     @classmethod
-    def for_request(cls, event: RequestSubmitted, *, at: datetime) -> Ticket:
-        """The ticket of a request that asked for staff (``needs_support``)."""
+    def for_request(cls, event: RequestSubmitted, contact: Contact, *, at: datetime) -> Ticket:
+        """The ticket of a request that asked for staff (``needs_support``); ``contact`` is
+        the event's, unsealed."""
         return cls(
             ticket_id=event.request_id,
             origin=SupportOrigin.request,
             province_code=event.province_code,
             district_code=event.district_code,
             topic=event.title,
-            contact=event.contact,
+            contact=contact,
             requested_at=at,
             requested_by=f"office:{event.district_code}",
             starts_at=event.starts_at,

@@ -80,7 +80,13 @@ async def submit_request(
     """
     try:
         request, created = await requests.accept(
-            principal, payload, idempotency_key, container.store, container.clock, container.rules
+            principal,
+            payload,
+            idempotency_key,
+            container.store,
+            container.clock,
+            container.rules,
+            container.sealer,
         )
     except requests.InvalidRequest as exc:
         raise HTTPException(

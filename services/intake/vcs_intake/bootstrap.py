@@ -53,7 +53,11 @@ FORWARDED_ADMIN = {
     "/v1/admin/audit.csv": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""
-FORWARDED = {"/v1/availability": "allocator", "/v1/support-requests": "desk"}
+FORWARDED = {
+    "/v1/availability": "allocator",
+    "/v1/support-requests": "desk",
+    "/v1/offices": "notifier",
+}
 """Paths for offices and operators alike that another service owns (it checks the caller)."""
 UNKNOWN_COMMAND_LINE = Actor(kind="cli", id="cli:unknown", name="a command on the server")
 """Who invited when no operator did (the pages always have one; only ``vcs user`` has not)."""

@@ -63,9 +63,7 @@ MOVES: dict[Status, frozenset[Status]] = {
         }
     ),
     Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
-    # a channel may fail for good after another delivered (an office's webhook, retried for
-    # hours after the mail went out): operators then see it and can redeliver
-    Status.delivered: frozenset({Status.cancelled, Status.delivery_failed}),
+    Status.delivered: frozenset({Status.cancelled}),
     # an operator's redelivery may still get the credentials through
     Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
     Status.rejected: frozenset(),
@@ -74,8 +72,14 @@ MOVES: dict[Status, frozenset[Status]] = {
 """Every allowed move of a request's status; the last two are final."""
 
 
-OPEN: tuple[Status, ...] = (Status.submitted, Status.assigned, Status.delivered)
-"""The statuses of a booking an office still holds (or is about to): what its quota counts."""
+OPEN: tuple[Status, ...] = (
+    Status.submitted,
+    Status.assigned,
+    Status.delivered,
+    Status.delivery_failed,
+)
+"""The statuses of a booking an office still holds (or is about to): what its quota counts
+(a failed delivery still holds its room)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +137,22 @@ class BookingRules:
 def sources(target: Status) -> tuple[Status, ...]:
     """The statuses a request may move to ``target`` from."""
     return tuple(status for status in Status if status.may_become(target))
+
+
+LATE_FAILING_CHANNELS = frozenset({"webhook"})
+"""Channels that may fail for good long after the mail went out (a webhook is retried for
+``VCS_WEBHOOK_RETRY_HOURS``)."""
+
+
+def failure_sources(channel: str) -> tuple[Status, ...]:
+    """The statuses ``credentials.failed`` of ``channel`` moves a request from. An office's
+    webhook failing for good makes a delivered request ``delivery_failed`` (its system never got
+    the credentials, and operators must see it); a mail failing on a redelivery leaves a
+    delivered request delivered (the office had the first one)."""
+    moves = sources(Status.delivery_failed)
+    if channel in LATE_FAILING_CHANNELS:
+        return (*moves, Status.delivered)
+    return moves
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,10 +226,20 @@ class RequestState:
             district_code=self.district_code,
         )
 
-    def submitted(self) -> RequestSubmitted:
-        """The event announcing this request: the request as the office asked it (its fields
-        are this record's, by name)."""
-        return RequestSubmitted.model_validate(self, from_attributes=True)
+    def submitted(self, sealed_contact: str) -> RequestSubmitted:
+        """The event announcing this request: the request as the office asked it, its contact
+        sealed (``sealed_contact``: personal data never travels in clear on the topic)."""
+        return RequestSubmitted(
+            **self.subject(),
+            title=self.title,
+            starts_at=self.starts_at,
+            ends_at=self.ends_at,
+            participants=self.participants,
+            urgency=self.urgency,
+            needs_support=self.needs_support,
+            sealed_contact=sealed_contact,
+            submitted_at=self.submitted_at,
+        )
 
     def cancelled(self, *, by: str, at: datetime) -> RequestCancelled:
         """The event announcing that ``by`` withdrew this request."""

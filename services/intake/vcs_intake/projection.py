@@ -52,7 +52,8 @@ async def on_credentials_delivered(
 
 
 async def on_credentials_failed(envelope: Envelope[CredentialsFailed], store: RequestStore) -> None:
-    await store.mark_delivery_failed(envelope.event.request_id, envelope.event.error)
+    event = envelope.event
+    await store.mark_delivery_failed(event.request_id, event.error, event.channel)
 
 
 async def on_room_released(envelope: Envelope[RoomReleased], store: RequestStore) -> None:

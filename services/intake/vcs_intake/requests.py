@@ -69,6 +69,7 @@ async def accept(
     store: RequestStore,
     clock: Clock,
     rules: BookingRules,
+    sealer: CredentialsSealer,
 ) -> tuple[RequestState, bool]:
     """The one way a request comes in, from the API and from the clerks' form alike: the
     caller's right to submit for the district, the window's rules, the office's quota (not
@@ -81,7 +82,7 @@ async def accept(
         raise InvalidRequest(problems)
     if not principal.is_operator:
         await _within_quota(office, idempotency_key, store, now, rules.max_open_per_office)
-    return await submit(payload, office, idempotency_key, store, clock)
+    return await submit(payload, office, idempotency_key, store, clock, sealer)
 
 
 async def _within_quota(
@@ -110,10 +111,12 @@ async def submit(
     idempotency_key: str | None,
     store: RequestStore,
     clock: Clock,
+    sealer: CredentialsSealer,
 ) -> tuple[RequestState, bool]:
     """Stores the request with its event in one write (then it is published); (request, created).
 
-    ``office`` is the payload's office, resolved once by the caller.
+    ``office`` is the payload's office, resolved once by the caller; ``sealer`` seals the
+    contact for the event.
     """
     request_id = str(uuid.uuid4())
     fingerprint = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
@@ -135,7 +138,7 @@ async def submit(
         fingerprint=fingerprint,
     )
     try:
-        await store.insert(request)
+        await store.insert(request, request.submitted(sealer.seal_contact(request.contact)))
     except DuplicateSubmission as duplicate:
         if duplicate.existing.fingerprint != fingerprint:
             raise IdempotencyConflict(

@@ -16,10 +16,17 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_intake.domain import Assignment, Rejection, RequestState, Status, sources
+from vcs_intake.domain import (
+    Assignment,
+    Rejection,
+    RequestState,
+    Status,
+    failure_sources,
+    sources,
+)
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
-from vcs_shared.events import Contact, RejectionReason, RequestCancelled, Urgency
+from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
 from vcs_shared.store import Document, epoch_ms
 
@@ -76,7 +83,7 @@ class DuplicateSubmission(Exception):
 
 
 class RequestStore(Protocol):
-    async def insert(self, request: RequestState) -> None: ...
+    async def insert(self, request: RequestState, event: RequestSubmitted) -> None: ...
     async def get(self, request_id: str) -> RequestState | None: ...
     async def cancel(
         self, event: RequestCancelled, audit: AuditRecorded
@@ -88,7 +95,9 @@ class RequestStore(Protocol):
     ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
-    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
+    async def mark_delivery_failed(
+        self, request_id: str, error: str, channel: str = "email"
+    ) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
     async def count(self, which: RequestFilter) -> int: ...
@@ -109,11 +118,11 @@ class MongoRequestStore:
         await self.requests.create_index("province_code")
         await self._outbox.ensure_index()
 
-    async def insert(self, request: RequestState) -> None:
-        """Stores a new request with its ``request.submitted``, then publishes it; raises
-        :class:`DuplicateSubmission` when its idempotency key was used before."""
+    async def insert(self, request: RequestState, event: RequestSubmitted) -> None:
+        """Stores a new request with its ``request.submitted`` (``event``), then publishes it;
+        raises :class:`DuplicateSubmission` when its idempotency key was used before."""
         try:
-            announcement = announce(request.submitted(), correlation_id=request.request_id)
+            announcement = announce(event, correlation_id=request.request_id)
             await self._outbox.insert(request_to_document(request), announcement)
         except DuplicateKeyError as exc:
             existing = await self.requests.find_one({"idempotency_key": request.idempotency_key})
@@ -250,8 +259,15 @@ class MongoRequestStore:
             request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
         )
 
-    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
-        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
+    async def mark_delivery_failed(
+        self, request_id: str, error: str, channel: str = "email"
+    ) -> None:
+        await self._move(
+            request_id,
+            Status.delivery_failed,
+            {"delivery_error": error},
+            from_=failure_sources(channel),
+        )
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
         await self.requests.update_one(
@@ -261,11 +277,20 @@ class MongoRequestStore:
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there, so a
-        replayed or late event never moves a request back. True if it moved."""
+    async def _move(
+        self,
+        request_id: str,
+        target: Status,
+        changes: Document,
+        *,
+        from_: tuple[Status, ...] | None = None,
+    ) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there
+        (``from_``, by default :func:`sources`), so a replayed or late event never moves a
+        request back. True if it moved."""
+        allowed = sources(target) if from_ is None else from_
         result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
+            {"_id": request_id, "status": {"$in": [s.value for s in allowed]}},
             {"$set": {"status": target.value, **changes}},
         )
         return result.matched_count == 1

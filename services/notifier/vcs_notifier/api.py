@@ -20,6 +20,8 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, s
 from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
+from vcs_notifier.office_channels import OfficeChannels
+from vcs_notifier.office_channels_api import router as office_channels_router
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
@@ -84,20 +86,28 @@ async def redeliver_credentials(
     )
 
 
-def create_app(deps: NotifierDeps, authenticator: Authenticator, health: HealthCheck) -> FastAPI:
+def create_app(
+    deps: NotifierDeps,
+    authenticator: Authenticator,
+    health: HealthCheck,
+    office_channels: OfficeChannels,
+) -> FastAPI:
     """The notifier's internal app (the composition root passes in what it works with)."""
     app = FastAPI(
         title="DOPA VCS notifier (internal)",
         version="1",
         description=(
             "Deliveries of credentials to the offices. Internal: reached through the intake, "
-            "which forwards /v1/admin/requests/{id}/redeliver with an internal token."
+            "which forwards /v1/admin/requests/{id}/redeliver and /v1/offices/* (the offices' "
+            "webhook and LINE settings) with an internal token."
         ),
     )
     app.add_middleware(AccessLog)
     app.state.deps = deps
     app.state.authenticator = authenticator
     app.state.health = health
+    app.state.office_channels = office_channels
     app.include_router(router)
+    app.include_router(office_channels_router)
     app.include_router(health_router)
     return app

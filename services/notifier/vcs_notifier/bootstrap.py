@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from functools import partial
 
 import structlog
 
 from vcs_notifier.api import create_app
+from vcs_notifier.channels import Channel
 from vcs_notifier.handlers import HANDLERS, NotifierDeps, send_due_reminders
+from vcs_notifier.line import LineChannel, LineClient
 from vcs_notifier.mailer import MailChannel, SmtpMailer
 from vcs_notifier.messages import write_mail
+from vcs_notifier.office_channels import OfficeChannels
 from vcs_notifier.settings import NotifierSettings
 from vcs_notifier.store import MongoDeliveryStore, MongoReminderStore
+from vcs_notifier.webhook_delivery import WebhookDispatcher
+from vcs_notifier.webhook_domain import RetryPolicy
+from vcs_notifier.webhook_guard import NetworkPolicy, parse_networks
+from vcs_notifier.webhook_store import MongoLineGroups, MongoWebhookStore
+from vcs_notifier.webhooks import WebhookSender
 from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
 from vcs_shared.credentials import CredentialsSealer
@@ -44,10 +53,32 @@ async def run(settings: NotifierSettings) -> None:
             start_tls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
         )
+        sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
+        webhooks = MongoWebhookStore(clients.database, sealer, clients.publisher)
+        await webhooks.ensure_indexes()
+        line_groups = MongoLineGroups(clients.database)
+        policy = NetworkPolicy(allowed=parse_networks(settings.webhook_allowed_networks))
+        sender = WebhookSender(policy, timeout=settings.webhook_timeout_seconds)
+        dispatcher = WebhookDispatcher(
+            webhooks,
+            sender,
+            sealer,
+            RetryPolicy(
+                window=timedelta(hours=settings.webhook_retry_hours),
+                initial=timedelta(seconds=settings.webhook_retry_initial_seconds),
+            ),
+        )
+        channels: list[Channel] = [MailChannel(mailer, settings.mail_from, write_mail)]
+        line = None
+        if settings.line_channel_token is not None:
+            line = LineClient(
+                settings.line_channel_token.get_secret_value(), base_url=settings.line_api_url
+            )
+            channels.append(LineChannel(line, line_groups))
         deps = NotifierDeps(
             store=store,
-            channels=[MailChannel(mailer, settings.mail_from, write_mail)],
-            sealer=CredentialsSealer(settings.credentials_keys.get_secret_value()),
+            channels=channels,
+            sealer=sealer,
             reminders=reminders,
             reminder_leads=settings.reminder_leads(),
             send_attempts=settings.send_attempts,
@@ -58,20 +89,29 @@ async def run(settings: NotifierSettings) -> None:
                 deps,
                 InternalAuthenticator(TokenCodec(settings.jwt_secret.get_secret_value())),
                 lambda: reachability(clients.database, clients.connection),
+                OfficeChannels(webhooks, line_groups, policy),
             )
             api = await InternalServer.start(app, settings.notifier_host, settings.notifier_port)
+        handlers = HANDLERS.bind(deps).followed_by(dispatcher.schedule)
         try:
             async with consuming(
                 clients,
-                HANDLERS.bind(deps),
+                handlers,
                 store.relay,
                 prefetch=settings.prefetch,
-                background=[partial(_remind, deps, settings.reminder_poll_seconds)],
+                background=[
+                    dispatcher.run,
+                    webhooks.relay.run,
+                    partial(_remind, deps, settings.reminder_poll_seconds),
+                ],
             ):
                 log.info("notifier.signal", signal=await wait_for_shutdown_signal())
         finally:  # also when consuming could not start: the API must not outlive it
             if api is not None:
                 await api.stop()
+            await sender.aclose()
+            if line is not None:
+                await line.aclose()
 
 
 async def _remind(deps: NotifierDeps, interval: float, stop: asyncio.Event) -> None:

@@ -124,10 +124,11 @@ class Delivery:
     """The latest move of the booking (``room.reassigned``) whose credentials were sent."""
 
     @classmethod
-    def of(cls, event: RequestSubmitted, *, at: datetime) -> Delivery:
+    def of(cls, event: RequestSubmitted, contact: Contact, *, at: datetime) -> Delivery:
+        """The delivery of a request; ``contact`` is the event's, unsealed."""
         return cls(
             **event.subject(),
-            contact=event.contact,
+            contact=contact,
             title=event.title,
             created_at=at,
             starts_at=event.starts_at,

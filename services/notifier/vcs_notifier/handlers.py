@@ -58,8 +58,11 @@ class NotifierDeps:
 
 
 async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
-    """request.submitted → the contact is kept for the messages that will follow."""
-    await deps.store.remember(Delivery.of(envelope.event, at=deps.clock()))
+    """request.submitted → the contact is unsealed and kept for the messages that will follow
+    (a contact no configured key opens fails here, and the event is dead-lettered with why)."""
+    event = envelope.event
+    contact = deps.sealer.open_contact(event.sealed_contact)
+    await deps.store.remember(Delivery.of(event, contact, at=deps.clock()))
 
 
 async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDeps) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pydantic import Field, SecretStr, field_validator
 
 from vcs_notifier.reminders import parse_leads
+from vcs_notifier.webhook_guard import parse_networks
 from vcs_shared.settings import CommonSettings, TokenSettings
 
 
@@ -48,3 +49,31 @@ class NotifierSettings(CommonSettings, TokenSettings):
 
     def reminder_leads(self) -> tuple[timedelta, ...]:
         return parse_leads(self.reminders)
+
+    webhook_retry_hours: float = Field(
+        default=24.0, gt=0, le=24 * 14, description="How long a webhook message is retried"
+    )
+    webhook_retry_initial_seconds: float = Field(
+        default=10.0, gt=0, le=3600, description="The first wait before a webhook retry (doubling)"
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="CIDR networks (comma-separated) a webhook may reach although internal",
+    )
+    line_channel_token: SecretStr | None = Field(
+        default=None, description="LINE Messaging API channel access token (unset: no LINE)"
+    )
+    line_api_url: str = Field(default="https://api.line.me", description="LINE API base URL")
+
+    @field_validator("line_channel_token")
+    @classmethod
+    def _no_empty_token(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty token (``VCS_LINE_CHANNEL_TOKEN=`` in a compose file) means no LINE."""
+        return value if value is not None and value.get_secret_value().strip() else None
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # a bad entry is named at start, not at the first send
+        return value

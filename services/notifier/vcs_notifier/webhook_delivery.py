@@ -26,25 +26,29 @@ from vcs_notifier.webhooks import WebhookSender
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import CredentialsFailed, Event, RoomAssigned
+from vcs_shared.events import CredentialsFailed, Event, RoomAssigned, RoomReassigned
 from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
 
 CHANNEL = "webhook"
+CARRYING_CREDENTIALS = (RoomAssigned, RoomReassigned)
+"""The events whose webhook message carries the credentials: failing for good is
+``credentials.failed``."""
 
 
 def cloudevent_body(envelope: Envelope[Event], sealer: CredentialsSealer) -> str:
     """The event as the CloudEvent on the bus (same id, type, source, subject, time), as an
-    office's own receiver gets it: ``room.assigned`` carries the opened ``credentials``
+    office's own receiver gets it: ``room.assigned`` and ``room.reassigned`` carry the opened
+    ``credentials``
     (passcode, join URL) instead of the sealed ones, which only the services can open."""
     event = envelope.event
     data: dict[str, Any] = json.loads(event.model_dump_json())
-    if isinstance(event, RoomAssigned):
+    if isinstance(event, CARRYING_CREDENTIALS):
         del data["sealed_credentials"]
         try:
             data["credentials"] = sealer.open(event.sealed_credentials).model_dump()
-        except CredentialsSealError:
+        except CredentialsSealError:  # a key since retired: the room without its passcode
             data["credentials"] = None
     attributes: dict[str, Any] = {
         "specversion": "1.0",
@@ -89,7 +93,7 @@ class WebhookDispatcher:
             event_name=event.name,
             body=cloudevent_body(envelope, self.sealer),
             first_due=self.clock(),
-            carries_credentials=isinstance(event, RoomAssigned),
+            carries_credentials=isinstance(event, CARRYING_CREDENTIALS),
         )
         if await self.store.add(message):
             log.info("webhook.scheduled", webhook_event=event.name)

@@ -1,5 +1,6 @@
-"""The notifier's webhook collections: ``webhooks`` (one registration per office) and
-``webhook_messages`` (one per event to deliver: the durable retry schedule).
+"""The notifier's office channel collections: ``webhooks`` (one registration per office),
+``webhook_messages`` (one per event to deliver: the durable retry schedule) and
+``line_groups`` (the LINE group of each office that registered one).
 
 The schedule lives in the store, not in timers: ``due_ms`` (epoch milliseconds,
 single-field index; null once a message is settled) is when a message is next
@@ -33,6 +34,7 @@ SOURCE = "notifier"
 class WebhookStore(Protocol):
     async def registration(self, district_code: str) -> WebhookRegistration | None: ...
     async def register(self, registration: WebhookRegistration) -> None: ...
+    async def unregister(self, district_code: str) -> bool: ...
     async def add(self, message: WebhookMessage) -> bool: ...
     async def due(self, now: datetime, limit: int) -> list[WebhookMessage]: ...
     async def claim(self, message: WebhookMessage, until: datetime, now: datetime) -> bool: ...
@@ -70,6 +72,11 @@ class MongoWebhookStore:
         await self.registrations.replace_one(
             {"_id": registration.district_code}, self._registration_to(registration), upsert=True
         )
+
+    async def unregister(self, district_code: str) -> bool:
+        """Removes the office's webhook; False if it had none."""
+        result = await self.registrations.delete_one({"_id": district_code})
+        return result.deleted_count == 1
 
     async def add(self, message: WebhookMessage) -> bool:
         """Schedules ``message`` once: False when this event was scheduled before (a redelivered
@@ -182,6 +189,26 @@ class MongoWebhookStore:
             error=document.get("error"),
             carries_credentials=bool(document.get("carries_credentials", False)),
         )
+
+
+class MongoLineGroups:
+    """``line_groups``: the LINE group each office registered (one document per office)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.groups = db["line_groups"]
+
+    async def line_group(self, district_code: str) -> str | None:
+        document = await self.groups.find_one({"_id": district_code})
+        return None if document is None else str(document["group_id"])
+
+    async def set_line_group(self, district_code: str, group_id: str | None) -> None:
+        """Registers the office's group (None: LINE messages stop)."""
+        if group_id is None:
+            await self.groups.delete_one({"_id": district_code})
+        else:
+            await self.groups.replace_one(
+                {"_id": district_code}, {"_id": district_code, "group_id": group_id}, upsert=True
+            )
 
 
 def _from_ms(value: int) -> datetime:

@@ -14,12 +14,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_shared.credentials import new_key
 from vcs_shared.logging import configure_logging
 from vcs_tools.bench import workload
 from vcs_tools.bench.floor import FloorResult, measure_floor
+from vcs_tools.bench.limit import measure_store_limit
 from vcs_tools.bench.load import run_burst, run_steady
+from vcs_tools.bench.plot import plot
 from vcs_tools.bench.profiling import profiled
 from vcs_tools.bench.report import Scenario, bench_line, table
 from vcs_tools.bench.stack import StackConfig, cpu_seconds, stack
@@ -34,9 +36,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m vcs_tools.bench",
         description="DOPA VCS benchmark: the whole path against its store-only floor",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="100 offices, steady 10 s, no scaling runs"
-    )
+    parser.add_argument("--quick", action="store_true", help="100 offices, steady 10 s")
     parser.add_argument("--offices", type=int, default=None, help="only the first N offices")
     parser.add_argument("--concurrency", type=int, default=64, help="HTTP requests in flight")
     parser.add_argument(
@@ -45,11 +45,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1,
         help="also time the floor with N concurrent allocations (the faster run counts)",
     )
-    parser.add_argument("--steady-rate", type=float, default=20.0)
+    parser.add_argument("--steady-rate", type=float, default=10.0)
     parser.add_argument("--steady-seconds", type=float, default=60.0)
     parser.add_argument("--allocators", type=int, default=1)
     parser.add_argument("--scale-allocators", type=int, default=3)
-    parser.add_argument("--no-scaling", action="store_true")
+    parser.add_argument(
+        "--scaling",
+        action="store_true",
+        help="also the scaling runs (more allocators, twice the requests; adds ~15 min)",
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        nargs="?",
+        const=Path("bench-results/bench.svg"),
+        default=None,
+        help="write completions and latency over time per stage (SVG; default path "
+        "bench-results/bench.svg)",
+    )
     parser.add_argument("--stall-timeout", type=float, default=60.0)
     parser.add_argument("--results", type=Path, default=Path("bench-results"))
     parser.add_argument(
@@ -59,7 +72,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.offices = args.offices or QUICK_OFFICES
         args.steady_seconds = min(args.steady_seconds, 10.0)
-        args.no_scaling = True
     return args
 
 
@@ -68,7 +80,7 @@ def say(text: str) -> None:
 
 
 async def floors(
-    url: str, keys: str, rooms: list[Room], asks: list[workload.Ask], concurrency: int
+    url: str, keys: str, rooms: list[PoolEntry], asks: list[workload.Ask], concurrency: int
 ) -> list[FloorResult]:
     results = []
     for width in sorted({1, concurrency}):
@@ -79,8 +91,14 @@ async def floors(
 
 
 async def bench(
-    args: argparse.Namespace, mongodb_url: str, smtp_port: int, store_pid: int | None
+    args: argparse.Namespace,
+    mongodb_url: str,
+    smtp_port: int,
+    store_pid: int | None,
+    scenarios: list[Scenario],
 ) -> list[str]:
+    """Runs the scenarios, appending each to ``scenarios`` as it is measured (an interrupted
+    run prints those)."""
     keys = new_key()
     jwt_secret = secrets.token_urlsafe(48)
     config = StackConfig(
@@ -94,11 +112,13 @@ async def bench(
     offices = workload.offices(args.offices)
     rooms = workload.national_pool(offices)
     say(f"{len(offices)} offices, {len(rooms)} rooms in {len({r.pool for r in rooms})} provinces")
-    scenarios: list[Scenario] = []
 
     one_wave = workload.with_tokens(workload.burst(offices), jwt_secret)
     say("floor:")
     floor_one = await floors(mongodb_url, keys, rooms, one_wave, args.floor_concurrency)
+    say("store limit:")
+    limit = await measure_store_limit(mongodb_url, one_wave, concurrency=args.concurrency)
+    say(f"  {limit.requests} requests, concurrency {limit.concurrency}: {limit.seconds:.2f}s")
     steady: Scenario | None = None
     async with stack(config, rooms, allocators=args.allocators, label="burst") as running:
         say(f"burst: {len(one_wave)} requests, {args.allocators} allocator(s)")
@@ -106,12 +126,16 @@ async def bench(
         if store_pid is not None:
             pids["nx-27017"] = store_pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        commands_before = await running.store_commands()
         with profiled(pids, args.results / "profiles", enabled=args.profile):
             run = await run_burst(
                 running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
             )
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        main = Scenario("burst", args.allocators, run, floor_one, running.peak_rss_mb(), cpu)
+        commands = await running.store_commands() - commands_before
+        main = Scenario(
+            "burst", args.allocators, run, floor_one, running.peak_rss_mb(), cpu, limit, commands
+        )
         scenarios.append(main)
         say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
         if args.steady_seconds > 0:
@@ -128,7 +152,7 @@ async def bench(
             scenarios.append(steady)
             say(f"  p50 {run.percentile(50):.0f} ms, p99 {run.percentile(99):.0f} ms")
 
-    if not args.no_scaling:
+    if args.scaling:
         two_waves = workload.with_tokens(workload.burst(offices, waves=2), jwt_secret)
         say("floor, 2x requests:")
         floor_two = await floors(mongodb_url, keys, rooms, two_waves, args.floor_concurrency)
@@ -146,10 +170,14 @@ async def bench(
                 )
                 scenarios.append(Scenario(name, allocators, run, floor, running.peak_rss_mb()))
                 say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
+    if args.plot is not None:
+        say(f"plot: {plot(scenarios, args.plot)}")
     return [table(scenarios), bench_line(main, steady, scenarios)]
 
 
-async def run(args: argparse.Namespace, stopped_by: list[signal.Signals]) -> list[str]:
+async def run(
+    args: argparse.Namespace, stopped_by: list[signal.Signals], scenarios: list[Scenario]
+) -> list[str]:
     """The whole run; SIGTERM or SIGHUP (a ``timeout``, a CI limit, a closed terminal) cancels
     it like Ctrl-C, so every stack, the store and the sink are stopped on the way out."""
     task = asyncio.current_task()
@@ -170,7 +198,7 @@ async def run(args: argparse.Namespace, stopped_by: list[signal.Signals]) -> lis
         sink = SmtpSink().start()
         try:
             store_pid = store.process.pid if store and store.process else None
-            return await bench(args, mongodb_url, sink.port, store_pid)
+            return await bench(args, mongodb_url, sink.port, store_pid, scenarios)
         finally:
             sink.stop()
             if store is not None:
@@ -184,11 +212,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.results.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     stopped_by: list[signal.Signals] = []
+    scenarios: list[Scenario] = []
     try:
-        lines = asyncio.run(run(args, stopped_by))
-    except asyncio.CancelledError:
+        lines = asyncio.run(run(args, stopped_by, scenarios))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        if scenarios:  # what was measured before the interruption
+            print(table(scenarios), flush=True)
         if not stopped_by:
-            raise
+            say("bench interrupted; everything it started is stopped")
+            sys.exit(130)
         say(f"bench stopped by {stopped_by[0].name}; everything it started is stopped")
         sys.exit(128 + stopped_by[0])
     say(f"bench took {time.monotonic() - started:.0f}s")

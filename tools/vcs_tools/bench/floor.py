@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from vcs_allocator.domain import AllocationPolicy, Room
+from vcs_allocator.domain import AllocationPolicy, PoolEntry
 from vcs_allocator.handlers import AllocatorDeps, allocate
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.credentials import CredentialsSealer
@@ -50,7 +50,7 @@ class FloorResult:
 async def measure_floor(
     mongodb_url: str,
     credentials_keys: str,
-    rooms: Sequence[Room],
+    rooms: Sequence[PoolEntry],
     asks: Sequence[Ask],
     *,
     concurrency: int,
@@ -62,10 +62,11 @@ async def measure_floor(
     try:
         store = MongoReservationStore(client[name], DroppingPublisher())
         await store.ensure_indexes()
-        await store.replace_rooms(rooms)
+        sealer = CredentialsSealer(credentials_keys)
+        await store.replace_rooms([room.sealed(sealer) for room in rooms])
         deps = AllocatorDeps(
             store=store,
-            sealer=CredentialsSealer(credentials_keys),
+            sealer=sealer,
             policy=AllocationPolicy(),
         )
         envelopes = [_envelope(ask.event()) for ask in asks]

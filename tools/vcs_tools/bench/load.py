@@ -46,6 +46,10 @@ class RunResult:
     latencies_ms: list[float] = field(default_factory=list)
     stages_ms: dict[str, float] = field(default_factory=dict)
     stage_done_s: dict[str, float] = field(default_factory=dict)
+    timeline: dict[str, list[float]] = field(default_factory=dict)
+    """Per stage, the seconds from the start at which each request passed it (for the plot)."""
+    latency_points: list[tuple[float, float]] = field(default_factory=list)
+    """(seconds from the start at which it was delivered, submit-to-delivered ms)."""
 
     @property
     def accepted(self) -> int:
@@ -134,6 +138,8 @@ async def _settle(
     finals = [t for i in ids if (t := stack.tap.final_at(i)) is not None]
     outcomes: Counter[str] = Counter()
     latencies = []
+    points = []
+    timeline: dict[str, list[float]] = {kind: [] for _, kind in STAGES}
     for record in submitted:
         if record.request_id is None:
             outcomes[f"http {record.status_code}"] += 1
@@ -141,8 +147,12 @@ async def _settle(
         stamps = stack.tap.seen.get(record.request_id, {})
         kind = next((k for k in FINAL_EVENTS if k in stamps), "lost")
         outcomes[kind] += 1
+        for _, stage in STAGES:
+            if stage in stamps:
+                timeline[stage].append(stamps[stage] - started)
         if kind == "credentials.delivered":
             latencies.append((stamps[kind] - record.sent_at) * 1000)
+            points.append((stamps[kind] - started, latencies[-1]))
     return RunResult(
         submitted=list(submitted),
         started=started,
@@ -152,6 +162,8 @@ async def _settle(
         latencies_ms=latencies,
         stages_ms=_stages(stack, submitted),
         stage_done_s=_stage_done(stack, submitted, started),
+        timeline={stage: sorted(times) for stage, times in timeline.items()},
+        latency_points=sorted(points),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vcs_tools.bench.floor import FloorResult
+from vcs_tools.bench.limit import COMMANDS_PER_REQUEST, StoreLimit
 from vcs_tools.bench.load import RunResult
 
 
@@ -18,6 +19,18 @@ class Scenario:
     floors: list[FloorResult] = field(default_factory=list)
     rss_mb: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
+    limit: StoreLimit | None = None
+    store_commands: float | None = None
+    """Store commands all the stack's processes sent during the run."""
+
+    @property
+    def limit_ratio(self) -> float | None:
+        return self.run.seconds / self.limit.seconds if self.limit else None
+
+    @property
+    def commands_per_request(self) -> float | None:
+        accepted = self.run.accepted
+        return self.store_commands / accepted if self.store_commands and accepted else None
 
     @property
     def floor_s(self) -> float | None:
@@ -47,6 +60,19 @@ def table(scenarios: list[Scenario]) -> str:
             f"{_num(run.percentile(50), 0):>8}{_num(run.percentile(95), 0):>8}"
             f"{_num(run.percentile(99), 0):>8}{len(run.lost):>6}{run.refused:>8}"
         )
+    lines.append("")
+    lines.append(
+        f"store limit (a bare client, the {COMMANDS_PER_REQUEST} writes a request needs, "
+        "same concurrency):"
+    )
+    for s in scenarios:
+        if s.limit is not None:
+            lines.append(
+                f"  {s.label:<28} {s.limit.requests} requests, concurrency "
+                f"{s.limit.concurrency}: {s.limit.seconds:.2f}s; the full path "
+                f"{_num(s.limit_ratio)}x that, {_num(s.commands_per_request, 1)} store "
+                "commands per request"
+            )
     lines.append("")
     lines.append("floor (allocator handler + store in one process, no HTTP, no broker):")
     shown: set[int] = set()
@@ -87,7 +113,8 @@ def table(scenarios: list[Scenario]) -> str:
 
 
 def bench_line(main: Scenario, steady: Scenario | None, scenarios: list[Scenario]) -> str:
-    """``BENCH n=… full_s=… floor_s=… floor_ratio=… p50_ms=… p99_ms=… rss_mb_max=… lost=…``.
+    """``BENCH n=… full_s=… floor_s=… floor_ratio=… store_limit_s=… limit_ratio=…
+    cmds_per_req=… p50_ms=… p99_ms=… rss_mb_max=… lost=…``.
 
     ``lost`` counts every run; ``rss_mb_max`` is the largest peak of any service process.
     """
@@ -98,5 +125,7 @@ def bench_line(main: Scenario, steady: Scenario | None, scenarios: list[Scenario
     return (
         f"BENCH n={len(main.run.submitted)} full_s={main.run.seconds:.2f} "
         f"floor_s={_num(main.floor_s)} floor_ratio={_num(main.ratio)} "
+        f"store_limit_s={_num(main.limit.seconds if main.limit else None)} "
+        f"limit_ratio={_num(main.limit_ratio)} cmds_per_req={_num(main.commands_per_request, 1)} "
         f"p50_ms={p50:.0f} p99_ms={p99:.0f} rss_mb_max={rss:.0f} lost={lost}"
     )

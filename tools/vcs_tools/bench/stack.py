@@ -19,13 +19,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
+from prometheus_client.parser import text_string_to_metric_families
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.broker import Topology, connect, declare_topology, delete_topology
+from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.store import database_name, make_client
-from vcs_tools.devstack import SERVICES, ServiceProcess, free_port, service_env
+from vcs_tools.devstack import SERVICES, ServiceProcess, free_port, internal_apis, service_env
 
 FINAL_EVENTS = ("credentials.delivered", "credentials.failed", "request.rejected")
 READY_TIMEOUT = 90.0
@@ -90,6 +93,23 @@ class Stack:
     intake_url: str
     processes: list[ServiceProcess]
     tap: Tap
+    metrics_ports: list[int] = field(default_factory=list)
+
+    async def store_commands(self) -> float:
+        """Store commands the stack's processes have sent so far (their ``/metrics``), without
+        the reachability pings, which are no work of a request."""
+        total = 0.0
+        async with httpx.AsyncClient(timeout=10) as client:
+            for port in self.metrics_ports:
+                answer = await client.get(f"http://127.0.0.1:{port}/metrics")
+                for family in text_string_to_metric_families(answer.text):
+                    total += sum(
+                        sample.value
+                        for sample in family.samples
+                        if sample.name == "vcs_store_commands_total"
+                        and sample.labels.get("command") != "ping"
+                    )
+        return total
 
     def peak_rss_mb(self) -> dict[str, float]:
         """VmHWM (the kernel's peak resident set) of each service process, in MiB."""
@@ -116,7 +136,7 @@ def _vm_hwm_kib(pid: int) -> int:
 @asynccontextmanager
 async def stack(
     config: StackConfig,
-    rooms: Sequence[Room],
+    rooms: Sequence[PoolEntry],
     *,
     allocators: int = 1,
     label: str = "",
@@ -136,7 +156,8 @@ async def stack(
     mongo = make_client(config.mongodb_url, app_name="bench")
     store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
     await store.ensure_indexes()
-    await store.replace_rooms(rooms)
+    sealer = CredentialsSealer(config.credentials_keys)
+    await store.replace_rooms([room.sealed(sealer) for room in rooms])
 
     port = free_port()
     env = service_env(
@@ -147,19 +168,21 @@ async def stack(
         namespace=namespace,
         smtp_port=config.smtp_port,
         intake_port=port,
-        extra=extra_env,
+        extra={**internal_apis(), **(extra_env or {})},
     )
     logs = config.log_dir / (label or namespace)
     names = ["intake", *["allocator"] * allocators, "notifier"]
+    ports = [free_port() for _ in names]
     processes = [
-        ServiceProcess(name, env, logs / f"{name}-{i}.log") for i, name in enumerate(names)
+        ServiceProcess(name, {**env, "VCS_METRICS_PORT": str(port)}, logs / f"{name}-{i}.log")
+        for i, (name, port) in enumerate(zip(names, ports, strict=True))
     ]
     try:
         for process in processes:
             process.start()
         url = f"http://127.0.0.1:{port}"
         await asyncio.gather(*(p.wait_ready(READY_TIMEOUT) for p in processes))
-        yield Stack(namespace, url, processes, tap)
+        yield Stack(namespace, url, processes, tap, ports)
     finally:
         for process in reversed(processes):
             process.stop()

@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from vcs_allocator.domain import Room
+from vcs_allocator.domain import PoolEntry
 from vcs_shared.auth import TokenCodec
+from vcs_shared.credentials import CredentialsSealer, new_key
 from vcs_shared.events import Contact, RequestSubmitted, Urgency
 from vcs_shared.offices import Office, all_offices
 from vcs_shared.thaitime import BANGKOK
@@ -29,6 +30,8 @@ from vcs_shared.thaitime import BANGKOK
 PARTICIPANTS = 250
 CONTACT = {"name": "สมชาย ใจดี", "email": "somchai@example.go.th", "phone": "042-711360"}
 WAVE_HOURS = (9, 13, 16)
+SEALED_CONTACT = CredentialsSealer(new_key()).seal_contact(Contact.model_validate(CONTACT))
+"""The floor's events carry a sealed contact like the intake's; the allocator never opens it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,23 +71,23 @@ class Ask:
             participants=PARTICIPANTS,
             urgency=Urgency.most_urgent,
             needs_support=False,
-            contact=Contact.model_validate(CONTACT),
+            sealed_contact=SEALED_CONTACT,
             submitted_at=datetime.now(UTC),
         )
 
 
-def national_pool(offices: list[Office], seed: int = 2563) -> list[Room]:
+def national_pool(offices: list[Office], seed: int = 2563) -> list[PoolEntry]:
     """Per province: one 300 room per district office, one 500 per four offices, one 1,000."""
     rng = random.Random(seed)
     per_province = Counter(office.province_code for office in offices)
-    rooms: list[Room] = []
+    rooms: list[PoolEntry] = []
     for province, count in sorted(per_province.items()):
         capacities = [300] * count + [500] * (count // 4 + 1) + [1000]
         for index, capacity in enumerate(capacities):
             meeting_id = f"9{province}{index:07d}"
             passcode = "".join(rng.choices(string.ascii_letters + string.digits, k=8))
             join_url = f"https://dopa-vcs.zoom.us/j/{meeting_id}?pwd={passcode}"
-            rooms.append(Room(meeting_id, capacity, province, passcode, join_url))
+            rooms.append(PoolEntry(meeting_id, capacity, province, passcode, join_url))
     return rooms
 
 

@@ -30,7 +30,8 @@ log = structlog.get_logger(__name__)
 HOURS = (9, 10, 13, 14, 15)
 DAYS = 20  # windows fall on the next 20 days, from the day after tomorrow
 CANCEL_SHARE = 0.15
-ANSWER_WITHIN = 120.0  # a client gives up retrying one call after this long
+ANSWER_WITHIN = 300.0  # a client gives up retrying one call after this long
+CALL_TIMEOUT = 30.0  # one attempt
 
 
 @dataclass
@@ -80,13 +81,13 @@ class Clients:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        intake_url: str,
         offices: Sequence[Caller],
         *,
         rate: float,
         seed: int,
     ) -> None:
-        self._http = http
+        self._intake_url = intake_url
         self._offices = offices
         self._rate = rate
         self._rng = random.Random(seed)
@@ -138,6 +139,15 @@ class Clients:
         if answer is not None and answer.status_code == 200:
             self.ledger.cancelled.add(request_id)
 
+    async def _call(
+        self, method: str, path: str, headers: dict[str, str], payload: dict[str, Any] | None
+    ) -> httpx.Response:
+        """One attempt on a connection of its own: an office's client has no pool to share, and
+        a shared pool whose connections were cut by a killed intake can run dry (seen in a
+        soak: every later call timed out waiting for a connection)."""
+        async with httpx.AsyncClient(base_url=self._intake_url, timeout=CALL_TIMEOUT) as http:
+            return await http.request(method, path, headers=headers, json=payload)
+
     async def _until_answered(
         self, method: str, path: str, headers: dict[str, str], payload: dict[str, Any] | None
     ) -> httpx.Response | None:
@@ -147,7 +157,7 @@ class Clients:
         delay = 0.2
         while True:
             try:
-                answer = await self._http.request(method, path, headers=headers, json=payload)
+                answer = await self._call(method, path, headers, payload)
                 if answer.status_code < 500:
                     return answer
                 reason = f"HTTP {answer.status_code}"

@@ -86,7 +86,7 @@ async def _soak(
     )
     try:
         async with httpx.AsyncClient(base_url=system.intake_url, timeout=15) as http:
-            clients = Clients(http, callers, rate=config.rate, seed=config.seed)
+            clients = Clients(system.intake_url, callers, rate=config.rate, seed=config.seed)
             reporter = asyncio.create_task(_progress(clients.ledger, chaos, time_up, say))
             timer = asyncio.get_running_loop().call_later(config.minutes * 60, time_up.set)
             try:

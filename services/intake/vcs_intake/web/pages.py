@@ -148,7 +148,13 @@ async def submit_request(
     rules = container.rules
     try:
         accepted, _created = await requests.accept(
-            who.principal, payload, f"form:{key}", container.store, container.clock, rules
+            who.principal,
+            payload,
+            f"form:{key}",
+            container.store,
+            container.clock,
+            rules,
+            container.sealer,
         )
     except requests.InvalidRequest as exc:
         for problem in exc.problems:
