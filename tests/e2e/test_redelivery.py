@@ -94,7 +94,6 @@ async def test_a_failed_redelivery_is_answered_and_announced_and_the_office_may_
     again = await http.post(redeliver(request_id), headers=REGION_12)
     assert again.json()["state"] == "delivered"
     assert len(smtp_sink.messages) == 2
-    await wait_status(http, request_id, "delivered")
 
 
 async def test_redeliver_is_bound_to_the_operators_provinces(

@@ -176,7 +176,7 @@ async def test_receiver_down_then_up_is_delivered_after_retries(
 async def test_receiver_down_for_good_fails_the_delivery_for_operators(
     start_services: StartServices, http: httpx.AsyncClient, receiver: WebhookReceiver, tap: EventTap
 ) -> None:
-    env = {**LOOPBACK, "VCS_WEBHOOK_RETRY_HOURS": "0.001"}  # a 3.6-second window
+    env = {**LOOPBACK, "VCS_WEBHOOK_RETRY_HOURS": "0.001"}  # a 3.6-second window (each time)
     await start_services("intake", "allocator", "notifier", extra_env=env)
     await register(http, receiver.url)
     receiver.status = 503
@@ -189,8 +189,16 @@ async def test_receiver_down_for_good_fails_the_delivery_for_operators(
     assert "webhook answered 503" in data["error"]
     failed = await wait_status(http, request_id, "delivery_failed")
     assert "webhook answered 503" in failed["delivery_error"]
-    assert receiver.count() >= 2  # retried before giving up
+    tries = receiver.count()
+    assert tries >= 2  # retried before giving up
     assert len(tap.with_prefix("credentials.delivered")) == 1  # the mail itself went out
+
+    receiver.status = 200  # the office fixed its receiver; an operator redelivers
+    again = await http.post(f"/v1/admin/requests/{request_id}/redeliver", headers=REGION_12)
+    assert again.status_code == 200, again.text
+    received = await receiver.wait_for(tries + 2)  # its two failed messages, tried again
+    assert sorted(r.json()["type"] for r in received[tries:]) == sorted([SUBMITTED, ASSIGNED])
+    await wait_status(http, request_id, "delivered")
 
 
 async def test_a_line_push_reaches_the_office_group(

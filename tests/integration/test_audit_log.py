@@ -23,13 +23,14 @@ import httpx
 import pytest
 
 from tests.integration.test_pool_admin import NEW_POOL_47, vcs
+from tests.integration.test_reassign import booked, free_rooms
+from tests.support.audit import client_of, entries, exactly
 from tests.support.auth import bearer, codec, office_token, operator_token
 from tests.support.cli import last_line
 from tests.support.cli import vcs as vcs_command
 from tests.support.people import PASSWORD, csrf_field, sign_in, signed_in_client
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
-from tests.support.waiting import eventually
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.broker import ORIGINAL_ROUTING_KEY_HEADER, Topology
 from vcs_shared.envelope import encode
@@ -38,38 +39,6 @@ from vcs_shared.thaitime import BANGKOK
 pytestmark = pytest.mark.integration
 
 REGION_12 = ("--operator", "--region", "12")
-Entry = dict[str, Any]
-
-
-async def entries(client: httpx.AsyncClient, **params: str) -> list[Entry]:
-    answer = await client.get("/v1/admin/audit", params={"limit": "200", **params})
-    assert answer.status_code == 200, answer.text
-    items: list[Entry] = answer.json()["items"]
-    return items
-
-
-async def exactly(
-    client: httpx.AsyncClient, count: int, *, target: str | None = None, **params: str
-) -> list[Entry]:
-    """Waits for ``count`` entries matching (``target``: the target's id), then checks there
-    are exactly that many."""
-
-    async def matching() -> list[Entry]:
-        found = await entries(client, **params)
-        return [e for e in found if target is None or e["target"]["id"] == target]
-
-    async def enough() -> list[Entry] | None:
-        found = await matching()
-        return found if len(found) >= count else None
-
-    await eventually(enough, timeout=30, what=f"{count} audit entries {params} {target or ''}")
-    found = await matching()
-    assert len(found) == count, json.dumps(found, ensure_ascii=False, indent=1)
-    return found
-
-
-def client_of(intake_url: str, token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=intake_url, headers=bearer(token), timeout=30)
 
 
 async def test_every_sign_in_is_audited_success_and_failure(
@@ -287,6 +256,82 @@ async def test_a_dead_letter_replay_is_audited(
     assert entry["after"] == "replayed 1: allocator:poison-1"
     assert entry["detail"] == "poison left: 0, poison included"
     assert entry["source"] == "desk"
+
+
+async def test_a_reassign_is_audited(
+    start_services: StartServices, intake_url: str, http: httpx.AsyncClient
+) -> None:
+    await start_services("allocator", "notifier", "desk", "intake")
+    request = await booked(http, "4701")
+    old = request["assignment"]["meeting_id"]
+    target = next(r["meeting_id"] for r in await free_rooms(http, request) if r["pool"] == "47")
+    async with client_of(intake_url, operator_token("somsri", region="12")) as operator:
+        moved = await operator.post(
+            f"/v1/admin/requests/{request['request_id']}/reassign", json={"meeting_id": target}
+        )
+        assert moved.status_code == 200, moved.text
+        taken = await operator.post(
+            f"/v1/admin/requests/{request['request_id']}/reassign", json={"meeting_id": "123"}
+        )
+        assert taken.status_code == 422  # refused: nothing moved, nothing recorded
+    [entry] = await exactly(http, 1, target=request["request_id"], action="room_reassign")
+    assert entry["actor"]["id"] == "operator:somsri"
+    assert entry["before"] == f"room {old}"
+    assert entry["after"] == f"room {target}"
+    assert (entry["provinces"], entry["source"]) == (["47"], "allocator")
+
+
+async def test_a_redelivery_is_audited(
+    start_services: StartServices, intake_url: str, http: httpx.AsyncClient
+) -> None:
+    await start_services("allocator", "notifier", "desk", "intake")
+    request = await booked(http, "4701")
+    async with client_of(intake_url, operator_token("somsri", region="12")) as operator:
+        sent = await operator.post(f"/v1/admin/requests/{request['request_id']}/redeliver")
+        assert sent.status_code == 200, sent.text
+    [entry] = await exactly(http, 1, target=request["request_id"], action="credentials_redeliver")
+    assert entry["actor"]["id"] == "operator:somsri"
+    assert (entry["outcome"], entry["after"]) == ("success", "credentials sent again")
+    assert (entry["provinces"], entry["source"]) == (["47"], "notifier")
+
+
+async def test_a_support_claim_and_done_are_audited(
+    start_services: StartServices, intake_url: str, http: httpx.AsyncClient
+) -> None:
+    await start_services("desk", "intake")
+    async with client_of(intake_url, office_token("4701")) as office:
+        asked = await office.post(
+            "/v1/support-requests",
+            json={
+                "topic": "ตั้งค่าไมโครโฟน",
+                "contact": {"name": "สมหญิง", "email": "s@example.go.th", "phone": "042-711361"},
+            },
+            headers={"Idempotency-Key": "help-1"},
+        )
+        assert asked.status_code == 201, asked.text
+    ticket = asked.json()["ticket_id"]
+    async with client_of(intake_url, operator_token("somsri", region="12")) as operator:
+        claimed = await operator.post(
+            f"/v1/admin/support/{ticket}/claim",
+            json={"helper": "นายช่าง ใจดี", "visit_at": "2026-12-03T08:30:00+07:00"},
+        )
+        assert claimed.status_code == 200, claimed.text
+        again = await operator.post(
+            f"/v1/admin/support/{ticket}/claim",
+            json={"helper": "อีกคน", "visit_at": "2026-12-03T08:30:00+07:00"},
+        )
+        assert again.status_code == 409  # refused: recorded nothing
+        done = await operator.post(f"/v1/admin/support/{ticket}/done", json={"note": "เสร็จแล้ว"})
+        assert done.status_code == 200, done.text
+    [claim] = await exactly(http, 1, target=ticket, action="support_claim")
+    [finished] = await exactly(http, 1, target=ticket, action="support_done")
+    assert claim["actor"]["id"] == finished["actor"]["id"] == "operator:somsri"
+    assert (claim["before"], claim["after"]) == (
+        "open",
+        "claimed: นายช่าง ใจดี will help, 2026-12-03 08:30",
+    )
+    assert (finished["before"], finished["after"]) == ("claimed by นายช่าง ใจดี", "done: เสร็จแล้ว")
+    assert (claim["provinces"], claim["source"]) == (["47"], "desk")
 
 
 async def test_the_log_is_scoped_filtered_paginated_exported_and_append_only(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from tests.integration.test_audit_log import exactly
+from tests.support.audit import exactly
 from tests.support.auth import bearer, national_operator_token, office_token, operator_token
 from tests.support.paths import SAMPLE_POOL
 from tests.support.people import csrf_field, signed_in_client

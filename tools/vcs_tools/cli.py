@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vcs_tools import dlq, pool, user
+from vcs_tools import dlq, pool, stuck, user
 from vcs_tools.chaos import cli as chaos
 from vcs_tools.contract import write_contract
 from vcs_tools.localrun import run_local
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     dlq.add_parser(commands)
     pool.add_parser(commands)
+    stuck.add_parser(commands)
     user.add_parser(commands)
 
     args = parser.parse_args(argv)
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(chaos.run(args))
     if args.command == "dlq":
         sys.exit(dlq.run(args))
+    if args.command == "requests":
+        sys.exit(stuck.run(args))
     if args.command == "pool":
         sys.exit(pool.run(args))
     if args.command == "user":

@@ -96,7 +96,7 @@ class OperatorApi:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
         json: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,

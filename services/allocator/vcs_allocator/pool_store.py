@@ -13,8 +13,10 @@ version of each pool is current and which pool holds each Meeting ID:
   ``passcode``, ``join_url``, ``active``.
 * ``pool_directory`` — ``current`` (pool -> generation), ``previous`` (the
   generation each one replaced, kept one reload longer for readers that read
-  the directory just before a switch), ``owners`` (Meeting ID -> pool: a
-  Meeting ID is in one pool only) and ``revision``.
+  the directory just before a switch) and ``revision``. It stays small: every
+  allocation reads it. Which pool holds a Meeting ID is read from the current
+  rooms when a reload is planned; the switch's compare-and-set makes a second
+  reload re-plan on top of the first, so a Meeting ID stays in one pool.
 
 A reload reads the directory, writes the new versions of the pools it changes,
 then switches the directory with a compare-and-set on ``revision``: the only
@@ -96,7 +98,6 @@ class Directory:
 
     current: dict[str, str] = field(default_factory=dict)
     previous: dict[str, str] = field(default_factory=dict)
-    owners: dict[str, str] = field(default_factory=dict)
     revision: int = 0
 
 
@@ -143,14 +144,12 @@ class PoolStore:
                     "$unset": {"passcode": "", "join_url": ""},
                 },
             )
-        owners = {str(doc["_id"]): str(doc["pool"]) for doc in legacy}
         with contextlib.suppress(DuplicateKeyError):  # another allocator did it first
             await self.directory_collection.insert_one(
                 {
                     "_id": DIRECTORY_ID,
                     "current": current,
                     "previous": {},
-                    "owners": owners,
                     "revision": 1,
                 }
             )
@@ -162,7 +161,6 @@ class PoolStore:
         return Directory(
             current=dict(doc.get("current", {})),
             previous=dict(doc.get("previous", {})),
-            owners=dict(doc.get("owners", {})),
             revision=int(doc.get("revision", 0)),
         )
 
@@ -195,7 +193,12 @@ class PoolStore:
         return sorted(rooms, key=lambda r: (r.pool, r.capacity, r.meeting_id))
 
     async def room_count(self) -> int:
-        return len((await self.directory()).owners)
+        directory = await self.directory()
+        counts = [
+            await self.rooms_collection.count_documents({"generation": generation})
+            for generation in directory.current.values()
+        ]
+        return sum(counts)
 
     async def replace(
         self, rooms: Sequence[Room], *, may_change: Callable[[str], bool] = lambda _: True
@@ -232,10 +235,12 @@ class PoolStore:
         self, directory: Directory, rooms: Sequence[Room], may_change: Callable[[str], bool]
     ) -> _Plan:
         named = sorted({room.pool for room in rooms})
+        everywhere = await self._rooms_of(directory, sorted(directory.current), active_only=False)
+        owners = {room.meeting_id: room.pool for room in everywhere}
         unflagged: list[Move] = []
         moves: list[Move] = []
         for room in rooms:
-            owner = directory.owners.get(room.meeting_id)
+            owner = owners.get(room.meeting_id)
             if owner is None or owner == room.pool:
                 continue
             move = Move(room.meeting_id, owner, room.pool)
@@ -264,16 +269,13 @@ class PoolStore:
             current[pool]: [room_to_document(room, current[pool]) for room in pool_rooms]
             for pool, pool_rooms in kept.items()
         }
-        owners = dict(directory.owners)
-        for pool, pool_rooms in kept.items():
-            owners.update({room.meeting_id: pool for room in pool_rooms})
         change = PoolChange(
             pools=tuple(named),
             loaded=len(rooms),
             deactivated=deactivated,
             moved=tuple(sorted(leaving)),
         )
-        return _Plan(current, documents, owners, change)
+        return _Plan(current, documents, change)
 
     async def _switch(self, directory: Directory, plan: _Plan) -> bool:
         """The one write that makes the new versions current (compare-and-set on revision)."""
@@ -283,7 +285,6 @@ class PoolStore:
                 **directory.previous,
                 **{p: directory.current[p] for p in plan.current if p in directory.current},
             },
-            "owners": plan.owners,
             "revision": directory.revision + 1,
         }
         if directory.revision == 0:
@@ -306,7 +307,6 @@ class PoolStore:
 class _Plan:
     current: dict[str, str]
     documents: dict[str, list[Document]]
-    owners: dict[str, str]
     change: PoolChange
 
 

@@ -60,6 +60,9 @@ class DeadLetterView(BaseModel):
     service: Service
     message_id: str | None
     event_type: str | None = Field(description="CloudEvents type, if the body is one")
+    request_id: str | None = Field(
+        default=None, description="The request it is about (the CloudEvent's subject), if any"
+    )
     routing_key: str = Field(description="The routing key it was first published with")
     province_code: str | None = Field(description="The province its routing key names")
     reason: str | None = Field(description="Why it was dead-lettered, on one line")

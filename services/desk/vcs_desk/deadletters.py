@@ -65,6 +65,8 @@ class DeadLetter:
     service: str
     message_id: str | None
     event_type: str | None
+    request_id: str | None
+    """The request it is about (the CloudEvent's subject), when the body says."""
     routing_key: str
     """The routing key it was first published with (a replay keeps it)."""
     province_code: str | None
@@ -79,6 +81,7 @@ class DeadLetter:
             "service": self.service,
             "message_id": self.message_id,
             "event_type": self.event_type,
+            "request_id": self.request_id,
             "routing_key": self.routing_key,
             "province_code": self.province_code,
             "reason": self.reason,
@@ -221,6 +224,7 @@ def describe(service: str, message: AbstractIncomingMessage) -> DeadLetter:
         service=service,
         message_id=message.message_id,
         event_type=event_type,
+        request_id=_subject(message.body),
         routing_key=routing_key,
         province_code=_province(routing_key),
         reason=one_line(str(_plain(reason))) if reason else None,
@@ -244,12 +248,22 @@ def _inspect(body: bytes) -> tuple[str | None, str | None]:
 
 
 def _event_type(body: bytes) -> str | None:
+    return _attribute(body, "type")
+
+
+def _subject(body: bytes) -> str | None:
+    """The request a dead letter is about, so the stuck requests can show their letters."""
+    return _attribute(body, "subject")
+
+
+def _attribute(body: bytes, name: str) -> str | None:
+    """A CloudEvents attribute of a JSON body, however broken the rest of it is."""
     try:
         parsed = json.loads(body)
     except ValueError:
         return None
-    kind = parsed.get("type") if isinstance(parsed, dict) else None
-    return kind if isinstance(kind, str) else None
+    value = parsed.get(name) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else None
 
 
 def _province(routing_key: str) -> str | None:

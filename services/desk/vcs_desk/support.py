@@ -16,10 +16,12 @@ import structlog
 
 from vcs_desk.ticket_store import TicketStore
 from vcs_desk.tickets import Ticket
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import Contact, Event, RequestCancelled, RequestSubmitted
+from vcs_shared.thaitime import BANGKOK
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +106,14 @@ async def claim_ticket(
         principal,
         lambda t: t.claimed(helper=helper, visit_at=visit_at, by=principal.subject, at=at),
         None,
+        audit=lambda before, after: _entry(
+            principal,
+            AuditAction.support_claim,
+            after,
+            before=before.state.value,
+            after=f"claimed: {helper} will help, {visit_at.astimezone(BANGKOK):%Y-%m-%d %H:%M}",
+            at=at,
+        ),
     )
     if ticket is None:
         raise NoSuchTicket(ticket_id)
@@ -122,6 +132,14 @@ async def finish_ticket(
         principal,
         lambda t: t.finished(note=note, by=principal.subject, at=at),
         None,
+        audit=lambda before, after: _entry(
+            principal,
+            AuditAction.support_done,
+            after,
+            before=f"{before.state.value} by {before.claim.helper}" if before.claim else None,
+            after=f"done: {note}",
+            at=at,
+        ),
     )
     if ticket is None:
         raise NoSuchTicket(ticket_id)
@@ -136,15 +154,39 @@ async def visible_ticket(deps: SupportDeps, principal: Principal, ticket_id: str
     return ticket
 
 
+def _entry(
+    principal: Principal,
+    action: AuditAction,
+    ticket: Ticket,
+    *,
+    before: str | None,
+    after: str,
+    at: datetime,
+) -> AuditRecorded:
+    """The audit entry of an operator's move of a ticket."""
+    return AuditRecorded(
+        actor=Actor.of(principal),
+        action=action,
+        target=Target(kind="support_ticket", id=ticket.ticket_id),
+        provinces=(ticket.province_code,),
+        before=before,
+        after=after[:2000],
+        at=at,
+    )
+
+
 async def _move(
     deps: SupportDeps,
     ticket_id: str,
     principal: Principal | None,
     rule: Callable[[Ticket], tuple[Ticket, Event] | None],
     correlation_id: str | None,
+    *,
+    audit: Callable[[Ticket, Ticket], AuditRecorded] | None = None,
 ) -> Ticket | None:
     """Loads the ticket (``principal``: only one it may see), applies ``rule`` and stores the
-    result with its event; None when there is no ticket or the rule left it as it was. A
+    result with its event (and ``audit``'s entry for the move, in the same write); None when
+    there is no ticket or the rule left it as it was. A
     :class:`~vcs_desk.tickets.TicketConflict` from the rule goes to the caller."""
     for _ in range(MOVE_ATTEMPTS):
         ticket = await deps.store.get(ticket_id)
@@ -156,6 +198,7 @@ async def _move(
         if moved is None:
             return ticket
         after, event = moved
-        if await deps.store.record(ticket, after, event, correlation_id):
+        entries = (audit(ticket, after),) if audit is not None else ()
+        if await deps.store.record(ticket, after, event, correlation_id, entries):
             return after
     raise TicketBusy(ticket_id)

@@ -18,6 +18,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from vcs_desk.tickets import Claim, Closure, Ticket, TicketState
+from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, Event, SupportOrigin, SupportResolution
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
@@ -33,7 +34,12 @@ class TicketStore(Protocol):
     async def in_state(self, state: TicketState) -> list[Ticket]: ...
     async def of_district(self, district_code: str) -> list[Ticket]: ...
     async def record(
-        self, before: Ticket, after: Ticket, event: Event, correlation_id: str | None
+        self,
+        before: Ticket,
+        after: Ticket,
+        event: Event,
+        correlation_id: str | None,
+        audit: tuple[AuditRecorded, ...] = (),
     ) -> bool: ...
 
 
@@ -76,10 +82,16 @@ class MongoTicketStore:
         return [ticket_from_document(document) async for document in found]
 
     async def record(
-        self, before: Ticket, after: Ticket, event: Event, correlation_id: str | None
+        self,
+        before: Ticket,
+        after: Ticket,
+        event: Event,
+        correlation_id: str | None,
+        audit: tuple[AuditRecorded, ...] = (),
     ) -> bool:
-        """Writes ``after`` with ``event`` if the ticket is still in ``before``'s state; False
-        when it moved meanwhile (the caller reads it again and applies its rule again)."""
+        """Writes ``after`` with ``event`` (and the operator's ``audit`` entry) if the ticket is
+        still in ``before``'s state; False when it moved meanwhile (the caller reads it again
+        and applies its rule again)."""
         fields = ticket_to_document(after)
         del fields["_id"]
 
@@ -91,7 +103,7 @@ class MongoTicketStore:
         changed = await self._outbox.update(
             before.ticket_id,
             change,
-            announce(event, correlation_id=correlation_id),
+            announce(event, correlation_id=correlation_id, audit=audit),
             projection={"state": 1, "outbox": 1, "outbox_count": 1},
         )
         return changed is not None and changed.written

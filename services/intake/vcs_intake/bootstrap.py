@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
 
 import httpx
 import structlog
@@ -24,6 +26,7 @@ from vcs_intake.resilience import BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
+from vcs_intake.stuck import watch_stuck
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
@@ -32,6 +35,7 @@ from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor
 from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import TokenAuthenticator, TokenCodec
+from vcs_shared.clock import utc_now
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.http_auth import require_operator
 from vcs_shared.logging import configure_logging
@@ -95,6 +99,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
+            stuck_after = timedelta(minutes=settings.stuck_after_minutes)
             async with (
                 httpx.AsyncClient() as owners_client,
                 consuming(
@@ -102,6 +107,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                     handlers,
                     store.relay,
                     prefetch=settings.prefetch,
+                    background=[partial(watch_stuck, store, stuck_after, utc_now)],
                     more_relays=(trail.relay,),  # also the entries `vcs user`/`vcs token` wrote
                 ),
             ):

@@ -63,7 +63,9 @@ MOVES: dict[Status, frozenset[Status]] = {
         }
     ),
     Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
-    Status.delivered: frozenset({Status.cancelled}),
+    # a channel may fail for good after another delivered (an office's webhook, retried for
+    # hours after the mail went out): operators then see it and can redeliver
+    Status.delivered: frozenset({Status.cancelled, Status.delivery_failed}),
     # an operator's redelivery may still get the credentials through
     Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
     Status.rejected: frozenset(),
@@ -71,6 +73,9 @@ MOVES: dict[Status, frozenset[Status]] = {
 }
 """Every allowed move of a request's status; the last two are final."""
 
+
+NOT_FINAL: tuple[Status, ...] = (Status.submitted, Status.assigned)
+"""Still on its way: a request that stays here too long is stuck (nothing final happened)."""
 
 OPEN: tuple[Status, ...] = (
     Status.submitted,
@@ -137,22 +142,6 @@ class BookingRules:
 def sources(target: Status) -> tuple[Status, ...]:
     """The statuses a request may move to ``target`` from."""
     return tuple(status for status in Status if status.may_become(target))
-
-
-LATE_FAILING_CHANNELS = frozenset({"webhook"})
-"""Channels that may fail for good long after the mail went out (a webhook is retried for
-``VCS_WEBHOOK_RETRY_HOURS``)."""
-
-
-def failure_sources(channel: str) -> tuple[Status, ...]:
-    """The statuses ``credentials.failed`` of ``channel`` moves a request from. An office's
-    webhook failing for good makes a delivered request ``delivery_failed`` (its system never got
-    the credentials, and operators must see it); a mail failing on a redelivery leaves a
-    delivered request delivered (the office had the first one)."""
-    moves = sources(Status.delivery_failed)
-    if channel in LATE_FAILING_CHANNELS:
-        return (*moves, Status.delivered)
-    return moves
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,8 +52,7 @@ async def on_credentials_delivered(
 
 
 async def on_credentials_failed(envelope: Envelope[CredentialsFailed], store: RequestStore) -> None:
-    event = envelope.event
-    await store.mark_delivery_failed(event.request_id, event.error, event.channel)
+    await store.mark_delivery_failed(envelope.event.request_id, envelope.event.error)
 
 
 async def on_room_released(envelope: Envelope[RoomReleased], store: RequestStore) -> None:

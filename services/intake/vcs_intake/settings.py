@@ -63,6 +63,15 @@ class IntakeSettings(CommonSettings, TokenSettings):
         description="Upcoming bookings one office may hold at once (operators are not limited)",
     )
 
+    stuck_after_minutes: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "A request not final (still submitted or assigned) this long after it was "
+            "submitted is logged as an error, once (`request.stuck`)"
+        ),
+    )
+
     def booking_rules(self) -> BookingRules:
         return BookingRules(
             horizon=timedelta(days=self.booking_horizon_days),

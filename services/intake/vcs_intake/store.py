@@ -17,11 +17,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from vcs_intake.domain import (
+    NOT_FINAL,
     Assignment,
     Rejection,
     RequestState,
     Status,
-    failure_sources,
     sources,
 )
 from vcs_shared.audit import AuditRecorded
@@ -95,9 +95,7 @@ class RequestStore(Protocol):
     ) -> None: ...
     async def reject(self, request_id: str, rejection: Rejection) -> None: ...
     async def mark_delivered(self, request_id: str, at: datetime) -> None: ...
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None: ...
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None: ...
     async def note_release(self, request_id: str, meeting_id: str) -> None: ...
     async def ping(self) -> None: ...
     async def count(self, which: RequestFilter) -> int: ...
@@ -116,6 +114,7 @@ class MongoRequestStore:
         await self.requests.create_index([("district_code", 1), ("submitted_at", -1)])
         await self.requests.create_index("district_code")
         await self.requests.create_index("province_code")
+        await self.requests.create_index("status")
         await self._outbox.ensure_index()
 
     async def insert(self, request: RequestState, event: RequestSubmitted) -> None:
@@ -133,6 +132,24 @@ class MongoRequestStore:
     async def get(self, request_id: str) -> RequestState | None:
         document = await self.requests.find_one({"_id": request_id})
         return None if document is None else request_from_document(document)
+
+    async def stuck(self, submitted_before: datetime) -> list[RequestState]:
+        """Requests not final (submitted or assigned) submitted before that moment and not
+        reported stuck yet (one indexed equality per status)."""
+        found: list[RequestState] = []
+        for status in NOT_FINAL:
+            query = {
+                "status": status.value,
+                "submitted_ms": {"$lt": epoch_ms(submitted_before)},
+                "stuck_reported": {"$exists": False},
+            }
+            found += [request_from_document(d) async for d in self.requests.find(query)]
+        return found
+
+    async def mark_stuck_reported(self, request_id: str, at: datetime) -> None:
+        await self.requests.update_one(
+            {"_id": request_id}, {"$set": {"stuck_reported": epoch_ms(at)}}
+        )
 
     async def count(self, which: RequestFilter) -> int:
         """How many requests ``which`` selects (an office's open bookings, for its quota)."""
@@ -259,15 +276,8 @@ class MongoRequestStore:
             request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
         )
 
-    async def mark_delivery_failed(
-        self, request_id: str, error: str, channel: str = "email"
-    ) -> None:
-        await self._move(
-            request_id,
-            Status.delivery_failed,
-            {"delivery_error": error},
-            from_=failure_sources(channel),
-        )
+    async def mark_delivery_failed(self, request_id: str, error: str) -> None:
+        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
         await self.requests.update_one(
@@ -277,20 +287,11 @@ class MongoRequestStore:
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(
-        self,
-        request_id: str,
-        target: Status,
-        changes: Document,
-        *,
-        from_: tuple[Status, ...] | None = None,
-    ) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there
-        (``from_``, by default :func:`sources`), so a replayed or late event never moves a
-        request back. True if it moved."""
-        allowed = sources(target) if from_ is None else from_
+    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
+        """One conditional write: to ``target`` only from a status allowed to move there, so a
+        replayed or late event never moves a request back. True if it moved."""
         result = await self.requests.update_one(
-            {"_id": request_id, "status": {"$in": [s.value for s in allowed]}},
+            {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
             {"$set": {"status": target.value, **changes}},
         )
         return result.matched_count == 1

@@ -21,11 +21,12 @@ from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
 from vcs_notifier.office_channels import OfficeChannels
+from vcs_notifier.office_channels_api import Channels as OfficeChannelsDep
 from vcs_notifier.office_channels_api import router as office_channels_router
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
-from vcs_shared.http_auth import OperatorScope, not_in_scope, require_operator
+from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
 
 router = APIRouter(
     prefix="/v1/admin",
@@ -66,17 +67,23 @@ class Redelivery(BaseModel):
     },
 )
 async def redeliver_credentials(
-    request_id: RequestId, deps: Deps, scope: OperatorScope
+    request_id: RequestId,
+    deps: Deps,
+    scope: OperatorScope,
+    principal: OperatorPrincipal,
+    channels: OfficeChannelsDep,
 ) -> Redelivery:
     """Sends the credentials of a request again (after ``delivery_failed``, or when the office
     lost them), and answers once it went out or finally failed; either way recorded and
-    announced (``credentials.delivered`` / ``credentials.failed``)."""
+    announced (``credentials.delivered`` / ``credentials.failed``). The request's webhook
+    messages that had failed for good are tried again from now, with a fresh retry window."""
     try:
-        outcome = await redeliver(request_id, scope, deps)
+        outcome = await redeliver(request_id, scope, deps, by=principal)
     except RedeliveryRefused as exc:
         if exc.missing:
             raise not_in_scope("request") from exc
         raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    await channels.webhooks.revive(request_id, deps.clock())  # its failed webhook messages too
     return Redelivery(
         request_id=request_id,
         state=outcome.state,

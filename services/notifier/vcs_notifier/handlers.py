@@ -12,7 +12,7 @@ the retries are spent, both as ``credentials.failed`` with the reason.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import stamina
@@ -22,6 +22,8 @@ from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFa
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
 from vcs_notifier.reminders import plan
 from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
+from vcs_shared.auth import Principal
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
@@ -198,10 +200,13 @@ class RedeliveryRefused(Exception):
         self.missing = missing
 
 
-async def redeliver(request_id: str, scope: Scope, deps: NotifierDeps) -> MailOutcome:
+async def redeliver(
+    request_id: str, scope: Scope, deps: NotifierDeps, *, by: Principal
+) -> MailOutcome:
     """An operator's redelivery: the credentials sent again to the office (after
     ``delivery_failed``, or when the office lost them), recorded with its event like the first
-    sending. :class:`RedeliveryRefused` (``missing``: no such request in ``scope``)."""
+    sending, and with its audit entry (``by``). :class:`RedeliveryRefused` (``missing``: no
+    such request in ``scope``)."""
     delivery = await deps.store.delivery(request_id)
     if delivery is None or not scope.covers_province(delivery.province_code):
         raise RedeliveryRefused("no such request", missing=True)
@@ -218,7 +223,18 @@ async def redeliver(request_id: str, scope: Scope, deps: NotifierDeps) -> MailOu
         notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
         error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
-    announcement = _credentials_outcome(delivery, outcome, correlation_id=request_id)
+    announced = _credentials_outcome(delivery, outcome, correlation_id=request_id)
+    entry = AuditRecorded(
+        actor=Actor.of(by),
+        action=AuditAction.credentials_redeliver,
+        outcome="success" if outcome.error is None else "failure",
+        target=Target(kind="request", id=request_id),
+        provinces=(delivery.province_code,),
+        after="credentials sent again" if outcome.error is None else "sending failed",
+        detail=outcome.error,
+        at=outcome.at,
+    )
+    announcement = replace(announced, audit=(entry,))
     await deps.store.record_redelivery(request_id, outcome, announcement)
     log.info("delivery.redelivered", state=outcome.state, request_id=request_id)
     return outcome

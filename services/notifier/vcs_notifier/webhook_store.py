@@ -44,6 +44,7 @@ class WebhookStore(Protocol):
         self, message_id: str, attempts: int, error: str, announcement: Announcement
     ) -> None: ...
     async def message(self, message_id: str) -> WebhookMessage | None: ...
+    async def revive(self, request_id: str, now: datetime) -> int: ...
 
 
 class MongoWebhookStore:
@@ -62,6 +63,7 @@ class MongoWebhookStore:
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
         await self.messages.create_index("due_ms")
+        await self.messages.create_index("request_id")
 
     async def registration(self, district_code: str) -> WebhookRegistration | None:
         document = await self.registrations.find_one({"_id": district_code})
@@ -125,6 +127,21 @@ class MongoWebhookStore:
 
         projection = {"outbox": 1, "outbox_count": 1, "state": 1}
         await self._outbox.update(message_id, change, announcement, projection=projection)
+
+    async def revive(self, request_id: str, now: datetime) -> int:
+        """The request's messages that failed for good, due again at ``now`` with a fresh
+        window (an operator's redelivery); how many."""
+        revived = 0
+        async for document in self.messages.find({"request_id": request_id}, {"state": 1}):
+            if document.get("state") != "failed":
+                continue
+            fresh = {"state": "pending", "attempts": 0, "due_ms": epoch_ms(now)}
+            result = await self.messages.update_one(
+                {"_id": document["_id"], "state": "failed"},
+                {"$set": {**fresh, "first_due_ms": epoch_ms(now)}},
+            )
+            revived += result.modified_count
+        return revived
 
     async def message(self, message_id: str) -> WebhookMessage | None:
         document = await self.messages.find_one({"_id": message_id})
