@@ -76,8 +76,8 @@ async def test_a_failed_redelivery_is_answered_and_announced_and_the_office_may_
     start_services: StartServices, http: httpx.AsyncClient, smtp_sink: SmtpSink, tap: EventTap
 ) -> None:
     """The office lost a delivered mail; the relay now refuses: the operator hears why at
-    once, the failure is published, the request keeps ``delivered`` (the office had the first
-    mail); once the relay accepts again, the next redelivery goes out."""
+    once, the failure is published and shows as ``delivery_failed`` (a channel failing after
+    another delivered counts as a failure operators see); a redelivery that works ends it."""
     await start_services("intake", "allocator", "notifier")
     request_id = (await http.post("/v1/requests", json=request_body("4701"))).json()["request_id"]
     await wait_status(http, request_id, "delivered")
@@ -89,11 +89,12 @@ async def test_a_failed_redelivery_is_answered_and_announced_and_the_office_may_
     assert answer.json()["state"] == "failed"
     assert "550" in answer.json()["error"]
     await tap.wait_for("credentials.failed")
-    assert (await http.get(f"/v1/requests/{request_id}")).json()["status"] == "delivered"
+    await wait_status(http, request_id, "delivery_failed")
     smtp_sink.refuse(None)
     again = await http.post(redeliver(request_id), headers=REGION_12)
     assert again.json()["state"] == "delivered"
     assert len(smtp_sink.messages) == 2
+    await wait_status(http, request_id, "delivered")
 
 
 async def test_redeliver_is_bound_to_the_operators_provinces(
