@@ -8,6 +8,7 @@ The intake runs as its own process against the real broker and store.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from tests.support.auth import bearer, office_token
+from tests.support.people import post_form, signed_in_client
 from tests.support.requests import request_body, tomorrow_at
 from tests.support.services import StartServices
 from vcs_intake.domain import RequestState
@@ -235,3 +237,36 @@ async def test_a_meeting_that_has_ended_cannot_be_cancelled(
     stored = await store.get(record.request_id)
     assert stored is not None
     assert stored.status.value == "submitted"
+
+
+async def test_the_clerk_s_form_over_the_quota_says_so_in_thai(
+    start_services: StartServices,
+    service_env: dict[str, str],
+    intake_url: str,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    await start_services("intake", extra_env={"VCS_MAX_OPEN_REQUESTS_PER_OFFICE": "1"})
+    office = bearer(office_token("4701"))
+    assert (await http.post("/v1/requests", json=request_body(), headers=office)).status_code == 202
+    day = tomorrow_at(9, days=2)
+    typed = {
+        "title": "ประชุมเพิ่ม",
+        "date": f"{day.day}/{day.month}/{day.year + 543}",
+        "start_time": "09:00",
+        "end_time": "10:00",
+        "participants": "20",
+        "urgency": "normal",
+        "contact_name": "สมศรี ใจดี",
+        "contact_email": "somsri@example.go.th",
+        "contact_phone": "042-711360",
+    }
+    async with signed_in_client(
+        service_env, tmp_path, intake_url, email="clerk@example.go.th", scope=("--office", "4701")
+    ) as clerk:
+        refused = await post_form(clerk, "/requests/new", "/requests/new", typed)
+
+    assert refused.status_code == 429
+    assert "จำนวนสูงสุดที่จองไว้พร้อมกันได้" in refused.text
+    assert "1 รายการ" in refused.text
+    assert 'value="ประชุมเพิ่ม"' in refused.text  # what was typed is kept
