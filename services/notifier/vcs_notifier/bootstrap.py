@@ -52,7 +52,8 @@ async def run(settings: NotifierSettings) -> None:
         sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
         webhooks = MongoWebhookStore(clients.database, sealer, clients.publisher)
         await webhooks.ensure_indexes()
-        line_groups = MongoLineGroups(clients.database)
+        line_groups = MongoLineGroups(clients.database, clients.publisher)
+        await line_groups.ensure_indexes()
         policy = NetworkPolicy(allowed=parse_networks(settings.webhook_allowed_networks))
         sender = WebhookSender(policy, timeout=settings.webhook_timeout_seconds)
         dispatcher = WebhookDispatcher(
@@ -90,7 +91,12 @@ async def run(settings: NotifierSettings) -> None:
                 handlers,
                 store.relay,
                 prefetch=settings.prefetch,
-                background=[dispatcher.run, webhooks.relay.run],
+                background=[
+                    dispatcher.run,
+                    webhooks.relay.run,
+                    webhooks.settings_relay.run,
+                    line_groups.relay.run,
+                ],
             ):
                 log.info("notifier.signal", signal=await wait_for_shutdown_signal())
         finally:  # also when consuming could not start: the API must not outlive it
