@@ -98,7 +98,22 @@ async def test_an_invitation_is_audited_from_the_command_line_and_from_the_conso
             },
         )
         assert invited.status_code == 200
-    [by_console] = await exactly(http, 1, target=clerk, action="user_invite")
+        [by_console] = await exactly(http, 1, target=clerk, action="user_invite")
+        page = await operator.get("/console/audit", params={"action": "user_invite"})
+        assert page.status_code == 200
+        assert "การเชิญผู้ใช้" in page.text  # the action, in Thai
+        assert clerk in page.text
+        assert operator_email in page.text
+        assert f" {datetime.now(BANGKOK).year + 543} " in page.text  # Buddhist-era dates
+        assert 'href="/console/audit.csv?action=user_invite"' in page.text
+        typed = await operator.get("/console/audit", params={"from": "1/1/2569"})
+        assert clerk in typed.text  # a day typed the Thai way
+        exported = await operator.get("/console/audit.csv", params={"action": "user_invite"})
+        assert exported.status_code == 200
+        assert exported.headers["content-type"].startswith("text/csv")
+        assert "attachment" in exported.headers["content-disposition"]
+        rows = list(csv.DictReader(io.StringIO(exported.text.lstrip("\ufeff"))))
+        assert sorted(row["target_id"] for row in rows) == sorted([operator_email, clerk])
 
     assert by_command["actor"]["kind"] == "cli"
     assert by_command["actor"]["name"].endswith("(vcs user)")

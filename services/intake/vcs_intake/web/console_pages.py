@@ -14,6 +14,7 @@ import contextlib
 import json
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -61,6 +62,28 @@ NOTICES = {
     "done": N_("The support request is marked done."),
     "replayed": N_("Replayed."),
 }
+AUDIT_ACTIONS = {
+    "sign_in": N_("Sign-in"),
+    "user_invite": N_("Invitation"),
+    "pool_reload": N_("Pool reload"),
+    "request_cancel": N_("Request cancelled"),
+    "room_reassign": N_("Room reassigned"),
+    "credentials_redeliver": N_("Credentials sent again"),
+    "support_claim": N_("Support claimed"),
+    "support_done": N_("Support done"),
+    "token_issue": N_("Token issued"),
+    "token_revoke": N_("Token revoked"),
+    "dead_letter_replay": N_("Dead letters replayed"),
+}
+"""The audit log's actions (:class:`vcs_shared.audit.AuditAction`), as the page names them."""
+AUDIT_OUTCOMES = {"success": N_("Done"), "failure": N_("Failed")}
+ACTOR_KINDS = {
+    "person": N_("signed in"),
+    "operator": N_("operator's token"),
+    "office": N_("office's token"),
+    "cli": N_("command on the server"),
+}
+AUDIT_FILTERS = ("actor", "action", "from", "to")
 SUPPORT_STATUSES = ("open", "claimed", "done")
 REQUEST_FILTERS = ("province", "district", "status", "date", "urgency", "needs_support", "stuck")
 
@@ -499,16 +522,41 @@ async def utilisation_page(
     )
 
 
+def _audit_filters(request: Request) -> dict[str, str]:
+    """The audit log's filters as the desk takes them: days typed the Thai way
+    (``3/12/2569``) become ISO days; a day that is no day goes as typed, and the desk's
+    answer names the field."""
+    filters = {k: v for k in AUDIT_FILTERS if (v := request.query_params.get(k, "").strip())}
+    for field in ("from", "to"):
+        if field in filters:
+            with contextlib.suppress(DateInputError):
+                filters[field] = parse_date(filters[field]).isoformat()
+    return filters
+
+
 @router.get("/audit")
 async def audit_page(request: Request, who: Operator, pages: PagesDep, owners: Owners) -> Response:
-    params = dict(request.query_params)
-    found = await owners.get("desk", "/v1/admin/audit", params)
-    return _page(request, pages, who, "console/audit.html", found=found, params=params)
+    filters = _audit_filters(request)
+    if cursor := request.query_params.get("cursor"):
+        filters["cursor"] = cursor
+    found = await owners.get("desk", "/v1/admin/audit", filters)
+    return _page(
+        request,
+        pages,
+        who,
+        "console/audit.html",
+        found=found,
+        filters=filters,
+        actions=AUDIT_ACTIONS,
+        outcomes=AUDIT_OUTCOMES,
+        actor_kinds=ACTOR_KINDS,
+        csv_query=urlencode({k: v for k, v in filters.items() if k != "cursor"}),
+    )
 
 
 @router.get("/audit.csv")
 async def audit_csv(request: Request, owners: Owners) -> Response:
-    params = {**request.query_params, "format": "csv"}
+    params = {**_audit_filters(request), "format": "csv"}
     answer = await owners.raw("desk", "/v1/admin/audit", params)
     if answer is None:
         return Response("the audit log is unavailable", status_code=503, media_type="text/plain")
