@@ -162,6 +162,10 @@ async def test_a_clerk_asks_for_a_room_and_watches_it_arrive(
 
     # Sent: the request page follows the status by itself (no reload) up to delivered.
     await page.fill("[name=participants]", "50")
+    hint = page.locator("#free-rooms-hint")  # asked of the allocator as the fields change
+    await expect(hint).to_be_visible()
+    await expect(hint).to_contain_text("ห้องประชุมของจังหวัดที่ยังว่าง")
+    await screenshot(page, "form-360-free-rooms")
     sent = time.monotonic()
     await page.click(SEND)
     await page.wait_for_url("**/requests/*-*")

@@ -20,6 +20,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.e2e.test_clerk_pages import Outside, new_context
+from tests.support.audit import exactly
 from tests.support.browser import (
     DESKTOP,
     PHONE,
@@ -110,6 +111,15 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
     await page.click("#cancel-request")
     await expect(page.locator("#request-status")).to_have_text("ยกเลิกแล้ว")
     assert (await wait_status(http, request_id, "cancelled"))["status"] == "cancelled"
+
+    # The audit log names who cancelled.
+    await exactly(http, 1, target=request_id, action="request_cancel")
+    await page.goto(f"{intake_url}/console/audit")
+    row = page.locator("#audit-log tbody tr", has_text=request_id)
+    await expect(row).to_contain_text("ยกเลิกคำขอ")
+    await expect(row).to_contain_text("→ ยกเลิกแล้ว")  # the statuses in Thai
+    await expect(row).to_contain_text("สมศักดิ์ ศูนย์สื่อสาร")
+    await screenshot(page, "console-audit-1280")
     assert outside.requests == []
 
     phone = await browser.new_context(
@@ -120,6 +130,7 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
         ("/console", "console-feed-360"),
         (f"/console/day?province=47&date={body['starts_at'][:10]}", "console-day-360"),
         (f"/console/requests/{request_id}", "console-request-360"),
+        ("/console/audit", "console-audit-360"),
     ):
         await small.goto(intake_url + path)
         await screenshot(small, name)

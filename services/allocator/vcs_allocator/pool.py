@@ -114,7 +114,7 @@ def pool_code(value: Any) -> str:
 
 def parse_pool(text: str, *, fmt: Literal["csv", "yaml"], source: str = "pool") -> list[PoolEntry]:
     """Parses a whole pool file; raises :class:`PoolFileError` listing every bad row."""
-    rows = _csv_rows(text) if fmt == "csv" else _yaml_rows(text, source)
+    rows = _csv_rows(text, source) if fmt == "csv" else _yaml_rows(text, source)
     problems: list[PoolProblem] = []
     rooms: list[PoolEntry] = []
     seen: dict[str, int] = {}
@@ -149,8 +149,16 @@ def load_pool_file(path: Path) -> list[PoolEntry]:
     return parse_pool(path.read_text(encoding="utf-8"), fmt=fmt, source=str(path))
 
 
-def _csv_rows(text: str) -> list[tuple[int, dict[str, Any]]]:
+def _csv_rows(text: str, source: str) -> list[tuple[int, dict[str, Any]]]:
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        return _read_csv(reader)
+    except csv.Error as exc:  # a lone carriage return in a field, a NUL ...
+        problem = PoolProblem(reader.line_num or 1, "", f"not valid CSV: {exc}")
+        raise PoolFileError(source, [problem]) from None
+
+
+def _read_csv(reader: csv.DictReader[str]) -> list[tuple[int, dict[str, Any]]]:
     rows: list[tuple[int, dict[str, Any]]] = []
     for row in reader:
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):

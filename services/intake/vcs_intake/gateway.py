@@ -76,9 +76,12 @@ class Gateway:
         }
         headers["authorization"] = f"Bearer {self._codec.internal_token(principal)}"
         headers["x-request-id"] = request.state.http_request_id  # the owner logs the same id
+        # The path as the caller sent it, still percent-encoded: decoded, a control character
+        # in it would be no URL at all.
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
         upstream = self._client.build_request(
             request.method,
-            self._owners[owner] + request.url.path,
+            self._owners[owner] + raw_path.decode("ascii", errors="replace"),
             params=httpx.QueryParams(request.url.query),
             content=await request.body(),
             headers=headers,

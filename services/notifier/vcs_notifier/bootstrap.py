@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
+from functools import partial
 
 import structlog
 
 from vcs_notifier.api import create_app
 from vcs_notifier.channels import Channel
-from vcs_notifier.handlers import HANDLERS, NotifierDeps
+from vcs_notifier.handlers import HANDLERS, NotifierDeps, send_due_reminders
 from vcs_notifier.line import LineChannel, LineClient
 from vcs_notifier.mailer import MailChannel, SmtpMailer
 from vcs_notifier.messages import write_mail
 from vcs_notifier.office_channels import OfficeChannels
 from vcs_notifier.settings import NotifierSettings
-from vcs_notifier.store import MongoDeliveryStore
+from vcs_notifier.store import MongoDeliveryStore, MongoReminderStore
 from vcs_notifier.webhook_delivery import WebhookDispatcher
 from vcs_notifier.webhook_domain import RetryPolicy
 from vcs_notifier.webhook_guard import NetworkPolicy, parse_networks
@@ -40,6 +42,8 @@ async def run(settings: NotifierSettings) -> None:
     async with service_clients(settings, SERVICE) as clients:
         store = MongoDeliveryStore(clients.database, clients.publisher)
         await store.ensure_indexes()
+        reminders = MongoReminderStore(clients.database)
+        await reminders.ensure_indexes()
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         mailer = SmtpMailer(
             host=settings.smtp_host,
@@ -73,7 +77,12 @@ async def run(settings: NotifierSettings) -> None:
             )
             channels.append(LineChannel(line, line_groups))
         deps = NotifierDeps(
-            store=store, channels=channels, sealer=sealer, send_attempts=settings.send_attempts
+            store=store,
+            channels=channels,
+            sealer=sealer,
+            reminders=reminders,
+            reminder_leads=settings.reminder_leads(),
+            send_attempts=settings.send_attempts,
         )
         api = None
         if settings.notifier_port:  # a taken port is logged; delivering goes on without the API
@@ -96,6 +105,7 @@ async def run(settings: NotifierSettings) -> None:
                     webhooks.relay.run,
                     webhooks.settings_relay.run,
                     line_groups.relay.run,
+                    partial(_remind, deps, settings.reminder_poll_seconds),
                 ],
             ):
                 log.info("notifier.signal", signal=await wait_for_shutdown_signal())
@@ -105,6 +115,18 @@ async def run(settings: NotifierSettings) -> None:
             await sender.aclose()
             if line is not None:
                 await line.aclose()
+
+
+async def _remind(deps: NotifierDeps, interval: float, stop: asyncio.Event) -> None:
+    """Sends due reminders every ``interval`` seconds; every notifier process runs this, and
+    the store's claim lets each reminder go once."""
+    while not stop.is_set():
+        try:
+            await send_due_reminders(deps)
+        except Exception as exc:  # a store outage must not stop the reminders for good
+            log.warning("reminders.failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ letter.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from vcs_notifier.domain import Delivery, MailKind, Rejection
@@ -31,6 +31,8 @@ class Notice:
     rejection: Rejection | None = None
     moved_from: str | None = None
     """The Meeting ID an operator moved the booking from (the credentials are the new room's)."""
+    lead: timedelta | None = None
+    """How long before the meeting a reminder goes."""
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
     """When it is sent (a mail's ``Date``)."""
 

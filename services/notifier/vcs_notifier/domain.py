@@ -33,6 +33,8 @@ class MailKind(StrEnum):
     """Why no room could be given and what to try instead, after request.rejected."""
     cancelled = "cancelled"
     """The meeting is withdrawn and its room no longer the office's, after request.cancelled."""
+    reminder = "reminder"
+    """The meeting is coming, with its credentials again (scheduled, not sent by an event)."""
 
 
 @dataclass(frozen=True, slots=True)

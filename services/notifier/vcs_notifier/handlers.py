@@ -20,7 +20,8 @@ import structlog
 
 from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
-from vcs_notifier.store import DeliveryStore
+from vcs_notifier.reminders import plan
+from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.broker import RetryLater
@@ -50,6 +51,8 @@ class NotifierDeps:
     store: DeliveryStore
     channels: Sequence[Channel]
     sealer: CredentialsSealer
+    reminders: ReminderStore
+    reminder_leads: tuple[timedelta, ...] = ()
     send_attempts: int = 5
     claim_lease: timedelta = timedelta(seconds=30)
     retry_wait: float = 0.2
@@ -75,6 +78,9 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     if delivery is None:
         return
     delivery = delivery.with_booking(booking)
+    # Before sending: a crash after the mail is recorded would leave no second chance.
+    reminders = plan(event.request_id, event.starts_at, deps.reminder_leads, now=deps.clock())
+    await deps.reminders.schedule(reminders)
     try:
         credentials = deps.sealer.open(event.sealed_credentials)
         notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
@@ -108,6 +114,8 @@ async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: Notifi
     delivery = await _claimed(event.request_id, MailKind.cancelled, deps, after=MailKind.assigned)
     if delivery is None:
         return
+    withdrawn = await deps.reminders.withdraw(event.request_id, at=deps.clock())
+    log.info("reminders.withdrawn", count=withdrawn)
     delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
     error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
@@ -152,6 +160,36 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         event.request_id, booking, event.reassignment, outcome, announcement
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
+
+
+async def send_due_reminders(deps: NotifierDeps, *, limit: int = 50) -> int:
+    """Sends the reminders whose time has come and that this process claims first (another
+    notifier may take some: each goes once); how many this call sent. A reminder of a request
+    since cancelled, or whose credentials cannot be opened, is dropped with the reason."""
+    sent = 0
+    for due in await deps.reminders.due(deps.clock(), limit=limit):
+        if not await deps.reminders.claim(due.reminder_id, deps.claim_lease, now=deps.clock()):
+            continue
+        state, error = await _remind(due, deps)
+        await deps.reminders.finish(due.reminder_id, state, at=deps.clock(), error=error)
+        log.info("reminder.done", reminder=due.reminder_id, state=state, error=error)
+        sent += state == "sent"
+    return sent
+
+
+async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None]:
+    delivery = await deps.store.delivery(due.request_id)
+    if delivery is None or delivery.booking is None:
+        return "skipped", "no room is known for this request"
+    if delivery.cancelled:
+        return "skipped", "the request was cancelled"
+    try:
+        credentials = deps.sealer.open(delivery.booking.sealed_credentials)
+    except CredentialsSealError:
+        return "failed", "the credentials cannot be opened (credentials key retired)"
+    notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
+    error = await _send(notice, deps)
+    return ("sent", None) if error is None else ("failed", error)
 
 
 class RedeliveryRefused(Exception):

@@ -15,6 +15,7 @@ from typing import Protocol
 import httpx
 
 from vcs_notifier.channels import Notice, PermanentFailure, TemporaryFailure
+from vcs_notifier.reminders import label, lead_th
 from vcs_shared.thaitime import BANGKOK, thai_datetime
 
 PUSH_PATH = "/v2/bot/message/push"
@@ -73,7 +74,10 @@ class LineChannel:
         group = await self._groups.line_group(notice.delivery.district_code)
         if group is None:
             return
-        retry_key = uuid.uuid5(RETRY_KEY_NAMESPACE, f"{notice.request_id}/{notice.kind}")
+        what = f"{notice.request_id}/{notice.kind}"
+        if notice.lead is not None:  # each reminder is a message of its own
+            what += f"/{label(notice.lead)}"
+        retry_key = uuid.uuid5(RETRY_KEY_NAMESPACE, what)
         await self._client.push(group, line_text(notice), retry_key=retry_key)
 
 
@@ -83,6 +87,8 @@ def line_text(notice: Notice) -> str:
     delivery = notice.delivery
     booking = delivery.booking
     heading = f"DOPA VCS: {delivery.title}"
+    if notice.lead is not None:
+        heading = f"เตือน: การประชุมจะเริ่มในอีก {lead_th(notice.lead)}\n{heading}"
     if notice.credentials is not None and booking is not None:
         ends = booking.ends_at.astimezone(BANGKOK).strftime("%H:%M")
         return "\n".join(

@@ -23,6 +23,7 @@ from pythainlp.util import thai_strftime
 from vcs_notifier.channels import Notice
 from vcs_notifier.domain import MailKind
 from vcs_notifier.headers import mailbox, sender_mailbox, set_headers, shortened
+from vcs_notifier.reminders import label, lead_en, lead_th
 from vcs_shared.events import RejectionReason
 from vcs_shared.invites import Mailbox, MeetingEntry, Method, meeting_calendar
 from vcs_shared.offices import find_office
@@ -44,6 +45,7 @@ SUBJECTS = {
     MailKind.assigned: "DOPA VCS: ห้องประชุม {meeting_id} · {when} · {title}",
     MailKind.rejected: "DOPA VCS: จัดห้องประชุมไม่ได้ · {when} · {title}",
     MailKind.cancelled: "DOPA VCS: ยกเลิกการประชุม · {when} · {title}",
+    MailKind.reminder: "DOPA VCS: เตือนการประชุม {when} · ห้องประชุม {meeting_id} · {title}",
 }
 
 ADVICE: dict[RejectionReason, tuple[str, str]] = {
@@ -163,6 +165,8 @@ def _message_id(notice: Notice) -> str:
     booking = notice.delivery.booking
     if notice.moved_from is not None and booking is not None:
         return f"<{notice.kind}.{request_id}.{booking.meeting_id}@vcs.dopa.go.th>"
+    if notice.lead is not None:
+        return f"<{notice.kind}-{label(notice.lead)}.{request_id}@vcs.dopa.go.th>"
     return f"<{notice.kind}.{request_id}@vcs.dopa.go.th>"
 
 
@@ -193,6 +197,8 @@ def _context(notice: Notice) -> dict[str, Any]:
         "join_url": notice.credentials.join_url if notice.credentials else "",
         "had_room": booking is not None,
         "moved_from": notice.moved_from,
+        "lead_th": lead_th(notice.lead) if notice.lead else "",
+        "lead_en": lead_en(notice.lead) if notice.lead else "",
         "rejection": rejection,
         "advice_th": advice[0],
         "advice_en": advice[1],
@@ -205,7 +211,7 @@ def _invitation(notice: Notice, sender: str) -> tuple[Method, bytes] | None:
     """The calendar entry a mail carries: the credentials' ``REQUEST``, the cancellation's
     ``CANCEL`` (of the entry the office may have), none for a rejection."""
     delivery, booking = notice.delivery, notice.delivery.booking
-    if notice.kind is MailKind.rejected or booking is None:
+    if notice.kind in (MailKind.rejected, MailKind.reminder) or booking is None:
         return None
     method: Method = "CANCEL" if notice.kind is MailKind.cancelled else "REQUEST"
     office = find_office(delivery.district_code)

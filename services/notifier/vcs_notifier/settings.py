@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field, SecretStr, field_validator
 
+from vcs_notifier.reminders import parse_leads
 from vcs_notifier.webhook_guard import parse_networks
 from vcs_shared.settings import CommonSettings, TokenSettings
 
@@ -27,6 +30,26 @@ class NotifierSettings(CommonSettings, TokenSettings):
         le=65535,
         description="Port of the notifier's internal API (0: none; a taken port: none either)",
     )
+    reminders: str = Field(
+        default="1d,30m",
+        description=(
+            "How long before a meeting each reminder goes, comma-separated (d, h, m, s): "
+            "1d,30m; empty: no reminders"
+        ),
+    )
+    reminder_poll_seconds: float = Field(
+        default=15.0, gt=0, le=600, description="How often each notifier looks for due reminders"
+    )
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders_are_lead_times(cls, value: str) -> str:
+        parse_leads(value)
+        return value
+
+    def reminder_leads(self) -> tuple[timedelta, ...]:
+        return parse_leads(self.reminders)
+
     webhook_retry_hours: float = Field(
         default=24.0, gt=0, le=24 * 14, description="How long a webhook message is retried"
     )

@@ -1,4 +1,5 @@
-"""The notifier's own collection: one ``deliveries`` document per request.
+"""The notifier's own collections: one ``deliveries`` document per request, and the
+``reminders`` to send before meetings (:class:`MongoReminderStore`).
 
 It holds the contact learned from ``request.submitted`` and, once sent, each
 mail's outcome with the events announcing it (written through an
@@ -9,6 +10,8 @@ mail's outcome with the events announcing it (written through an
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -16,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
+from vcs_notifier.reminders import Reminder, label
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
@@ -199,6 +203,97 @@ class MongoDeliveryStore:
 
 
 REDELIVERY_CLAIM = "redelivery_claimed_ms"
+NEVER_MS = 2**62
+"""The ``due_ms`` of a reminder that is done (sent, failed, withdrawn): never due again, so
+the due query (``due_ms <= now``) finds only what is still to send."""
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    """A reminder whose time has come, as found (claiming it is a separate write)."""
+
+    reminder_id: str
+    request_id: str
+    lead: timedelta
+
+
+class ReminderStore(Protocol):
+    async def schedule(self, reminders: Sequence[Reminder]) -> None: ...
+    async def due(self, now: datetime, *, limit: int) -> list[DueReminder]: ...
+    async def claim(self, reminder_id: str, lease: timedelta, *, now: datetime) -> bool: ...
+    async def finish(
+        self, reminder_id: str, state: str, *, at: datetime, error: str | None = None
+    ) -> None: ...
+    async def withdraw(self, request_id: str, *, at: datetime) -> int: ...
+
+
+class MongoReminderStore:
+    """The notifier's ``reminders``: one document per request and lead time, due at an epoch
+    millisecond (``due_ms``, its own single-field index: the due query is one range over it),
+    claimed by one notifier process at a time (``claimed_ms``, compare-and-set)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.reminders = db["reminders"]
+
+    async def ensure_indexes(self) -> None:
+        await self.reminders.create_index("due_ms")
+        await self.reminders.create_index("request_id")
+
+    async def schedule(self, reminders: Sequence[Reminder]) -> None:
+        """Stores each reminder unless it is there already (the same request and lead time:
+        a redelivered ``room.assigned`` schedules nothing twice)."""
+        for reminder in reminders:
+            with contextlib.suppress(DuplicateKeyError):
+                await self.reminders.insert_one(reminder_to_document(reminder))
+
+    async def due(self, now: datetime, *, limit: int) -> list[DueReminder]:
+        cursor = self.reminders.find({"due_ms": {"$lte": epoch_ms(now)}}).limit(limit)
+        return [
+            DueReminder(d["_id"], d["request_id"], timedelta(seconds=d["lead_seconds"]))
+            async for d in cursor
+        ]
+
+    async def claim(self, reminder_id: str, lease: timedelta, *, now: datetime) -> bool:
+        """The right to send one reminder: of every process that found it due, one gets it;
+        a holder that died is replaced once ``lease`` has passed."""
+        result = await self.reminders.update_one(
+            {
+                "_id": reminder_id,
+                "due_ms": {"$lte": epoch_ms(now)},
+                "claimed_ms": {"$lt": epoch_ms(now - lease)},
+            },
+            {"$set": {"claimed_ms": epoch_ms(now)}},
+        )
+        return result.modified_count == 1
+
+    async def finish(
+        self, reminder_id: str, state: str, *, at: datetime, error: str | None = None
+    ) -> None:
+        """Done for good (``sent``, ``failed`` with the reason, ``skipped``): never due again."""
+        await self.reminders.update_one(
+            {"_id": reminder_id},
+            {"$set": {"due_ms": NEVER_MS, "state": state, "done_ms": epoch_ms(at), "error": error}},
+        )
+
+    async def withdraw(self, request_id: str, *, at: datetime) -> int:
+        """The reminders of a cancelled request not sent yet are dropped; how many."""
+        result = await self.reminders.update_many(
+            {"request_id": request_id, "state": "pending"},
+            {"$set": {"due_ms": NEVER_MS, "state": "withdrawn", "done_ms": epoch_ms(at)}},
+        )
+        return result.modified_count
+
+
+def reminder_to_document(reminder: Reminder) -> Document:
+    return {
+        "_id": reminder.reminder_id,
+        "request_id": reminder.request_id,
+        "lead": label(reminder.lead),
+        "lead_seconds": int(reminder.lead.total_seconds()),
+        "due_ms": epoch_ms(reminder.due_at),
+        "claimed_ms": 0,
+        "state": "pending",
+    }
 
 
 def _claim_field(kind: MailKind) -> str:

@@ -1,0 +1,91 @@
+"""Reminders before a meeting (issue 15): sent by the office's channels at each lead time of
+``VCS_REMINDERS``, once, with two notifier processes running side by side (the schedule is
+durable in the store and each reminder is claimed by one of them), and never for a request
+that was cancelled."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from tests.support.requests import request_body, wait_status
+from tests.support.services import StartServices
+from tests.support.waiting import eventually
+from vcs_shared.store import Document, database_name
+from vcs_shared.thaitime import BANGKOK
+from vcs_tools.devstack import SmtpSink
+
+pytestmark = pytest.mark.e2e
+
+REMINDERS = {"VCS_REMINDERS": "1d,110s,100s", "VCS_REMINDER_POLL_SECONDS": "0.2"}
+
+
+def message_id(mail: EmailMessage) -> str:
+    """The Message-ID without the folding a long one gets (``Message-ID:\r\n <...>``)."""
+    return str(mail["Message-ID"]).strip()
+
+
+def reminders_of(sink: SmtpSink, request_id: str) -> list[EmailMessage]:
+    return [
+        m
+        for m in sink.messages
+        if message_id(m).startswith("<reminder-") and m["X-VCS-Request-Id"] == request_id
+    ]
+
+
+async def test_a_reminder_is_sent_once_with_two_notifiers_running_and_none_when_cancelled(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    smtp_sink: SmtpSink,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
+) -> None:
+    services = await start_services(
+        "intake", "allocator", "notifier", "notifier", extra_env=REMINDERS
+    )
+    starts_at = (datetime.now(BANGKOK) + timedelta(minutes=2)).replace(microsecond=0)
+    kept = (await http.post("/v1/requests", json=request_body("4701", starts_at=starts_at))).json()
+    dropped = (
+        await http.post("/v1/requests", json=request_body("4702", starts_at=starts_at))
+    ).json()
+    await wait_status(http, kept["request_id"], "delivered")
+    await wait_status(http, dropped["request_id"], "delivered")
+    await http.post(f"/v1/requests/{dropped['request_id']}/cancel")
+    await wait_status(http, dropped["request_id"], "cancelled")
+
+    async def both_sent() -> list[EmailMessage] | None:
+        found = reminders_of(smtp_sink, kept["request_id"])
+        return found if len(found) >= 2 else None
+
+    sent = await eventually(both_sent, timeout=90, what="the 110s and 100s reminders")
+
+    assert sorted(message_id(m).split(".")[0] for m in sent) == [
+        "<reminder-1m40s",
+        "<reminder-1m50s",
+    ]
+    reminders = mongo[database_name(namespace, "notifier")]["reminders"]
+    states = {d["_id"]: d["state"] async for d in reminders.find({})}
+    assert states == {
+        f"{kept['request_id']}:1m50s": "sent",
+        f"{kept['request_id']}:1m40s": "sent",
+        f"{dropped['request_id']}:1m50s": "withdrawn",
+        f"{dropped['request_id']}:1m40s": "withdrawn",
+    }  # the 1d reminder was already past: never scheduled
+    assert reminders_of(smtp_sink, dropped["request_id"]) == []
+    text = sent[0].get_body(("plain",))
+    assert text is not None
+    assert "เตือน: การประชุมนี้จะเริ่มในอีก" in text.get_content()
+    assert "Reminder: this meeting starts in" in text.get_content()
+    senders = []
+    for notifier in (p for p in services if p.name == "notifier"):
+        for line in notifier.log_path.read_text().splitlines():
+            entry = json.loads(line) if line.startswith("{") else {}
+            if entry.get("event") == "reminder.done" and entry.get("state") == "sent":
+                senders.append(notifier.pid)
+    assert len(senders) == 2  # each reminder sent by one process, once
+    assert len(reminders_of(smtp_sink, kept["request_id"])) == 2

@@ -1,0 +1,48 @@
+"""The reminders' durable schedule on the real store: scheduling twice keeps one, of every
+notifier claiming a due reminder at once one gets it, a claim whose holder died is taken over
+after the lease, a finished or withdrawn reminder is never due again."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from vcs_notifier.reminders import parse_leads, plan
+from vcs_notifier.store import MongoReminderStore
+from vcs_shared.store import Document, database_name
+
+pytestmark = pytest.mark.integration
+
+LEASE = timedelta(seconds=30)
+
+
+async def test_a_due_reminder_is_claimed_once_and_never_due_again(
+    mongo: AsyncMongoClient[Document], namespace: str
+) -> None:
+    store = MongoReminderStore(mongo[database_name(namespace, "notifier")])
+    await store.ensure_indexes()
+    now = datetime.now(UTC)
+    starts_at = now + timedelta(hours=2, seconds=-1)  # the 2h reminder is due now
+    leads = parse_leads("1d,2h,30m")  # 1d is already past: no reminder
+    planned = plan("r-1", starts_at, leads, now=now - timedelta(seconds=2))
+    assert [r.reminder_id for r in planned] == ["r-1:2h", "r-1:30m"]
+    await store.schedule(planned)
+    await store.schedule(planned)  # a redelivered room.assigned
+
+    [due] = await store.due(now, limit=10)
+    assert due.reminder_id == "r-1:2h"
+    assert due.lead == timedelta(hours=2)
+
+    claims = await asyncio.gather(*(store.claim(due.reminder_id, LEASE, now=now) for _ in range(8)))
+    assert claims.count(True) == 1
+    later = now + LEASE + timedelta(seconds=1)
+    assert await store.claim(due.reminder_id, LEASE, now=later)  # its holder died
+    await store.finish(due.reminder_id, "sent", at=later)
+    assert await store.due(later, limit=10) == []
+    assert not await store.claim(due.reminder_id, LEASE, now=later + LEASE * 2)
+
+    assert await store.withdraw("r-1", at=later) == 1  # the 30m one, not sent yet
+    assert await store.due(starts_at, limit=10) == []
