@@ -34,6 +34,11 @@ class AuditAction(StrEnum):
     credentials_redeliver = "credentials_redeliver"
     support_claim = "support_claim"
     support_done = "support_done"
+    webhook_register = "webhook_register"
+    webhook_rotate = "webhook_rotate"
+    webhook_remove = "webhook_remove"
+    line_register = "line_register"
+    line_remove = "line_remove"
 
 
 ActorKind = Literal["person", "operator", "office", "cli"]

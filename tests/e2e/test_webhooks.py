@@ -62,7 +62,7 @@ def payloads(received: list[Received], secret: str) -> list[dict[str, Any]]:
 async def test_registration_is_scoped_and_internal_addresses_are_refused(
     start_services: StartServices, http: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
-    await start_services("intake", "notifier", extra_env=LOOPBACK)
+    await start_services("intake", "notifier", "desk", extra_env=LOOPBACK)
 
     own = await register(http, receiver.url)
     assert own.status_code == 200, own.text
@@ -108,6 +108,23 @@ async def test_registration_is_scoped_and_internal_addresses_are_refused(
     )
     assert line.status_code == 422
     assert line.json()["detail"][0]["loc"] == ["body", "group_id"]
+
+    async def audited() -> list[dict[str, Any]] | None:
+        page = await http.get("/v1/admin/audit", params={"action": "webhook_register"})
+        items: list[dict[str, Any]] = page.json()["items"]
+        return items if len(items) >= 3 else None
+
+    entries = await eventually(audited, what="three webhook registrations in the audit log")
+    assert sorted((e["actor"]["kind"], e["target"]["id"], e["after"]) for e in entries) == [
+        ("office", "4701", receiver.url),
+        ("operator", "1001", receiver.url),
+        ("operator", "4702", receiver.url),
+    ]
+    assert "whsec_" not in str(entries)  # the secret is never logged
+    region_view = await http.get(
+        "/v1/admin/audit", params={"action": "webhook_register"}, headers=REGION_12
+    )
+    assert {e["target"]["id"] for e in region_view.json()["items"]} == {"4701", "4702"}
 
 
 async def test_signed_events_reach_the_receiver_and_a_rotated_secret_keeps_verifying(

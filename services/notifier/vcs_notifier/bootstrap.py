@@ -56,7 +56,8 @@ async def run(settings: NotifierSettings) -> None:
         sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
         webhooks = MongoWebhookStore(clients.database, sealer, clients.publisher)
         await webhooks.ensure_indexes()
-        line_groups = MongoLineGroups(clients.database)
+        line_groups = MongoLineGroups(clients.database, clients.publisher)
+        await line_groups.ensure_indexes()
         policy = NetworkPolicy(allowed=parse_networks(settings.webhook_allowed_networks))
         sender = WebhookSender(policy, timeout=settings.webhook_timeout_seconds)
         dispatcher = WebhookDispatcher(
@@ -102,6 +103,8 @@ async def run(settings: NotifierSettings) -> None:
                 background=[
                     dispatcher.run,
                     webhooks.relay.run,
+                    webhooks.settings_relay.run,
+                    line_groups.relay.run,
                     partial(_remind, deps, settings.reminder_poll_seconds),
                 ],
             ):

@@ -11,9 +11,11 @@ from vcs_notifier.webhook_domain import SigningSecret, WebhookRegistration
 from vcs_notifier.webhook_guard import NetworkPolicy
 from vcs_notifier.webhook_store import MongoLineGroups, WebhookStore
 from vcs_notifier.webhooks import new_secret
+from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.offices import Office, find_office
+from vcs_shared.outbox import Announcement
 from vcs_shared.scope import Scope
 
 
@@ -55,12 +57,21 @@ class WebhookSecret:
 
 @dataclass(frozen=True, slots=True)
 class OfficeChannels:
+    """Each change is written with its audit entry (who, which office, what), so the desk's
+    audit log shows who pointed an office's messages where."""
+
     webhooks: WebhookStore
     line_groups: MongoLineGroups
     policy: NetworkPolicy
     clock: Clock = utc_now
 
-    async def register_webhook(self, office: Office, url: str) -> WebhookSecret:
+    async def register_webhook(
+        self,
+        office: Office,
+        url: str,
+        by: Principal,
+        action: AuditAction = AuditAction.webhook_register,
+    ) -> WebhookSecret:
         """Sets the office's webhook URL with a fresh secret (the URL already checked by the
         caller with :attr:`policy`); a secret before it keeps signing for a while."""
         now = self.clock()
@@ -72,13 +83,52 @@ class OfficeChannels:
             )
         else:
             registration = current.rotated(url, secret, now)
-        await self.webhooks.register(registration)
+        before = None if current is None else current.url
+        entry = _entry(by, action, office, now, before=before, after=url)
+        await self.webhooks.register(registration, _audited(entry))
         previous = registration.secrets[1].until if len(registration.secrets) > 1 else None
         return WebhookSecret(registration, secret, previous)
 
-    async def rotate_secret(self, office: Office) -> WebhookSecret | None:
+    async def rotate_secret(self, office: Office, by: Principal) -> WebhookSecret | None:
         """A new secret for the registered URL; None if the office has no webhook."""
         current = await self.webhooks.registration(office.district_code)
         if current is None:
             return None
-        return await self.register_webhook(office, current.url)
+        return await self.register_webhook(office, current.url, by, AuditAction.webhook_rotate)
+
+    async def remove_webhook(self, office: Office, by: Principal) -> bool:
+        current = await self.webhooks.registration(office.district_code)
+        if current is None:
+            return False
+        entry = _entry(by, AuditAction.webhook_remove, office, self.clock(), before=current.url)
+        return await self.webhooks.unregister(office.district_code, _audited(entry))
+
+    async def set_line_group(self, office: Office, group_id: str | None, by: Principal) -> None:
+        action = AuditAction.line_register if group_id else AuditAction.line_remove
+        before = await self.line_groups.line_group(office.district_code)
+        entry = _entry(by, action, office, self.clock(), before=before, after=group_id)
+        await self.line_groups.set_line_group(office.district_code, group_id, _audited(entry))
+
+
+def _entry(
+    by: Principal,
+    action: AuditAction,
+    office: Office,
+    at: datetime,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+) -> AuditRecorded:
+    return AuditRecorded(
+        actor=Actor.of(by),
+        action=action,
+        target=Target(kind="office", id=office.district_code),
+        provinces=(office.province_code,),
+        before=before,
+        after=after,
+        at=at,
+    )
+
+
+def _audited(entry: AuditRecorded) -> Announcement:
+    return Announcement(audit=(entry,))

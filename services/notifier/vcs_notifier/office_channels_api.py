@@ -114,7 +114,7 @@ def _registered(office: Office, answer: WebhookSecret) -> WebhookRegistered:
     responses={422: {"description": "A URL refused (which field, why)"}},
 )
 async def put_webhook(
-    body: WebhookTarget, office: CallerOffice, channels: Channels
+    body: WebhookTarget, office: CallerOffice, channels: Channels, principal: CurrentPrincipal
 ) -> WebhookRegistered:
     """Registers (or changes) the office's webhook and answers a new signing secret, once."""
     try:
@@ -123,13 +123,15 @@ async def put_webhook(
         raise RequestValidationError(
             [{"loc": ("body", "url"), "msg": f"URL refused: {exc}", "type": "value_error"}]
         ) from exc
-    return _registered(office, await channels.register_webhook(office, body.url))
+    return _registered(office, await channels.register_webhook(office, body.url, principal))
 
 
 @router.post("/webhook/rotate", response_model=WebhookRegistered)
-async def rotate_webhook_secret(office: CallerOffice, channels: Channels) -> WebhookRegistered:
+async def rotate_webhook_secret(
+    office: CallerOffice, channels: Channels, principal: CurrentPrincipal
+) -> WebhookRegistered:
     """A new signing secret for the registered URL (the one before keeps signing for a day)."""
-    answer = await channels.rotate_secret(office)
+    answer = await channels.rotate_secret(office, principal)
     if answer is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="this office has no webhook")
     return _registered(office, answer)
@@ -148,20 +150,26 @@ async def get_webhook(office: CallerOffice, channels: Channels) -> WebhookShown:
 
 
 @router.delete("/webhook", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(office: CallerOffice, channels: Channels) -> Response:
-    if not await channels.webhooks.unregister(office.district_code):
+async def delete_webhook(
+    office: CallerOffice, channels: Channels, principal: CurrentPrincipal
+) -> Response:
+    if not await channels.remove_webhook(office, principal):
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail="this office has no webhook")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.put("/line", response_model=LineGroup)
-async def put_line_group(body: LineGroup, office: CallerOffice, channels: Channels) -> LineGroup:
+async def put_line_group(
+    body: LineGroup, office: CallerOffice, channels: Channels, principal: CurrentPrincipal
+) -> LineGroup:
     """The office's LINE group: its messages are pushed there too (when LINE is configured)."""
-    await channels.line_groups.set_line_group(office.district_code, body.group_id)
+    await channels.set_line_group(office, body.group_id, principal)
     return body
 
 
 @router.delete("/line", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_line_group(office: CallerOffice, channels: Channels) -> Response:
-    await channels.line_groups.set_line_group(office.district_code, None)
+async def delete_line_group(
+    office: CallerOffice, channels: Channels, principal: CurrentPrincipal
+) -> Response:
+    await channels.set_line_group(office, None, principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -33,8 +33,10 @@ SOURCE = "notifier"
 
 class WebhookStore(Protocol):
     async def registration(self, district_code: str) -> WebhookRegistration | None: ...
-    async def register(self, registration: WebhookRegistration) -> None: ...
-    async def unregister(self, district_code: str) -> bool: ...
+    async def register(
+        self, registration: WebhookRegistration, announcement: Announcement = SILENT
+    ) -> None: ...
+    async def unregister(self, district_code: str, announcement: Announcement = SILENT) -> bool: ...
     async def add(self, message: WebhookMessage) -> bool: ...
     async def due(self, now: datetime, limit: int) -> list[WebhookMessage]: ...
     async def claim(self, message: WebhookMessage, until: datetime, now: datetime) -> bool: ...
@@ -58,27 +60,37 @@ class MongoWebhookStore:
         self.messages = db["webhook_messages"]
         self._sealer = sealer
         self._outbox = Outbox(self.messages, source=SOURCE, publisher=publisher)
+        self._settings = Outbox(self.registrations, source=SOURCE, publisher=publisher)
         self.relay = self._outbox.relay
+        self.settings_relay = self._settings.relay
+        """Publishes the audit entries of registrations (run beside :attr:`relay`)."""
 
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
+        await self._settings.ensure_index()
         await self.messages.create_index("due_ms")
         await self.messages.create_index("request_id")
 
     async def registration(self, district_code: str) -> WebhookRegistration | None:
         document = await self.registrations.find_one({"_id": district_code})
-        return None if document is None else self._registration_from(document)
+        if document is None or document.get("url") is None:  # never, or removed
+            return None
+        return self._registration_from(document)
 
-    async def register(self, registration: WebhookRegistration) -> None:
-        """Writes the office's registration whole (the last PUT wins)."""
-        await self.registrations.replace_one(
-            {"_id": registration.district_code}, self._registration_to(registration), upsert=True
-        )
+    async def register(
+        self, registration: WebhookRegistration, announcement: Announcement = SILENT
+    ) -> None:
+        """Writes the office's registration whole (the last PUT wins), with its audit entry."""
+        fields = self._registration_to(registration)
+        await upsert(self._settings, registration.district_code, fields, announcement)
 
-    async def unregister(self, district_code: str) -> bool:
-        """Removes the office's webhook; False if it had none."""
-        result = await self.registrations.delete_one({"_id": district_code})
-        return result.deleted_count == 1
+    async def unregister(self, district_code: str, announcement: Announcement = SILENT) -> bool:
+        """Removes the office's webhook (its secrets too); False if it had none."""
+        if await self.registration(district_code) is None:
+            return False
+        fields: Document = {"url": None, "secrets": []}
+        await upsert(self._settings, district_code, fields, announcement)
+        return True
 
     async def add(self, message: WebhookMessage) -> bool:
         """Schedules ``message`` once: False when this event was scheduled before (a redelivered
@@ -149,7 +161,6 @@ class MongoWebhookStore:
 
     def _registration_to(self, registration: WebhookRegistration) -> Document:
         return {
-            "_id": registration.district_code,
             "province_code": registration.province_code,
             "url": registration.url,
             "secrets": [
@@ -211,21 +222,34 @@ class MongoWebhookStore:
 class MongoLineGroups:
     """``line_groups``: the LINE group each office registered (one document per office)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.groups = db["line_groups"]
+        self._outbox = Outbox(self.groups, source=SOURCE, publisher=publisher)
+        self.relay = self._outbox.relay
+
+    async def ensure_indexes(self) -> None:
+        await self._outbox.ensure_index()
 
     async def line_group(self, district_code: str) -> str | None:
         document = await self.groups.find_one({"_id": district_code})
-        return None if document is None else str(document["group_id"])
+        group = None if document is None else document.get("group_id")
+        return None if group is None else str(group)
 
-    async def set_line_group(self, district_code: str, group_id: str | None) -> None:
-        """Registers the office's group (None: LINE messages stop)."""
-        if group_id is None:
-            await self.groups.delete_one({"_id": district_code})
-        else:
-            await self.groups.replace_one(
-                {"_id": district_code}, {"_id": district_code, "group_id": group_id}, upsert=True
-            )
+    async def set_line_group(
+        self, district_code: str, group_id: str | None, announcement: Announcement = SILENT
+    ) -> None:
+        """Registers the office's group (None: LINE messages stop), with its audit entry."""
+        await upsert(self._outbox, district_code, {"group_id": group_id}, announcement)
+
+
+async def upsert(outbox: Outbox, doc_id: str, fields: Document, announcement: Announcement) -> None:
+    """Sets ``fields`` on the document (made if missing) with what the change announces."""
+    if await outbox.update(doc_id, lambda _: Change(fields), announcement) is not None:
+        return
+    try:
+        await outbox.insert({"_id": doc_id, **fields}, announcement)
+    except DuplicateKeyError:  # made meanwhile by another call: change it instead
+        await outbox.update(doc_id, lambda _: Change(fields), announcement)
 
 
 def _from_ms(value: int) -> datetime:

@@ -74,6 +74,11 @@ AUDIT_ACTIONS = {
     "token_issue": N_("Token issued"),
     "token_revoke": N_("Token revoked"),
     "dead_letter_replay": N_("Dead letters replayed"),
+    "webhook_register": N_("Webhook registered"),
+    "webhook_rotate": N_("Webhook secret rotated"),
+    "webhook_remove": N_("Webhook removed"),
+    "line_register": N_("LINE group set"),
+    "line_remove": N_("LINE group removed"),
 }
 """The audit log's actions (:class:`vcs_shared.audit.AuditAction`), as the page names them."""
 AUDIT_OUTCOMES = {"success": N_("Done"), "failure": N_("Failed")}
