@@ -14,10 +14,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import stamina
 import structlog
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.exceptions import AMQPError
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 
 from vcs_shared.broker import (
     AmqpPublisher,
@@ -57,7 +60,7 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
         settings.mongodb_url.get_secret_value(), app_name=service
     )
     try:
-        connection = await connect(settings.amqp_url.get_secret_value(), name=service)
+        connection = await dependencies_ready(mongo, settings.amqp_url.get_secret_value(), service)
         try:
             setup = await connection.channel()
             await prepare_topology(setup, topology, service, declare=settings.declare_topology)
@@ -76,6 +79,37 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
             await connection.close()
     finally:
         await mongo.close()
+
+
+STARTUP_WAIT = 120.0
+
+
+async def dependencies_ready(
+    mongo: AsyncMongoClient[Document], amqp_url: str, service: str, *, within: float = STARTUP_WAIT
+) -> AbstractRobustConnection:
+    """Waits (with backoff, up to ``within`` seconds) until the store answers and a broker node
+    accepts, and returns the broker connection.
+
+    A service restarted while the store is frozen or the broker is restarting would
+    otherwise exit at once, be restarted, exit again, and look like a crash loop to its
+    supervisor, which then stops the whole system (a chaos soak did exactly that). Only a
+    dependency still away after ``within`` makes the start fail.
+    """
+    async for attempt in stamina.retry_context(
+        on=(PyMongoError, ConnectionError, OSError, AMQPError),
+        timeout=within,
+        attempts=None,
+        wait_initial=0.5,
+        wait_max=5.0,
+    ):
+        with attempt:
+            if attempt.num > 1:
+                log.warning(
+                    "startup.waiting_for_dependencies", service=service, attempt=attempt.num
+                )
+            await mongo.admin.command("ping")
+            return await connect(amqp_url, name=service)
+    raise AssertionError("unreachable: the retry either returns or raises")
 
 
 async def _watch(clients: ServiceClients, stop: asyncio.Event) -> None:

@@ -35,4 +35,5 @@ async def test_nothing_is_lost_booked_twice_or_sent_twice_under_random_faults(
     assert result.ledger.cancelled  # some offices changed their minds
     assert any("restarting it" in line for line in lines)  # a killed service came back
     assert result.verdict.details == ()
+    assert result.gave_up is None
     assert result.verdict.ok, result.line(config.minutes)

@@ -20,12 +20,13 @@ from vcs_desk.support_api import install_support
 from vcs_desk.ticket_store import MongoTicketStore
 from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
-from vcs_shared.broker import AmqpPublisher, Topology, connect, declare_topology
+from vcs_shared.broker import AmqpPublisher, Topology, declare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
+from vcs_shared.runtime import dependencies_ready
 from vcs_shared.store import database_name, make_client
 
 log = structlog.get_logger(__name__)
@@ -39,7 +40,7 @@ async def run(settings: DeskSettings) -> int:
     mongo = make_client(settings.mongodb_url.get_secret_value(), app_name=SERVICE)
     try:
         database = mongo[database_name(settings.namespace, SERVICE)]
-        connection = await connect(settings.amqp_url.get_secret_value(), name=SERVICE)
+        connection = await dependencies_ready(mongo, settings.amqp_url.get_secret_value(), SERVICE)
         try:
             if settings.declare_topology:
                 setup = await connection.channel()

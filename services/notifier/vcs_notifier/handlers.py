@@ -54,7 +54,10 @@ class NotifierDeps:
     reminders: ReminderStore
     reminder_leads: tuple[timedelta, ...] = ()
     send_attempts: int = 5
-    claim_lease: timedelta = timedelta(seconds=30)
+    claim_lease: timedelta = timedelta(seconds=90)
+    """Longer than the longest send (the mailer waits up to 60 s for the relay's reply), so a
+    second copy never takes over a send still under way; a handler that died holding it is
+    replaced after it, well within the queue's delivery limit."""
     retry_wait: float = 0.2
     clock: Clock = utc_now
 

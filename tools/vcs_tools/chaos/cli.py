@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"fault: {fault.kind} {fault.target} {fault.seconds:g}s")
     for detail in result.verdict.details:
         print(detail)
+    if result.gave_up is not None:
+        print(f"the supervisor gave up, so the soak ended early: {result.gave_up}")
     print(result.line(args.minutes), flush=True)
-    return 0 if result.verdict.ok else 1
+    return 0 if result.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> None:

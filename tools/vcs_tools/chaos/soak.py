@@ -50,6 +50,12 @@ class SoakResult:
     verdict: Verdict
     faults: list[Injected]
     ledger: Ledger
+    gave_up: str | None = None
+    """Why the supervisor stopped the system early (a crash loop), if it did."""
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict.ok and self.gave_up is None
 
     def line(self, minutes: float) -> str:
         return self.verdict.line(minutes=minutes, faults=len(self.faults))
@@ -76,7 +82,7 @@ async def _soak(
         if office.province_code in POOL_PROVINCES
     ]
     watching, time_up = asyncio.Event(), asyncio.Event()
-    watcher = asyncio.create_task(system.watch(watching))
+    watcher = asyncio.create_task(system.watch(watching, on_give_up=time_up))
     chaos = Chaos(
         send=system.send,
         stop_broker=system.stop_broker,
@@ -110,7 +116,7 @@ async def _soak(
         watching.set()
         await watcher
     found = verdict(statuses, recorder.events, read_mails(system.mail_dir), letters)
-    return SoakResult(found, chaos.injected, clients.ledger)
+    return SoakResult(found, chaos.injected, clients.ledger, system.gave_up)
 
 
 async def _progress(

@@ -29,7 +29,7 @@ from vcs_tools.devstack import (
 )
 from vcs_tools.private_files import private_dir
 from vcs_tools.rabbitnode import PrivateBroker
-from vcs_tools.supervisor import TICK, Supervisor
+from vcs_tools.supervisor import TICK, GaveUp, Supervisor
 
 POOL_FILE = Path(__file__).resolve().parents[3] / "deploy" / "pools" / "region-12.csv"
 NAMESPACE = "chaos"
@@ -53,6 +53,7 @@ class System:
     intake_url: str
     jwt_secret: str
     mail_dir: Path
+    gave_up: str | None = None
 
     async def send(self, name: str, sig: signal.Signals) -> None:
         self.supervisor.send(name, sig)
@@ -63,10 +64,16 @@ class System:
     async def start_broker(self) -> None:
         await asyncio.to_thread(self.broker.start_app)
 
-    async def watch(self, until: asyncio.Event) -> None:
-        """The supervisor's bookkeeping loop (restarts), as ``vcs run`` does it."""
+    async def watch(self, until: asyncio.Event, *, on_give_up: asyncio.Event) -> None:
+        """The supervisor's bookkeeping loop (restarts), as ``vcs run`` does it; when it gives
+        up (a crash loop), records why in :attr:`gave_up` and sets ``on_give_up``."""
         while not until.is_set():
-            self.supervisor.check()
+            try:
+                self.supervisor.check()
+            except GaveUp as exc:
+                self.gave_up = str(exc)
+                on_give_up.set()
+                return
             with suppress(TimeoutError):
                 await asyncio.wait_for(until.wait(), timeout=TICK)
 
