@@ -16,6 +16,7 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.auth import national_operator_token
 from tests.support.cli import vcs
@@ -23,6 +24,7 @@ from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.topology import Topology
+from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +39,15 @@ async def test_a_request_not_final_in_time_is_logged_and_listed_with_its_dead_le
     intake_url: str,
     tmp_path: Path,
 ) -> None:
-    intake, _allocator, _desk = await start_services(
-        "intake", "allocator", "desk", extra_env={"VCS_STUCK_AFTER_MINUTES": STUCK_AFTER_MINUTES}
+    metrics_port = free_port()
+    (intake,) = await start_services(
+        "intake",
+        extra_env={
+            "VCS_STUCK_AFTER_MINUTES": STUCK_AFTER_MINUTES,
+            "VCS_METRICS_PORT": str(metrics_port),
+        },
     )
+    await start_services("allocator", "desk")
     stuck_id = (await http.post("/v1/requests", json=request_body("4701"))).json()["request_id"]
     await wait_status(http, stuck_id, "assigned")  # and no notifier to deliver it
     unreadable = {
@@ -69,6 +77,19 @@ async def test_a_request_not_final_in_time_is_logged_and_listed_with_its_dead_le
     assert entry["level"] == "error"
     assert entry["request_id"] == stuck_id
     assert entry["status"] == "assigned"
+
+    async def gauge() -> float | None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            scraped = (await client.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+        values = [
+            sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+            if sample.name == "vcs_requests_stuck"
+        ]
+        return values[0] if values and values[0] else None
+
+    assert await eventually(gauge, what="the stuck gauge") == 1  # the VcsStuckRequests alert
 
     env = {"VCS_API_URL": intake_url, "VCS_TOKEN": national_operator_token()}
 

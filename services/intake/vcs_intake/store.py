@@ -146,6 +146,16 @@ class MongoRequestStore:
             found += [request_from_document(d) async for d in self.requests.find(query)]
         return found
 
+    async def count_stuck(self, submitted_before: datetime) -> int:
+        """Requests not final submitted before that moment, reported or not (the gauge)."""
+        before = {"$lt": epoch_ms(submitted_before)}
+        return sum(
+            [
+                await self.requests.count_documents({"status": s.value, "submitted_ms": before})
+                for s in NOT_FINAL
+            ]
+        )
+
     async def mark_stuck_reported(self, request_id: str, at: datetime) -> None:
         await self.requests.update_one(
             {"_id": request_id}, {"$set": {"stuck_reported": epoch_ms(at)}}

@@ -3,7 +3,8 @@ assigned) ``VCS_STUCK_AFTER_MINUTES`` after it was submitted is logged as an err
 
 Every known failure ends in a final state by itself (a rejection, ``credentials.failed``);
 this catches the ones nobody thought of, so an operator hears of them before the office
-phones. ``vcs requests stuck`` lists them, with the dead letters carrying their ids.
+phones. ``vcs requests stuck`` lists them, with the dead letters carrying their ids, and
+the ``vcs_requests_stuck`` gauge counts them for the alert.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import structlog
 
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.clock import Clock
+from vcs_shared.metrics import STUCK_REQUESTS
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +39,7 @@ async def report_stuck(store: MongoRequestStore, after: timedelta, clock: Clock)
             see="vcs requests stuck",
         )
         await store.mark_stuck_reported(request.request_id, now)
+    STUCK_REQUESTS.set(await store.count_stuck(now - after))
     return len(found)
 
 
