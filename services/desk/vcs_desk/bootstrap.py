@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable
 
 import structlog
 
@@ -78,18 +79,32 @@ async def run(settings: DeskSettings) -> int:
                 log.info(f"{SERVICE}.ready")
                 log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
             finally:
-                await audit.stop()
-                await feed.stop()  # ends the watchers' streams, so the server stops at once
+                await _bounded("audit consumer", audit.stop())
+                # ends the watchers' streams, so the server stops at once
+                await _bounded("live feed", feed.stop())
                 stop_relay.set()
-                await relay
-            await server.stop()
-            await tickets.relay.sweep(include_fresh=True)
+                await _bounded("outbox relay", relay)
+            await _bounded("internal API", server.stop())
+            await _bounded("outbox sweep", tickets.relay.sweep(include_fresh=True))
             log.info(f"{SERVICE}.stopped")
             return 0
         finally:
             await connection.close()
     finally:
         await mongo.close()
+
+
+STEP_GRACE = 6.0
+
+
+async def _bounded(step: str, work: Awaitable[object]) -> None:
+    """One step of the shutdown, given at most :data:`STEP_GRACE` seconds: the supervisor
+    SIGKILLs a service still stopping after 30 s, and a step stuck on a broker or store
+    that went away must not hide the others (what it held is redelivered anyway)."""
+    try:
+        await asyncio.wait_for(work, timeout=STEP_GRACE)
+    except TimeoutError:
+        log.warning(f"{SERVICE}.stop_step_slow", step=step, after_s=STEP_GRACE)
 
 
 def main() -> None:
