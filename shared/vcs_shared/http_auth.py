@@ -6,7 +6,7 @@ way. An app opts in at its composition root by setting
 intake: a :class:`~vcs_shared.auth.TokenAuthenticator`; an internal API: an
 :class:`~vcs_shared.auth.InternalAuthenticator`); then a route takes
 ``principal: CurrentPrincipal``, and a whole router is closed to everyone but
-operators with ``APIRouter(dependencies=[Depends(require_operator)])``.
+operators with ``operator_router(prefix, tags=[...])``, which also documents their 401 and 403.
 
 Admin routes take ``scope: OperatorScope`` (:class:`~vcs_shared.scope.Scope`)
 and answer with :func:`outside_scope` (a write naming anything outside, ``403``)
@@ -18,10 +18,11 @@ scheme in the app's OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from vcs_shared.access_log import note_principal
@@ -80,6 +81,23 @@ async def require_operator(principal: CurrentPrincipal) -> Principal:
 
 
 OperatorPrincipal = Annotated[Principal, Depends(require_operator)]
+
+
+def operator_router(
+    prefix: str, *, tags: list[str | Enum], responses: dict[int | str, dict[str, Any]] | None = None
+) -> APIRouter:
+    """An internal API's router closed to all but operators, with the answers every such
+    route shares documented once (``responses`` adds a router's own)."""
+    return APIRouter(
+        prefix=prefix,
+        tags=tags,
+        dependencies=[Depends(require_operator)],
+        responses={
+            401: {"description": "Not an internal token minted by the intake"},
+            403: {"description": "The token is not an operator's"},
+            **(responses or {}),
+        },
+    )
 
 
 async def operator_scope(principal: OperatorPrincipal) -> Scope:

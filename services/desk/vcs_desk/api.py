@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import aio_pika
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field, model_validator
 
 from vcs_desk.audit_api import AuditLogDep
@@ -27,7 +27,12 @@ from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Authenticator, Principal
 from vcs_shared.health import HealthCheck, health_router
-from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
+from vcs_shared.http_auth import (
+    OperatorPrincipal,
+    OperatorScope,
+    not_in_scope,
+    operator_router,
+)
 from vcs_shared.scope import Scope
 
 Service = Literal["allocator", "notifier", "intake"]
@@ -36,15 +41,8 @@ BROKER_TIMEOUT = 10.0
 
 T = TypeVar("T")
 
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_operator)],
-    responses={
-        401: {"description": "Not an internal token minted by the intake"},
-        403: {"description": "The token is not an operator's"},
-        503: {"description": "The broker is unavailable"},
-    },
+router = operator_router(
+    "/v1/admin", tags=["admin"], responses={503: {"description": "The broker is unavailable"}}
 )
 
 

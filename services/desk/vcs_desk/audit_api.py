@@ -17,12 +17,12 @@ import io
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
 from vcs_desk.audit_log import AuditLog, AuditQuery, LoggedEntry, decode_cursor, encode_cursor
 from vcs_shared.audit import Actor, AuditAction, Target
-from vcs_shared.http_auth import OperatorScope, require_operator
+from vcs_shared.http_auth import OperatorScope, operator_router
 from vcs_shared.thaitime import BANGKOK
 
 CSV_MAX_ROWS = 100_000
@@ -45,15 +45,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """A cell starting with one of these is a formula to a spreadsheet: such cells get a leading
 apostrophe (entries carry names and e-mails people typed)."""
 
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_operator)],
-    responses={
-        401: {"description": "Not an internal token minted by the intake"},
-        403: {"description": "The token is not an operator's"},
-        422: {"description": "A bad filter or cursor"},
-    },
+router = operator_router(
+    "/v1/admin", tags=["admin"], responses={422: {"description": "A bad filter or cursor"}}
 )
 
 

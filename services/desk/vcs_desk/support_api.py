@@ -46,21 +46,13 @@ from vcs_shared.http_auth import (
     OperatorScope,
     ProvinceFilter,
     not_in_scope,
-    require_operator,
+    operator_router,
 )
 from vcs_shared.offices import find_office
 
 MAX_LIST = 500
 
-admin_router = APIRouter(
-    prefix="/v1/admin/support",
-    tags=["support"],
-    dependencies=[Depends(require_operator)],
-    responses={
-        401: {"description": "Not an internal token minted by the intake"},
-        403: {"description": "The token is not an operator's"},
-    },
-)
+admin_router = operator_router("/v1/admin/support", tags=["support"])
 office_router = APIRouter(prefix="/v1/support-requests", tags=["support"])
 
 

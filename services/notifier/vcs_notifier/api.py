@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
 from vcs_notifier.handlers import NotifierDeps, RedeliveryRefused, redeliver
@@ -26,17 +26,14 @@ from vcs_notifier.office_channels_api import router as office_channels_router
 from vcs_shared.access_log import AccessLog
 from vcs_shared.auth import Authenticator
 from vcs_shared.health import HealthCheck, health_router
-from vcs_shared.http_auth import OperatorPrincipal, OperatorScope, not_in_scope, require_operator
-
-router = APIRouter(
-    prefix="/v1/admin",
-    tags=["admin"],
-    dependencies=[Depends(require_operator)],
-    responses={
-        401: {"description": "Not an internal token minted by the intake"},
-        403: {"description": "The token is not an operator's"},
-    },
+from vcs_shared.http_auth import (
+    OperatorPrincipal,
+    OperatorScope,
+    not_in_scope,
+    operator_router,
 )
+
+router = operator_router("/v1/admin", tags=["admin"])
 
 
 def get_deps(request: Request) -> NotifierDeps:
