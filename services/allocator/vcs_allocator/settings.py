@@ -56,6 +56,9 @@ class AllocatorSettings(CommonSettings, TokenSettings):
     zoom_daily_limit_per_host: int = Field(
         default=100, ge=1, le=10000, description="Meeting updates Zoom allows per host and day"
     )
+    zoom_poll_seconds: float = Field(
+        default=15, gt=0, le=300, description="How often due passcode changes are looked for"
+    )
     zoom_fallback: Literal["pool_passcode", "reject"] = Field(
         default="pool_passcode",
         description="When Zoom cannot set a booking's passcode: the pool's passcode, or reject",

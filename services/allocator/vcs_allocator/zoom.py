@@ -46,6 +46,9 @@ class MeetingPasscodes(Protocol):
 
     async def set_passcode(self, meeting_id: str, passcode: str) -> None: ...
 
+    async def check(self) -> None:
+        """Raises :class:`ZoomUnavailable` unless Zoom answers (a token is at hand)."""
+
 
 def new_passcode() -> str:
     """A fresh random numeric passcode for one booking (``secrets``, not ``random``)."""
@@ -84,6 +87,9 @@ class ZoomClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    async def check(self) -> None:
+        await self._bearer()
 
     async def set_passcode(self, meeting_id: str, passcode: str) -> None:
         url = f"{self._account.api_url.rstrip('/')}/meetings/{meeting_id}"
