@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,19 +13,10 @@ import pytest
 
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
-from tests.support.zoom_fake import FakeZoom
+from tests.support.zoom_fake import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeZoom
 from vcs_tools.devstack import SmtpSink
 
 pytestmark = pytest.mark.e2e
-
-SECRET = "zoom-client-secret-e2e"
-
-
-@pytest.fixture
-def zoom() -> Iterator[FakeZoom]:
-    server = FakeZoom(account_id="acc-e2e", client_id="client-e2e", client_secret=SECRET).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -45,9 +35,9 @@ async def test_the_office_is_mailed_the_fresh_passcode_zoom_was_given(
 ) -> None:
     await start_services(
         extra_env={
-            "VCS_ZOOM_ACCOUNT_ID": "acc-e2e",
-            "VCS_ZOOM_CLIENT_ID": "client-e2e",
-            "VCS_ZOOM_CLIENT_SECRET": SECRET,
+            "VCS_ZOOM_ACCOUNT_ID": ACCOUNT_ID,
+            "VCS_ZOOM_CLIENT_ID": CLIENT_ID,
+            "VCS_ZOOM_CLIENT_SECRET": CLIENT_SECRET,
             "VCS_ZOOM_API_URL": zoom.api_url,
             "VCS_ZOOM_OAUTH_URL": zoom.oauth_url,
             "VCS_ZOOM_POLL_SECONDS": "0.5",

@@ -4,29 +4,20 @@ Zoom refusing or down reported as ZoomUnavailable (which the caller turns into i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.zoom_fake import FakeZoom, Patched
+from tests.support.zoom_fake import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeZoom, Patched
 from vcs_allocator.zoom import ZoomAccount, ZoomClient, ZoomUnavailable, new_passcode
 
 pytestmark = pytest.mark.integration
 
-SECRET = "zoom-client-secret"
 
-
-@pytest.fixture
-def zoom() -> Iterator[FakeZoom]:
-    server = FakeZoom(account_id="acc-1", client_id="client-1", client_secret=SECRET).start()
-    yield server
-    server.stop()
-
-
-def account_of(zoom: FakeZoom, *, secret: str = SECRET) -> ZoomAccount:
+def account_of(zoom: FakeZoom, *, secret: str = CLIENT_SECRET) -> ZoomAccount:
     return ZoomAccount(
-        account_id="acc-1",
-        client_id="client-1",
+        account_id=ACCOUNT_ID,
+        client_id=CLIENT_ID,
         client_secret=secret,
         api_url=zoom.api_url,
         oauth_url=zoom.oauth_url,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from tests.support.events import request_submitted
-from tests.support.zoom_fake import FakeZoom
+from tests.support.zoom_fake import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeZoom
 from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, PoolEntry
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.store import MongoReservationStore
@@ -39,7 +39,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2020, 4, 13, 2, 0, tzinfo=UTC)
 DAY = NOW + timedelta(days=1)
 BUFFER = timedelta(minutes=15)
-SECRET = "zoom-client-secret"
 ROOM_A = PoolEntry("111111111", 300, "47", "PoolA111", "https://z.example/j/111111111?pwd=x",
                    host="host-a@example.go.th")  # fmt: skip
 ROOM_B = PoolEntry("222222222", 300, "47", "PoolB222", "https://z.example/j/222222222?pwd=y",
@@ -49,13 +48,6 @@ HOST_OF = {ROOM_A.meeting_id: ROOM_A.host, ROOM_B.meeting_id: ROOM_B.host}
 
 def outcomes(outcome: str) -> float:
     return REGISTRY.get_sample_value("vcs_zoom_passcodes_total", {"outcome": outcome}) or 0.0
-
-
-@pytest.fixture
-def zoom() -> Iterator[FakeZoom]:
-    server = FakeZoom(account_id="acc-1", client_id="client-1", client_secret=SECRET).start()
-    yield server
-    server.stop()
 
 
 @dataclass
@@ -105,7 +97,9 @@ async def make_allocator(
         await store.ensure_indexes()
         if await store.room_count() == 0:
             await store.replace_rooms([ROOM_A.sealed(sealer), ROOM_B.sealed(sealer)])
-        client = ZoomClient(ZoomAccount("acc-1", "client-1", SECRET, zoom.api_url, zoom.oauth_url))
+        client = ZoomClient(
+            ZoomAccount(ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, zoom.api_url, zoom.oauth_url)
+        )
         clients.append(client)
         jobs = MongoPasscodeJobs(db)
         await jobs.ensure_indexes()

@@ -21,6 +21,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+ACCOUNT_ID = "acc-1"
+CLIENT_ID = "client-1"
+CLIENT_SECRET = "zoom-client-secret"
+"""The test account's server-to-server OAuth app, which the ``zoom`` fixture's server knows."""
+
 
 @dataclass(frozen=True, slots=True)
 class Patched:
@@ -31,7 +36,13 @@ class Patched:
 
 
 class FakeZoom:
-    def __init__(self, *, account_id: str, client_id: str, client_secret: str) -> None:
+    def __init__(
+        self,
+        *,
+        account_id: str = ACCOUNT_ID,
+        client_id: str = CLIENT_ID,
+        client_secret: str = CLIENT_SECRET,
+    ) -> None:
         self.account_id = account_id
         self.client_id = client_id
         self.client_secret = client_secret

@@ -18,6 +18,7 @@ for good, and never a booking without a room.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 
@@ -161,19 +162,33 @@ class Reassigner:
     def _event(
         self, reservation: Reservation, room: Room, reassignment: int, by: str
     ) -> RoomReassigned:
-        return RoomReassigned(
-            request_id=reservation.request_id,
-            province_code=reservation.province_code,
-            district_code=reservation.district_code,
-            old_meeting_id=reservation.meeting_id,
-            new_meeting_id=room.meeting_id,
-            capacity=room.capacity,
-            join_url=room.public_join_url,
-            pool="province" if room.pool == reservation.province_code else "overflow",
-            starts_at=reservation.starts_at,
-            ends_at=reservation.ends_at,
-            sealed_credentials=self.sealer.reseal(room.sealed_credentials),
-            reassignment=reassignment,
-            reassigned_by=by,
-            reassigned_at=self.clock(),
-        )
+        sealed = self.sealer.reseal(room.sealed_credentials)
+        return room_reassigned(reservation, room, sealed, reassignment, by, self.clock())
+
+
+def room_reassigned(
+    reservation: Reservation,
+    room: Room,
+    sealed_credentials: str,
+    reassignment: int,
+    by: str,
+    at: datetime,
+) -> RoomReassigned:
+    """The event telling the office its booking's room and credentials now (an operator's
+    move, or the Zoom fallback re-sending the passcode the room really has)."""
+    return RoomReassigned(
+        request_id=reservation.request_id,
+        province_code=reservation.province_code,
+        district_code=reservation.district_code,
+        old_meeting_id=reservation.meeting_id,
+        new_meeting_id=room.meeting_id,
+        capacity=room.capacity,
+        join_url=room.public_join_url,
+        pool="province" if room.pool == reservation.province_code else "overflow",
+        starts_at=reservation.starts_at,
+        ends_at=reservation.ends_at,
+        sealed_credentials=sealed_credentials,
+        reassignment=reassignment,
+        reassigned_by=by,
+        reassigned_at=at,
+    )

@@ -42,11 +42,12 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 
 from vcs_allocator.domain import Decision, Rejection, Room, reject
+from vcs_allocator.reassign import room_reassigned
 from vcs_allocator.store import MongoReservationStore
 from vcs_allocator.zoom import MeetingPasscodes, ZoomUnavailable, new_passcode
 from vcs_allocator.zoom_budget import HostBudget
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
-from vcs_shared.events import RejectionReason, RequestSubmitted, RoomReassigned
+from vcs_shared.events import RejectionReason, RequestSubmitted
 from vcs_shared.metrics import ZOOM_PASSCODES
 from vcs_shared.outbox import announce
 from vcs_shared.store import Document, epoch_ms
@@ -315,21 +316,9 @@ class ZoomPasscodes:
         sent = self.sealer.open(job.sealed_credentials).passcode
         if self.sealer.open(standing).passcode != sent:
             moved = dataclasses.replace(decision, reassignments=decision.reassignments + 1)
-            event = RoomReassigned(
-                request_id=reservation.request_id,
-                province_code=reservation.province_code,
-                district_code=reservation.district_code,
-                old_meeting_id=room.meeting_id,
-                new_meeting_id=room.meeting_id,
-                capacity=room.capacity,
-                join_url=room.public_join_url,
-                pool="province" if room.pool == reservation.province_code else "overflow",
-                starts_at=reservation.starts_at,
-                ends_at=reservation.ends_at,
-                sealed_credentials=self.sealer.reseal(standing),
-                reassignment=moved.reassignments,
-                reassigned_by=FALLBACK_BY,
-                reassigned_at=now,
+            sealed = self.sealer.reseal(standing)
+            event = room_reassigned(
+                reservation, room, sealed, moved.reassignments, FALLBACK_BY, now
             )
             announcement = announce(event, correlation_id=reservation.request_id)
             if not await store.move(moved, room.meeting_id, announcement):
