@@ -23,12 +23,15 @@ from pymongo import AsyncMongoClient
 
 from tests.support.events import request_submitted
 from tests.support.zoom_fake import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, FakeZoom
+from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, PoolEntry
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
+from vcs_allocator.reassign import Reassigner
 from vcs_allocator.store import MongoReservationStore
 from vcs_allocator.zoom import ZoomAccount, ZoomClient
 from vcs_allocator.zoom_budget import HostBudget
 from vcs_allocator.zoom_passcodes import MongoPasscodeJobs, ZoomPasscodes
+from vcs_shared.auth import Principal, Role
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import RequestRejected, RoomAssigned, RoomReassigned
@@ -236,3 +239,35 @@ async def test_zoom_down_with_reject_configured_rejects_and_frees_the_room(
     booked = [await allocator.book(DAY), await allocator.book(DAY)]  # both rooms free again
     rooms = {(await allocator.passcode_sent(r))[0] for r in booked}
     assert rooms == {ROOM_A.meeting_id, ROOM_B.meeting_id}
+
+
+async def test_a_moved_booking_gets_a_fresh_passcode_for_its_new_room(
+    make_allocator: Any, zoom: FakeZoom
+) -> None:
+    allocator = await make_allocator()
+    booking = await allocator.book(DAY)
+    old_meeting, old_passcode = await allocator.passcode_sent(booking)
+    new_meeting = ({ROOM_A.meeting_id, ROOM_B.meeting_id} - {old_meeting}).pop()
+    reassigner = Reassigner(
+        allocator.store,
+        allocator.sealer,
+        RoomRules(allocator.deps.policy, use_overflow=True),
+        clock=lambda: NOW,
+        zoom=allocator.passcodes,
+    )
+    operator = Principal(
+        subject="operator:somsri",
+        role=Role.operator,
+        jti="jti-1",
+        expires_at=NOW + timedelta(hours=8),
+        provinces=frozenset({"47"}),
+    )
+
+    await reassigner.reassign(booking, new_meeting, operator)
+    await allocator.passcodes.apply_due(allocator.store, DAY)
+
+    meeting, passcode = await allocator.passcode_sent(booking)
+    assert meeting == new_meeting
+    assert passcode not in {old_passcode, ROOM_A.passcode, ROOM_B.passcode}
+    # The old room's change is dropped; the new room gets the passcode the office was sent.
+    assert [(p.meeting_id, p.password) for p in zoom.patches] == [(new_meeting, passcode)]

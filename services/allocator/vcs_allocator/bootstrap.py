@@ -86,7 +86,12 @@ async def run(settings: AllocatorSettings) -> None:
                 create_admin_app(
                     store,
                     authenticator,
-                    Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
+                    Reassigner(
+                        store,
+                        deps.sealer,
+                        RoomRules(deps.policy, deps.use_overflow),
+                        zoom=zoom,
+                    ),
                     lambda: reachability(clients.database, clients.connection),
                     trail,
                 ),

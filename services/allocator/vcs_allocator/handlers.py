@@ -101,7 +101,7 @@ async def _credentials(event: RequestSubmitted, room: Room, deps: AllocatorDeps)
     passcode's, or a rejection when Zoom cannot give one and ``VCS_ZOOM_FALLBACK=reject``."""
     if deps.zoom is None:
         return deps.sealer.reseal(room.sealed_credentials)
-    return await deps.zoom.credentials_for(event, room)
+    return await deps.zoom.credentials_for(event.request_id, event.starts_at, room)
 
 
 async def _reject(

@@ -47,7 +47,7 @@ from vcs_allocator.store import MongoReservationStore
 from vcs_allocator.zoom import MeetingPasscodes, ZoomUnavailable, new_passcode
 from vcs_allocator.zoom_budget import HostBudget
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
-from vcs_shared.events import RejectionReason, RequestSubmitted
+from vcs_shared.events import RejectionReason
 from vcs_shared.metrics import ZOOM_PASSCODES
 from vcs_shared.outbox import announce
 from vcs_shared.store import Document, epoch_ms
@@ -203,41 +203,46 @@ class ZoomPasscodes:
         left = await self.budget.left({r.zoom_host for r in rooms}, self.apply_day(starts_at))
         return [room for room in rooms if left[room.zoom_host] > 0]
 
-    async def credentials_for(self, event: RequestSubmitted, room: Room) -> str | Rejection:
-        """The sealed credentials ``room.assigned`` carries for this booking: a fresh passcode
-        (its job stored), the room's standing one (fallback), or a rejection (fallback)."""
+    async def credentials_for(
+        self, request_id: str, starts_at: datetime, room: Room
+    ) -> str | Rejection:
+        """The sealed credentials the booking's ``room.assigned`` (or an operator's move,
+        ``room.reassigned``) carries for ``room``: a fresh passcode (its job stored), the
+        room's pool passcode (fallback), or a rejection (fallback)."""
         pool_credentials = self.sealer.open(room.sealed_credentials)
         passcode = new_passcode()
         fresh = MeetingCredentials(passcode=passcode, join_url=room.public_join_url)
         job = PasscodeJob(
-            request_id=event.request_id,
+            request_id=request_id,
             meeting_id=room.meeting_id,
             sealed_credentials=self.sealer.seal(fresh),
             fresh=True,
-            due_ms=epoch_ms(event.starts_at - self.lead),
-            starts_ms=epoch_ms(event.starts_at),
+            due_ms=epoch_ms(starts_at - self.lead),
+            starts_ms=epoch_ms(starts_at),
         )
         if self.fallback == "reject":
             try:
                 await self.zoom.check()
             except ZoomUnavailable as error:
-                return self._refuse(event, room, f"Zoom unreachable: {error}")
+                return self._refuse(request_id, room, f"Zoom unreachable: {error}")
         stored, new = await self.jobs.plan(job)
         if not new:  # a redelivery: what the first attempt planned
             if stored.state == "rejected":
-                return self._refuse(event, room, "planned as rejected by an earlier attempt")
+                return self._refuse(request_id, room, "planned as rejected by an earlier attempt")
             return self.sealer.reseal(stored.sealed_credentials)
-        if await self.budget.take(room.zoom_host, self.apply_day(event.starts_at)):
+        if await self.budget.take(room.zoom_host, self.apply_day(starts_at)):
             ZOOM_PASSCODES.labels("planned").inc()
             return stored.sealed_credentials
         if self.fallback == "reject":
             await self.jobs.finish(stored, "rejected", at=datetime.now(UTC))
-            return self._refuse(event, room, f"host {room.zoom_host} has no updates left today")
+            return self._refuse(
+                request_id, room, f"host {room.zoom_host} has no updates left today"
+            )
         standing = self.sealer.seal(pool_credentials)
         await self.jobs.downgrade(stored, standing)
         log.warning(
             "zoom.fallback",
-            request_id=event.request_id,
+            request_id=request_id,
             meeting_id=room.meeting_id,
             reason="daily limit",
             host=room.zoom_host,
@@ -246,10 +251,10 @@ class ZoomPasscodes:
         ZOOM_PASSCODES.labels("fallback_pool_passcode").inc()
         return standing
 
-    def _refuse(self, event: RequestSubmitted, room: Room, why: str) -> Rejection:
+    def _refuse(self, request_id: str, room: Room, why: str) -> Rejection:
         log.warning(
             "zoom.fallback",
-            request_id=event.request_id,
+            request_id=request_id,
             meeting_id=room.meeting_id,
             reason=why,
             fallback="reject",
