@@ -24,6 +24,7 @@ from tests.support.events import TEST_CREDENTIALS_KEYS
 from tests.support.paths import SAMPLE_POOL
 from tests.support.services import StartServices
 from tests.support.tap import EventTap, open_channel
+from tests.support.zoom_fake import FakeZoom
 from vcs_shared.broker import declare_topology, delete_topology
 from vcs_shared.store import Document, database_name
 from vcs_shared.topology import Topology
@@ -111,6 +112,16 @@ def smtp_sink() -> Iterator[SmtpSink]:
         yield sink
     finally:
         sink.stop()
+
+
+@pytest.fixture
+def zoom() -> Iterator[FakeZoom]:
+    """The fake Zoom API (a real local HTTP server) knowing the test account's OAuth app."""
+    server = FakeZoom().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -55,6 +55,13 @@ DECISIONS = Counter(
 DELIVERIES = Counter(
     "vcs_deliveries", "Deliveries to offices by channel and result", ["channel", "result"]
 )
+ZOOM_PASSCODES = Counter(
+    "vcs_zoom_passcodes",
+    "Per-booking Zoom passcodes by outcome: planned, applied, withdrawn, kept_standing; "
+    "fallbacks: fallback_pool_passcode, fallback_reject (at allocation), fallback_standing "
+    "(Zoom failed until the window started)",
+    ["outcome"],
+)
 STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
 STORE_COMMANDS = Counter(
     "vcs_store_commands",

@@ -27,6 +27,7 @@ from vcs_allocator.domain import (
     slot_starts,
 )
 from vcs_allocator.pool import PoolFileError, load_pool_file, parse_pool
+from vcs_shared.credentials import CredentialsSealer, new_key
 from vcs_shared.events import RejectionReason
 from vcs_shared.offices import REGION_PROVINCES
 from vcs_shared.thaitime import BANGKOK
@@ -417,6 +418,24 @@ def test_a_csv_pool_is_read_with_defaults() -> None:
         ("987654321", 500, "48", True),
     ]
     assert rooms[0].public_join_url == "https://zoom.example/j/123456789"
+
+
+def test_a_pool_names_each_rooms_zoom_host_or_shares_one_per_pool() -> None:
+    text = (
+        HEADER.rstrip("\n")
+        + ",host\n"
+        + (
+            "123456789,300,47,abc,https://zoom.example/j/123456789,,somsri@example.go.th\n"
+            "987654321,500,47,ghi,https://zoom.example/j/987654321,,\n"
+        )
+    )
+
+    rooms = [entry.sealed(CredentialsSealer(new_key())) for entry in parse_pool(text, fmt="csv")]
+
+    assert [(r.host, r.zoom_host) for r in rooms] == [
+        ("somsri@example.go.th", "somsri@example.go.th"),
+        (None, "pool-47"),
+    ]
 
 
 def test_every_bad_csv_line_is_reported_with_its_line_number_and_field() -> None:

@@ -137,3 +137,24 @@ def test_a_service_refuses_a_bad_broker_list_naming_the_setting(
 
     assert "amqp_url" in str(refused.value)
     assert "hunter2" not in str(refused.value)
+
+
+def test_the_allocator_sets_zoom_passcodes_only_with_every_zoom_credential(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    assert AllocatorSettings().zoom_account() is None
+
+    environment.setenv("VCS_ZOOM_ACCOUNT_ID", "acc-1")
+    environment.setenv("VCS_ZOOM_CLIENT_ID", "client-1")
+    with pytest.raises(ValidationError, match="VCS_ZOOM_CLIENT_SECRET"):
+        AllocatorSettings()
+
+    environment.setenv("VCS_ZOOM_CLIENT_SECRET", REAL_SECRET)
+    account = AllocatorSettings().zoom_account()
+    assert account is not None
+    assert (account.account_id, account.client_id, account.client_secret) == (
+        "acc-1",
+        "client-1",
+        REAL_SECRET,
+    )
+    assert account.api_url == "https://api.zoom.us/v2"

@@ -24,11 +24,11 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vcs_shared.request_status import NOT_FINAL, stuck_before
 from vcs_tools.operator_api import SETTINGS_HELP, CommandFailed, OperatorApi, detail, operator_api
 
 PAGE = 100
 DEAD_LETTERS_LIMIT = 1000
-NOT_FINAL = ("submitted", "assigned")
 
 
 class StuckSettings(BaseSettings):
@@ -78,8 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _stuck(api: OperatorApi, after: timedelta) -> list[dict[str, Any]]:
     """The caller's requests still not final, submitted before ``now - after``, oldest first."""
-    cutoff = datetime.now(UTC) - after
-    params: dict[str, str | list[str]] = {"status": list(NOT_FINAL), "limit": str(PAGE)}
+    cutoff = stuck_before(datetime.now(UTC), after)
+    params: dict[str, str | list[str]] = {
+        "status": [status.value for status in NOT_FINAL],
+        "limit": str(PAGE),
+    }
     found: list[dict[str, Any]] = []
     while True:
         page = _ok(api.request("GET", "/v1/requests", params=params))

@@ -16,9 +16,13 @@ from vcs_allocator.pool import load_pool_file
 from vcs_allocator.reassign import Reassigner
 from vcs_allocator.settings import AllocatorSettings
 from vcs_allocator.store import MongoReservationStore
+from vcs_allocator.zoom import ZoomClient
+from vcs_allocator.zoom_budget import HostBudget
+from vcs_allocator.zoom_passcodes import MongoPasscodeJobs, ZoomPasscodes
 from vcs_shared import metrics, tracing
 from vcs_shared.audit_trail import AuditTrail
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
+from vcs_shared.clock import utc_now
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
@@ -41,12 +45,35 @@ async def run(settings: AllocatorSettings) -> None:
             entries = load_pool_file(settings.pool_file)
             await store.replace_rooms([entry.sealed(sealer) for entry in entries])
             log.info("pool.loaded", file=str(settings.pool_file), rooms=len(entries))
+        zoom_client = None
+        zoom = None
+        background = [
+            partial(
+                _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()
+            )
+        ]
+        account = settings.zoom_account()
+        if account is not None:
+            zoom_client = ZoomClient(account)
+            jobs = MongoPasscodeJobs(clients.database)
+            await jobs.ensure_indexes()
+            zoom = ZoomPasscodes(
+                jobs=jobs,
+                budget=HostBudget(clients.database, limit=settings.zoom_daily_limit_per_host),
+                zoom=zoom_client,
+                sealer=sealer,
+                fallback=settings.zoom_fallback,
+                lead=settings.policy().buffer,
+            )
+            background.append(partial(_apply_passcodes, zoom, store, settings.zoom_poll_seconds))
+            log.info("zoom.passcodes_on", fallback=settings.zoom_fallback)
         deps = AllocatorDeps(
             store=store,
             sealer=sealer,
             policy=settings.policy(),
             use_overflow=settings.use_overflow,
             claim_lease=settings.orphan_lease(),
+            zoom=zoom,
         )
         trail = AuditTrail(clients.database, source=SERVICE, publisher=clients.publisher)
         await trail.ensure_indexes()
@@ -59,29 +86,33 @@ async def run(settings: AllocatorSettings) -> None:
                 create_admin_app(
                     store,
                     authenticator,
-                    Reassigner(store, deps.sealer, RoomRules(deps.policy, deps.use_overflow)),
+                    Reassigner(
+                        store,
+                        deps.sealer,
+                        RoomRules(deps.policy, deps.use_overflow),
+                        zoom=zoom,
+                    ),
                     lambda: reachability(clients.database, clients.connection),
                     trail,
                 ),
                 settings.admin_host,
                 settings.admin_port,
             )
-        sweeper = partial(
-            _sweep_orphans, store, settings.orphan_lease(), settings.orphan_sweep_interval()
-        )
         try:
             async with consuming(
                 clients,
                 HANDLERS.bind(deps),
                 store.relay,
                 prefetch=settings.prefetch,
-                background=[sweeper],
+                background=background,
                 more_relays=(trail.relay,),
             ):
                 log.info("allocator.signal", signal=await wait_for_shutdown_signal())
         finally:  # also when consuming could not start: the admin API must not outlive it
             if admin is not None:
                 await admin.stop()
+            if zoom_client is not None:
+                await zoom_client.aclose()
 
 
 async def _sweep_orphans(
@@ -101,6 +132,21 @@ async def _sweep_orphans(
                 continue
         except Exception as exc:  # a store outage must not stop the sweeper for good
             log.warning("slots.sweep_failed", error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def _apply_passcodes(
+    zoom: ZoomPasscodes, store: MongoReservationStore, interval: float, stop: asyncio.Event
+) -> None:
+    """Sets the due per-booking Zoom passcodes every ``interval`` seconds; every allocator
+    process runs this, and each job's claim lets one of them PATCH it."""
+    while not stop.is_set():
+        try:
+            if await zoom.apply_due(store, utc_now()):
+                continue  # a full batch may have more behind it
+        except Exception as exc:  # a store outage must not stop the passcodes for good
+            log.warning("zoom.apply_failed", error=repr(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
 

@@ -49,6 +49,14 @@ class Room:
     active: bool = True
     moved_from: str | None = None
     """In a pool file only: the pool this row moves the Meeting ID from (else refused)."""
+    host: str | None = None
+    """The Zoom user owning the meeting (e-mail or user id), whose daily allowance of meeting
+    updates a fresh passcode spends; unset: the pool's rooms share one host."""
+
+    @property
+    def zoom_host(self) -> str:
+        """The host whose allowance a passcode change of this room counts against."""
+        return self.host or f"pool-{self.pool}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class PoolEntry:
     join_url: str
     active: bool = True
     moved_from: str | None = None
+    host: str | None = None
 
     @property
     def public_join_url(self) -> str:
@@ -78,6 +87,7 @@ class PoolEntry:
             sealer.seal(credentials),
             self.active,
             self.moved_from,
+            self.host,
         )
 
 

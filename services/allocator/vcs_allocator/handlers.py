@@ -30,6 +30,7 @@ from vcs_allocator.domain import (
     slot_starts,
 )
 from vcs_allocator.store import ReservationStore
+from vcs_allocator.zoom_passcodes import ZoomPasscodes
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
@@ -61,6 +62,8 @@ class AllocatorDeps:
     use_overflow: bool = True
     claim_lease: timedelta = timedelta(minutes=10)
     clock: Clock = utc_now
+    zoom: ZoomPasscodes | None = None
+    """Per-booking Zoom passcodes (``VCS_ZOOM_*`` set); None: rooms keep their pool passcode."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +86,22 @@ async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) ->
             await _reject(envelope, settled.result, settled.leftover, deps)
             DECISIONS.labels(settled.result.reason.value).inc()
         else:
-            await _assign(envelope, settled.result, settled, deps)
+            room = settled.result
+            sealed = await _credentials(envelope.event, room, deps)
+            if isinstance(sealed, Rejection):
+                await _reject(envelope, sealed, {*settled.leftover, room.meeting_id}, deps)
+                DECISIONS.labels(sealed.reason.value).inc()
+                return
+            await _assign(envelope, room, settled, deps, sealed)
             DECISIONS.labels("assigned").inc()
+
+
+async def _credentials(event: RequestSubmitted, room: Room, deps: AllocatorDeps) -> str | Rejection:
+    """The sealed credentials the booking gets: the room's own (resealed), or a fresh Zoom
+    passcode's, or a rejection when Zoom cannot give one and ``VCS_ZOOM_FALLBACK=reject``."""
+    if deps.zoom is None:
+        return deps.sealer.reseal(room.sealed_credentials)
+    return await deps.zoom.credentials_for(event.request_id, event.starts_at, room)
 
 
 async def _reject(
@@ -108,7 +125,11 @@ async def _reject(
 
 
 async def _assign(
-    envelope: Envelope[RequestSubmitted], room: Room, settled: Settled, deps: AllocatorDeps
+    envelope: Envelope[RequestSubmitted],
+    room: Room,
+    settled: Settled,
+    deps: AllocatorDeps,
+    sealed_credentials: str,
 ) -> None:
     event = envelope.event
     if time.monotonic() - settled.claimed_at > deps.claim_lease.total_seconds() / 2:
@@ -117,7 +138,7 @@ async def _assign(
         await _give_back({room.meeting_id}, event.request_id, deps, kept=_held(decided))
         raise RetryLater("the claim outlived half its lease before it was decided")
     decision = Decision.assigned(event, room, at=deps.clock())
-    assigned = _room_assigned(event, room, deps.sealer)
+    assigned = _room_assigned(event, room, sealed_credentials)
     announcement = announce(assigned, correlation_id=envelope.correlation_id)
     earlier = await deps.store.record_decision(decision, announcement)
     kept = room.meeting_id if earlier is None else earlier.held_meeting_id
@@ -128,9 +149,9 @@ async def _assign(
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
 
 
-def _room_assigned(event: RequestSubmitted, room: Room, sealer: CredentialsSealer) -> RoomAssigned:
-    """The public event: the join URL without its passcode, the room's credentials opened
-    (only now, for the booking) and sealed again with the current key."""
+def _room_assigned(event: RequestSubmitted, room: Room, sealed_credentials: str) -> RoomAssigned:
+    """The public event: the join URL without its passcode; the booking's credentials sealed
+    with the current key (the room's, opened only now for the booking, or a fresh passcode)."""
     return RoomAssigned(
         **event.subject(),
         meeting_id=room.meeting_id,
@@ -139,7 +160,7 @@ def _room_assigned(event: RequestSubmitted, room: Room, sealer: CredentialsSeale
         pool="province" if room.pool == event.province_code else "overflow",
         starts_at=event.starts_at,
         ends_at=event.ends_at,
-        sealed_credentials=sealer.reseal(room.sealed_credentials),
+        sealed_credentials=sealed_credentials,
     )
 
 
@@ -160,6 +181,8 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
         return Settled(rejection)
     pools = pools_for(event.province_code, use_overflow=deps.use_overflow)
     rooms = await deps.store.rooms(pools)
+    # Rooms whose Zoom host has allowance left come first, spreading bookings over hosts.
+    preferred = rooms if deps.zoom is None else await deps.zoom.preferred(rooms, event.starts_at)
     candidates = [r.meeting_id for r in rooms if r.capacity >= event.participants]
     span = occupied_span(event.starts_at, event.ends_at, deps.policy)
     slots = slot_starts(span, deps.policy.slot)
@@ -167,13 +190,22 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
     occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     for _ in range(len(rooms) + CLAIM_ROUNDS):
         choice = choose_room(
-            rooms,
+            preferred,
             occupancy.busy,
             event.participants,
             pools,
             occupancy.held,
             request_id=event.request_id,
         )
+        if isinstance(choice, Rejection) and preferred is not rooms:
+            choice = choose_room(
+                rooms,
+                occupancy.busy,
+                event.participants,
+                pools,
+                occupancy.held,
+                request_id=event.request_id,
+            )
         if isinstance(choice, Rejection):
             return Settled(choice, occupancy.held)
         claimed_at = time.monotonic()

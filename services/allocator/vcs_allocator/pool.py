@@ -4,10 +4,13 @@ Every row is validated; a file with any bad row is refused whole, with the
 row's line number and field, so a typo never half-replaces a province's pool.
 
 CSV columns (header required): ``meeting_id,capacity,pool,passcode,join_url,active``,
-and optionally ``moved_from``. YAML: a list of mappings with the same keys. ``pool``
+and optionally ``moved_from`` and ``host``. YAML: a list of mappings with the same keys. ``pool``
 is a province code (``47``) or a regional overflow pool (``region-12``); ``active``
 defaults to true. ``moved_from`` names the pool a Meeting ID leaves for this row's
 pool: without it, a file putting another pool's Meeting ID into its own is refused.
+``host`` is the Zoom user owning the meeting (its e-mail or user id): per-booking passcodes
+(``VCS_ZOOM_*``) count Zoom's daily allowance of meeting updates per host; rows without it
+share one host per pool.
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ class PoolRow(BaseModel):
     join_url: str = Field(pattern=r"^https://\S+$")
     active: bool = True
     moved_from: str | None = None
+    host: str | None = Field(default=None, max_length=254)
 
     @field_validator("meeting_id", mode="before")
     @classmethod
@@ -88,6 +92,11 @@ class PoolRow(BaseModel):
             return None
         return pool_code(value)
 
+    @field_validator("host", mode="before")
+    @classmethod
+    def _blank_host_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     def to_entry(self) -> PoolEntry:
         return PoolEntry(
             self.meeting_id,
@@ -97,6 +106,7 @@ class PoolRow(BaseModel):
             self.join_url,
             self.active,
             moved_from=self.moved_from,
+            host=self.host,
         )
 
 

@@ -320,6 +320,7 @@ def room_to_document(room: Room, generation: str) -> Document:
         "public_join_url": room.public_join_url,
         "sealed_credentials": room.sealed_credentials,
         "active": room.active,
+        "host": room.host,
     }
 
 
@@ -331,4 +332,5 @@ def room_from_document(doc: Document) -> Room:
         public_join_url=doc["public_join_url"],
         sealed_credentials=doc["sealed_credentials"],
         active=doc["active"],
+        host=doc.get("host"),
     )

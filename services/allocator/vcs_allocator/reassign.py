@@ -18,6 +18,8 @@ for good, and never a booking without a room.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -25,6 +27,7 @@ from vcs_allocator import availability_api
 from vcs_allocator.availability_api import RoomRules
 from vcs_allocator.domain import (
     ReassignRefused,
+    Rejection,
     Reservation,
     Room,
     check_reassign,
@@ -40,6 +43,9 @@ from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import RoomReassigned
 from vcs_shared.outbox import announce
 from vcs_shared.scope import Scope
+
+if TYPE_CHECKING:  # zoom_passcodes builds its re-delivery with room_reassigned from here
+    from vcs_allocator.zoom_passcodes import ZoomPasscodes
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +79,9 @@ class Reassigner:
     sealer: CredentialsSealer
     rules: RoomRules
     clock: Clock = utc_now
+    zoom: ZoomPasscodes | None = None
+    """Per-booking Zoom passcodes: a moved booking gets a fresh one for its new room too
+    (the new room's pool passcode may no longer be the one Zoom has)."""
 
     async def free_rooms(self, request_id: str, scope: Scope) -> list[Room]:
         """The rooms the booking could move to: free for the rest of its window, fitting,
@@ -126,8 +135,12 @@ class Reassigner:
             raise ReassignRefused(
                 f"room {room.meeting_id} is not free for this window: another booking holds it"
             )
+        sealed = await self._credentials(request_id, reservation.starts_at, room)
+        if isinstance(sealed, Rejection):
+            await self.store.release_claim(room.meeting_id, request_id)
+            raise ReassignRefused(sealed.message_en)
         moved = decision.moved_to(room)
-        event = self._event(reservation, room, moved.reassignments, by)
+        event = room_reassigned(reservation, room, sealed, moved.reassignments, by, now)
         entry = AuditRecorded(
             actor=Actor.of(principal),
             action=AuditAction.room_reassign,
@@ -158,22 +171,37 @@ class Reassigner:
             request_id, reservation.meeting_id, room.meeting_id, room.capacity, room.pool
         )
 
-    def _event(
-        self, reservation: Reservation, room: Room, reassignment: int, by: str
-    ) -> RoomReassigned:
-        return RoomReassigned(
-            request_id=reservation.request_id,
-            province_code=reservation.province_code,
-            district_code=reservation.district_code,
-            old_meeting_id=reservation.meeting_id,
-            new_meeting_id=room.meeting_id,
-            capacity=room.capacity,
-            join_url=room.public_join_url,
-            pool="province" if room.pool == reservation.province_code else "overflow",
-            starts_at=reservation.starts_at,
-            ends_at=reservation.ends_at,
-            sealed_credentials=self.sealer.reseal(room.sealed_credentials),
-            reassignment=reassignment,
-            reassigned_by=by,
-            reassigned_at=self.clock(),
-        )
+    async def _credentials(
+        self, request_id: str, starts_at: datetime, room: Room
+    ) -> str | Rejection:
+        if self.zoom is None:
+            return self.sealer.reseal(room.sealed_credentials)
+        return await self.zoom.credentials_for(request_id, starts_at, room)
+
+
+def room_reassigned(
+    reservation: Reservation,
+    room: Room,
+    sealed_credentials: str,
+    reassignment: int,
+    by: str,
+    at: datetime,
+) -> RoomReassigned:
+    """The event telling the office its booking's room and credentials now (an operator's
+    move, or the Zoom fallback re-sending the passcode the room really has)."""
+    return RoomReassigned(
+        request_id=reservation.request_id,
+        province_code=reservation.province_code,
+        district_code=reservation.district_code,
+        old_meeting_id=reservation.meeting_id,
+        new_meeting_id=room.meeting_id,
+        capacity=room.capacity,
+        join_url=room.public_join_url,
+        pool="province" if room.pool == reservation.province_code else "overflow",
+        starts_at=reservation.starts_at,
+        ends_at=reservation.ends_at,
+        sealed_credentials=sealed_credentials,
+        reassignment=reassignment,
+        reassigned_by=by,
+        reassigned_at=at,
+    )

@@ -10,9 +10,9 @@ from fastapi.responses import JSONResponse
 from vcs_intake import listing, requests
 from vcs_intake.auth_deps import VisibleRequest
 from vcs_intake.container import ContainerDep
-from vcs_intake.domain import Status
 from vcs_intake.schemas import Health, RequestPage, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
+from vcs_shared.request_status import Status
 from vcs_shared.thaitime import CalendarDay
 
 router = APIRouter()

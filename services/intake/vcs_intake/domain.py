@@ -1,16 +1,15 @@
-"""A request as the intake keeps it, and the one machine its status moves by; no I/O here.
+"""A request as the intake keeps it; no I/O here.
 
-The status only ever moves along :data:`MOVES`. The API (may this request be
-cancelled?), the projection (which status may an event move on from?) and the
-store (the filters of its conditional writes) all read it from here, so a
-replayed or reordered event can never move a request back.
+The status only ever moves along :data:`vcs_shared.request_status.MOVES` (shared with the
+desk's read model). The API (may this request be cancelled?), the projection (which status
+may an event move on from?) and the store (the filters of its conditional writes) all read
+it from there, so a replayed or reordered event can never move a request back.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Literal
 
 from vcs_shared.events import (
@@ -23,68 +22,7 @@ from vcs_shared.events import (
     Subject,
     Urgency,
 )
-
-
-# The class name and the missing docstring are part of the HTTP contract: the OpenAPI
-# document names this schema "Status".
-class Status(StrEnum):
-    submitted = "submitted"
-    assigned = "assigned"
-    delivered = "delivered"
-    rejected = "rejected"
-    cancelled = "cancelled"
-    delivery_failed = "delivery_failed"
-
-    def may_become(self, target: Status) -> bool:
-        return target in MOVES[self]
-
-    @property
-    def refuses_cancel(self) -> bool:
-        """A request that cannot move to cancelled and is not cancelled yet (cancelling twice is
-        harmless): one that was rejected."""
-        return self is not Status.cancelled and not self.may_become(Status.cancelled)
-
-    @property
-    def shows_room(self) -> bool:
-        """Whether a room assigned to the request is shown (and still stored when its
-        assignment arrives late): not once it was cancelled or rejected."""
-        return self not in (Status.cancelled, Status.rejected)
-
-
-MOVES: dict[Status, frozenset[Status]] = {
-    # delivered may overtake assigned: the notifier's event can arrive before the allocator's
-    Status.submitted: frozenset(
-        {
-            Status.assigned,
-            Status.rejected,
-            Status.delivered,
-            Status.delivery_failed,
-            Status.cancelled,
-        }
-    ),
-    Status.assigned: frozenset({Status.delivered, Status.delivery_failed, Status.cancelled}),
-    # a channel may fail for good after another delivered (an office's webhook, retried for
-    # hours after the mail went out): operators then see it and can redeliver
-    Status.delivered: frozenset({Status.cancelled, Status.delivery_failed}),
-    # an operator's redelivery may still get the credentials through
-    Status.delivery_failed: frozenset({Status.delivered, Status.cancelled}),
-    Status.rejected: frozenset(),
-    Status.cancelled: frozenset(),
-}
-"""Every allowed move of a request's status; the last two are final."""
-
-
-NOT_FINAL: tuple[Status, ...] = (Status.submitted, Status.assigned)
-"""Still on its way: a request that stays here too long is stuck (nothing final happened)."""
-
-OPEN: tuple[Status, ...] = (
-    Status.submitted,
-    Status.assigned,
-    Status.delivered,
-    Status.delivery_failed,
-)
-"""The statuses of a booking an office still holds (or is about to): what its quota counts
-(a failed delivery still holds its room)."""
+from vcs_shared.request_status import Status
 
 
 @dataclass(frozen=True, slots=True)

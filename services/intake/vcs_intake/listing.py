@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 from datetime import date, datetime, time, timedelta
 
-from vcs_intake.domain import RequestState, Status
+from vcs_intake.domain import RequestState
 from vcs_intake.schemas import RequestSummary
 from vcs_intake.store import RequestFilter
 from vcs_shared.auth import Principal
+from vcs_shared.request_status import Status
 from vcs_shared.store import epoch_ms
 from vcs_shared.thaitime import BANGKOK
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import structlog
 
-from vcs_intake.domain import OPEN, BookingRules, FieldProblem, RequestState, Status
+from vcs_intake.domain import BookingRules, FieldProblem, RequestState
 from vcs_intake.schemas import AssignmentView, RejectionView, RequestView, SubmitRequest
 from vcs_intake.store import DuplicateSubmission, RequestFilter, RequestStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
@@ -16,6 +16,7 @@ from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.offices import Office
+from vcs_shared.request_status import OPEN, Status
 from vcs_shared.store import epoch_ms
 
 log = structlog.get_logger(__name__)

@@ -8,9 +8,9 @@ from typing import Annotated
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 
-from vcs_intake.domain import Status
 from vcs_shared.events import Contact, RejectionReason, Urgency, one_line
 from vcs_shared.offices import Office, find_office, office_of
+from vcs_shared.request_status import Status
 from vcs_shared.supervision import SupervisorStatus
 from vcs_shared.thaitime import BANGKOK
 

@@ -16,18 +16,12 @@ from typing import Protocol
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from vcs_intake.domain import (
-    NOT_FINAL,
-    Assignment,
-    Rejection,
-    RequestState,
-    Status,
-    sources,
-)
+from vcs_intake.domain import Assignment, Rejection, RequestState, sources
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
+from vcs_shared.request_status import NOT_FINAL, Status
 from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "intake"

@@ -18,6 +18,7 @@ import structlog
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.clock import Clock
 from vcs_shared.metrics import STUCK_REQUESTS
+from vcs_shared.request_status import stuck_before
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +27,7 @@ async def report_stuck(store: MongoRequestStore, after: timedelta, clock: Clock)
     """Logs each request not final ``after`` its submission that was not reported yet;
     how many."""
     now = clock()
-    found = await store.stuck(now - after)
+    found = await store.stuck(stuck_before(now, after))
     for request in found:
         waited = int((now - request.submitted_at).total_seconds() // 60)
         log.error(
@@ -39,7 +40,7 @@ async def report_stuck(store: MongoRequestStore, after: timedelta, clock: Clock)
             see="vcs requests stuck",
         )
         await store.mark_stuck_reported(request.request_id, now)
-    STUCK_REQUESTS.set(await store.count_stuck(now - after))
+    STUCK_REQUESTS.set(await store.count_stuck(stuck_before(now, after)))
     return len(found)
 
 

@@ -22,7 +22,6 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from vcs_intake import requests
 from vcs_intake.auth_deps import find_visible
 from vcs_intake.container import Container, ContainerDep
-from vcs_intake.domain import Status
 from vcs_intake.gateway import GatewayDep
 from vcs_intake.people.accounts import SignedIn
 from vcs_intake.people.model import Person as NewPerson
@@ -37,6 +36,7 @@ from vcs_intake.web.i18n import N_, locale_of
 from vcs_intake.web.rendering import NO_STORE, Pages, office_en, office_th
 from vcs_intake.web.session import AccountsDep, Person, local_path
 from vcs_shared.offices import all_offices
+from vcs_shared.request_status import Status
 from vcs_shared.thaitime import BANGKOK
 
 router = APIRouter(prefix="/console", include_in_schema=False)

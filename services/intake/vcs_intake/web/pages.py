@@ -27,7 +27,7 @@ from sse_starlette import EventSourceResponse
 from vcs_intake import listing, requests
 from vcs_intake.auth_deps import find_visible
 from vcs_intake.container import Container, ContainerDep
-from vcs_intake.domain import RequestState, Status
+from vcs_intake.domain import RequestState
 from vcs_intake.gateway import GatewayDep
 from vcs_intake.people.accounts import SignedIn
 from vcs_intake.web.account_pages import PagesDep, sign_in_page
@@ -39,6 +39,7 @@ from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import NO_STORE, Pages
 from vcs_intake.web.session import MaybeSignedIn, Person
 from vcs_shared.offices import find_office
+from vcs_shared.request_status import Status
 from vcs_shared.store import epoch_ms
 
 router = APIRouter(include_in_schema=False)
