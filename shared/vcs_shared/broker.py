@@ -18,6 +18,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
 )
 from pymongo.errors import ConnectionFailure, NetworkTimeout
@@ -92,14 +93,25 @@ def broker_connected(connection: AbstractRobustConnection) -> bool:
 
 async def declare_topology(channel: AbstractChannel, topology: Topology) -> AbstractExchange:
     """Declares :meth:`Topology.definition`: exchanges, every service's queue and DLQ, bindings;
-    idempotent. Returns the events exchange."""
+    idempotent. Returns the events exchange.
+
+    Declared once, never again on a reconnect: a robust channel re-declares what it declared
+    (and re-binds) each time its connection comes back, and the DLQs are classic queues that
+    live on one node. With that node gone a re-declare fails ``NOT_FOUND`` ("home node ... is
+    down or inaccessible"), which fails the whole reconnect, so a connection that had declared
+    the topology could not move to a live node of the cluster (issue 16). Everything declared
+    here is durable and outlives the connection; there is nothing a re-declare would restore.
+    """
+    once: dict[str, Any] = {"robust": False} if isinstance(channel, AbstractRobustChannel) else {}
     definition = topology.definition()
     exchanges = {
-        e.name: await channel.declare_exchange(e.name, aio_pika.ExchangeType(e.kind), durable=True)
+        e.name: await channel.declare_exchange(
+            e.name, aio_pika.ExchangeType(e.kind), durable=True, **once
+        )
         for e in definition.exchanges
     }
     queues = {
-        q.name: await channel.declare_queue(q.name, durable=True, arguments=q.arguments)
+        q.name: await channel.declare_queue(q.name, durable=True, arguments=q.arguments, **once)
         for q in definition.queues
     }
     for b in definition.bindings:

@@ -50,6 +50,7 @@ from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
 from vcs_shared.store import Document
+from vcs_shared.topology import AUDIT_CONSUMER
 from vcs_tools.devstack import ServiceProcess, SmtpSink
 from vcs_tools.private_files import private_dir, replace_text
 from vcs_tools.rabbitnode import available
@@ -87,6 +88,16 @@ async def declare_quorum_audit_queue(channel: AbstractChannel, topology: Topolog
     )
     await queue.bind(topology.exchange, routing_key="#")
     return queue
+
+
+async def answers(queue: AbstractQueue) -> bool:
+    """True once ``queue``'s connection is back (a robust channel waits for its reconnect)."""
+    try:
+        async with asyncio.timeout(5):
+            await queue.declare()
+    except TimeoutError:
+        return False
+    return True
 
 
 class Burst:
@@ -230,7 +241,15 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     burst = Burst(http)
     allocator_queue = topology.queue("allocator")
 
+    dlq_homes = {
+        dlq: await asyncio.to_thread(cluster.home_of, dlq)
+        for dlq in (topology.dead_letter_queue(s) for s in (*SERVICE_FIRST_NODE, AUDIT_CONSUMER))
+    }
     crash = await fail_over(burst, cluster, allocator_queue, "SIGKILL")
+    # The first crash takes the node every (classic, unreplicated) DLQ lives on: a connection
+    # that re-declared them on reconnecting could not come back while it is down.
+    assert {home.name for home in dlq_homes.values()} == {crash.node.name}, dlq_homes
+    await eventually(lambda: answers(audit), timeout=60, what="the tests' connection back")
     await bring_back(crash, cluster, allocator_queue)
     planned = await fail_over(burst, cluster, allocator_queue, "stop_app")
     await bring_back(planned, cluster, allocator_queue)

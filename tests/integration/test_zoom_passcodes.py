@@ -34,7 +34,7 @@ from vcs_allocator.zoom_passcodes import MongoPasscodeJobs, ZoomPasscodes
 from vcs_shared.auth import Principal, Role
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import RequestRejected, RoomAssigned, RoomReassigned
+from vcs_shared.events import RequestCancelled, RequestRejected, RoomAssigned, RoomReassigned
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
@@ -271,3 +271,25 @@ async def test_a_moved_booking_gets_a_fresh_passcode_for_its_new_room(
     assert passcode not in {old_passcode, ROOM_A.passcode, ROOM_B.passcode}
     # The old room's change is dropped; the new room gets the passcode the office was sent.
     assert [(p.meeting_id, p.password) for p in zoom.patches] == [(new_meeting, passcode)]
+
+
+async def test_a_cancelled_bookings_passcode_is_never_set(
+    make_allocator: Any, zoom: FakeZoom
+) -> None:
+    allocator = await make_allocator()
+    booking = await allocator.book(DAY)
+    withdrawn = outcomes("withdrawn")
+    cancelled = RequestCancelled(
+        request_id=booking,
+        province_code="47",
+        district_code="4701",
+        cancelled_by="office:4701",
+        cancelled_at=NOW,
+    )
+    handler = HANDLERS.bind(allocator.deps).handler_for(cancelled)
+    assert handler is not None
+    await handler(Envelope(str(uuid.uuid4()), cancelled, NOW, "/dopa-vcs/intake", "corr"))
+
+    assert await allocator.passcodes.apply_due(allocator.store, DAY) == 1
+    assert zoom.patches == []
+    assert outcomes("withdrawn") == withdrawn + 1

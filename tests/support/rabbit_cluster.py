@@ -116,6 +116,15 @@ class RabbitCluster:
     def leader_of(self, queue: str) -> ClusterNode:
         return self.by_name(str(self.queues(queue)[queue]["leader"]))
 
+    def home_of(self, queue: str) -> ClusterNode:
+        """The one node a classic queue lives on: the node listing it among its ``--local``
+        queues (3.10 shows a classic queue's process id without its node, and no leader)."""
+        for node in self.nodes:
+            local = json.loads(node.ctl("list_queues", "--local", "name", "--formatter", "json"))
+            if any(q["name"] == queue for q in local):
+                return node
+        raise LookupError(f"no node holds {queue}")
+
     def stop(self) -> None:
         for node in reversed(self.nodes):
             node.stop()

@@ -19,6 +19,8 @@ collections. Every route applies the caller's scope (:mod:`vcs_shared.scope`).
 * ``GET  /v1/admin/requests/{id}/free-rooms`` — the rooms it could move to.
 * ``GET  /v1/availability?district_code=&starts_at=&ends_at=&participants=`` — free
   rooms for a window (:mod:`vcs_allocator.availability_api`; offices too).
+* ``GET  /v1/admin/utilisation?province=&from=&to=`` — per Bangkok day and province
+  (:mod:`vcs_allocator.utilisation`).
 * ``GET  /healthz`` — open: whether the broker and the store are reachable (docker-compose's
   health check).
 * ``GET  /v1/admin/reservations?meeting_id=&date=&province=`` — live
@@ -32,6 +34,7 @@ import csv
 import io
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
+from datetime import date as date_type
 from typing import Annotated, Literal
 
 import structlog
@@ -50,6 +53,7 @@ from vcs_allocator.pool_store import (
 )
 from vcs_allocator.reassign import NoSuchBooking, PoolNotYours, Reassigner
 from vcs_allocator.store import MongoReservationStore
+from vcs_allocator.utilisation import usage_of_day
 from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.audit_trail import AuditTrail
@@ -63,7 +67,7 @@ from vcs_shared.http_auth import (
     outside_scope,
     require_operator,
 )
-from vcs_shared.offices import REGION_PROVINCES
+from vcs_shared.offices import ALL_PROVINCES, REGION_PROVINCES
 from vcs_shared.scope import REGION_POOL_PREFIX, Scope
 from vcs_shared.thaitime import BANGKOK, CalendarDay
 
@@ -314,6 +318,80 @@ async def list_reservations(
         if scope.covers_province(reservation.province_code)
         and (province is None or reservation.province_code == province)
     ]
+
+
+MAX_UTILISATION_DAYS = 92
+
+
+class UtilisationItem(BaseModel):
+    """One province on one Bangkok day."""
+
+    date: date_type
+    province_code: str
+    rooms: int = Field(description="Active rooms of the province's own pool (as loaded now)")
+    hours_booked: float = Field(description="Live assignments' hours within the day")
+    hours_available: int = Field(description="rooms times 24: the allocator books around the clock")
+    requests: int = Field(description="Decisions whose meeting starts that day")
+    rejections: dict[str, int] = Field(description="Rejected requests by reason")
+
+
+class UtilisationList(BaseModel):
+    items: list[UtilisationItem]
+
+
+def _unprocessable(field_name: str, message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        detail=[{"loc": ["query", field_name], "msg": message, "type": "value_error"}],
+    )
+
+
+@router.get(
+    "/utilisation",
+    response_model=UtilisationList,
+    responses={403: {"description": "A province outside the caller's"}},
+)
+async def utilisation(
+    store: StoreDep,
+    scope: OperatorScope,
+    first: Annotated[date_type, Query(alias="from", description="First Bangkok day")],
+    last: Annotated[date_type, Query(alias="to", description="Last Bangkok day (inclusive)")],
+    province: Annotated[str | None, Query(pattern=r"^[0-9]{2}$")] = None,
+) -> UtilisationList:
+    """Per Bangkok day and province of the caller: active rooms, hours booked against hours
+    available (active rooms times 24, as the allocator books around the clock), requests and
+    rejections by reason. At most 92 days; one indexed query per day."""
+    if last < first:
+        raise _unprocessable("to", "must not be before from")
+    if (last - first).days + 1 > MAX_UTILISATION_DAYS:
+        raise _unprocessable("to", f"the range is longer than {MAX_UTILISATION_DAYS} days")
+    if province is not None and province not in ALL_PROVINCES:
+        raise _unprocessable("province", "no such province")
+    if province is not None and not scope.covers_province(province):
+        raise outside_scope("the province asked for is", [province], scope)
+    provinces = [province] if province else sorted(ALL_PROVINCES & _scope_provinces(scope))
+    rooms = Counter(room.pool for room in await store.all_rooms(province) if room.active)
+    items: list[UtilisationItem] = []
+    day = first
+    while day <= last:
+        for row in usage_of_day(day, await store.decisions_of_day(day), rooms, provinces):
+            items.append(
+                UtilisationItem(
+                    date=row.day,
+                    province_code=row.province_code,
+                    rooms=row.rooms,
+                    hours_booked=round(row.hours_booked, 2),
+                    hours_available=row.hours_available,
+                    requests=row.requests,
+                    rejections=dict(row.rejections),
+                )
+            )
+        day += timedelta(days=1)
+    return UtilisationList(items=items)
+
+
+def _scope_provinces(scope: Scope) -> frozenset[str]:
+    return ALL_PROVINCES if scope.national else frozenset(scope.provinces)
 
 
 def _reload_entry(

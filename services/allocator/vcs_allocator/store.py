@@ -33,7 +33,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 from bson import ObjectId
@@ -55,6 +55,7 @@ from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import RejectionReason
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
+from vcs_shared.thaitime import BANGKOK
 
 SOURCE = "allocator"
 MINUTES_PER_DAY = 24 * 60
@@ -137,6 +138,7 @@ class MongoReservationStore:
         await self.slots.create_index([("confirmed", ASCENDING), ("claimed_ms", ASCENDING)])
         await self.pools.ensure_indexes()
         await self.decisions.create_index("meeting_id")
+        await self.decisions.create_index("day")
         await self._outbox.ensure_index()
 
     async def decision(self, request_id: str) -> Decision | None:
@@ -418,6 +420,12 @@ class MongoReservationStore:
         live = [reservation for reservation in found if reservation is not None]
         return sorted(live, key=lambda r: (r.starts_at, r.meeting_id))
 
+    async def decisions_of_day(self, day: date) -> list[Decision]:
+        """Every decision of one Bangkok day (:func:`decision_day`), on the single-field index
+        ``day``: utilisation reads one equality query per day."""
+        cursor = self.decisions.find({"day": day.isoformat()}, {"outbox": 0})
+        return [decision_from_document(doc) async for doc in cursor]
+
     async def room_count(self) -> int:
         return await self.pools.room_count()
 
@@ -435,6 +443,7 @@ def decision_to_document(decision: Decision) -> Document:
         document["ends_at"] = decision.booking.ends_at
         document["participants"] = decision.booking.participants
     document["decided_at"] = decision.decided_at
+    document["day"] = decision_day(decision)
     document["released"] = decision.released
     document["outcome"] = decision.outcome.value
     if decision.room is not None:
@@ -445,6 +454,15 @@ def decision_to_document(decision: Decision) -> Document:
         document["reason"] = decision.reason.value
     document["reassignments"] = decision.reassignments
     return document
+
+
+def decision_day(decision: Decision) -> str:
+    """The Bangkok day a decision counts on in utilisation (``2026-12-05``): its meeting's start,
+    or when it was decided if it names no window. A day string, not a datetime, because the
+    embedded store serves an equality on it from a single-field index; set in the document
+    the allocator writes anyway, so it costs the hot path no store command."""
+    moment = decision.booking.starts_at if decision.booking is not None else decision.decided_at
+    return moment.astimezone(BANGKOK).date().isoformat()
 
 
 def decision_from_document(doc: Document) -> Decision:

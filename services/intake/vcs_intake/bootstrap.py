@@ -55,6 +55,7 @@ FORWARDED_ADMIN = {
     "/v1/admin/requests/{request_id}/free-rooms": "allocator",
     "/v1/admin/support": "desk",
     "/v1/admin/audit": "desk",
+    "/v1/admin/utilisation": "allocator",
     "/v1/admin/audit.csv": "desk",
 }
 """Operators' paths whose data another service owns: the intake forwards them there."""

@@ -41,6 +41,9 @@ CALENDAR_FILE = "meeting.ics"
 EN_DASH = "\u2013"
 
 MOVED_SUBJECT = "DOPA VCS: เปลี่ยนห้องประชุมเป็น {meeting_id} · {when} · {title}"
+NEW_PASSCODE_SUBJECT = "DOPA VCS: รหัสผ่านใหม่ของห้องประชุม {meeting_id} · {when} · {title}"
+"""A move to the same room: the allocator re-sends the passcode the room really has (Zoom
+could not take the booking's own one, see the allocator's per-booking passcodes)."""
 SUBJECTS = {
     MailKind.assigned: "DOPA VCS: ห้องประชุม {meeting_id} · {when} · {title}",
     MailKind.rejected: "DOPA VCS: จัดห้องประชุมไม่ได้ · {when} · {title}",
@@ -126,7 +129,10 @@ def write_mail(notice: Notice, sender: str) -> EmailMessage:
     delivery = notice.delivery
     context = _context(notice)
     moved = notice.kind is MailKind.assigned and notice.moved_from is not None
-    subject = (MOVED_SUBJECT if moved else SUBJECTS[notice.kind]).format(
+    template = SUBJECTS[notice.kind]
+    if moved:
+        template = NEW_PASSCODE_SUBJECT if context["new_passcode"] else MOVED_SUBJECT
+    subject = template.format(
         meeting_id=context["meeting_id"],
         when=short_thai_date(context["starts_at"]),
         title=shortened(delivery.title),
@@ -197,6 +203,7 @@ def _context(notice: Notice) -> dict[str, Any]:
         "join_url": notice.credentials.join_url if notice.credentials else "",
         "had_room": booking is not None,
         "moved_from": notice.moved_from,
+        "new_passcode": booking is not None and notice.moved_from == booking.meeting_id,
         "lead_th": lead_th(notice.lead) if notice.lead else "",
         "lead_en": lead_en(notice.lead) if notice.lead else "",
         "rejection": rejection,

@@ -512,7 +512,7 @@ async def utilisation_page(
     params = {"from": first.isoformat(), "to": last.isoformat()}
     if province := request.query_params.get("province"):
         params["province"] = province
-    found = await owners.get("desk", "/v1/admin/utilisation", params)
+    found = await owners.get("allocator", "/v1/admin/utilisation", params)
     label = pages.gettext(request)("Hours booked of the hours available, per day")
     return _page(
         request,
