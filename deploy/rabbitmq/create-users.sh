@@ -30,7 +30,9 @@
 #   desk        the operators' desk (internal): reads every <ns>.*.dlq and replays a dead
 #               letter into the one queue it came from through <ns>.replay (a headers
 #               exchange); reads the feed stream <ns>.feed (every event, for the live feed)
-#               and <ns>.desk.audit (the audit log's entries); publishes
+#               and <ns>.desk.audit (the audit log's entries), and its own queue <ns>.desk
+#               (the events of requests, for the operators' read model; poison goes to
+#               <ns>.dead like any consumer's); publishes
 #               support.requested/claimed/done (its support tickets) and no other event, and
 #               the audit entries of its own actions; may not write to amq.default.
 #   integration declares, binds and reads its own queues: server-named (amq.gen-*; aio-pika
@@ -92,7 +94,7 @@ desk_user() {
   local user="${prefix}desk"
   upsert_user "$user" "$VCS_RABBITMQ_DESK_PASSWORD"
   rabbitmqctl -q set_permissions -p "$vhost" "$user" \
-    '^$' "^${ns}\\.(replay|events|audit)\$" "^${ns}\\.(feed|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
+    '^$' "^${ns}\\.(replay|events|audit|dead)\$" "^${ns}\\.(feed|desk|desk\\.audit|[a-z]+\\.dlq)\$" >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.events" \
     '^support\.(requested|claimed|done)\.' '^$' >/dev/null
   rabbitmqctl -q set_topic_permissions -p "$vhost" "$user" "${ns}.audit" \

@@ -9,6 +9,7 @@ running with a guessable value, and one still holding an example value
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -118,6 +119,27 @@ class CommonSettings(ConnectionSettings):
             "the first one seals, all of them open (rotation)"
         )
     )
+
+
+class StuckSettings(BaseSettings):
+    """``VCS_STUCK_AFTER_MINUTES``, read alike by the intake's watch and the desk's list of stuck
+    requests (:func:`vcs_shared.request_status.is_stuck`), so both call the same requests stuck."""
+
+    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
+
+    stuck_after_minutes: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "A request not final (still submitted or assigned) this long after it was "
+            "submitted is stuck: logged as an error once (`request.stuck`), listed by "
+            "`GET /v1/admin/requests?stuck=true`"
+        ),
+    )
+
+    @property
+    def stuck_after(self) -> timedelta:
+        return timedelta(minutes=self.stuck_after_minutes)
 
 
 class TokenSettings(RefusesExampleSecrets):

@@ -79,6 +79,16 @@ CONSUMERS: dict[str, tuple[type[Event], ...]] = {
         CredentialsDelivered,
         CredentialsFailed,
     ),
+    "desk": (
+        RequestSubmitted,
+        RoomAssigned,
+        RoomReassigned,
+        RequestRejected,
+        RequestCancelled,
+        RoomReleased,
+        CredentialsDelivered,
+        CredentialsFailed,
+    ),
 }
 """The consuming services, and the events their queues receive."""
 

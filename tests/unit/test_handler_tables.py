@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from vcs_allocator.handlers import HANDLERS as ALLOCATOR
+from vcs_desk.request_projection import HANDLERS as DESK
 from vcs_intake.projection import HANDLERS as INTAKE
 from vcs_notifier.handlers import HANDLERS as NOTIFIER
 from vcs_shared.dispatch import HandlerTable
@@ -21,7 +22,7 @@ from vcs_tools.rabbitmq import definitions
 
 pytestmark = pytest.mark.unit
 
-TABLES = {table.service: table for table in (INTAKE, ALLOCATOR, NOTIFIER)}
+TABLES = {table.service: table for table in (INTAKE, ALLOCATOR, NOTIFIER, DESK)}
 
 
 @pytest.mark.parametrize("service", sorted(CONSUMERS))

@@ -29,8 +29,9 @@ import aio_pika
 from vcs_shared.broker import declare_topology
 from vcs_shared.topology import CONSUMERS, Topology
 
-SERVICE_USERS = (*CONSUMERS, "desk")
-"""Every service connects as its own user: the three consumers, and the desk (dead letters)."""
+SERVICE_USERS = tuple(CONSUMERS)
+"""Every service connects as its own user; each consumes its own queue (the desk also reads the
+dead letters, the feed stream and the audit queue)."""
 CREATE_USERS_SCRIPT = Path("deploy") / "rabbitmq" / "create-users.sh"
 
 

@@ -21,22 +21,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vcs_shared.request_status import NOT_FINAL, stuck_before
+from vcs_shared.settings import StuckSettings
 from vcs_tools.operator_api import SETTINGS_HELP, CommandFailed, OperatorApi, detail, operator_api
 
 PAGE = 100
 DEAD_LETTERS_LIMIT = 1000
-
-
-class StuckSettings(BaseSettings):
-    """How old a request still on its way must be to count as stuck (as the intake's)."""
-
-    model_config = SettingsConfigDict(env_prefix="VCS_", extra="ignore")
-
-    stuck_after_minutes: float = Field(default=10, gt=0)
 
 
 def add_parser(commands: Any) -> None:

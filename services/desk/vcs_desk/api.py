@@ -35,7 +35,7 @@ from vcs_shared.http_auth import (
 )
 from vcs_shared.scope import Scope
 
-Service = Literal["allocator", "notifier", "intake"]
+Service = Literal["allocator", "notifier", "intake", "desk"]
 ALL_SERVICES: tuple[Service, ...] = get_args(Service)
 BROKER_TIMEOUT = 10.0
 

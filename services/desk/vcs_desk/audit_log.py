@@ -66,6 +66,7 @@ class AuditLog:
     async def ensure_indexes(self) -> None:
         await self._entries.create_index("at_ms")
         await self._entries.create_index("action")
+        await self._entries.create_index("target_key")
 
     async def append(self, entry: AuditRecorded, *, entry_id: str, source: str) -> bool:
         """Adds the entry once; False when an entry with this id is already there."""
@@ -78,6 +79,12 @@ class AuditLog:
     async def record(self, entry: AuditRecorded) -> None:
         """The desk's own actions (a dead-letter replay) go straight into its own log."""
         await self.append(entry, entry_id=str(uuid.uuid4()), source="/dopa-vcs/desk")
+
+    async def about(self, kind: str, target_id: str) -> list[LoggedEntry]:
+        """Every entry whose target is that object (a request's history shows who cancelled,
+        moved or resent it), oldest first; one indexed equality."""
+        found = self._entries.find({"target_key": _target_key(kind, target_id)})
+        return sorted([_from_document(d) async for d in found], key=lambda e: e.key)
 
     async def newest(
         self, query: AuditQuery, *, after: tuple[int, str] | None, limit: int
@@ -127,6 +134,11 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
         raise ValueError("not a cursor from a previous page") from exc
 
 
+def _target_key(kind: str, target_id: str) -> str:
+    """One indexed field for the target (the store's indexes serve a single field only)."""
+    return f"{kind}:{target_id}"
+
+
 def _ms(entry: AuditRecorded) -> int:
     return int(entry.at.timestamp() * 1000)
 
@@ -144,6 +156,7 @@ def _to_document(entry: AuditRecorded, entry_id: str, source: str) -> Document:
         "outcome": entry.outcome,
         "actor": entry.actor.model_dump(),
         "target": entry.target.model_dump(),
+        "target_key": _target_key(entry.target.kind, entry.target.id),
         "provinces": list(entry.provinces),
         "before": entry.before,
         "after": entry.after,

@@ -15,13 +15,16 @@ from vcs_desk.audit_log import AuditLog
 from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
+from vcs_desk.request_board import RequestBoard
+from vcs_desk.request_projection import HANDLERS
+from vcs_desk.requests_api import install_requests
 from vcs_desk.settings import DeskSettings
 from vcs_desk.support import SupportDeps
 from vcs_desk.support_api import install_support
 from vcs_desk.ticket_store import MongoTicketStore
 from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
-from vcs_shared.broker import AmqpPublisher, Topology, declare_topology
+from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, declare_topology
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
@@ -70,6 +73,13 @@ async def run(settings: DeskSettings) -> int:
             install_audit(app, audit_log)
             audit = AuditConsumer(connection, topology, audit_log)
             await audit.start()
+            board = RequestBoard(database)
+            await board.ensure_indexes()
+            install_requests(app, board, settings.stuck_after)
+            projection = EventConsumer(
+                connection=connection, topology=topology, handlers=HANDLERS.bind(board)
+            )
+            await projection.start()
             stop_relay = asyncio.Event()
             relay = asyncio.create_task(tickets.relay.run(stop_relay), name="desk-outbox-relay")
             try:
@@ -80,6 +90,7 @@ async def run(settings: DeskSettings) -> int:
                 log.info(f"{SERVICE}.signal", signal=await wait_for_shutdown_signal())
             finally:
                 await _bounded("audit consumer", audit.stop())
+                await _bounded("request projection", projection.stop())
                 # ends the watchers' streams, so the server stops at once
                 await _bounded("live feed", feed.stop())
                 stop_relay.set()

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from vcs_shared.settings import CommonSettings, TokenSettings
+from vcs_shared.settings import CommonSettings, StuckSettings, TokenSettings
 
 
-class DeskSettings(CommonSettings, TokenSettings):
+class DeskSettings(CommonSettings, TokenSettings, StuckSettings):
     desk_host: str = Field(
         default="127.0.0.1", description="Address the desk's internal API listens on"
     )

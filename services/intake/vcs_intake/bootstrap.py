@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 from functools import partial
 
 import httpx
@@ -49,6 +48,8 @@ FORWARDED_ADMIN = {
     "/v1/admin/pools": "allocator",
     "/v1/admin/reservations": "allocator",
     "/v1/admin/dead-letters": "desk",
+    "/v1/admin/requests": "desk",
+    "/v1/admin/requests/{request_id}/history": "desk",
     "/v1/admin/requests/{request_id}/redeliver": "notifier",
     "/v1/admin/requests/{request_id}/reassign": "allocator",
     "/v1/admin/requests/{request_id}/free-rooms": "allocator",
@@ -100,7 +101,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
                 supervisor_status_file=settings.supervisor_status_file,
             )
             handlers = HANDLERS.bind(store).observed(hub.saw)
-            stuck_after = timedelta(minutes=settings.stuck_after_minutes)
+            stuck_after = settings.stuck_after
             async with (
                 httpx.AsyncClient() as owners_client,
                 consuming(

@@ -8,10 +8,10 @@ from pathlib import Path
 from pydantic import Field
 
 from vcs_intake.domain import BookingRules
-from vcs_shared.settings import CommonSettings, TokenSettings
+from vcs_shared.settings import CommonSettings, StuckSettings, TokenSettings
 
 
-class IntakeSettings(CommonSettings, TokenSettings):
+class IntakeSettings(CommonSettings, TokenSettings, StuckSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="Largest accepted body")
@@ -61,15 +61,6 @@ class IntakeSettings(CommonSettings, TokenSettings):
         default=20,
         ge=1,
         description="Upcoming bookings one office may hold at once (operators are not limited)",
-    )
-
-    stuck_after_minutes: float = Field(
-        default=10,
-        gt=0,
-        description=(
-            "A request not final (still submitted or assigned) this long after it was "
-            "submitted is logged as an error, once (`request.stuck`)"
-        ),
     )
 
     def booking_rules(self) -> BookingRules:
