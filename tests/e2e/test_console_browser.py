@@ -120,6 +120,12 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
     await expect(row).to_contain_text("→ ยกเลิกแล้ว")  # the statuses in Thai
     await expect(row).to_contain_text("สมศักดิ์ ศูนย์สื่อสาร")
     await screenshot(page, "console-audit-1280")
+    day = body["starts_at"][:10]
+    utilisation = f"/console/utilisation?province=47&from={day}&to={day}"
+    await page.goto(intake_url + utilisation)
+    await expect(page.locator("figure.chart")).to_have_count(1)
+    await expect(page.locator("table.list tbody tr")).to_have_count(1)
+    await screenshot(page, "console-utilisation-1280")
     assert outside.requests == []
 
     phone = await browser.new_context(
@@ -131,6 +137,7 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
         (f"/console/day?province=47&date={body['starts_at'][:10]}", "console-day-360"),
         (f"/console/requests/{request_id}", "console-request-360"),
         ("/console/audit", "console-audit-360"),
+        (utilisation, "console-utilisation-360"),
     ):
         await small.goto(intake_url + path)
         await screenshot(small, name)
