@@ -31,16 +31,36 @@ class Received:
         return json.loads(self.body)
 
 
-class RecordingServer:
-    """Records every POST; answers what :meth:`answer` says (200 by default)."""
+class LocalServer:
+    """A threaded ``http.server`` on 127.0.0.1 that can be taken down and brought back up on
+    the same port; subclasses give it their request handler in ``start``."""
 
     def __init__(self, port: int = 0) -> None:
         self.port = port
+        self._server: ThreadingHTTPServer | None = None
+
+    def serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """Down: the port refuses connections until ``start`` again."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class RecordingServer(LocalServer):
+    """Records every POST; answers what :meth:`answer` says (200 by default)."""
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
         self.received: list[Received] = []
         self.status = 200
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -75,19 +95,8 @@ class RecordingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        """Down: the port refuses connections until :meth:`start` again."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def count(self) -> int:
         with self._changed:

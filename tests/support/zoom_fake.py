@@ -17,9 +17,11 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
+
+from tests.support.http_fakes import LocalServer
 
 ACCOUNT_ID = "acc-1"
 CLIENT_ID = "client-1"
@@ -35,7 +37,7 @@ class Patched:
     password: str
 
 
-class FakeZoom:
+class FakeZoom(LocalServer):
     def __init__(
         self,
         *,
@@ -46,14 +48,13 @@ class FakeZoom:
         self.account_id = account_id
         self.client_id = client_id
         self.client_secret = client_secret
-        self.port = 0
+        super().__init__()
         self.tokens_issued: list[str] = []
         self.patches: list[Patched] = []
         self.rate_limited: int = 0
         self.rate_limit_next = 0
         self.retry_after = "1"
         self._changed = threading.Condition()
-        self._server: ThreadingHTTPServer | None = None
 
     @property
     def api_url(self) -> str:
@@ -136,18 +137,8 @@ class FakeZoom:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.serve(Handler)
         return self
-
-    def stop(self) -> None:
-        """Down: the port refuses connections until :meth:`start` again."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def passcodes_of(self, meeting_id: str) -> list[str]:
         with self._changed:

@@ -20,9 +20,10 @@ from typing import Annotated, Literal
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, Field
 
-from vcs_desk.audit_log import AuditLog, AuditQuery, LoggedEntry, decode_cursor, encode_cursor
+from vcs_desk.audit_log import AuditLog, AuditQuery, LoggedEntry
 from vcs_shared.audit import Actor, AuditAction, Target
 from vcs_shared.http_auth import OperatorScope, operator_router
+from vcs_shared.paging import decode_cursor, encode_cursor
 from vcs_shared.thaitime import BANGKOK
 
 CSV_MAX_ROWS = 100_000

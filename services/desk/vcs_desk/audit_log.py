@@ -13,7 +13,6 @@ until a page is full (keyset pagination on ``(at_ms, _id)``, like the request li
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -118,20 +117,6 @@ class AuditLog:
             if after is not None and logged.key >= after:
                 continue  # the same millisecond as the last one shown, and not after it
             yield logged
-
-
-def encode_cursor(key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """``(at_ms, entry id)`` of the last entry a page showed; ``ValueError`` if not a cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ms, entry_id = raw.split(":", 1)
-        return int(ms), entry_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor from a previous page") from exc
 
 
 def _target_key(kind: str, target_id: str) -> str:

@@ -21,7 +21,6 @@ status read, so a late event never moves a request back, and the submitted field
 
 from __future__ import annotations
 
-import base64
 import contextlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -79,20 +78,6 @@ class BoardQuery:
             return False  # not known as submitted yet: its age is unknown
         submitted_at = datetime.fromtimestamp(submitted / 1000, UTC)
         return is_stuck(Status(row["status"]), submitted_at, self.now, self.stuck_after)
-
-
-def encode_cursor(key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(f"{key[0]}:{key[1]}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """``(submitted_ms, request id)`` of a page's last row; ``ValueError`` if not a cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ms, request_id = raw.split(":", 1)
-        return int(ms), request_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor from a previous page") from exc
 
 
 def row_key(row: Document) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from vcs_desk.audit_api import AuditLogDep
-from vcs_desk.request_board import BoardQuery, RequestBoard, decode_cursor, encode_cursor
+from vcs_desk.request_board import BoardQuery, RequestBoard
 from vcs_shared.events import Urgency
 from vcs_shared.http_auth import (
     OperatorScope,
@@ -29,6 +29,7 @@ from vcs_shared.http_auth import (
     operator_router,
     outside_scope,
 )
+from vcs_shared.paging import decode_cursor, encode_cursor
 from vcs_shared.request_status import Status
 from vcs_shared.store import Document
 

@@ -12,6 +12,7 @@ from vcs_intake.auth_deps import VisibleRequest
 from vcs_intake.container import ContainerDep
 from vcs_intake.schemas import Health, RequestPage, RequestView, SubmitAccepted, SubmitRequest
 from vcs_shared.http_auth import CurrentPrincipal
+from vcs_shared.paging import decode_cursor, encode_cursor
 from vcs_shared.request_status import Status
 from vcs_shared.thaitime import CalendarDay
 
@@ -153,7 +154,7 @@ async def list_requests(
     """The caller's requests, newest first: an office its own, an operator its provinces'.
     No passcodes in lists; read a request by id for its credentials."""
     try:
-        after = listing.decode_cursor(cursor) if cursor else None
+        after = decode_cursor(cursor) if cursor else None
     except ValueError as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
@@ -164,7 +165,7 @@ async def list_requests(
     shown = found[:limit]
     return RequestPage(
         items=[listing.summary(listed.request) for listed in shown],
-        next=listing.encode_cursor(shown[-1].key) if len(found) > limit else None,
+        next=encode_cursor(shown[-1].key) if len(found) > limit else None,
     )
 
 

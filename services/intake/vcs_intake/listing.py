@@ -1,4 +1,4 @@
-"""Lists of requests: who may list which, the list item, and the page cursor.
+"""Lists of requests: who may list which and the list item (the page cursor is vcs_shared.paging).
 
 Shared by ``GET /v1/requests`` and the clerks' front page, so both show the same
 requests to the same person.
@@ -6,7 +6,6 @@ requests to the same person.
 
 from __future__ import annotations
 
-import base64
 from datetime import date, datetime, time, timedelta
 
 from vcs_intake.domain import RequestState
@@ -58,18 +57,3 @@ def summary(request: RequestState) -> RequestSummary:
         submitted_at=request.submitted_at,
         meeting_id=shown.meeting_id if shown else None,
     )
-
-
-def encode_cursor(key: tuple[int, str]) -> str:
-    raw = f"{key[0]}:{key[1]}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    """``(submitted_ms, request_id)`` of the last item shown; ``ValueError`` if not a cursor."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ms, request_id = raw.split(":", 1)
-        return int(ms), request_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("not a cursor from a previous page") from exc
