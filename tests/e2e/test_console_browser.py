@@ -120,11 +120,20 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
     await expect(row).to_contain_text("→ ยกเลิกแล้ว")  # the statuses in Thai
     await expect(row).to_contain_text("สมศักดิ์ ศูนย์สื่อสาร")
     await screenshot(page, "console-audit-1280")
+    # So does the request's history, in Thai: events and audited actions by their names.
+    await page.goto(f"{intake_url}/console/requests/{request_id}")
+    history = page.locator("ol.history")
+    await expect(history.locator("li", has_text="ยกเลิกคำขอ")).to_contain_text("สมศักดิ์ ศูนย์สื่อสาร")
+    await expect(history).to_contain_text("ขอห้องประชุม")  # request.submitted
+    await expect(history).not_to_contain_text("request.")
     day = body["starts_at"][:10]
     utilisation = f"/console/utilisation?province=47&from={day}&to={day}"
     await page.goto(intake_url + utilisation)
     await expect(page.locator("figure.chart")).to_have_count(1)
     await expect(page.locator("table.list tbody tr")).to_have_count(1)
+    utilisation_row = page.locator("table.list tbody tr")
+    await expect(utilisation_row).to_contain_text("สกลนคร")  # the province's name, not 47
+    await expect(utilisation_row).to_contain_text(str(int(day[:4]) + 543))  # Buddhist Era
     await screenshot(page, "console-utilisation-1280")
     assert outside.requests == []
 

@@ -81,6 +81,10 @@ AUDIT_ACTIONS = {
     "line_remove": N_("LINE group removed"),
 }
 """The audit log's actions (:class:`vcs_shared.audit.AuditAction`), as the page names them."""
+HISTORY_LABELS = {**EVENT_LABELS, **AUDIT_ACTIONS}
+"""A request's history mixes its events and the audit log's entries about it."""
+ROLE_LABELS = {"office": N_("the office"), "operator": N_("an operator")}
+"""Who an event says acted when it names a role, not a person (``cancelled_by``)."""
 AUDIT_OUTCOMES = {"success": N_("Done"), "failure": N_("Failed")}
 ACTOR_KINDS = {
     "person": N_("signed in"),
@@ -297,6 +301,8 @@ async def _request_view(
         "console/request.html",
         view=view,
         history=history,
+        happenings=HISTORY_LABELS,
+        roles=ROLE_LABELS,
         free_rooms=free_rooms,
         may_cancel=record.status.may_become(Status.cancelled) and live,
         may_redeliver=record.status in (Status.delivered, Status.delivery_failed),

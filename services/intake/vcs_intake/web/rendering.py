@@ -29,6 +29,15 @@ STATUS_LABELS = {
     "cancelled": N_("Cancelled"),
     "delivery_failed": N_("Room ready, but the e-mail failed"),
 }
+REJECTION_LABELS = {
+    "no_room_free": N_("No room free"),
+    "capacity_exceeded": N_("Too many participants"),
+    "window_invalid": N_("Invalid time"),
+    "unknown_office": N_("Unknown office"),
+    "pool_empty": N_("No rooms in the pool"),
+}
+"""Short names of :class:`vcs_shared.events.RejectionReason` for tables (the clerks' pages
+give the longer advice)."""
 URGENCY_THAI = {
     Urgency.normal: "ปกติ",
     Urgency.urgent: "ด่วน",
@@ -134,6 +143,16 @@ def _environment(
     def status(value: str) -> str:
         return translations.gettext(STATUS_LABELS.get(value, value))
 
+    def rejection(value: str) -> str:
+        return translations.gettext(REJECTION_LABELS.get(value, value))
+
+    def day(value: str) -> str:
+        """An owner's ISO day (``2026-12-06``) as :func:`short_date` shows it."""
+        try:
+            return short_date(date.fromisoformat(value))
+        except ValueError:
+            return value
+
     def status_th(value: str) -> str:
         return thai.gettext(STATUS_LABELS.get(value, value))
 
@@ -165,6 +184,8 @@ def _environment(
         clock=dates.clock,
         urgency=urgency,
         status=status,
+        rejection=rejection,
+        day=day,
         office=office,
         # The printable confirmation is in Thai whatever the page language.
         office_th=office_th,
