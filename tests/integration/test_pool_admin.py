@@ -279,7 +279,7 @@ async def test_the_operators_commands_work_beside_make_run_and_say_what_they_nee
     assert loaded.returncode == 0, loaded.stdout + loaded.stderr
     assert (listed.returncode, listed.stdout) == (
         0,
-        "no dead letters (allocator, notifier, intake)\n",
+        "no dead letters (allocator, notifier, intake, desk)\n",
     )
     assert (replayed.returncode, replayed.stdout) == (1, "nothing replayed\n")
     assert no_token.returncode == unreachable.returncode == 2
