@@ -53,6 +53,11 @@ class Room:
     """The Zoom user owning the meeting (e-mail or user id), whose daily allowance of meeting
     updates a fresh passcode spends; unset: the pool's rooms share one host."""
 
+    def pool_kind(self, province_code: str) -> str:
+        """``province`` when the room is from the office's own province's pool, else
+        ``overflow`` (a regional pool lent to it): what ``room.assigned`` tells the office."""
+        return "province" if self.pool == province_code else "overflow"
+
     @property
     def zoom_host(self) -> str:
         """The host whose allowance a passcode change of this room counts against."""

@@ -157,7 +157,7 @@ def _room_assigned(event: RequestSubmitted, room: Room, sealed_credentials: str)
         meeting_id=room.meeting_id,
         capacity=room.capacity,
         join_url=room.public_join_url,
-        pool="province" if room.pool == event.province_code else "overflow",
+        pool=room.pool_kind(event.province_code),
         starts_at=event.starts_at,
         ends_at=event.ends_at,
         sealed_credentials=sealed_credentials,

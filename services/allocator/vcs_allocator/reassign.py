@@ -197,7 +197,7 @@ def room_reassigned(
         new_meeting_id=room.meeting_id,
         capacity=room.capacity,
         join_url=room.public_join_url,
-        pool="province" if room.pool == reservation.province_code else "overflow",
+        pool=room.pool_kind(reservation.province_code),
         starts_at=reservation.starts_at,
         ends_at=reservation.ends_at,
         sealed_credentials=sealed_credentials,

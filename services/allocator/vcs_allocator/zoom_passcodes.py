@@ -46,6 +46,7 @@ from vcs_allocator.reassign import room_reassigned
 from vcs_allocator.store import MongoReservationStore
 from vcs_allocator.zoom import MeetingPasscodes, ZoomUnavailable, new_passcode
 from vcs_allocator.zoom_budget import HostBudget
+from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.events import RejectionReason
 from vcs_shared.metrics import ZOOM_PASSCODES
@@ -193,6 +194,8 @@ class ZoomPasscodes:
     lease: timedelta = timedelta(minutes=5)
     retry_first: timedelta = timedelta(seconds=30)
     retry_most: timedelta = timedelta(minutes=5)
+    clock: Clock = utc_now
+    """The time a refusal is recorded at: the allocator's injected clock."""
 
     def apply_day(self, starts_at: datetime) -> date:
         """The UTC day the passcode is set on (Zoom's daily allowance resets at 00:00 UTC)."""
@@ -234,7 +237,7 @@ class ZoomPasscodes:
             ZOOM_PASSCODES.labels("planned").inc()
             return stored.sealed_credentials
         if self.fallback == "reject":
-            await self.jobs.finish(stored, "rejected", at=datetime.now(UTC))
+            await self.jobs.finish(stored, "rejected", at=self.clock())
             return self._refuse(
                 request_id, room, f"host {room.zoom_host} has no updates left today"
             )
