@@ -299,14 +299,26 @@ class EventConsumer:
         log.info("consumer.stopped", service=self._service)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._in_flight.add(task)
-        try:
-            await self._handle(message)
-        finally:
-            if task is not None:
-                self._in_flight.discard(task)
+        """Handles ``message`` in a task of its own, shielded from the channel's fate.
+
+        aiormq cancels every running consumer callback when its channel closes (a node lost,
+        an outage). A handler cut off between its side effect and the record of it (a mail
+        sent, ``delivered`` not yet written) leaves its claim standing and the side effect
+        unrecorded, so the redelivered copy would wait for the claim to lapse and do it again.
+        Shielded, the handler finishes; only its ack fails, and the copy the broker redelivers
+        finds the work recorded. :meth:`stop` still bounds how long such a handler may run.
+        """
+        handling = asyncio.create_task(self._handle(message))
+        self._in_flight.add(handling)
+        handling.add_done_callback(self._finished)
+        await asyncio.shield(handling)
+
+    def _finished(self, handling: asyncio.Task[None]) -> None:
+        """Forgets a finished handling; what it raised is logged here, since the callback that
+        awaited it may have been cancelled already."""
+        self._in_flight.discard(handling)
+        if not handling.cancelled() and (error := handling.exception()) is not None:
+            log.error("consumer.handling_crashed", error=repr(error))
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         structlog.contextvars.clear_contextvars()

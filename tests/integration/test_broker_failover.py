@@ -10,17 +10,26 @@ tests/cluster/test_rabbitmq_cluster.py.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aio_pika
 import pytest
 import pytest_asyncio
 from yarl import URL
 
+from tests.support.events import request_submitted
 from tests.support.waiting import eventually
-from vcs_shared.broker import broker_connected, connect
+from vcs_shared.broker import EventConsumer, broker_connected, connect
 from vcs_shared.broker_nodes import NodeRotatingConnection
+from vcs_shared.dispatch import HandlerTable
+from vcs_shared.envelope import Envelope, encode
+from vcs_shared.events import RequestCancelled, RequestSubmitted
+from vcs_shared.topology import Topology
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
@@ -129,4 +138,72 @@ async def test_a_lost_node_is_left_for_the_next_and_the_consumer_is_restored_the
         await eventually(delivered, what="a message through the restored consumer")
         assert received == [b"after the failover"]
     finally:
+        await connection.close()
+
+
+async def test_a_handler_under_way_when_its_node_goes_finishes_and_is_not_done_twice(
+    amqp_url: str, relay: Relay, broker: Any, topology: Topology
+) -> None:
+    """A handler between its side effect and its record must not be cut off by the channel
+    closing under it: the broker redelivers the message anyway, and a handler cancelled
+    half-way (a mail sent, not yet recorded) would make the redelivered copy do it again."""
+    connection = await connect(f"{relay.url(URL(amqp_url))},{amqp_url}", name="test-handler")
+    started, release, finished = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    calls: Counter[str] = Counter()
+    claimed: set[str] = set()
+    done: list[str] = []
+    cut_off: list[str] = []
+
+    async def handle(envelope: Envelope[RequestSubmitted], _: None) -> None:
+        request_id = envelope.event.request_id
+        calls[request_id] += 1
+        if request_id in claimed:  # a copy waits for the first handling, as a claim makes it
+            await finished.wait()
+            return
+        claimed.add(request_id)
+        started.set()
+        try:
+            await release.wait()  # the side effect is under way when the node goes
+        except asyncio.CancelledError:
+            cut_off.append(request_id)
+            raise
+        finally:
+            finished.set()
+        done.append(request_id)
+
+    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
+        return None
+
+    table = (
+        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
+    )
+    consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
+    await consumer.start()
+    try:
+        request_id = str(uuid.uuid4())
+        starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+        message = encode(request_submitted(request_id, starts), source="test")
+        exchange = await broker.get_exchange(topology.exchange)
+        await exchange.publish(
+            aio_pika.Message(message.body.encode(), message_id=message.id),
+            routing_key=message.routing_key,
+        )
+        await asyncio.wait_for(started.wait(), timeout=20)
+        reconnected = asyncio.Event()
+        connection.reconnect_callbacks.add(lambda _: reconnected.set())
+
+        await relay.cut()
+        await asyncio.wait_for(reconnected.wait(), timeout=30)
+        release.set()
+
+        async def redelivered_and_settled() -> bool:
+            queue = await broker.declare_queue(topology.queue("allocator"), passive=True)
+            return calls[request_id] == 2 and queue.declaration_result.message_count == 0
+
+        await eventually(redelivered_and_settled, what="the redelivered copy handled")
+        assert cut_off == []
+        assert done == [request_id]
+        assert calls[request_id] == 2  # the original, then the redelivered copy: no third
+    finally:
+        await consumer.stop(grace=5)
         await connection.close()
