@@ -55,7 +55,12 @@ from vcs_shared.events import (
     RoomReleased,
 )
 
-DELIVERY_LIMIT = 5
+DELIVERY_LIMIT = 20
+"""Deliveries of one message before its queue dead-letters it: RabbitMQ 4.x's default. Outages
+do not spend it (consumers wait them out holding the message), but on 3.10 every message a
+consumer held when it died, or when its node went, comes back counted; 5 dead-lettered good
+messages after a few SIGKILLs and broker restarts. A handler that always fails is not retried
+in place, so it reaches 20 within seconds."""
 FEED_RETENTION = timedelta(days=7)
 """How long the feed stream keeps events: a reconnect can resume within this."""
 FEED_MAX_BYTES = 2_000_000_000

@@ -4,8 +4,9 @@ Its own consumer, not a handler table: the entries are not public events (they c
 from the internal ``<ns>.audit`` exchange, :mod:`vcs_shared.audit`) and there is one
 thing to do with each, append it. Acked only after the append; appending is keyed by the
 CloudEvent id, so a redelivery adds nothing. An entry that can never be read is rejected,
-and the queue dead-letters it to ``<ns>.desk.audit.dlq``; a store outage is retried, then
-the message goes back to the queue (whose delivery limit ends a loop).
+and the queue dead-letters it to ``<ns>.desk.audit.dlq``; a store outage is waited out
+in place (:func:`vcs_shared.broker.retry_in_place`), so it never spends the queue's delivery
+limit; any other failure sends the message back to the queue, whose limit ends a loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aio_pika.abc import (
 )
 
 from vcs_desk.audit_log import AuditLog
-from vcs_shared.broker import TRANSIENT_ERRORS, Topology
+from vcs_shared.broker import Topology, retry_in_place
 from vcs_shared.envelope import PoisonMessage, decode_audit
 
 log = structlog.get_logger(__name__)
@@ -89,7 +90,7 @@ class AuditConsumer:
             return
         try:
             async for attempt in stamina.retry_context(
-                on=TRANSIENT_ERRORS, attempts=None, timeout=self._retry_timeout
+                on=retry_in_place(self._retry_timeout), attempts=None, timeout=None
             ):
                 with attempt:
                     added = await self._log.append(
