@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
@@ -65,8 +66,8 @@ ZOOM_PASSCODES = Counter(
 STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
 STORE_COMMANDS = Counter(
     "vcs_store_commands",
-    "Commands sent to the store (pymongo command monitoring), by command name",
-    ["command"],
+    "Commands sent to the store (pymongo command monitoring), by command name and collection",
+    ["command", "collection"],
 )
 BROKER_CONNECTED = Gauge("vcs_broker_connected", "1 while the broker connection is open")
 STORE_REACHABLE = Gauge("vcs_store_reachable", "1 while the store answered its last ping")
@@ -75,16 +76,24 @@ PING_EVERY = 5.0
 
 
 class StoreCommandCounter(monitoring.CommandListener):
-    """Counts every command the driver sends (the benchmark's ``cmds_per_req``)."""
+    """Counts every command the driver sends, by name and collection (the benchmark's
+    ``cmds_per_req`` and its breakdown per service)."""
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        STORE_COMMANDS.labels(event.command_name).inc()
+        STORE_COMMANDS.labels(event.command_name, command_collection(event.command)).inc()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         return None
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         return None
+
+
+def command_collection(command: Mapping[str, Any]) -> str:
+    """The collection a command works on: the value of its first key (``{"insert": "requests",
+    ...}``), ``collection`` for a ``getMore``; empty for commands on no collection (``ping``)."""
+    target = command.get("collection") if "getMore" in command else next(iter(command.values()), "")
+    return target if isinstance(target, str) else ""
 
 
 def serve(host: str, port: int | None) -> None:

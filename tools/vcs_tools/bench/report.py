@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from vcs_tools.bench.floor import FloorResult
@@ -20,8 +21,9 @@ class Scenario:
     rss_mb: dict[str, float] = field(default_factory=dict)
     cpu_s: dict[str, float] = field(default_factory=dict)
     limit: StoreLimit | None = None
-    store_commands: float | None = None
-    """Store commands all the stack's processes sent during the run."""
+    store_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Store commands the stack's processes sent during the run, by (process, command,
+    collection)."""
 
     @property
     def limit_ratio(self) -> float | None:
@@ -30,7 +32,8 @@ class Scenario:
     @property
     def commands_per_request(self) -> float | None:
         accepted = self.run.accepted
-        return self.store_commands / accepted if self.store_commands and accepted else None
+        total = sum(self.store_commands.values())
+        return total / accepted if total and accepted else None
 
     @property
     def floor_s(self) -> float | None:
@@ -74,6 +77,7 @@ def table(scenarios: list[Scenario]) -> str:
                 "commands per request"
             )
     lines.append("")
+    lines.extend(_commands_breakdown(scenarios))
     lines.append("floor (allocator handler + store in one process, no HTTP, no broker):")
     shown: set[int] = set()
     for s in scenarios:
@@ -110,6 +114,30 @@ def table(scenarios: list[Scenario]) -> str:
             rss = "  ".join(f"{k} {v:.0f}" for k, v in s.rss_mb.items())
             lines.append(f"  {s.label:<28} {rss}")
     return "\n".join(lines)
+
+
+def _commands_breakdown(scenarios: list[Scenario]) -> list[str]:
+    """Per scenario with counted commands: store commands per accepted request by process,
+    command and collection, largest first, with each process's subtotal."""
+    lines: list[str] = []
+    for s in scenarios:
+        accepted = s.run.accepted
+        if not s.store_commands or not accepted:
+            continue
+        lines.append(f"store commands per request by service, command and collection ({s.label}):")
+        processes: Counter[str] = Counter()
+        for (process, _, _), count in s.store_commands.items():
+            processes[process] += count
+        for process, subtotal in processes.most_common():
+            lines.append(f"  {process:<12} {subtotal / accepted:5.2f}")
+            rows = sorted(
+                ((c, n, k) for (p, c, k), n in s.store_commands.items() if p == process and n),
+                key=lambda row: -row[1],
+            )
+            for command, count, collection in rows:
+                lines.append(f"    {command:<16} {collection:<24} {count / accepted:5.2f}")
+        lines.append("")
+    return lines
 
 
 def bench_line(main: Scenario, steady: Scenario | None, scenarios: list[Scenario]) -> str:

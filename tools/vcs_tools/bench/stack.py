@@ -13,7 +13,7 @@ import json
 import os
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -95,29 +95,35 @@ class Stack:
     tap: Tap
     metrics_ports: list[int] = field(default_factory=list)
 
-    async def store_commands(self) -> float:
-        """Store commands the stack's processes have sent so far (their ``/metrics``), without
-        the reachability pings, which are no work of a request."""
-        total = 0.0
+    async def store_commands(self) -> Counter[tuple[str, str, str]]:
+        """Store commands the stack's processes have sent so far (their ``/metrics``), by
+        (process, command, collection), without the reachability pings, which are no work of a
+        request."""
+        counts: Counter[tuple[str, str, str]] = Counter()
         async with httpx.AsyncClient(timeout=10) as client:
-            for port in self.metrics_ports:
+            for label, port in zip(self.labels(), self.metrics_ports, strict=True):
                 answer = await client.get(f"http://127.0.0.1:{port}/metrics")
                 for family in text_string_to_metric_families(answer.text):
-                    total += sum(
-                        sample.value
-                        for sample in family.samples
-                        if sample.name == "vcs_store_commands_total"
-                        and sample.labels.get("command") != "ping"
-                    )
-        return total
+                    for sample in family.samples:
+                        command = sample.labels.get("command", "")
+                        if sample.name == "vcs_store_commands_total" and command != "ping":
+                            collection = sample.labels.get("collection", "")
+                            counts[label, command, collection] += int(sample.value)
+        return counts
+
+    def labels(self) -> list[str]:
+        """One name per service process: ``intake``, ``allocator0``…, ``notifier``."""
+        return [
+            p.name if p.name != "allocator" else f"allocator{i - 1}"
+            for i, p in enumerate(self.processes)
+        ]
 
     def peak_rss_mb(self) -> dict[str, float]:
         """VmHWM (the kernel's peak resident set) of each service process, in MiB."""
-        peaks: dict[str, float] = {}
-        for index, process in enumerate(self.processes):
-            label = process.name if process.name != "allocator" else f"allocator{index - 1}"
-            peaks[label] = _vm_hwm_kib(process.pid) / 1024
-        return peaks
+        return {
+            label: _vm_hwm_kib(process.pid) / 1024
+            for label, process in zip(self.labels(), self.processes, strict=True)
+        }
 
 
 def cpu_seconds(pid: int) -> float:
