@@ -111,6 +111,8 @@ class PoolStore:
         self.directory_collection = db["pool_directory"]
         self._sealer = sealer
         """Only to seal the clear passcodes of rooms stored by an earlier version."""
+        self._generations: dict[str, list[Room]] = {}
+        """The rooms of each current pool version read so far (see :meth:`_rooms_of`)."""
 
     async def ensure_indexes(self) -> None:
         await self.rooms_collection.create_index("generation")
@@ -172,17 +174,24 @@ class PoolStore:
     async def _rooms_of(
         self, directory: Directory, pools: Sequence[str], *, active_only: bool
     ) -> list[Room]:
+        """The rooms of the directory's current versions of ``pools``. A version's rooms never
+        change once it is current (a reload writes a new version), so each is read once per
+        process, on its single-field ``generation`` index, and kept while it is current: an
+        allocation then costs the directory read only."""
+        current = set(directory.current.values())
+        for stale in self._generations.keys() - current:
+            del self._generations[stale]
         found: list[Room] = []
         for pool in pools:
             generation = directory.current.get(pool)
             if generation is None:
                 continue
-            query: Document = {"generation": generation}
-            if active_only:
-                query["active"] = True
-            found.extend(
-                [room_from_document(doc) async for doc in self.rooms_collection.find(query)]
-            )
+            if generation not in self._generations:
+                query: Document = {"generation": generation}
+                cursor = self.rooms_collection.find(query)
+                self._generations[generation] = [room_from_document(doc) async for doc in cursor]
+            rooms = self._generations[generation]
+            found.extend([room for room in rooms if room.active] if active_only else rooms)
         return found
 
     async def all_rooms(self, pool: str | None = None) -> list[Room]:
