@@ -59,6 +59,9 @@ from vcs_shared.thaitime import BANGKOK
 
 SOURCE = "allocator"
 MINUTES_PER_DAY = 24 * 60
+OCCUPANCY_BATCH = 100_000
+"""First batch of the occupancy query: every holder at once (the driver's default is 101
+documents, then a ``getMore`` per further batch)."""
 
 LIVE_ASSIGNMENT: Document = {"outcome": DecisionOutcome.assigned.value, "released": False}
 """The store-side form of :attr:`Decision.reservation`: the filter of live assignments."""
@@ -155,25 +158,27 @@ class MongoReservationStore:
         """Which candidate rooms others hold at the ``probes`` (see
         :func:`~vcs_allocator.domain.probe_slots`), and which this request already holds.
 
-        Only a hint for choosing: the unique index decides. The embedded store
-        answers at roughly 0.2 ms per document shipped, hence the probes and the
-        narrow projection (its ``distinct`` turns numeric strings into numbers).
+        Only a hint for choosing: the unique index decides. One query: the holders of the
+        candidates' slots at the probes, split by whether they are this request. The
+        probes include the span's first slot, the one every claim inserts first (slots
+        go in ascending order), so a room an earlier attempt of this request claimed even
+        partly shows as held; a room it held outside the candidates is freed by the orphan
+        sweep. The embedded store answers at roughly 0.2 ms per document shipped, hence
+        the probes and the narrow projection; all of it in the first batch (no
+        ``getMore``).
         """
         cursor = self.slots.find(
             {
                 "meeting_id": {"$in": list(meeting_ids)},
                 "slot": {"$in": [slot_key(probe) for probe in probes]},
-                "request_id": {"$ne": request_id},
             },
-            {"meeting_id": 1, "_id": 0},
+            {"meeting_id": 1, "request_id": 1, "_id": 0},
+            batch_size=OCCUPANCY_BATCH,
         )
-        busy = {doc["meeting_id"] async for doc in cursor}
-        held = {
-            doc["meeting_id"]
-            async for doc in self.slots.find(
-                {"request_id": request_id}, {"meeting_id": 1, "_id": 0}
-            )
-        }
+        busy: set[str] = set()
+        held: set[str] = set()
+        async for doc in cursor:
+            (held if doc["request_id"] == request_id else busy).add(doc["meeting_id"])
         return Occupancy(frozenset(busy), frozenset(held))
 
     async def busy_rooms(self, pools: Sequence[str], probes: Sequence[datetime]) -> set[str]:
