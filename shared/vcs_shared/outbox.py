@@ -133,6 +133,7 @@ class Outbox:
         announcement: Announcement = SILENT,
         *,
         projection: Document | None = None,
+        expected: Document | None = None,
     ) -> Changed | None:
         """Applies ``change`` to the document as it is now with the events it announces, then
         publishes them.
@@ -142,10 +143,18 @@ class Outbox:
         compare-and-set on the outbox size and the change's guard; when another write came
         between the read and this one, the document is read again and the rule applied
         again, so neither write is lost. None when there is no such document.
+
+        ``expected``: what the caller knows the document holds (its outbox fields and what
+        ``change`` looks at); the first write is tried on it without reading. A wrong
+        guess is a write the compare-and-set refuses, after which the document is read as
+        above, so it only saves the read when the guess is right.
         """
         messages = self._encode(announcement)
-        for _ in range(CHANGE_ATTEMPTS):
-            current = await self._collection.find_one({"_id": doc_id}, projection)
+        for attempt in range(CHANGE_ATTEMPTS):
+            if attempt == 0 and expected is not None:
+                current: Document | None = expected
+            else:
+                current = await self._collection.find_one({"_id": doc_id}, projection)
             if current is None:
                 return None
             wanted = change(current)

@@ -93,7 +93,8 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
         error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
-    await deps.store.record_outcome(event.request_id, outcome, announcement)
+    first = not delivery.outcomes
+    await deps.store.record_outcome(event.request_id, outcome, announcement, first=first)
     log.info("delivery.recorded", state=outcome.state)
 
 
@@ -105,9 +106,8 @@ async def notify_rejection(envelope: Envelope[RequestRejected], deps: NotifierDe
         return
     notice = Notice(MailKind.rejected, delivery, rejection=Rejection.of(event), at=deps.clock())
     error = await _send(notice, deps)
-    await deps.store.record_outcome(
-        event.request_id, MailOutcome.of(MailKind.rejected, error, at=deps.clock())
-    )
+    outcome = MailOutcome.of(MailKind.rejected, error, at=deps.clock())
+    await deps.store.record_outcome(event.request_id, outcome, first=not delivery.outcomes)
 
 
 async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: NotifierDeps) -> None:

@@ -43,7 +43,12 @@ class DeliveryStore(Protocol):
         after: MailKind | None = None,
     ) -> bool: ...
     async def record_outcome(
-        self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
+        self,
+        request_id: str,
+        outcome: MailOutcome,
+        announcement: Announcement = SILENT,
+        *,
+        first: bool = False,
     ) -> bool: ...
     async def claim_redelivery(
         self, request_id: str, lease: timedelta, *, now: datetime | None = None
@@ -125,11 +130,21 @@ class MongoDeliveryStore:
         return False
 
     async def record_outcome(
-        self, request_id: str, outcome: MailOutcome, announcement: Announcement = SILENT
+        self,
+        request_id: str,
+        outcome: MailOutcome,
+        announcement: Announcement = SILENT,
+        *,
+        first: bool = False,
     ) -> bool:
         """Records the outcome of one kind of mail once, with its events (then published);
         False if it was recorded before. The other kind of mail recorded meanwhile (a release
-        racing an assignment) makes the outbox look again, so neither outcome is lost."""
+        racing an assignment) makes the outbox look again, so neither outcome is lost.
+
+        ``first``: the caller saw no outcome recorded for the request yet, so its outbox is
+        empty (only outcomes add entries): the write is tried on that without reading the
+        document first (:meth:`Outbox.update`'s ``expected``; the compare-and-set on the
+        outbox size and the outcome's absence catches a wrong guess)."""
         kind = outcome.kind
 
         def change(current: Document) -> Change | None:
@@ -138,7 +153,10 @@ class MongoDeliveryStore:
             return Change({kind: outcome_to_document(outcome)}, guard={kind: {"$exists": False}})
 
         projection = {"outbox": 1, "outbox_count": 1, kind: 1}
-        changed = await self._outbox.update(request_id, change, announcement, projection=projection)
+        expected = {"_id": request_id, "outbox": [], "outbox_count": 0} if first else None
+        changed = await self._outbox.update(
+            request_id, change, announcement, projection=projection, expected=expected
+        )
         return changed is not None and changed.written
 
     async def claim_redelivery(
