@@ -130,6 +130,9 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
     utilisation = f"/console/utilisation?province=47&from={day}&to={day}"
     await page.goto(intake_url + utilisation)
     await expect(page.locator("figure.chart")).to_have_count(1)
+    # the day under its bar as Thai dates are written (day/month), not an ISO fragment
+    day_label = f"{int(day[8:10])}/{int(day[5:7])}"
+    await expect(page.locator("figure.chart svg text").last).to_have_text(day_label)
     await expect(page.locator("table.list tbody tr")).to_have_count(1)
     utilisation_row = page.locator("table.list tbody tr")
     await expect(utilisation_row).to_contain_text("สกลนคร")  # the province's name, not 47

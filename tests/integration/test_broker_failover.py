@@ -10,11 +10,9 @@ tests/cluster/test_rabbitmq_cluster.py.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -22,12 +20,12 @@ import pytest
 import pytest_asyncio
 from yarl import URL
 
-from tests.support.events import request_submitted
+from tests.support.events import publish_submitted
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer, broker_connected, connect
 from vcs_shared.broker_nodes import NodeRotatingConnection
 from vcs_shared.dispatch import HandlerTable
-from vcs_shared.envelope import Envelope, encode
+from vcs_shared.envelope import Envelope
 from vcs_shared.events import RequestCancelled, RequestSubmitted
 from vcs_shared.topology import Topology
 from vcs_tools.devstack import free_port
@@ -180,14 +178,7 @@ async def test_a_handler_under_way_when_its_node_goes_finishes_and_is_not_done_t
     consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
     await consumer.start()
     try:
-        request_id = str(uuid.uuid4())
-        starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-        message = encode(request_submitted(request_id, starts), source="test")
-        exchange = await broker.get_exchange(topology.exchange)
-        await exchange.publish(
-            aio_pika.Message(message.body.encode(), message_id=message.id),
-            routing_key=message.routing_key,
-        )
+        request_id = await publish_submitted(broker, topology)
         await asyncio.wait_for(started.wait(), timeout=20)
         reconnected = asyncio.Event()
         connection.reconnect_callbacks.add(lambda _: reconnected.set())

@@ -9,9 +9,7 @@ handler's writes hang until its client's socket timeout.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -21,12 +19,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from structlog.testing import capture_logs
 
-from tests.support.events import request_submitted
+from tests.support.events import publish_submitted
 from tests.support.tap import open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer
 from vcs_shared.dispatch import HandlerTable
-from vcs_shared.envelope import Envelope, encode
+from vcs_shared.envelope import Envelope
 from vcs_shared.events import RequestCancelled, RequestSubmitted
 from vcs_shared.store import Document
 from vcs_shared.topology import Topology
@@ -58,18 +56,6 @@ async def writes(
         yield client[f"{namespace}_outages"]["handled"]
     finally:
         await client.close()
-
-
-async def publish(broker: Any, topology: Topology) -> str:
-    request_id = str(uuid.uuid4())
-    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
-    message = encode(request_submitted(request_id, starts), source="test")
-    exchange = await broker.get_exchange(topology.exchange)
-    await exchange.publish(
-        aio_pika.Message(message.body.encode(), message_id=message.id),
-        routing_key=message.routing_key,
-    )
-    return request_id
 
 
 async def consume_with(
@@ -107,7 +93,7 @@ async def test_a_store_outage_is_waited_out_with_the_message_in_hand(
         with capture_logs() as logs:
             private_store.pause()
             try:
-                await publish(broker, topology)
+                await publish_submitted(broker, topology)
 
                 async def outlasted_patience() -> bool:  # each attempt waits out its timeout
                     return len(attempts) >= 4
@@ -142,7 +128,7 @@ async def test_a_failure_that_is_no_outage_goes_back_to_the_queue_at_once(
     connection, consumer = await consume_with(amqp_url, topology, handle)
     try:
         with capture_logs() as logs:
-            await publish(broker, topology)
+            await publish_submitted(broker, topology)
 
             async def handled_on_redelivery() -> bool:
                 return len(deliveries) == 2

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
 
 from vcs_shared.credentials import CredentialsSealer, new_key
+from vcs_shared.envelope import encode
 from vcs_shared.events import EVENT_TYPES, Contact, RequestSubmitted, Urgency
+from vcs_shared.topology import Topology
 
 TEST_CREDENTIALS_KEYS = new_key()
 """The session's credentials key (the services get it as VCS_CREDENTIALS_KEYS), so events a
@@ -48,3 +54,16 @@ def cloudevent_type(name: str) -> str:
     """The CloudEvents type published today for an event name (``request.submitted`` is .v2)."""
     [type_name] = [t for t, event in EVENT_TYPES.items() if event.name == name]
     return type_name
+
+
+async def publish_submitted(channel: Any, topology: Topology) -> str:
+    """Publishes a ``request.submitted`` three days ahead, as the intake would; its request id."""
+    request_id = str(uuid.uuid4())
+    starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    message = encode(request_submitted(request_id, starts), source="test")
+    exchange = await channel.get_exchange(topology.exchange)
+    await exchange.publish(
+        aio_pika.Message(message.body.encode(), message_id=message.id),
+        routing_key=message.routing_key,
+    )
+    return request_id

@@ -158,3 +158,34 @@ def test_the_allocator_sets_zoom_passcodes_only_with_every_zoom_credential(
         REAL_SECRET,
     )
     assert account.api_url == "https://api.zoom.us/v2"
+
+
+SINGLE_SIGN_ON = {
+    "VCS_OIDC_ISSUER": "https://sso.dopa.example.go.th/realms/dopa",
+    "VCS_OIDC_CLIENT_ID": "dopa-vcs",
+    "VCS_OIDC_CLIENT_SECRET": "a-real-client-secret",
+}
+
+
+@pytest.mark.parametrize("left_out", sorted(SINGLE_SIGN_ON))
+def test_single_sign_on_is_all_three_settings_or_none(
+    environment: pytest.MonkeyPatch, left_out: str
+) -> None:
+    assert IntakeSettings().oidc_issuer is None  # off by default
+    for key, value in SINGLE_SIGN_ON.items():
+        environment.setenv(key, value)
+    assert IntakeSettings().oidc_client_id == "dopa-vcs"
+    environment.delenv(left_out)
+    with pytest.raises(ValidationError) as refused:
+        IntakeSettings()
+    assert f"single sign-on is half configured: set {left_out}" in str(refused.value)
+    assert "a-real-client-secret" not in str(refused.value)
+
+
+def test_the_single_sign_on_secret_may_not_be_the_example(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    for key, value in {**SINGLE_SIGN_ON, "VCS_OIDC_CLIENT_SECRET": "change-me"}.items():
+        environment.setenv(key, value)
+    with pytest.raises(ValidationError, match="VCS_OIDC_CLIENT_SECRET"):
+        IntakeSettings()

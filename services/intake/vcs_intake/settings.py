@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
 from vcs_intake.domain import BookingRules
 from vcs_shared.settings import CommonSettings, StuckSettings, TokenSettings
@@ -62,6 +63,35 @@ class IntakeSettings(CommonSettings, TokenSettings, StuckSettings):
         ge=1,
         description="Upcoming bookings one office may hold at once (operators are not limited)",
     )
+
+    oidc_issuer: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s?#]+$",
+        description=(
+            "The OpenID Connect provider people may sign in through (the department's single "
+            "sign-on, ThaID): its issuer URL, where /.well-known/openid-configuration is; "
+            "unset: password sign-in only"
+        ),
+    )
+    oidc_client_id: str | None = Field(
+        default=None, min_length=1, description="This service's client id at that provider"
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="This service's client secret at that provider"
+    )
+
+    @model_validator(mode="after")
+    def _single_sign_on_whole(self) -> Self:
+        """All three OIDC settings or none: half a configuration would show a button that
+        cannot work."""
+        names = ("oidc_issuer", "oidc_client_id", "oidc_client_secret")
+        missing = [f"VCS_{name.upper()}" for name in names if getattr(self, name) is None]
+        if missing and len(missing) < len(names):
+            raise ValueError(
+                f"single sign-on is half configured: set {', '.join(missing)} too "
+                "(or none of VCS_OIDC_ISSUER, VCS_OIDC_CLIENT_ID, VCS_OIDC_CLIENT_SECRET)"
+            )
+        return self
 
     def booking_rules(self) -> BookingRules:
         return BookingRules(

@@ -49,6 +49,9 @@ class SignInResult:
 
     session_token: str | None = None
     locked_until: datetime | None = None
+    refusal: str | None = None
+    """Why a single sign-on was refused (``unverified_email``, ``unknown_email``, ``locked``):
+    the provider already proved who signs in, so the page may say it."""
 
     @property
     def ok(self) -> bool:
@@ -155,9 +158,34 @@ class Accounts:
         if self.hasher.check_needs_rehash(account.password_hash):
             fresh = await asyncio.to_thread(self.hasher.hash, password)
             await self.store.set_password(person_id, fresh)
+        token = await self._start_session(person_id, now)
+        await self._record(email, account.person, "signed_in", now, client)
+        return SignInResult(session_token=token)
+
+    async def _start_session(self, person_id: str, now: datetime) -> str:
         token = secrets.token_urlsafe(32)
         await self.store.add_session(token, person_id, expires_at=now + SESSION_LIFETIME)
-        await self._record(email, account.person, "signed_in", now, client)
+        return token
+
+    async def sign_in_verified(
+        self, email: str, *, email_verified: bool, client: str | None
+    ) -> SignInResult:
+        """A sign-in whose e-mail the single sign-on provider vouched for (no password): the
+        account of that e-mail, with its own office or region, if the provider says the
+        address is verified and the account is not locked. Audited like any sign-in."""
+        now = datetime.now(UTC)
+        email = normalise_email(email)
+        account = await self.store.by_email(email) if email else None
+        person = account.person if account is not None else None
+        if not email_verified or account is None:
+            refusal = "unverified_email" if not email_verified else "unknown_email"
+            await self._record(email, person, refusal, now, client, "oidc")
+            return SignInResult(refusal=refusal)
+        if account.locked_until_ms > now.timestamp() * 1000:
+            await self._record(email, person, "locked", now, client, "oidc")
+            return SignInResult(locked_until=_from_ms(account.locked_until_ms), refusal="locked")
+        token = await self._start_session(account.person.person_id, now)
+        await self._record(email, account.person, "signed_in", now, client, "oidc")
         return SignInResult(session_token=token)
 
     async def signed_in(self, session_token: str) -> SignedIn | None:
@@ -180,11 +208,18 @@ class Accounts:
             return False
 
     async def _record(
-        self, email: str, person: Person | None, outcome: str, at: datetime, client: str | None
+        self,
+        email: str,
+        person: Person | None,
+        outcome: str,
+        at: datetime,
+        client: str | None,
+        method: str = "password",
     ) -> None:
-        await self.audit.record(
-            SignInAttempt(email=email, person=person, outcome=outcome, at=at, client=client)
+        attempt = SignInAttempt(
+            email=email, person=person, outcome=outcome, at=at, client=client, method=method
         )
+        await self.audit.record(attempt)
 
 
 def _from_ms(ms: int) -> datetime:

@@ -50,9 +50,16 @@ def sign_in_entry(attempt: SignInAttempt) -> AuditRecorded:
         target=Target(kind="person", id=attempt.email),
         provinces=person_provinces(person) if person is not None else (),
         after=attempt.outcome,
-        detail=f"from {attempt.client}" if attempt.client else None,
+        detail=_sign_in_detail(attempt),
         at=attempt.at,
     )
+
+
+def _sign_in_detail(attempt: SignInAttempt) -> str | None:
+    """How and from where: ``single sign-on from 10.0.0.7`` (a password sign-in says only where)."""
+    how = "single sign-on" if attempt.method == "oidc" else None
+    where = f"from {attempt.client}" if attempt.client else None
+    return " ".join(part for part in (how, where) if part) or None
 
 
 def invite_entry(invitation: Invitation, command_line: Actor) -> AuditRecorded:
@@ -80,6 +87,7 @@ class AuditedSignIns:
             person_id=attempt.person.person_id if attempt.person else None,
             email=attempt.email,
             client=attempt.client,
+            method=attempt.method,
         )
         await self._trail.record(sign_in_entry(attempt))
 

@@ -176,9 +176,11 @@ class SignInAttempt:
     email: str
     person: Person | None
     """The account the e-mail names, None for an unknown e-mail."""
-    outcome: str  # "signed_in", "wrong_password", "unknown_email", "locked"
+    outcome: str  # "signed_in", "wrong_password", "unknown_email", "unverified_email", "locked"
     at: datetime
     client: str | None
+    method: str = "password"
+    """``password``, or ``oidc``: through the configured single sign-on provider."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ def sign_in_page(
         error=error,
         notice=notice,
         next=target,
+        single_sign_on=getattr(request.app.state, "single_sign_on", None) is not None,
         status_code=status_code,
     )
 

@@ -10,6 +10,7 @@ from vcs_intake.web import account_pages, console_pages, free_rooms, pages, supp
 from vcs_intake.web.assets import mount_assets
 from vcs_intake.web.csrf import CsrfProtection, signing_secret
 from vcs_intake.web.session import SignInRequired, to_sign_in
+from vcs_intake.web.single_sign_on import OidcProvider, install_single_sign_on
 
 
 def install_web(
@@ -18,6 +19,7 @@ def install_web(
     jwt_secret: str,
     public_url: str,
     node_modules: Path | None,
+    single_sign_on: OidcProvider | None = None,
 ) -> None:
     """Routes, assets, the sign-in redirect and CSRF protection. Call before adding the
     body-size limit, so that limit wraps the CSRF middleware (which may read a form)."""
@@ -33,6 +35,8 @@ def install_web(
     app.add_exception_handler(SignInRequired, to_sign_in)
     app.add_exception_handler(pages.PageNotFound, pages.not_found_page)
     app.add_exception_handler(console_pages.OperatorsOnly, console_pages.operators_only_page)
+    if single_sign_on is not None:
+        install_single_sign_on(app, single_sign_on, jwt_secret=jwt_secret, https=https)
     app.add_middleware(
         CsrfProtection,
         secret=signing_secret(jwt_secret),

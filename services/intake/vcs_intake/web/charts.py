@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -47,7 +48,16 @@ def utilisation_chart(rows: Iterable[Mapping[str, Any]], *, label: str) -> Marku
         )
         parts.append(
             f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - PAD + 16}" text-anchor="middle">'
-            f"{escape(day[-5:])}</text>"
+            f"{_day_month(day)}</text>"
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def _day_month(day: str) -> str:
+    """``6/12`` for 2026-12-06: day first, as Thai dates are written (the table has the year)."""
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        return str(escape(day))
+    return f"{parsed.day}/{parsed.month}"
