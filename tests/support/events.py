@@ -56,9 +56,12 @@ def cloudevent_type(name: str) -> str:
     return type_name
 
 
-async def publish_submitted(channel: Any, topology: Topology) -> str:
-    """Publishes a ``request.submitted`` three days ahead, as the intake would; its request id."""
-    request_id = str(uuid.uuid4())
+async def publish_submitted(
+    channel: Any, topology: Topology, *, request_id: str | None = None
+) -> str:
+    """Publishes a ``request.submitted`` three days ahead, as the intake would; its request id
+    (a new one unless given)."""
+    request_id = request_id or str(uuid.uuid4())
     starts = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     message = encode(request_submitted(request_id, starts), source="test")
     exchange = await channel.get_exchange(topology.exchange)
