@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
+from argon2.exceptions import VerifyMismatchError
 
+from vcs_intake.people.accounts import decoy_hash
 from vcs_intake.people.model import Lockout, Person, password_problem
 from vcs_shared.auth import Role, TokenCodec
 from vcs_shared.offices import ALL_PROVINCES, REGION_PROVINCES
@@ -84,3 +87,16 @@ def test_wrong_passwords_are_answered_slower_and_slower_then_locked() -> None:
 
     assert delays == [0, 0, 0, 1, 2, 4, 8, 8]
     assert [lockout.locks(n) for n in range(1, 8)] == [False] * 5 + [True, True]
+
+
+def test_the_decoy_hash_costs_a_real_verification_and_matches_no_password() -> None:
+    """The unknown-e-mail path verifies against a decoy made without hashing (no Argon2 run,
+    and its 64 MiB, when the intake starts): same variant and cost as a real hash, and no
+    password matches it."""
+    hasher = PasswordHasher()
+    decoy = decoy_hash(hasher)
+
+    assert extract_parameters(decoy) == extract_parameters(hasher.hash("a real one"))
+    assert decoy != decoy_hash(hasher)  # a fresh salt and digest each time
+    with pytest.raises(VerifyMismatchError):
+        hasher.verify(decoy, "")
