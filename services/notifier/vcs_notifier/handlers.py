@@ -268,9 +268,21 @@ async def _claimed(
     there is nothing to send (sent before; withdrawn, see ``unless``; a cancellation of a
     request never seen).
 
-    The other messages need the contact: without it (``request.submitted`` not seen yet)
-    the event is retried later.
+    The claim comes first and returns the delivery (one write on the usual path); only when
+    it is refused is the delivery read to tell why. The other messages need the contact:
+    without it (``request.submitted`` not seen yet) the event is retried later.
     """
+    claimed = await deps.store.claim(
+        request_id,
+        kind,
+        deps.claim_lease,
+        now=deps.clock(),
+        booking=booking,
+        unless=unless,
+        after=after,
+    )
+    if claimed is not None:
+        return claimed
     delivery = await deps.store.delivery(request_id)
     if delivery is None:
         if kind is not MailKind.cancelled:
@@ -282,22 +294,7 @@ async def _claimed(
     if unless is not None and unless in delivery.claimed:
         log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
         return None
-    claimed = await deps.store.claim(
-        request_id,
-        kind,
-        deps.claim_lease,
-        now=deps.clock(),
-        booking=booking,
-        unless=unless,
-        after=after,
-    )
-    if not claimed:
-        now = await deps.store.delivery(request_id)
-        if now is not None and unless is not None and unless in now.claimed:
-            log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
-            return None
-        raise RetryLater(f"another {kind} message of this request is under way right now")
-    return delivery
+    raise RetryLater(f"another {kind} message of this request is under way right now")
 
 
 async def _send(notice: Notice, deps: NotifierDeps) -> str | None:

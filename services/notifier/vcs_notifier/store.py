@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -41,7 +42,7 @@ class DeliveryStore(Protocol):
         booking: Booking | None = None,
         unless: MailKind | None = None,
         after: MailKind | None = None,
-    ) -> bool: ...
+    ) -> Delivery | None: ...
     async def record_outcome(
         self,
         request_id: str,
@@ -95,7 +96,7 @@ class MongoDeliveryStore:
         booking: Booking | None = None,
         unless: MailKind | None = None,
         after: MailKind | None = None,
-    ) -> bool:
+    ) -> Delivery | None:
         """The right to send one kind of message for a request: one handler at a time holds it,
         so two copies of an event handled at once send one message. It is a lease: a handler
         that died holding it is replaced once ``lease`` has passed.
@@ -108,7 +109,8 @@ class MongoDeliveryStore:
         times are epoch milliseconds (:func:`epoch_ms`).
 
         ``booking`` (the credentials' room) is kept in the same write, for a redelivery or a
-        reminder later."""
+        reminder later. Returns the delivery as claimed (the write returns the document, so
+        a claimed mail costs one command), None when it is not this caller's to send."""
         now = now or datetime.now(UTC)
         claimed_ms = _claim_field(kind)
         changes: Document = {claimed_ms: epoch_ms(now)}
@@ -122,12 +124,14 @@ class MongoDeliveryStore:
             waits = [{after: {"$exists": True}}, {_claim_field(after): {"$exists": False}}]
         for held in ({"$exists": False}, {"$lt": epoch_ms(now - lease)}):
             for wait in waits:
-                result = await self.deliveries.update_one(
-                    {**base, **wait, claimed_ms: held}, {"$set": changes}
+                claimed = await self.deliveries.find_one_and_update(
+                    {**base, **wait, claimed_ms: held},
+                    {"$set": changes},
+                    return_document=ReturnDocument.AFTER,
                 )
-                if result.modified_count == 1:
-                    return True
-        return False
+                if claimed is not None:
+                    return delivery_from_document(claimed)
+        return None
 
     async def record_outcome(
         self,
