@@ -96,12 +96,26 @@ def test_an_event_published_again_under_a_new_id_is_republished() -> None:
     assert (found.republished, found.lost, found.double_booked) == (1, 0, 0)
 
 
-def test_dead_letters_are_explained_by_a_reason_and_a_final_request() -> None:
+def test_only_poison_with_a_reason_and_a_final_request_explains_a_dead_letter() -> None:
     statuses, events, mails = clean_history()
-    explained = SeenDeadLetter("a-r1", "delivery limit reached")
-    without_reason = SeenDeadLetter("a-r2", None)
-    unknown_event = SeenDeadLetter("nobody", "poison")
-    found = verdict(statuses, events, mails, [explained, without_reason, unknown_event])
-    assert (found.dead_letters, found.unexplained) == (3, 2)
+    poison = SeenDeadLetter("p-r1", "data.participants: not an integer", True, "r1")
+    poison_of_no_request = SeenDeadLetter("p-0", "not a CloudEvent", True)
+    found = verdict(statuses, events, mails, [poison, poison_of_no_request])
+    assert (found.dead_letters, found.unexplained) == (2, 0)
+    assert found.ok
+
+    at_the_limit = SeenDeadLetter("a-r1", "delivery_limit", False, "r1")  # r1 is delivered
+    without_reason = SeenDeadLetter("p-r2", None, True, "r2")
+    of_no_soak_request = SeenDeadLetter("p-x", "not a CloudEvent", True, "nobody")
+    found = verdict(
+        statuses, events, mails, [poison, at_the_limit, without_reason, of_no_soak_request]
+    )
+    assert (found.dead_letters, found.unexplained) == (4, 3)
+    assert not found.ok
+    assert [d for d in found.details if "unexplained" in d] == [
+        "unexplained dead letter a-r1: a good message of r1 (delivery_limit)",
+        "unexplained dead letter p-r2: poison without a reason",
+        "unexplained dead letter p-x: poison that left nobody unfinished",
+    ]
     statuses["r1"] = "assigned"
-    assert verdict(statuses, events, mails, [explained]).unexplained == 1
+    assert verdict(statuses, events, mails, [poison]).unexplained == 1

@@ -38,8 +38,14 @@ class SeenMail:
 
 @dataclass(frozen=True, slots=True)
 class SeenDeadLetter:
+    """One message left in a DLQ, as the operators' API lists it."""
+
     message_id: str | None
     reason: str | None
+    poison: bool
+    """It can never be handled (not JSON, not a CloudEvent, data off its schema)."""
+    request_id: str | None = None
+    """The request it is about (the CloudEvent's subject), if it names one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,7 @@ def verdict(
     duplicate_mails = _duplicate_mails(mails, details)
     republished = _republished(events, details)
     letters = list(dead_letters)
-    unexplained = _unexplained(letters, statuses, events, details)
+    unexplained = _unexplained(letters, statuses, details)
     return Verdict(
         requests=len(statuses),
         lost=lost,
@@ -172,23 +178,28 @@ def _republished(events: list[SeenEvent], out: list[str]) -> int:
 
 
 def _unexplained(
-    letters: list[SeenDeadLetter],
-    statuses: Mapping[str, str | None],
-    events: list[SeenEvent],
-    out: list[str],
+    letters: list[SeenDeadLetter], statuses: Mapping[str, str | None], out: list[str]
 ) -> int:
-    """A dead letter is explained when it says why it died and the request it was about
-    reached its final state anyway (so nothing waits on it)."""
-    request_of = {e.event_id: e.request_id for e in events}
+    """A dead letter is explained only when it is poison, says why, and the request it names
+    (if it names one) is one of the soak's and reached its final state anyway.
+
+    A good message in a DLQ is never explained, whatever its request's status: a consumer gave
+    up on work it should have done (a mail, a row of the desk's read model), and faults alone
+    must not make it give up, since outages do not spend the delivery limit."""
     count = 0
     for letter in letters:
-        request_id = request_of.get(letter.message_id or "")
-        if not letter.reason or request_id is None:
-            out.append(f"unexplained dead letter: {letter.message_id} ({letter.reason})")
-            count += 1
-        elif statuses.get(request_id) not in FINAL_STATUSES:
-            out.append(f"dead letter {letter.message_id} left {request_id} unfinished")
-            count += 1
+        if not letter.poison:
+            why = f"a good message of {letter.request_id} ({letter.reason or 'no reason'})"
+        elif not letter.reason:
+            why = "poison without a reason"
+        elif letter.request_id is not None and statuses.get(letter.request_id) not in (
+            FINAL_STATUSES
+        ):
+            why = f"poison that left {letter.request_id} unfinished"
+        else:
+            continue
+        out.append(f"unexplained dead letter {letter.message_id}: {why}")
+        count += 1
     return count
 
 

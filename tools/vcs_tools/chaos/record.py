@@ -108,7 +108,12 @@ async def dead_letters(http: httpx.AsyncClient, token: str) -> list[SeenDeadLett
     )
     answer.raise_for_status()
     return [
-        SeenDeadLetter(message_id=letter.get("message_id"), reason=letter.get("reason"))
+        SeenDeadLetter(
+            message_id=letter.get("message_id"),
+            reason=letter.get("reason"),
+            poison=bool(letter.get("poison")),
+            request_id=letter.get("request_id"),
+        )
         for letter in answer.json()
     ]
 
