@@ -11,7 +11,7 @@ the retries are spent, both as ``credentials.failed`` with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -24,7 +24,7 @@ from vcs_notifier.reminders import plan
 from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
-from vcs_shared.broker import RetryLater
+from vcs_shared.broker import OUTAGES, RetryLater
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.dispatch import HandlerTable
@@ -94,7 +94,9 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     first = not delivery.outcomes
-    await deps.store.record_outcome(event.request_id, outcome, announcement, first=first)
+    await _recorded(
+        lambda: deps.store.record_outcome(event.request_id, outcome, announcement, first=first)
+    )
     log.info("delivery.recorded", state=outcome.state)
 
 
@@ -107,7 +109,8 @@ async def notify_rejection(envelope: Envelope[RequestRejected], deps: NotifierDe
     notice = Notice(MailKind.rejected, delivery, rejection=Rejection.of(event), at=deps.clock())
     error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.rejected, error, at=deps.clock())
-    await deps.store.record_outcome(event.request_id, outcome, first=not delivery.outcomes)
+    first = not delivery.outcomes
+    await _recorded(lambda: deps.store.record_outcome(event.request_id, outcome, first=first))
 
 
 async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: NotifierDeps) -> None:
@@ -122,7 +125,7 @@ async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: Notifi
     delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
     error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
-    await deps.store.record_outcome(event.request_id, outcome)
+    await _recorded(lambda: deps.store.record_outcome(event.request_id, outcome))
 
 
 async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
@@ -159,8 +162,10 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
-    await deps.store.record_reassignment(
-        event.request_id, booking, event.reassignment, outcome, announcement
+    await _recorded(
+        lambda: deps.store.record_reassignment(
+            event.request_id, booking, event.reassignment, outcome, announcement
+        )
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
 
@@ -295,6 +300,24 @@ async def _claimed(
         log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
         return None
     raise RetryLater(f"another {kind} message of this request is under way right now")
+
+
+async def _recorded(write: Callable[[], Awaitable[object]]) -> None:
+    """Writes the record of a message that was just sent, waiting out a store outage however
+    long it lasts.
+
+    Once the message went out, only this write stands between it and a second copy: were the
+    outage's error to leave the handler, the consumer would run the whole handler again, find
+    its own send claim still held, wait, and once the claim's lease ran out send the message
+    again (the chaos soak's duplicate mails: a store frozen right after a send). The writes
+    are idempotent (an outcome is recorded once), so one that reached the store before the
+    connection failed is harmless to repeat.
+    """
+    async for attempt in stamina.retry_context(
+        on=OUTAGES, attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
+    ):
+        with attempt:
+            await write()
 
 
 async def _send(notice: Notice, deps: NotifierDeps) -> str | None:

@@ -208,9 +208,12 @@ class MongoDeliveryStore:
         announcement: Announcement,
     ) -> None:
         """The booking's new room and the outcome of sending its credentials, with its event;
-        the claim taken for the sending is given back."""
+        the claim taken for the sending is given back. Once only: a write repeated after the
+        store's reply was lost (the notifier retries it through an outage) changes nothing."""
 
-        def change(_current: Document) -> Change:
+        def change(current: Document) -> Change | None:
+            if int(current.get("reassignments", 0)) >= reassignment:
+                return None
             return Change(
                 {
                     "booking": booking_to_document(booking),
@@ -220,7 +223,7 @@ class MongoDeliveryStore:
                 }
             )
 
-        projection = {"outbox": 1, "outbox_count": 1}
+        projection = {"outbox": 1, "outbox_count": 1, "reassignments": 1}
         await self._outbox.update(request_id, change, announcement, projection=projection)
 
 

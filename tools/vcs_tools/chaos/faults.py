@@ -59,11 +59,17 @@ class Chaos:
 
     async def run(self, every: float, until: asyncio.Event) -> None:
         """A fault at every multiple of ``every`` seconds until ``until``; one that lasts
-        past the next time is followed at once by the next."""
+        past the next time is followed at once by the next, unless time is up.
+
+        ``until`` is read before each wait: behind schedule the wait's timeout is 0, and
+        ``asyncio.wait_for`` with no time left cancels the waiter before it can see the event
+        set, so a soak on a loaded machine went on injecting faults after its minutes."""
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         for kind in self.kinds():
             next_at += every
+            if until.is_set():
+                return
             try:
                 await asyncio.wait_for(until.wait(), timeout=max(next_at - loop.time(), 0))
                 return
