@@ -92,6 +92,9 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "i
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(logging.WARNING)
+    # A library's warning (a deprecation, say) becomes a log record like any other, not a
+    # raw line on stderr between the JSON ones.
+    logging.captureWarnings(True)
 
 
 def _bind_service(service: str) -> Processor:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import structlog
-from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
 from fastapi import APIRouter, Depends, FastAPI, Request, status
 from fastapi.responses import RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
@@ -70,7 +69,13 @@ class OidcProvider:
 def install_single_sign_on(
     app: FastAPI, provider: OidcProvider, *, jwt_secret: str, https: bool
 ) -> None:
-    """The two routes and the handshake cookie; only called when a provider is configured."""
+    """The two routes and the handshake cookie; only called when a provider is configured.
+
+    Authlib is imported here, not with the module: only a deployment with single sign-on
+    loads it, after logging is set up, so its deprecation warnings (Authlib 1.9 announces its
+    httpx integration's move) reach the JSON log as records instead of raw lines on stderr."""
+    from authlib.integrations.starlette_client import OAuth  # type: ignore[import-untyped]
+
     oauth = OAuth()
     oauth.register(
         "provider",
