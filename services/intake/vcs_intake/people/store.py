@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,9 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from vcs_intake.people.model import Person
 from vcs_shared.auth import Role
-from vcs_shared.store import epoch_ms
-
-Document = dict[str, Any]
+from vcs_shared.store import Document, epoch_ms
 
 
 class EmailTaken(Exception):
