@@ -40,6 +40,12 @@ class Account:
     failed_signins: int
     locked_until_ms: int
 
+    def locked_at(self, now: datetime) -> datetime | None:
+        """Until when the account is locked, if it is at ``now`` (whatever way one signs in)."""
+        if self.locked_until_ms > now.timestamp() * 1000:
+            return datetime.fromtimestamp(self.locked_until_ms / 1000, UTC)
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
