@@ -63,6 +63,9 @@ ZOOM_PASSCODES = Counter(
     "(Zoom failed until the window started)",
     ["outcome"],
 )
+SUBMITS_SHED = Counter(
+    "vcs_submits_shed", "Submits refused at once (503) because too many were in flight"
+)
 STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
 STORE_COMMANDS = Counter(
     "vcs_store_commands",

@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from vcs_shared.broker import (
+    OUTAGES,
     AmqpPublisher,
     EventConsumer,
     broker_connected,
@@ -120,6 +121,32 @@ async def _watch(clients: ServiceClients, stop: asyncio.Event) -> None:
     )
 
 
+async def start_once_connected(
+    consumer: EventConsumer, connection: AbstractRobustConnection, *, within: float = 300.0
+) -> None:
+    """Starts consuming, waiting out a broker that went away after the service connected.
+
+    A service restarted by the supervisor during a broker outage (both faults at once in a
+    chaos soak) connected, then lost the broker before its first channel: aio-pika raised
+    ``RuntimeError: Connection was not opened``, the start-up failed and the process exited,
+    one step nearer the supervisor's crash-loop limit. The robust connection comes back by
+    itself; the start-up waits for it instead (and still fails on anything else).
+    """
+
+    def broker_gone(exc: Exception) -> bool:
+        return isinstance(exc, OUTAGES) or (
+            isinstance(exc, RuntimeError) and not connection.connected.is_set()
+        )
+
+    async for attempt in stamina.retry_context(
+        on=broker_gone, attempts=None, timeout=within, wait_initial=0.5, wait_max=5.0
+    ):
+        with attempt:
+            if attempt.num > 1:
+                log.warning("startup.waiting_for_broker", attempt=attempt.num)
+            await consumer.start()
+
+
 @asynccontextmanager
 async def consuming(
     clients: ServiceClients,
@@ -141,7 +168,7 @@ async def consuming(
         handlers=handlers,
         prefetch=prefetch,
     )
-    await consumer.start()  # first: if it fails, nothing else has started
+    await start_once_connected(consumer, clients.connection)  # first: nothing else started
     stop = asyncio.Event()
     relays = (relay, *more_relays)
     tasks = [asyncio.create_task(r.run(stop), name=f"{service}-outbox-relay") for r in relays]

@@ -21,7 +21,7 @@ from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.audit import AuditedInvitations, AuditedSignIns
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
-from vcs_intake.resilience import BodySizeLimit, store_unavailable
+from vcs_intake.resilience import AdmissionLimit, BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
@@ -155,6 +155,9 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         BodySizeLimit,
         max_body_bytes=settings.max_body_bytes,
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
+    )
+    app.add_middleware(
+        AdmissionLimit, limit=settings.max_submits_in_flight, method="POST", path="/v1/requests"
     )
     metrics.instrument(app)
     tracing.instrument(app)

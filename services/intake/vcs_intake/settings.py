@@ -64,6 +64,15 @@ class IntakeSettings(CommonSettings, TokenSettings, StuckSettings):
         ge=1,
         description="Upcoming bookings one office may hold at once (operators are not limited)",
     )
+    max_submits_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description=(
+            "Submits (POST /v1/requests) handled at once; beyond it a submit is answered 503 "
+            "with Retry-After at once, before anything is stored"
+        ),
+    )
 
     oidc_issuer: str | None = Field(
         default=None,
