@@ -14,7 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -45,11 +44,10 @@ from tests.support.browser import (
 from tests.support.people import invite
 from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
-from vcs_shared.store import database_name
+from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.e2e
 
-Document = dict[str, Any]
 SEND = "form[action='/requests/new'] button[type=submit]"  # not the header's sign-out button
 
 
