@@ -63,6 +63,9 @@ ZOOM_PASSCODES = Counter(
     "(Zoom failed until the window started)",
     ["outcome"],
 )
+SUBMITS_SHED = Counter(
+    "vcs_submits_shed", "Submits refused at once (503) because too many were in flight"
+)
 STUCK_REQUESTS = Gauge("vcs_requests_stuck", "Requests not final after VCS_STUCK_AFTER_MINUTES")
 STORE_COMMANDS = Counter(
     "vcs_store_commands",
@@ -119,14 +122,20 @@ async def watch_connections(
     broker_connected: Callable[[], bool],
     store_ping: Callable[[], Awaitable[object]],
     stop: asyncio.Event,
+    *,
+    on_store: Callable[[bool], Awaitable[None]] | None = None,
 ) -> None:
-    """Keeps the connection gauges current until ``stop`` (a service's background loop)."""
+    """Keeps the connection gauges current until ``stop`` (a service's background loop);
+    ``on_store`` hears whether each ping answered."""
     while not stop.is_set():
         BROKER_CONNECTED.set(1 if broker_connected() else 0)
         try:
             await asyncio.wait_for(store_ping(), timeout=PING_EVERY)
-            STORE_REACHABLE.set(1)
+            reachable = True
         except Exception:  # any failure to answer means unreachable for the operator
-            STORE_REACHABLE.set(0)
+            reachable = False
+        STORE_REACHABLE.set(1 if reachable else 0)
+        if on_store is not None:
+            await on_store(reachable)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=PING_EVERY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stamina
@@ -23,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
 from vcs_shared.broker import (
+    OUTAGES,
     AmqpPublisher,
     EventConsumer,
     broker_connected,
@@ -34,6 +35,7 @@ from vcs_shared.metrics import watch_connections
 from vcs_shared.outbox import OutboxRelay
 from vcs_shared.settings import CommonSettings
 from vcs_shared.store import Document, database_name, make_client
+from vcs_shared.store_watchdog import StoreWatchdog
 from vcs_shared.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -50,6 +52,7 @@ class ServiceClients:
     database: AsyncDatabase[Document]
     connection: AbstractRobustConnection
     publisher: AmqpPublisher
+    store_url: str = field(repr=False)  # for the watchdog's fresh client; holds the password
 
 
 @asynccontextmanager
@@ -74,6 +77,7 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
                 database=mongo[database_name(settings.namespace, service)],
                 connection=connection,
                 publisher=publisher,
+                store_url=settings.mongodb_url.get_secret_value(),
             )
         finally:
             await connection.close()
@@ -117,7 +121,34 @@ async def _watch(clients: ServiceClients, stop: asyncio.Event) -> None:
         lambda: broker_connected(clients.connection),
         lambda: clients.database.command("ping"),
         stop,
+        on_store=StoreWatchdog(clients.store_url).observe,
     )
+
+
+async def start_once_connected(
+    consumer: EventConsumer, connection: AbstractRobustConnection, *, within: float = 300.0
+) -> None:
+    """Starts consuming, waiting out a broker that went away after the service connected.
+
+    A service restarted by the supervisor during a broker outage (both faults at once in a
+    chaos soak) connected, then lost the broker before its first channel: aio-pika raised
+    ``RuntimeError: Connection was not opened``, the start-up failed and the process exited,
+    one step nearer the supervisor's crash-loop limit. The robust connection comes back by
+    itself; the start-up waits for it instead (and still fails on anything else).
+    """
+
+    def broker_gone(exc: Exception) -> bool:
+        return isinstance(exc, OUTAGES) or (
+            isinstance(exc, RuntimeError) and not connection.connected.is_set()
+        )
+
+    async for attempt in stamina.retry_context(
+        on=broker_gone, attempts=None, timeout=within, wait_initial=0.5, wait_max=5.0
+    ):
+        with attempt:
+            if attempt.num > 1:
+                log.warning("startup.waiting_for_broker", attempt=attempt.num)
+            await consumer.start()
 
 
 @asynccontextmanager
@@ -141,7 +172,7 @@ async def consuming(
         handlers=handlers,
         prefetch=prefetch,
     )
-    await consumer.start()  # first: if it fails, nothing else has started
+    await start_once_connected(consumer, clients.connection)  # first: nothing else started
     stop = asyncio.Event()
     relays = (relay, *more_relays)
     tasks = [asyncio.create_task(r.run(stop), name=f"{service}-outbox-relay") for r in relays]

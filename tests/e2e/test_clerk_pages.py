@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +47,7 @@ from tests.support.browser import (
 from tests.support.people import invite
 from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
+<<<<<<< HEAD
 from tests.support.waiting import eventually
 from vcs_intake.domain import RequestState
 from vcs_intake.store import MongoRequestStore
@@ -55,10 +55,12 @@ from vcs_intake.web.dates import thai_date
 from vcs_shared.events import Contact, Urgency
 from vcs_shared.store import database_name
 from vcs_shared.thaitime import BANGKOK
+=======
+from vcs_shared.store import Document, database_name
+>>>>>>> main
 
 pytestmark = pytest.mark.e2e
 
-Document = dict[str, Any]
 SEND = "form[action='/requests/new'] button[type=submit]"  # not the header's sign-out button
 
 

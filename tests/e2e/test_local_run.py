@@ -38,13 +38,13 @@ from tests.support.processes import in_sessions
 from tests.support.tap import EventTap, open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology, declare_topology, delete_topology
+from vcs_shared.store import Document
 from vcs_shared.supervision import ChildState, SupervisedChild
 from vcs_tools.devstack import SERVICES
 from vcs_tools.localrun import port_in_use
 
 pytestmark = pytest.mark.e2e
 
-Document = dict[str, Any]
 BATCH = 40
 SUPERVISED = {"store", "mail", *SERVICES}
 

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.integration.test_single_sign_on import at_provider, provider, sso_env
 from tests.support.browser import DESKTOP, PHONE, cut_off, sarabun_renders_thai, screenshot
 from tests.support.people import invite
 from tests.support.services import StartServices
+from tests.support.single_sign_on import at_provider, provider, sso_env
 
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning"),
 ]
 
-__all__ = ["provider"]  # the provider fixture, shared with the integration tests
+__all__ = ["provider"]  # the provider fixture (tests/support/single_sign_on.py)
 
 OPERATOR = "sso.browser@example.go.th"
 

@@ -27,6 +27,7 @@ from vcs_shared.broker_nodes import NodeRotatingConnection
 from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import RequestCancelled, RequestSubmitted
+from vcs_shared.runtime import start_once_connected
 from vcs_shared.topology import Topology
 from vcs_tools.devstack import free_port
 
@@ -195,6 +196,46 @@ async def test_a_handler_under_way_when_its_node_goes_finishes_and_is_not_done_t
         assert cut_off == []
         assert done == [request_id]
         assert calls[request_id] == 2  # the original, then the redelivered copy: no third
+    finally:
+        await consumer.stop(grace=5)
+        await connection.close()
+
+
+async def test_a_start_up_whose_node_goes_before_its_first_channel_waits_for_the_next(
+    amqp_url: str, relay: Relay, broker: Any, topology: Topology
+) -> None:
+    """A service restarted during a broker outage may connect and then lose its node before it
+    opens its first channel; the start-up waits for the robust connection to come back
+    instead of failing (``RuntimeError: Connection was not opened``) and exiting."""
+    connection = await connect(f"{relay.url(URL(amqp_url))},{amqp_url}", name="test-startup")
+    handled: list[str] = []
+
+    async def handle(envelope: Envelope[RequestSubmitted], _: None) -> None:
+        handled.append(envelope.event.request_id)
+
+    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
+        return None
+
+    table = (
+        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
+    )
+    consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
+    try:
+        await relay.cut()
+
+        async def disconnected() -> bool:
+            return not connection.connected.is_set()
+
+        await eventually(disconnected, what="the connection noticing its node went")
+        await asyncio.wait_for(start_once_connected(consumer, connection), timeout=60)
+
+        request_id = await publish_submitted(broker, topology)
+
+        async def consumed() -> bool:
+            return request_id in handled
+
+        await eventually(consumed, what="the event handled by the consumer started late")
+        assert handled == [request_id]
     finally:
         await consumer.stop(grace=5)
         await connection.close()

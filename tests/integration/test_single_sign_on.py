@@ -7,16 +7,15 @@ there is neither button nor route."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from oidc_provider_mock import run_server_in_thread  # type: ignore[import-untyped]
 
 from tests.support.people import invite
 from tests.support.services import StartServices
+from tests.support.single_sign_on import at_provider, provider, sso_env
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.topology import Topology
@@ -27,30 +26,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning"),
 ]
 
-CLIENT_ID = "dopa-vcs-test"
-
-
-@pytest.fixture(scope="module")
-def provider() -> Iterator[str]:
-    """The provider's issuer URL; it asks the nonce of every authorization (as ThaID does)."""
-    with run_server_in_thread(port=0, require_nonce=True) as server:
-        yield f"http://localhost:{server.server_port}"
-
-
-def sso_env(issuer: str, intake_url: str) -> dict[str, str]:
-    return {
-        "VCS_OIDC_ISSUER": issuer,
-        "VCS_OIDC_CLIENT_ID": CLIENT_ID,
-        "VCS_OIDC_CLIENT_SECRET": "a-test-client-secret",
-        "VCS_PUBLIC_URL": intake_url,
-    }
-
-
-async def at_provider(issuer: str, email: str, **claims: Any) -> None:
-    """The person's account at the provider (its claims, as the provider vouches for them)."""
-    async with httpx.AsyncClient(base_url=issuer, timeout=10) as admin:
-        answer = await admin.put(f"/users/{email}", json={"email": email, **claims})
-        assert answer.status_code == 204
+__all__ = ["provider"]  # the provider fixture (tests/support/single_sign_on.py)
 
 
 async def through_provider(

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 from vcs_allocator.settings import AllocatorSettings
 from vcs_desk.settings import DeskSettings
 from vcs_intake.settings import IntakeSettings
+from vcs_intake.web.single_sign_on import OidcProvider
 from vcs_notifier.settings import NotifierSettings
 from vcs_shared.broker_nodes import BrokerUrlError, broker_urls
 from vcs_shared.credentials import new_key
@@ -180,6 +181,19 @@ def test_single_sign_on_is_all_three_settings_or_none(
         IntakeSettings()
     assert f"single sign-on is half configured: set {left_out}" in str(refused.value)
     assert "a-real-client-secret" not in str(refused.value)
+
+
+def test_single_sign_on_is_the_provider_the_three_settings_name(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    assert IntakeSettings().single_sign_on() is None
+    for key, value in SINGLE_SIGN_ON.items():
+        environment.setenv(key, value)
+    assert IntakeSettings().single_sign_on() == OidcProvider(
+        issuer="https://sso.dopa.example.go.th/realms/dopa",
+        client_id="dopa-vcs",
+        client_secret="a-real-client-secret",
+    )
 
 
 def test_the_single_sign_on_secret_may_not_be_the_example(

@@ -60,8 +60,10 @@ async def healthz(container: ContainerDep, response: Response) -> Health:
         },
         503: {
             "description": (
-                "The store did not answer in time: the request may or may not have been stored; "
-                "retry with the same Idempotency-Key to find out"
+                "The store did not answer in time (`outcome: unknown`): the request may or may "
+                "not have been stored; or the intake is busy (`outcome: not_stored`, more than "
+                "VCS_MAX_SUBMITS_IN_FLIGHT submits under way): nothing was stored. Either way, "
+                "retry after Retry-After seconds with the same Idempotency-Key"
             )
         },
     },

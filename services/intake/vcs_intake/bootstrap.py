@@ -21,7 +21,7 @@ from vcs_intake.people.accounts import Accounts
 from vcs_intake.people.audit import AuditedInvitations, AuditedSignIns
 from vcs_intake.people.store import MongoPeopleStore
 from vcs_intake.projection import HANDLERS
-from vcs_intake.resilience import BodySizeLimit, store_unavailable
+from vcs_intake.resilience import AdmissionLimit, BodySizeLimit, store_unavailable
 from vcs_intake.revocations import MongoRevocationList
 from vcs_intake.settings import IntakeSettings
 from vcs_intake.store import MongoRequestStore
@@ -29,7 +29,6 @@ from vcs_intake.stuck import watch_stuck
 from vcs_intake.web.app import install_web
 from vcs_intake.web.live import StatusHub
 from vcs_intake.web.rendering import Pages
-from vcs_intake.web.single_sign_on import OidcProvider
 from vcs_shared import metrics, tracing
 from vcs_shared.access_log import AccessLog
 from vcs_shared.audit import Actor
@@ -146,7 +145,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         jwt_secret=settings.jwt_secret.get_secret_value(),
         public_url=settings.public_url,
         node_modules=settings.web_assets_dir,
-        single_sign_on=single_sign_on(settings),
+        single_sign_on=settings.single_sign_on(),
     )
     # Added after the CSRF middleware (install_web) and before the access log: it runs
     # inside the latter, so its error reaches FastAPI directly (not through another
@@ -157,22 +156,14 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         max_body_bytes=settings.max_body_bytes,
         larger={"/v1/admin/pools/reload": POOL_FILE_MAX_BYTES},
     )
+    app.add_middleware(
+        AdmissionLimit, limit=settings.max_submits_in_flight, method="POST", path="/v1/requests"
+    )
     metrics.instrument(app)
     tracing.instrument(app)
     app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
-
-
-def single_sign_on(settings: IntakeSettings) -> OidcProvider | None:
-    """The OpenID Connect provider people may sign in through, if all three settings are set."""
-    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
-        return None
-    return OidcProvider(
-        issuer=settings.oidc_issuer,
-        client_id=settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret.get_secret_value(),
-    )
 
 
 def main() -> None:

@@ -6,9 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 
 from vcs_intake.domain import BookingRules
+from vcs_intake.web.single_sign_on import OidcProvider
 from vcs_shared.settings import CommonSettings, StuckSettings, TokenSettings
 
 
@@ -63,6 +64,15 @@ class IntakeSettings(CommonSettings, TokenSettings, StuckSettings):
         ge=1,
         description="Upcoming bookings one office may hold at once (operators are not limited)",
     )
+    max_submits_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description=(
+            "Submits (POST /v1/requests) handled at once; beyond it a submit is answered 503 "
+            "with Retry-After at once, before anything is stored"
+        ),
+    )
 
     oidc_issuer: str | None = Field(
         default=None,
@@ -80,18 +90,28 @@ class IntakeSettings(CommonSettings, TokenSettings, StuckSettings):
         default=None, description="This service's client secret at that provider"
     )
 
+    _single_sign_on: OidcProvider | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _single_sign_on_whole(self) -> Self:
         """All three OIDC settings or none: half a configuration would show a button that
         cannot work."""
+        issuer, client_id, secret = self.oidc_issuer, self.oidc_client_id, self.oidc_client_secret
+        if issuer is not None and client_id is not None and secret is not None:
+            self._single_sign_on = OidcProvider(issuer, client_id, secret.get_secret_value())
+            return self
         names = ("oidc_issuer", "oidc_client_id", "oidc_client_secret")
         missing = [f"VCS_{name.upper()}" for name in names if getattr(self, name) is None]
-        if missing and len(missing) < len(names):
+        if len(missing) < len(names):
             raise ValueError(
                 f"single sign-on is half configured: set {', '.join(missing)} too "
                 "(or none of VCS_OIDC_ISSUER, VCS_OIDC_CLIENT_ID, VCS_OIDC_CLIENT_SECRET)"
             )
         return self
+
+    def single_sign_on(self) -> OidcProvider | None:
+        """The OpenID Connect provider people may sign in through; None: password sign-in only."""
+        return self._single_sign_on
 
     def booking_rules(self) -> BookingRules:
         return BookingRules(

@@ -40,7 +40,7 @@ from vcs_shared.events import (
     RoomReassigned,
 )
 from vcs_shared.metrics import DELIVERIES
-from vcs_shared.outbox import Announcement, announce
+from vcs_shared.outbox import SILENT, Announcement, announce
 from vcs_shared.scope import Scope
 
 log = structlog.get_logger(__name__)
@@ -93,10 +93,7 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
         error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
-    first = not delivery.outcomes
-    await _recorded(
-        lambda: deps.store.record_outcome(event.request_id, outcome, announcement, first=first)
-    )
+    await _record_claimed(delivery, outcome, deps, announcement)
     log.info("delivery.recorded", state=outcome.state)
 
 
@@ -109,8 +106,7 @@ async def notify_rejection(envelope: Envelope[RequestRejected], deps: NotifierDe
     notice = Notice(MailKind.rejected, delivery, rejection=Rejection.of(event), at=deps.clock())
     error = await _send(notice, deps)
     outcome = MailOutcome.of(MailKind.rejected, error, at=deps.clock())
-    first = not delivery.outcomes
-    await _recorded(lambda: deps.store.record_outcome(event.request_id, outcome, first=first))
+    await _record_claimed(delivery, outcome, deps)
 
 
 async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: NotifierDeps) -> None:
@@ -300,6 +296,21 @@ async def _claimed(
         log.info("delivery.withdrawn", kind=kind.value, by=unless.value)
         return None
     raise RetryLater(f"another {kind} message of this request is under way right now")
+
+
+async def _record_claimed(
+    delivery: Delivery,
+    outcome: MailOutcome,
+    deps: NotifierDeps,
+    announcement: Announcement = SILENT,
+) -> None:
+    """Records the outcome of the mail ``delivery`` (as :func:`_claimed` returned it) was
+    claimed for. With no outcome on it yet, its outbox is empty (only outcomes add entries),
+    so the store tries its write on that without reading first."""
+    first = not delivery.outcomes
+    await _recorded(
+        lambda: deps.store.record_outcome(delivery.request_id, outcome, announcement, first=first)
+    )
 
 
 async def _recorded(write: Callable[[], Awaitable[object]]) -> None:

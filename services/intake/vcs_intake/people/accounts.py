@@ -142,9 +142,10 @@ class Accounts:
             await self._record(email, None, "unknown_email", now, client)
             return SignInResult()
         person_id = account.person.person_id
-        if account.locked_until_ms > now.timestamp() * 1000:
+        locked_until = account.locked_at(now)
+        if locked_until is not None:
             await self._record(email, account.person, "locked", now, client)
-            return SignInResult(locked_until=_from_ms(account.locked_until_ms))
+            return SignInResult(locked_until=locked_until)
         if not await asyncio.to_thread(self._verify, account.password_hash, password):
             failures = await self.store.count_failure(person_id)
             await self._record(email, account.person, "wrong_password", now, client)
@@ -182,9 +183,10 @@ class Accounts:
             refusal = "unverified_email" if not email_verified else "unknown_email"
             await self._record(email, person, refusal, now, client, "oidc")
             return SignInResult(refusal=refusal)
-        if account.locked_until_ms > now.timestamp() * 1000:
+        locked_until = account.locked_at(now)
+        if locked_until is not None:
             await self._record(email, person, "locked", now, client, "oidc")
-            return SignInResult(locked_until=_from_ms(account.locked_until_ms), refusal="locked")
+            return SignInResult(locked_until=locked_until, refusal="locked")
         token = await self._start_session(account.person.person_id, now)
         await self._record(email, account.person, "signed_in", now, client, "oidc")
         return SignInResult(session_token=token)
@@ -221,10 +223,6 @@ class Accounts:
             email=email, person=person, outcome=outcome, at=at, client=client, method=method
         )
         await self.audit.record(attempt)
-
-
-def _from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def decoy_hash(hasher: PasswordHasher) -> str:

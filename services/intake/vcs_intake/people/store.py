@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -21,9 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from vcs_intake.people.model import Person
 from vcs_shared.auth import Role
-from vcs_shared.store import epoch_ms
-
-Document = dict[str, Any]
+from vcs_shared.store import Document, epoch_ms
 
 
 class EmailTaken(Exception):
@@ -42,6 +39,12 @@ class Account:
     password_hash: str | None
     failed_signins: int
     locked_until_ms: int
+
+    def locked_at(self, now: datetime) -> datetime | None:
+        """Until when the account is locked, if it is at ``now`` (whatever way one signs in)."""
+        if self.locked_until_ms > now.timestamp() * 1000:
+            return datetime.fromtimestamp(self.locked_until_ms / 1000, UTC)
+        return None
 
 
 @dataclass(frozen=True, slots=True)
