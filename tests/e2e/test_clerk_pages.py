@@ -47,17 +47,13 @@ from tests.support.browser import (
 from tests.support.people import invite
 from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
-<<<<<<< HEAD
 from tests.support.waiting import eventually
 from vcs_intake.domain import RequestState
 from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.dates import thai_date
 from vcs_shared.events import Contact, Urgency
-from vcs_shared.store import database_name
-from vcs_shared.thaitime import BANGKOK
-=======
 from vcs_shared.store import Document, database_name
->>>>>>> main
+from vcs_shared.thaitime import BANGKOK
 
 pytestmark = pytest.mark.e2e
 
