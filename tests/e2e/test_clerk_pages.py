@@ -47,6 +47,7 @@ from tests.support.browser import (
 from tests.support.people import invite
 from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
+from tests.support.waiting import eventually
 from vcs_intake.domain import RequestState
 from vcs_intake.store import MongoRequestStore
 from vcs_intake.web.dates import thai_date
@@ -238,7 +239,15 @@ async def test_a_clerk_asks_for_a_room_and_watches_it_arrive(
     wide = await desktop.new_page()
     await wide.goto(f"{intake_url}/requests/{request_id}")
 
-    await expect(wide.locator("#support-ticket")).to_be_visible()  # staff were asked for
+    async def ticket_opened() -> str | None:  # the desk opens it on the request's event
+        badge = wide.locator("#support-ticket .badge")
+        if await badge.count() == 0:
+            await wide.reload()
+            return None
+        return await badge.get_attribute("data-state")
+
+    assert await eventually(ticket_opened, timeout=30, what="the support ticket") == "open"
+    await expect(wide.locator("#support-ticket")).to_contain_text("รอเจ้าหน้าที่")
     await screenshot(wide, "request-1280-delivered")
     await wide.goto(f"{intake_url}/")
     await screenshot(wide, "home-1280")

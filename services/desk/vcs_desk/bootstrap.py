@@ -16,7 +16,7 @@ from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
 from vcs_desk.request_board import RequestBoard
-from vcs_desk.request_projection import HANDLERS
+from vcs_desk.request_projection import HANDLERS, Projection
 from vcs_desk.requests_api import install_requests
 from vcs_desk.settings import DeskSettings
 from vcs_desk.support import SupportDeps
@@ -65,7 +65,8 @@ async def run(settings: DeskSettings) -> int:
             )
             await tickets.ensure_indexes()
             sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
-            install_support(app, SupportDeps(tickets, sealer))
+            support = SupportDeps(tickets, sealer)
+            install_support(app, support)
             feed = await LiveFeed.start(connection, topology, database)
             install_feed(app, feed)
             audit_log = AuditLog(database)
@@ -77,7 +78,9 @@ async def run(settings: DeskSettings) -> int:
             await board.ensure_indexes()
             install_requests(app, board, settings.stuck_after)
             projection = EventConsumer(
-                connection=connection, topology=topology, handlers=HANDLERS.bind(board)
+                connection=connection,
+                topology=topology,
+                handlers=HANDLERS.bind(Projection(board, support)),
             )
             await projection.start()
             stop_relay = asyncio.Event()

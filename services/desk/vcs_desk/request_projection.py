@@ -8,9 +8,11 @@ contact (it travels sealed), no passcode (``sealed_credentials`` is never read).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from vcs_desk.request_board import RequestBoard, bangkok_day
+from vcs_desk.support import SupportDeps, close_for_cancelled_request, open_for_request
 from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
@@ -38,6 +40,15 @@ ORDER = {
     RoomReleased: 5,
 }
 """Ties in the history (two events of one millisecond) in the order they can happen."""
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """What the handlers write to: the board, and the support tickets (a request that asked
+    for staff opens its ticket; a cancelled one closes it)."""
+
+    board: RequestBoard
+    support: SupportDeps
 
 
 def _subject(event: Event) -> Document:
@@ -77,7 +88,8 @@ def _when(envelope: Envelope[Event], fallback: datetime | None = None) -> dateti
     return moment
 
 
-async def on_submitted(envelope: Envelope[RequestSubmitted], board: RequestBoard) -> None:
+async def on_submitted(envelope: Envelope[RequestSubmitted], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(envelope, board, event.submitted_at, summary=event.title)
     fields = {
@@ -92,16 +104,19 @@ async def on_submitted(envelope: Envelope[RequestSubmitted], board: RequestBoard
     }
     await board.move(event.request_id, _subject(event), Status.submitted, at_ms)
     await board.note(event.request_id, _subject(event), fields, at_ms)
+    await open_for_request(deps.support, event, envelope.correlation_id)
 
 
-async def on_assigned(envelope: Envelope[RoomAssigned], board: RequestBoard) -> None:
+async def on_assigned(envelope: Envelope[RoomAssigned], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(envelope, board, _when(envelope), summary=event.meeting_id)
     await board.move(event.request_id, _subject(event), Status.assigned, at_ms)
     await board.set_room(event.request_id, event.meeting_id, 0)
 
 
-async def on_reassigned(envelope: Envelope[RoomReassigned], board: RequestBoard) -> None:
+async def on_reassigned(envelope: Envelope[RoomReassigned], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(
         envelope,
@@ -114,38 +129,44 @@ async def on_reassigned(envelope: Envelope[RoomReassigned], board: RequestBoard)
     await board.set_room(event.request_id, event.new_meeting_id, event.reassignment)
 
 
-async def on_rejected(envelope: Envelope[RequestRejected], board: RequestBoard) -> None:
+async def on_rejected(envelope: Envelope[RequestRejected], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(envelope, board, _when(envelope), summary=event.reason.value)
     await board.move(event.request_id, _subject(event), Status.rejected, at_ms)
 
 
-async def on_cancelled(envelope: Envelope[RequestCancelled], board: RequestBoard) -> None:
+async def on_cancelled(envelope: Envelope[RequestCancelled], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(envelope, board, event.cancelled_at, actor=event.cancelled_by)
     await board.move(event.request_id, _subject(event), Status.cancelled, at_ms)
+    await close_for_cancelled_request(deps.support, event, envelope.correlation_id)
 
 
-async def on_delivered(envelope: Envelope[CredentialsDelivered], board: RequestBoard) -> None:
+async def on_delivered(envelope: Envelope[CredentialsDelivered], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     at_ms = await _record(envelope, board, event.delivered_at, summary=event.channel)
     await board.move(event.request_id, _subject(event), Status.delivered, at_ms)
 
 
-async def on_failed(envelope: Envelope[CredentialsFailed], board: RequestBoard) -> None:
+async def on_failed(envelope: Envelope[CredentialsFailed], deps: Projection) -> None:
+    board = deps.board
     event = envelope.event
     summary = f"{event.channel}: {event.error}"
     at_ms = await _record(envelope, board, _when(envelope), summary=summary)
     await board.move(event.request_id, _subject(event), Status.delivery_failed, at_ms)
 
 
-async def on_released(envelope: Envelope[RoomReleased], board: RequestBoard) -> None:
+async def on_released(envelope: Envelope[RoomReleased], deps: Projection) -> None:
     """Only told in the history: the cancel or move that released the room set the status."""
+    board = deps.board
     await _record(envelope, board, _when(envelope), summary=envelope.event.meeting_id)
 
 
 HANDLERS = (
-    HandlerTable[RequestBoard]("desk")
+    HandlerTable[Projection]("desk")
     .on(RequestSubmitted, on_submitted)
     .on(RoomAssigned, on_assigned)
     .on(RoomReassigned, on_reassigned)
