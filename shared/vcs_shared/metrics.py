@@ -122,14 +122,20 @@ async def watch_connections(
     broker_connected: Callable[[], bool],
     store_ping: Callable[[], Awaitable[object]],
     stop: asyncio.Event,
+    *,
+    on_store: Callable[[bool], Awaitable[None]] | None = None,
 ) -> None:
-    """Keeps the connection gauges current until ``stop`` (a service's background loop)."""
+    """Keeps the connection gauges current until ``stop`` (a service's background loop);
+    ``on_store`` hears whether each ping answered."""
     while not stop.is_set():
         BROKER_CONNECTED.set(1 if broker_connected() else 0)
         try:
             await asyncio.wait_for(store_ping(), timeout=PING_EVERY)
-            STORE_REACHABLE.set(1)
+            reachable = True
         except Exception:  # any failure to answer means unreachable for the operator
-            STORE_REACHABLE.set(0)
+            reachable = False
+        STORE_REACHABLE.set(1 if reachable else 0)
+        if on_store is not None:
+            await on_store(reachable)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=PING_EVERY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stamina
@@ -35,6 +35,7 @@ from vcs_shared.metrics import watch_connections
 from vcs_shared.outbox import OutboxRelay
 from vcs_shared.settings import CommonSettings
 from vcs_shared.store import Document, database_name, make_client
+from vcs_shared.store_watchdog import StoreWatchdog
 from vcs_shared.topology import Topology
 
 log = structlog.get_logger(__name__)
@@ -51,6 +52,7 @@ class ServiceClients:
     database: AsyncDatabase[Document]
     connection: AbstractRobustConnection
     publisher: AmqpPublisher
+    store_url: str = field(repr=False)  # for the watchdog's fresh client; holds the password
 
 
 @asynccontextmanager
@@ -75,6 +77,7 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
                 database=mongo[database_name(settings.namespace, service)],
                 connection=connection,
                 publisher=publisher,
+                store_url=settings.mongodb_url.get_secret_value(),
             )
         finally:
             await connection.close()
@@ -118,6 +121,7 @@ async def _watch(clients: ServiceClients, stop: asyncio.Event) -> None:
         lambda: broker_connected(clients.connection),
         lambda: clients.database.command("ping"),
         stop,
+        on_store=StoreWatchdog(clients.store_url).observe,
     )
 
 
