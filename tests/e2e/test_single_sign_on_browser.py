@@ -1,8 +1,8 @@
 """Single sign-on in a real browser (headless Chromium): a region-12 operator opens the console,
 is sent to the sign-in page, presses the single sign-on button, answers the local provider's
 own page (``oidc-provider-mock``) and lands back on the console signed in; a person who cancels
-at the provider is back on the sign-in page with the reason in Thai. Screenshot in
-``.data/screenshots/``.
+at the provider is back on the sign-in page with the reason in Thai. Screenshots of the sign-in
+page at 1280 px and 360 px in ``.data/screenshots/``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, expect
 
-from tests.support.browser import DESKTOP, screenshot
+from tests.support.browser import DESKTOP, PHONE, cut_off, sarabun_renders_thai, screenshot
 from tests.support.people import invite
 from tests.support.services import StartServices
 from tests.support.single_sign_on import at_provider, provider, sso_env
@@ -69,3 +69,15 @@ async def test_an_operator_signs_in_with_the_single_sign_on_button(
         await expect(cancelled.locator("#single-sign-on")).to_be_visible()
     finally:
         await context.close()
+
+    # The same sign-in page on a phone: the button fits, the Thai is drawn in Sarabun.
+    phone = await browser.new_context(viewport=PHONE, locale="th-TH")
+    try:
+        page = await phone.new_page()
+        await page.goto(f"{intake_url}/signin")
+        await expect(page.locator("#single-sign-on")).to_be_visible()
+        assert await sarabun_renders_thai(page)
+        await screenshot(page, "signin-single-sign-on-360")
+        assert await cut_off(page) == []
+    finally:
+        await phone.close()

@@ -82,6 +82,37 @@ async def unlabelled_fields(page: Page) -> list[str]:
     return names
 
 
+async def cut_off(page: Page) -> list[str]:
+    """Elements reaching past the right edge of the window (cut off on a phone, or making the
+    whole page scroll sideways); what sits in a box that scrolls or clips by itself (a wide
+    table, the day grid) is not counted."""
+    found: list[str] = await page.evaluate(
+        """() => {
+            const width = document.documentElement.clientWidth;
+            const inScroller = e => {
+                for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+                    if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX)) {
+                        return true;
+                    }
+                }
+                return false;
+            };
+            const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                + (typeof e.className === 'string' && e.className
+                   ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
+            const wide = [...document.body.querySelectorAll('*')].filter(e => {
+                const box = e.getBoundingClientRect();
+                return box.width > 0 && box.height > 0 && box.right > width + 0.5 && !inScroller(e);
+            }).map(name);
+            if (document.documentElement.scrollWidth > width) {
+                wide.push('page scrolls sideways: ' + document.documentElement.scrollWidth + 'px');
+            }
+            return wide;
+        }"""
+    )
+    return found
+
+
 async def accept_invite_and_sign_in(page: Page, link: str, email: str) -> None:
     """Sets the password on the invite page, then signs in with it (Enter: the keyboard is
     enough)."""
