@@ -6,9 +6,9 @@ check in ``app.state.health``); docker-compose's health checks and start order a
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
+import pymongo
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import APIRouter, Request, Response, status
 from pymongo.asynchronous.database import AsyncDatabase
@@ -24,7 +24,10 @@ async def reachability(
 ) -> dict[str, str]:
     """``{"status": "ok"|"degraded", "broker": "up"|"down", "store": "up"|"down"}``."""
     try:
-        async with asyncio.timeout(PING_TIMEOUT):  # a frozen store never answers at all
+        # A frozen store never answers at all. PyMongo's own timeout, never a cancellation:
+        # a task cancelled inside server selection can leave the client's topology lock
+        # released twice ("Lock is not acquired"), and the client wedged (store_watchdog).
+        with pymongo.timeout(PING_TIMEOUT):
             await database.command("ping")
         store = "up"
     except Exception:  # any failure to ping means "not reachable" to a health check

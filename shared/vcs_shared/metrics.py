@@ -22,6 +22,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import pymongo
 import structlog
 from fastapi import FastAPI
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
@@ -130,7 +131,8 @@ async def watch_connections(
     while not stop.is_set():
         BROKER_CONNECTED.set(1 if broker_connected() else 0)
         try:
-            await asyncio.wait_for(store_ping(), timeout=PING_EVERY)
+            with pymongo.timeout(PING_EVERY):  # not a cancellation: see vcs_shared.health
+                await store_ping()
             reachable = True
         except Exception:  # any failure to answer means unreachable for the operator
             reachable = False

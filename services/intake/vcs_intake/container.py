@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
+import pymongo
 from aio_pika.abc import AbstractRobustConnection
 from fastapi import Depends, Request
 
@@ -32,7 +32,7 @@ class Container:
 
     async def health(self) -> Health:
         try:
-            async with asyncio.timeout(PING_TIMEOUT):  # a frozen store never answers at all
+            with pymongo.timeout(PING_TIMEOUT):  # not a cancellation: see vcs_shared.health
                 await self.store.ping()
             store = "up"
         except Exception:  # any failure to ping means "not reachable" to a health check
