@@ -1,11 +1,12 @@
 """Restarts a service whose store client stays broken while the store itself answers.
 
-Seen twice in chaos soaks (PyMongo 4.20's ``AsyncMongoClient`` on nx-27017): after the store
-was frozen and thawed, one service's client answered every operation with ``connection pool
-paused`` or a server-selection timeout for good — 13 minutes and more — while the store
-served the other services, and a new client, at once. PyMongo's monitor, which alone marks
-the server usable again, runs as a periodic task that stops for good when an error escapes
-its check, and nothing restarts it. Every store of the service holds that client, so it
+Seen in every long chaos soak (PyMongo 4.20's ``AsyncMongoClient`` on nx-27017; six times in
+one 30-minute run): after the store was frozen and thawed, a service's client answered every
+operation with ``connection pool paused``, a server-selection timeout or ``RuntimeError: Lock
+is not acquired`` (its topology lock) for good — 13 minutes and more — while the store served
+the other services, and a new client, at once. PyMongo's monitor, which alone marks the
+server usable again, runs as a periodic task that stops for good when an error escapes its
+check, and nothing restarts it. Every store of the service holds that client, so it
 cannot be mended in place: the watchdog stops the service (its own graceful SIGTERM), and
 the supervisor of ``make run``, or the container's restart policy, starts it afresh.
 
