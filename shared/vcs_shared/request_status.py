@@ -45,6 +45,12 @@ class Status(StrEnum):
         on from there)."""
         return self not in NOT_FINAL
 
+    @property
+    def allows_redelivery(self) -> bool:
+        """An operator may send the credentials again: once a delivery was tried (delivered or
+        failed), never before the room is known nor after the request ended."""
+        return self in (Status.delivered, Status.delivery_failed)
+
 
 MOVES: dict[Status, frozenset[Status]] = {
     # delivered may overtake assigned: the notifier's event can arrive before the allocator's
