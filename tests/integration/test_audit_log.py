@@ -117,7 +117,8 @@ async def test_an_invitation_is_audited_from_the_command_line_and_from_the_conso
 
     assert by_command["actor"]["kind"] == "cli"
     assert by_command["actor"]["name"].endswith("(vcs user)")
-    assert by_command["after"] is not None and "region 12" in by_command["after"]
+    assert by_command["after"] is not None
+    assert "region 12" in by_command["after"]
     assert by_console["actor"]["kind"] == "person"
     assert by_console["actor"]["name"] == "ทดสอบ ระบบ"
     assert by_console["after"] is not None

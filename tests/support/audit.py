@@ -10,6 +10,7 @@ import httpx
 from tests.support.auth import bearer
 from tests.support.waiting import eventually
 
+
 class EntryActor(TypedDict):
     kind: str
     id: str
