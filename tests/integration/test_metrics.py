@@ -37,7 +37,10 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 async def test_metrics_count_one_request_through_every_service(
-    start_services: StartServices, http: httpx.AsyncClient, namespace: str
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    namespace: str,
+    service_env: dict[str, str],
 ) -> None:
     ports = {name: free_port() for name in ("intake", "allocator", "notifier", "desk")}
     for name, port in ports.items():
@@ -76,6 +79,11 @@ async def test_metrics_count_one_request_through_every_service(
     assert value(intake, "vcs_outbox_oldest_unsent_age_seconds", collection="requests") == 0
     public = await http.get("/metrics")
     assert public.status_code == 404  # never on the public address
+    async with httpx.AsyncClient(timeout=10) as anonymous:  # nor on an internal API's
+        for setting in ("VCS_ADMIN_PORT", "VCS_NOTIFIER_PORT", "VCS_DESK_PORT"):
+            internal = await anonymous.get(f"http://127.0.0.1:{service_env[setting]}/metrics")
+            assert internal.status_code in (401, 404), setting
+            assert "vcs_" not in internal.text, setting
 
 
 async def test_the_desk_counts_what_the_delivery_limit_dead_lettered(
