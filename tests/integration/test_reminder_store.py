@@ -46,3 +46,22 @@ async def test_a_due_reminder_is_claimed_once_and_never_due_again(
 
     assert await store.withdraw("r-1", at=later) == 1  # the 30m one, not sent yet
     assert await store.due(starts_at, limit=10) == []
+
+
+async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missing(
+    mongo: AsyncMongoClient[Document], namespace: str
+) -> None:
+    """The reminders go in one unordered write: one already there (an earlier attempt that
+    stored part of them) is refused alone, the others are stored, and nothing is raised."""
+    db = mongo[database_name(namespace, "notifier")]
+    store = MongoReminderStore(db)
+    await store.ensure_indexes()
+    now = datetime.now(UTC)
+    planned = plan("r-2", now + timedelta(days=3), parse_leads("1d,2h,30m"), now=now)
+    assert len(planned) == 3
+    await store.schedule(planned[1:2])
+
+    await store.schedule(planned)
+
+    stored = sorted([d["_id"] async for d in db["reminders"].find({"request_id": "r-2"})])
+    assert stored == sorted(r.reminder_id for r in planned)
