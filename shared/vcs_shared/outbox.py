@@ -16,6 +16,13 @@ Stored shape, in the owning document:
   outbox write, so marking entries sent never overwrites an entry added
   meanwhile, and two changes of one document never overwrite each other.
 
+Marking entries sent is one ``bulk_write`` per batch, not one update per document: while
+one batch of marks is being written, the marks of every other publish of the same
+collection wait and go together in the next (group commit), so a burst of requests costs
+a few mark commands instead of one per request, and a single publish still writes its mark
+at once. A mark that is never written (the process dies, the batch fails) leaves the entry
+unsent: the sweep publishes it again, which consumers already take as a duplicate.
+
 Only top-level scalar fields are queried: the embedded store answers queries on
 an indexed array path (``outbox.sent``) wrongly.
 """
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import structlog
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from vcs_shared.audit import AuditRecorded
@@ -90,6 +98,11 @@ class Changed:
 
     document: Document
     written: bool
+
+
+class MarksNotWritten(RuntimeError):
+    """The batch this publish's marks were in was not written (its writer was interrupted);
+    the entries stay unsent and the sweep publishes them again."""
 
 
 class ConcurrentChanges(RuntimeError):
@@ -208,6 +221,10 @@ class OutboxRelay:
         self._stale_after = timedelta(seconds=stale_after)
         self._max_backoff = max_backoff
         self._healthy = True
+        self._marks: list[tuple[UpdateOne, asyncio.Future[None]]] = []
+        """Marks waiting for the next batch, each with the future its publisher awaits."""
+        self._marking = asyncio.Lock()
+        """Held while a batch of marks is written."""
 
     @property
     def healthy(self) -> bool:
@@ -221,7 +238,10 @@ class OutboxRelay:
         (an intake answers ``202``) whatever happens to the broker or the store now.
         """
         try:
-            return await self._publish(doc_id, outbox, cutoff=None)
+            published, mark = await self._publish(doc_id, outbox, cutoff=None)
+            if mark is not None:
+                await self._mark_sent([mark])
+            return published
         except Exception as exc:  # e.g. the store went away before the entries were marked sent
             log.warning("outbox.publish_now_failed", document=doc_id, error=repr(exc))
             return False
@@ -250,10 +270,18 @@ class OutboxRelay:
         cursor = self._collection.find({"outbox_pending": True}, {"outbox": 1}).limit(500)
         pending = [doc async for doc in cursor]
         self._measure(pending, now)
+        marks: list[UpdateOne] = []
+        ok = True
         for doc in pending:
-            if not await self._publish(doc["_id"], doc.get("outbox", []), cutoff=cutoff):
-                return False
-        return True
+            published, mark = await self._publish(doc["_id"], doc.get("outbox", []), cutoff=cutoff)
+            if mark is not None:
+                marks.append(mark)
+            if not published:
+                ok = False
+                break
+        if marks:
+            await self._mark_sent(marks)
+        return ok
 
     def _measure(self, pending: Sequence[Document], now: datetime) -> None:
         """The backlog the sweep found (at most its batch) and the age of its oldest entry."""
@@ -265,7 +293,12 @@ class OutboxRelay:
 
     async def _publish(
         self, doc_id: str, outbox: Sequence[Document], *, cutoff: datetime | None
-    ) -> bool:
+    ) -> tuple[bool, UpdateOne | None]:
+        """Publishes the unsent entries of one document (older than ``cutoff``, if given);
+        whether all went out, and the write that marks the ones that did (None: none did).
+
+        The mark is a compare-and-set on the outbox size: if the document got another entry
+        meanwhile it matches nothing, and the sweep publishes these entries again."""
         marked = [dict(entry) for entry in outbox]
         published = False
         ok = True
@@ -287,18 +320,41 @@ class OutboxRelay:
                 break
             entry["sent"] = True
             published = True
-        if published:
-            self._healthy = True
-            await self._collection.update_one(
-                {"_id": doc_id, "outbox_count": len(marked)},
-                {
-                    "$set": {
-                        "outbox": marked,
-                        "outbox_pending": not all(e["sent"] for e in marked),
-                    }
-                },
-            )
-        return ok
+        if not published:
+            return ok, None
+        self._healthy = True
+        mark = UpdateOne(
+            {"_id": doc_id, "outbox_count": len(marked)},
+            {"$set": {"outbox": marked, "outbox_pending": not all(e["sent"] for e in marked)}},
+        )
+        return ok, mark
+
+    async def _mark_sent(self, marks: Sequence[UpdateOne]) -> None:
+        """Writes ``marks`` together with the marks other publishes of this collection are
+        waiting to write: one ``bulk_write`` per batch (see the module docstring).
+
+        The caller that finds no batch under way writes every mark queued so far; the ones
+        queued meanwhile wait for it and go in the next batch. Returns once ``marks`` are
+        written; raises what their batch's write raised (the entries stay unsent and the
+        sweep publishes them again).
+        """
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._marks.extend((mark, written) for mark in marks)
+        async with self._marking:
+            if not written.done():
+                batch, self._marks = self._marks, []
+                try:
+                    await self._collection.bulk_write([m for m, _ in batch], ordered=False)
+                except BaseException as exc:
+                    failure = exc if isinstance(exc, Exception) else MarksNotWritten(repr(exc))
+                    for _, waiter in batch:  # the writer's own error is raised right here
+                        if waiter is not written and not waiter.done():
+                            waiter.set_exception(failure)
+                    raise
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(None)
+        await written
 
 
 def _aware(value: datetime) -> datetime:

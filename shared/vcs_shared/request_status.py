@@ -38,6 +38,19 @@ class Status(StrEnum):
         assignment arrives late): not once it was cancelled or rejected."""
         return self not in (Status.cancelled, Status.rejected)
 
+    @property
+    def settled(self) -> bool:
+        """Nothing more happens to the request by itself (a clerk's live page stops listening):
+        it was delivered, rejected, cancelled, or its delivery failed (only an operator moves it
+        on from there)."""
+        return self not in NOT_FINAL
+
+    @property
+    def allows_redelivery(self) -> bool:
+        """An operator may send the credentials again: once a delivery was tried (delivered or
+        failed), never before the room is known nor after the request ended."""
+        return self in (Status.delivered, Status.delivery_failed)
+
 
 MOVES: dict[Status, frozenset[Status]] = {
     # delivered may overtake assigned: the notifier's event can arrive before the allocator's

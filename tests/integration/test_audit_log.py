@@ -117,9 +117,11 @@ async def test_an_invitation_is_audited_from_the_command_line_and_from_the_conso
 
     assert by_command["actor"]["kind"] == "cli"
     assert by_command["actor"]["name"].endswith("(vcs user)")
+    assert by_command["after"] is not None
     assert "region 12" in by_command["after"]
     assert by_console["actor"]["kind"] == "person"
     assert by_console["actor"]["name"] == "ทดสอบ ระบบ"
+    assert by_console["after"] is not None
     assert by_console["after"].startswith(f"สมหญิง ใจงาม <{clerk}>, office 4702")
     assert by_console["provinces"] == ["47"]
     assert "/invite/" not in json.dumps(by_console)  # never the link
@@ -234,6 +236,7 @@ async def test_token_issue_and_revoke_on_the_command_line_are_audited(
     [revoke] = await exactly(http, 1, target=jti, action="token_revoke")
     assert issue["actor"]["kind"] == "cli"
     assert issue["actor"]["name"].endswith("(vcs token issue)")
+    assert issue["after"] is not None
     assert issue["after"].startswith("operator:somchai, expires ")
     assert issue["provinces"] == ["38", "47", "48", "49"]
     assert (revoke["before"], revoke["after"]) == ("operator:somchai, valid", "revoked")

@@ -1,4 +1,5 @@
-"""``vcs token``: the printed token works against the running intake; revoking it shuts it out.
+"""``vcs token``: the printed token works against the running intake; revoking it shuts it out
+within seconds.
 
 The command runs as its own process, as an operator would run it, with only
 the environment it is given (or the ``.data/dev.env`` that ``make run`` writes).
@@ -15,6 +16,7 @@ from tests.support.auth import TEST_JWT_SECRET, bearer, office_token
 from tests.support.cli import last_line, vcs
 from tests.support.requests import request_body
 from tests.support.services import StartServices
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +53,7 @@ async def test_beside_make_run_the_secret_comes_from_data_dev_env(
     assert accepted.status_code == 202
 
 
-async def test_a_revoked_token_gets_401_from_the_next_request_on(
+async def test_a_revoked_token_gets_401_within_seconds(
     start_services: StartServices,
     http: httpx.AsyncClient,
     tmp_path: Path,
@@ -73,8 +75,13 @@ async def test_a_revoked_token_gets_401_from_the_next_request_on(
 
     assert revoked.stdout.startswith("revoked"), revoked.stderr
     assert again.stdout.startswith("already revoked")
-    refused = await http.get(f"/v1/requests/{request_id}", headers=bearer(token))
-    assert refused.status_code == 401
+
+    async def refused_now() -> httpx.Response | None:
+        answer = await http.get(f"/v1/requests/{request_id}", headers=bearer(token))
+        return answer if answer.status_code == 401 else None
+
+    # The intake reads the revocation list at most every 2 s (README: within ~2 s).
+    refused = await eventually(refused_now, timeout=10, what="the revoked token refused")
     assert refused.headers["WWW-Authenticate"].startswith("Bearer")
     assert "revoked" in refused.json()["detail"]
     fresh = await http.get(f"/v1/requests/{request_id}", headers=bearer(office_token("4701")))

@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Literal, TypedDict
 
 import httpx
 
 from tests.support.auth import bearer
 from tests.support.waiting import eventually
 
-Entry = dict[str, Any]
+
+class EntryActor(TypedDict):
+    kind: str
+    id: str
+    name: str
+
+
+class EntryTarget(TypedDict):
+    kind: str
+    id: str
+
+
+class Entry(TypedDict):
+    """One item of ``GET /v1/admin/audit`` as the JSON carries it (the desk's ``AuditItem``):
+    a typed record, still read by key, so a test names fields the answer really has."""
+
+    id: str
+    at: str
+    actor: EntryActor
+    action: str
+    outcome: Literal["success", "failure"]
+    target: EntryTarget
+    provinces: list[str]
+    before: str | None
+    after: str | None
+    detail: str | None
+    source: str
 
 
 async def entries(client: httpx.AsyncClient, **params: str) -> list[Entry]:

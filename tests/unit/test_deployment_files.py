@@ -32,6 +32,7 @@ from vcs_shared.settings import EXAMPLE_SECRET
 from vcs_shared.store import database_name
 from vcs_shared.topology import CONSUMERS, Topology, binding_keys
 from vcs_tools.contract import rendered_files
+from vcs_tools.devstack import METRICS_PORTS
 from vcs_tools.rabbitmq import SERVICE_USERS, password_variable
 
 pytestmark = pytest.mark.unit
@@ -239,6 +240,24 @@ def test_the_intake_is_checked_for_health_on_its_own_port(compose: dict[str, Any
 
     assert "127.0.0.1:8000/healthz" in " ".join(intake["healthcheck"]["test"])
     assert intake["environment"]["VCS_PORT"] == "8000"
+
+
+@pytest.mark.parametrize("service", sorted(SETTINGS))
+def test_each_service_serves_its_metrics_on_a_port_of_its_own(
+    compose: dict[str, Any], service: str
+) -> None:
+    """Prometheus reaches ``/metrics`` over the compose network (``<service>:<port>``, the
+    port ``make run`` gives it), never on the public or the internal API's port, and the port
+    is not published on the host."""
+    definition = compose["services"][service]
+    environment = definition["environment"]
+    api_ports = {"8000", *(str(port) for _, _, port in INTERNAL_APIS.values())}
+
+    assert environment["VCS_METRICS_HOST"] == "0.0.0.0"
+    assert int(environment["VCS_METRICS_PORT"]) == METRICS_PORTS[service]
+    assert environment["VCS_METRICS_PORT"] not in api_ports
+    published = " ".join(definition.get("ports", []))
+    assert environment["VCS_METRICS_PORT"] not in published
 
 
 def test_every_broker_user_gets_its_password(compose: dict[str, Any]) -> None:

@@ -29,3 +29,12 @@ def test_final_statuses_never_move() -> None:
     assert MOVES[Status.rejected] == frozenset()
     assert MOVES[Status.cancelled] == frozenset()
     assert not Status.delivered.may_become(Status.assigned)
+
+
+def test_settled_statuses_are_those_nothing_moves_on_by_itself() -> None:
+    settled = {s for s in Status if s.settled}
+    assert settled == {Status.delivered, Status.rejected, Status.cancelled, Status.delivery_failed}
+
+
+def test_credentials_may_be_sent_again_only_after_a_delivery_was_tried() -> None:
+    assert {s for s in Status if s.allows_redelivery} == {Status.delivered, Status.delivery_failed}

@@ -305,7 +305,7 @@ async def _request_view(
         roles=ROLE_LABELS,
         free_rooms=free_rooms,
         may_cancel=record.status.may_become(Status.cancelled) and live,
-        may_redeliver=record.status in (Status.delivered, Status.delivery_failed),
+        may_redeliver=record.status.allows_redelivery,
         problem=problem,
     )
     response.status_code = status_code

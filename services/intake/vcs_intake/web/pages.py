@@ -45,8 +45,6 @@ from vcs_shared.store import epoch_ms
 router = APIRouter(include_in_schema=False)
 
 
-# A page stops listening once nothing more will happen by itself.
-SETTLED = frozenset({Status.delivered, Status.rejected, Status.cancelled, Status.delivery_failed})
 # How often a live page re-reads its request without being woken (another intake process
 # may have handled the event).
 RECHECK_SECONDS = 3.0
@@ -237,7 +235,7 @@ async def request_live(
                         request, "_status.html", who=who, **_details(current, container)
                     )
                     yield {"event": "status", "data": html}
-                if current.status in SETTLED:
+                if current.status.settled:
                     yield {"event": "end", "data": current.status.value}
                     return
                 await watch.next_change(within=RECHECK_SECONDS)
@@ -322,5 +320,5 @@ def _details(record: RequestState, container: Container) -> dict[str, Any]:
         "qr": qr,
         "may_cancel": _may_cancel(record),
         "advice": REJECTION_ADVICE.get(view.rejection.reason.value) if view.rejection else None,
-        "settled": view.status in SETTLED,
+        "settled": view.status.settled,
     }
