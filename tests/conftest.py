@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from tests.support.auth import TEST_JWT_SECRET, BearerAuth, national_operator_token
 from tests.support.events import TEST_CREDENTIALS_KEYS
+from tests.support.forkserver import ForkServers
 from tests.support.paths import SAMPLE_POOL
 from tests.support.services import StartServices
 from tests.support.tap import EventTap, open_channel
@@ -141,11 +142,22 @@ def service_env(
     )
 
 
+@pytest.fixture(scope="session")
+def fork_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForkServers]:
+    """Where :func:`start_services` forks services from (tests/support/forkserver.py)."""
+    servers = ForkServers(tmp_path_factory.mktemp("forkservers"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
 @pytest_asyncio.fixture
 async def start_services(
-    service_env: dict[str, str], broker: Any, tmp_path: Path
+    service_env: dict[str, str], broker: Any, tmp_path: Path, fork_servers: ForkServers
 ) -> AsyncIterator[StartServices]:
-    """Starts service processes and waits until each consumes (and the intake answers)."""
+    """Starts service processes and waits until each consumes (and the intake answers);
+    each is forked from a warm parent that imported it once for the whole session."""
     started: list[ServiceProcess] = []
 
     async def start(*names: str, extra_env: dict[str, str] | None = None) -> list[ServiceProcess]:
@@ -153,7 +165,7 @@ async def start_services(
         processes = []
         for name in names or SERVICES:
             log_path = tmp_path / "logs" / f"{name}-{len(started)}.log"
-            process = ServiceProcess(name, env, log_path).start()
+            process = ServiceProcess(name, env, log_path, fork_servers.launch).start()
             started.append(process)
             processes.append(process)
         for process in processes:

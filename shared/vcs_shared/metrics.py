@@ -9,10 +9,10 @@ figures (:func:`instrument`).
 
 What an operator of the platform watches, and the alerts in
 ``deploy/prometheus/alerts.yml``: messages per queue and outcome (dead letters),
-the outbox backlog and the age of its oldest unsent event (the broker or the
-relay is stuck), allocation latency and decisions by outcome, deliveries by
-channel and result, requests not final after the stuck threshold, and whether
-the broker and the store are reachable.
+the dead letters waiting for a person, the outbox backlog and the age of its
+oldest unsent event (the broker or the relay is stuck), allocation latency and
+decisions by outcome, deliveries by channel and result, requests not final after
+the stuck threshold, and whether the broker and the store are reachable.
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ ZOOM_PASSCODES = Counter(
     "fallbacks: fallback_pool_passcode, fallback_reject (at allocation), fallback_standing "
     "(Zoom failed until the window started)",
     ["outcome"],
+)
+DEAD_LETTERS = Gauge(
+    "vcs_dead_letters",
+    "Messages waiting in a dead-letter queue: poison, and what the queue's delivery limit "
+    "dead-lettered after its handler kept failing (which no consumer sees); the desk counts them",
+    ["queue"],
 )
 SUBMITS_SHED = Counter(
     "vcs_submits_shed", "Submits refused at once (503) because too many were in flight"

@@ -78,6 +78,16 @@ async def test_the_events_of_one_request_form_one_chain_of_spans(
     assert chain[-1].service == "vcs-intake"
     assert chain[-1].kind == 2  # SPAN_KIND_SERVER: the POST /v1/requests itself
     assert {s.trace_id for s in (*chain, allocation, mailing)} == {submitted[0]}
+    # the front door's access line of the POST names the trace, so a logged request leads to it
+    (intake,) = [p for p in processes if p.name == "intake"]
+    intake_lines = [json.loads(line) for line in intake.log_path.read_text().splitlines() if line]
+    (post_line,) = [
+        line
+        for line in intake_lines
+        if line.get("event") == "http.request"
+        and line.get("http_request_id") == answer.headers["x-request-id"]
+    ]
+    assert post_line["trace_id"] == submitted[0]
     # the log lines written while handling carry the trace and span ids
     (allocator,) = [p for p in processes if p.name == "allocator"]
     lines = [json.loads(line) for line in allocator.log_path.read_text().splitlines() if line]

@@ -348,8 +348,10 @@ async def test_a_reminder_reaches_the_webhook_once_with_two_notifiers(
     namespace: str,
 ) -> None:
     env = {**LOOPBACK, "VCS_REMINDERS": "1d,110s", "VCS_REMINDER_POLL_SECONDS": "0.2"}
-    await start_services("intake", "allocator", "notifier", "notifier", extra_env=env)
+    await start_services("intake", "allocator", "notifier", extra_env=env)
     secret = (await register(http, receiver.url)).json()["secret"]
+    # The second notifier starts knowing the webhook (a running one learns of it within 2 s).
+    await start_services("notifier", extra_env=env)
     starts_at = (datetime.now(BANGKOK) + timedelta(minutes=2)).replace(microsecond=0)
     body = request_body("4701", starts_at=starts_at)
     request_id = (await http.post("/v1/requests", json=body, headers=OFFICE_4701)).json()[

@@ -3,6 +3,9 @@ they count what happened to a request (issue 16, Metrics)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import aio_pika
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -10,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
+from vcs_shared.topology import CONSUMERS, Topology
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
@@ -33,7 +37,10 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 async def test_metrics_count_one_request_through_every_service(
-    start_services: StartServices, http: httpx.AsyncClient, namespace: str
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    namespace: str,
+    service_env: dict[str, str],
 ) -> None:
     ports = {name: free_port() for name in ("intake", "allocator", "notifier", "desk")}
     for name, port in ports.items():
@@ -65,10 +72,49 @@ async def test_metrics_count_one_request_through_every_service(
         == 1
     )
     assert value(notifier, "vcs_deliveries_total", channel="email", result="delivered") == 1
-    for name in ("intake", "allocator", "notifier"):
+    for name in ("intake", "allocator", "notifier", "desk"):
         assert value(seen[name], "vcs_broker_connected") == 1, name
         assert value(seen[name], "vcs_store_reachable") == 1, name
     assert value(intake, "vcs_outbox_backlog", collection="requests") == 0
     assert value(intake, "vcs_outbox_oldest_unsent_age_seconds", collection="requests") == 0
     public = await http.get("/metrics")
     assert public.status_code == 404  # never on the public address
+    async with httpx.AsyncClient(timeout=10) as anonymous:  # nor on an internal API's
+        for setting in ("VCS_ADMIN_PORT", "VCS_NOTIFIER_PORT", "VCS_DESK_PORT"):
+            internal = await anonymous.get(f"http://127.0.0.1:{service_env[setting]}/metrics")
+            assert internal.status_code in (401, 404), setting
+            assert "vcs_" not in internal.text, setting
+
+
+async def test_the_desk_counts_what_the_delivery_limit_dead_lettered(
+    start_services: StartServices, broker: Any, topology: Topology
+) -> None:
+    """A message whose handling keeps failing is dead-lettered by the quorum queue's delivery
+    limit inside the broker, where no consumer counts it: the desk's ``vcs_dead_letters``
+    (the depth of each DLQ) is what shows it, and what the dead-letter alert watches."""
+    port = free_port()
+    await start_services("desk", extra_env={"VCS_METRICS_PORT": str(port)})
+    allocator = await broker.get_queue(topology.queue("allocator"))
+    await broker.default_exchange.publish(
+        aio_pika.Message(b"{}", message_id="keeps-failing"), routing_key=allocator.name
+    )
+    dead = topology.dead_letter_queue("allocator")
+
+    async def dead_lettered() -> bool:  # a stand-in allocator whose handler always fails
+        message = await allocator.get(no_ack=False, fail=False)
+        if message is not None:
+            await message.nack(requeue=True)
+        declared = await (await broker.get_queue(dead)).declare()
+        return bool(declared.message_count == 1)
+
+    await eventually(dead_lettered, timeout=60, what="the delivery limit dead-lettering it")
+
+    async def counted() -> Samples | None:
+        seen = await scrape(port)
+        return seen if value(seen, "vcs_dead_letters", queue=dead) == 1 else None
+
+    seen = await eventually(counted, what="the desk to count the dead letter")
+    for service in CONSUMERS:
+        if service != "allocator":
+            assert value(seen, "vcs_dead_letters", queue=topology.dead_letter_queue(service)) == 0
+    assert value(seen, "vcs_broker_connected") == 1

@@ -57,10 +57,10 @@ async def test_a_finished_reminder_announces_once(
     store = MongoReminderStore(db)  # offline: the entries wait in the outbox for a relay
     await store.ensure_indexes()
     now = datetime.now(UTC)
-    [reminder] = plan("r-2", now + timedelta(minutes=30), parse_leads("30m"), now=now - LEASE)
+    [reminder] = plan("r-3", now + timedelta(minutes=30), parse_leads("30m"), now=now - LEASE)
     await store.schedule([reminder])
     reminded = ReminderSent(
-        request_id="r-2",
+        request_id="r-3",
         province_code="47",
         district_code="4701",
         lead="30m",
@@ -69,7 +69,7 @@ async def test_a_finished_reminder_announces_once(
         ends_at=now + timedelta(hours=1),
         sent_at=now,
     )
-    announcement = announce(reminded, correlation_id="r-2")
+    announcement = announce(reminded, correlation_id="r-3")
 
     await store.finish(reminder.reminder_id, "sent", at=now, announcement=announcement)
     # a second process whose lease ran out finishes it too: no second announcement
@@ -79,3 +79,22 @@ async def test_a_finished_reminder_announces_once(
     assert document is not None
     assert document["state"] == "sent"
     assert [e["routing_key"] for e in document["outbox"]] == ["reminder.sent.47.4701"]
+
+
+async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missing(
+    mongo: AsyncMongoClient[Document], namespace: str
+) -> None:
+    """The reminders go in one unordered write: one already there (an earlier attempt that
+    stored part of them) is refused alone, the others are stored, and nothing is raised."""
+    db = mongo[database_name(namespace, "notifier")]
+    store = MongoReminderStore(db)
+    await store.ensure_indexes()
+    now = datetime.now(UTC)
+    planned = plan("r-2", now + timedelta(days=3), parse_leads("1d,2h,30m"), now=now)
+    assert len(planned) == 3
+    await store.schedule(planned[1:2])
+
+    await store.schedule(planned)
+
+    stored = sorted([d["_id"] async for d in db["reminders"].find({"request_id": "r-2"})])
+    assert stored == sorted(r.reminder_id for r in planned)

@@ -22,7 +22,7 @@ from vcs_notifier.line import LineChannel, LineClient
 from vcs_notifier.webhook_delivery import WebhookDispatcher
 from vcs_notifier.webhook_domain import RetryPolicy, SigningSecret, WebhookRegistration
 from vcs_notifier.webhook_guard import IPAddress, NetworkPolicy, parse_networks
-from vcs_notifier.webhook_store import MongoWebhookStore
+from vcs_notifier.webhook_store import WITH_WEBHOOK_MAX_AGE, MongoWebhookStore
 from vcs_notifier.webhooks import WebhookSender, new_secret
 from vcs_shared.credentials import CredentialsSealer, MeetingCredentials
 from vcs_shared.envelope import Envelope, decode, encode
@@ -242,3 +242,32 @@ async def test_a_line_push_reaches_the_fake_line_with_the_credentials() -> None:
         await client.aclose()
     finally:
         line.stop()
+
+
+async def test_whether_an_office_has_a_webhook_is_read_at_most_every_two_seconds(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """The question every handled event asks: "none" answered from a copy of the offices with
+    a webhook, so another process's registration counts once the copy is two seconds old (this
+    process's own at once); "one" confirmed in the store, so a removal counts at once."""
+    db = mongo[database_name(namespace, "notifier")]
+    sealer = CredentialsSealer(credentials_keys)
+    now = [1000.0]
+    notifier = MongoWebhookStore(db, sealer, clock=lambda: now[0])
+    other = MongoWebhookStore(db, sealer)  # another notifier process, where the API call went
+    assert not await notifier.has_webhook("4701")
+
+    await register(other, "http://127.0.0.1:9/hook")
+    now[0] += WITH_WEBHOOK_MAX_AGE - 0.1
+    assert not await notifier.has_webhook("4701")  # the copy read before it
+    now[0] += 0.2
+    assert await notifier.has_webhook("4701")
+    assert not await notifier.has_webhook("4702")
+
+    assert await other.unregister("4701")
+    assert not await notifier.has_webhook("4701")  # the copy says one: the store says removed
+
+    await register(notifier, "http://127.0.0.1:9/hook")
+    assert await notifier.has_webhook("4701")  # its own registration: at once
+    assert await notifier.unregister("4701")
+    assert not await notifier.has_webhook("4701")

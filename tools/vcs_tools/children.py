@@ -36,6 +36,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from vcs_tools.private_files import open_private, private_dir
 
@@ -45,6 +46,21 @@ PR_SET_PDEATHSIG = 1
 _prctl = ctypes.CDLL(None, use_errno=True).prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 _prctl.restype = ctypes.c_int
+
+
+class Child(Protocol):
+    """A started child as :func:`end` and :func:`signal_group` use it: a ``subprocess.Popen``,
+    or a process forked by another parent that reports its exit (the tests' fork servers)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
 
 
 def spawn(
@@ -75,15 +91,16 @@ def spawn(
             umask=0o077,
             pass_fds=tuple(pass_fds),
             cwd=cwd,
-            preexec_fn=_die_with_parent(os.getpid()),
+            preexec_fn=die_with_parent(os.getpid()),
         )
     finally:
         if log_path is not None:
             os.close(output)
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """Runs in the child between fork and exec: a few system calls, nothing that could block."""
+def die_with_parent(parent: int) -> Callable[[], None]:
+    """Runs in the child right after the fork (before exec, if any): a few system calls,
+    nothing that could block."""
 
     def arm() -> None:
         _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
@@ -93,13 +110,13 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return arm
 
 
-def signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def signal_group(process: Child, sig: signal.Signals) -> None:
     """Sends ``sig`` to the child's process group (itself and anything it started)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
 
 
-def end(process: subprocess.Popen[bytes], *, grace: float = 30.0) -> int:
+def end(process: Child, *, grace: float = 30.0) -> int:
     """Stops the child and its group: SIGTERM (after SIGCONT, in case it was frozen), then
     SIGKILL if it has not exited within ``grace`` seconds. Returns its exit status."""
     if process.poll() is None:
@@ -111,7 +128,7 @@ def end(process: subprocess.Popen[bytes], *, grace: float = 30.0) -> int:
             signal_group(process, signal.SIGKILL)
             process.wait()
     signal_group(process, signal.SIGKILL)  # whatever it started and left behind
-    return process.returncode
+    return process.wait()
 
 
 def describe_exit(returncode: int) -> str:

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -31,7 +31,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from pymongo import MongoClient
 
-from vcs_tools.children import end, signal_group, spawn
+from vcs_tools.children import Child, end, signal_group, spawn
 from vcs_tools.mailsink import KeepMail
 from vcs_tools.private_files import private_dir
 from vcs_tools.supervisor import ChildSpec, Probe, Started
@@ -126,6 +126,15 @@ def service_ready(name: str, env: Mapping[str, str]) -> Probe:
 
 def service_command(name: str) -> list[str]:
     return [sys.executable, "-m", f"vcs_{name}"]
+
+
+Launcher = Callable[[str, Mapping[str, str], Path], Child]
+"""Starts service ``name`` with an environment, its output appended to a log file."""
+
+
+def launch_fresh(name: str, env: Mapping[str, str], log_path: Path) -> Child:
+    """``python -m vcs_<name>``: a fresh interpreter, as ``vcs run`` starts a service."""
+    return spawn(service_command(name), env=env, log_path=log_path)
 
 
 def store_command(data_dir: Path, port: int) -> list[str]:
@@ -290,19 +299,19 @@ class SmtpSink:
 
 @dataclass
 class ServiceProcess:
-    """One service (``python -m vcs_<name>``) as its own OS process, logging to a file."""
+    """One service (``python -m vcs_<name>``) as its own OS process, logging to a file;
+    ``launch`` says how it is started (the tests fork it from a warm parent)."""
 
     name: str
     env: Mapping[str, str]
     log_path: Path
-    process: subprocess.Popen[bytes] | None = None
+    launch: Launcher = launch_fresh
+    process: Child | None = None
     started: Started | None = None
 
     def start(self) -> ServiceProcess:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.process = spawn(
-            service_command(self.name), env={**os.environ, **self.env}, log_path=self.log_path
-        )
+        self.process = self.launch(self.name, {**os.environ, **self.env}, self.log_path)
         self.started = Started(self.process.pid, self.log_path, offset)
         return self
 

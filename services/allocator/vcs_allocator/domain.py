@@ -451,9 +451,10 @@ class ReassignRefused(Exception):
 
 def check_reassign(
     reservation: Reservation | None, room: Room | None, meeting_id: str, now: datetime
-) -> Reservation:
-    """The live reservation that may move to ``room`` (found by ``meeting_id`` among the
-    active rooms of the pools the office may use), or :class:`ReassignRefused` saying why."""
+) -> tuple[Reservation, Room]:
+    """The live reservation and the room it may move to (``room``: found by ``meeting_id``
+    among the active rooms of the pools the office may use), or :class:`ReassignRefused`
+    saying why."""
     if reservation is None:
         raise ReassignRefused(
             "the request holds no room (not allocated yet, rejected or cancelled)"
@@ -474,7 +475,7 @@ def check_reassign(
             f"{reservation.participants} participants",
             conflict=False,
         )
-    return reservation
+    return reservation, room
 
 
 def check_office(district_code: str, province_code: str) -> Rejection | None:

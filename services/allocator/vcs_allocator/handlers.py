@@ -9,12 +9,13 @@ the write loses nothing: the store's outbox publishes what was stored.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 
+from vcs_allocator.booking_credentials import booking_credentials
 from vcs_allocator.domain import (
     AllocationPolicy,
     Decision,
@@ -29,7 +30,7 @@ from vcs_allocator.domain import (
     released_from,
     slot_starts,
 )
-from vcs_allocator.store import ReservationStore
+from vcs_allocator.store import Occupancy, ReservationStore
 from vcs_allocator.zoom_passcodes import ZoomPasscodes
 from vcs_shared.broker import RetryLater
 from vcs_shared.clock import Clock, utc_now
@@ -87,21 +88,16 @@ async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) ->
             DECISIONS.labels(settled.result.reason.value).inc()
         else:
             room = settled.result
-            sealed = await _credentials(envelope.event, room, deps)
+            event = envelope.event
+            sealed = await booking_credentials(
+                deps.sealer, deps.zoom, event.request_id, event.starts_at, room
+            )
             if isinstance(sealed, Rejection):
                 await _reject(envelope, sealed, {*settled.leftover, room.meeting_id}, deps)
                 DECISIONS.labels(sealed.reason.value).inc()
                 return
             await _assign(envelope, room, settled, deps, sealed)
             DECISIONS.labels("assigned").inc()
-
-
-async def _credentials(event: RequestSubmitted, room: Room, deps: AllocatorDeps) -> str | Rejection:
-    """The sealed credentials the booking gets: the room's own (resealed), or a fresh Zoom
-    passcode's, or a rejection when Zoom cannot give one and ``VCS_ZOOM_FALLBACK=reject``."""
-    if deps.zoom is None:
-        return deps.sealer.reseal(room.sealed_credentials)
-    return await deps.zoom.credentials_for(event.request_id, event.starts_at, room)
 
 
 async def _reject(
@@ -189,23 +185,7 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
     probes = probe_slots(slots, deps.policy)
     occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     for _ in range(len(rooms) + CLAIM_ROUNDS):
-        choice = choose_room(
-            preferred,
-            occupancy.busy,
-            event.participants,
-            pools,
-            occupancy.held,
-            request_id=event.request_id,
-        )
-        if isinstance(choice, Rejection) and preferred is not rooms:
-            choice = choose_room(
-                rooms,
-                occupancy.busy,
-                event.participants,
-                pools,
-                occupancy.held,
-                request_id=event.request_id,
-            )
+        choice = _choose(event, pools, preferred, rooms, occupancy)
         if isinstance(choice, Rejection):
             return Settled(choice, occupancy.held)
         claimed_at = time.monotonic()
@@ -217,6 +197,35 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
+
+
+def _choose(
+    event: RequestSubmitted,
+    pools: Sequence[str],
+    preferred: Sequence[Room],
+    rooms: Sequence[Room],
+    occupancy: Occupancy,
+) -> Room | Rejection:
+    """The room to claim: among the preferred order first (hosts with Zoom allowance left),
+    then among all rooms when none of those fits."""
+    choice = choose_room(
+        preferred,
+        occupancy.busy,
+        event.participants,
+        pools,
+        occupancy.held,
+        request_id=event.request_id,
+    )
+    if isinstance(choice, Rejection) and preferred is not rooms:
+        choice = choose_room(
+            rooms,
+            occupancy.busy,
+            event.participants,
+            pools,
+            occupancy.held,
+            request_id=event.request_id,
+        )
+    return choice
 
 
 async def _give_back(

@@ -25,7 +25,9 @@ import structlog
 
 from vcs_allocator import availability_api
 from vcs_allocator.availability_api import RoomRules
+from vcs_allocator.booking_credentials import booking_credentials
 from vcs_allocator.domain import (
+    Decision,
     ReassignRefused,
     Rejection,
     Reservation,
@@ -115,41 +117,13 @@ class Reassigner:
         provinces are the scope; the move is an audit entry in the same write);
         :class:`NoSuchBooking`, :class:`PoolNotYours` or
         :class:`~vcs_allocator.domain.ReassignRefused` if not."""
-        scope = Scope.of(principal)
         by = principal.subject
-        decision = await self.store.decision(request_id)
-        if decision is None or not scope.covers_province(decision.province_code):
-            raise NoSuchBooking(request_id)
-        pools = pools_for(decision.province_code, use_overflow=self.rules.use_overflow)
-        rooms = {room.meeting_id: room for room in await self.store.rooms(pools)}
-        now = self.clock()
-        room = rooms.get(meeting_id)
-        reservation = check_reassign(decision.reservation, room, meeting_id, now)
-        assert room is not None  # checked: a refusal otherwise
-        if not scope.covers_pool(room.pool):
-            raise PoolNotYours(room.pool)
-        span = remaining_span(reservation.starts_at, reservation.ends_at, now, self.rules.policy)
-        slots = slot_starts(span, self.rules.policy.slot)
-        await self.store.unconfirm(reservation.meeting_id, request_id)
-        if not await self.store.claim(room.meeting_id, request_id, slots, pool=room.pool):
-            raise ReassignRefused(
-                f"room {room.meeting_id} is not free for this window: another booking holds it"
-            )
-        sealed = await self._credentials(request_id, reservation.starts_at, room)
-        if isinstance(sealed, Rejection):
-            await self.store.release_claim(room.meeting_id, request_id)
-            raise ReassignRefused(sealed.message_en)
-        moved = decision.moved_to(room)
+        checked = await self._checked(request_id, meeting_id, Scope.of(principal))
+        reservation, room, now = checked.reservation, checked.room, checked.now
+        sealed = await self._claim_new_room(checked)
+        moved = checked.decision.moved_to(room)
         event = room_reassigned(reservation, room, sealed, moved.reassignments, by, now)
-        entry = AuditRecorded(
-            actor=Actor.of(principal),
-            action=AuditAction.room_reassign,
-            target=Target(kind="request", id=request_id),
-            provinces=(reservation.province_code,),
-            before=f"room {reservation.meeting_id}",
-            after=f"room {room.meeting_id}",
-            at=now,
-        )
+        entry = _audit_entry(principal, reservation, room, now)
         announcement = announce(event, correlation_id=request_id, audit=(entry,))
         if not await self.store.move(moved, reservation.meeting_id, announcement):
             now_holds = await self.store.decision(request_id)
@@ -171,12 +145,70 @@ class Reassigner:
             request_id, reservation.meeting_id, room.meeting_id, room.capacity, room.pool
         )
 
-    async def _credentials(
-        self, request_id: str, starts_at: datetime, room: Room
-    ) -> str | Rejection:
-        if self.zoom is None:
-            return self.sealer.reseal(room.sealed_credentials)
-        return await self.zoom.credentials_for(request_id, starts_at, room)
+    async def _checked(self, request_id: str, meeting_id: str, scope: Scope) -> _Checked:
+        """The booking and the room it may move to, within ``scope``: :class:`NoSuchBooking`,
+        :class:`PoolNotYours` or :class:`~vcs_allocator.domain.ReassignRefused` if not."""
+        decision = await self.store.decision(request_id)
+        if decision is None or not scope.covers_province(decision.province_code):
+            raise NoSuchBooking(request_id)
+        pools = pools_for(decision.province_code, use_overflow=self.rules.use_overflow)
+        rooms = {room.meeting_id: room for room in await self.store.rooms(pools)}
+        now = self.clock()
+        reservation, room = check_reassign(
+            decision.reservation, rooms.get(meeting_id), meeting_id, now
+        )
+        if not scope.covers_pool(room.pool):
+            raise PoolNotYours(room.pool)
+        return _Checked(decision, reservation, room, now)
+
+    async def _claim_new_room(self, checked: _Checked) -> str:
+        """Hands the old room's slots to the sweeper, claims the new room's for the rest of the
+        window and seals the booking's credentials for it; :class:`ReassignRefused` (the claim
+        given back) when the room is taken or Zoom gives no passcode."""
+        reservation, room = checked.reservation, checked.room
+        request_id = reservation.request_id
+        span = remaining_span(
+            reservation.starts_at, reservation.ends_at, checked.now, self.rules.policy
+        )
+        slots = slot_starts(span, self.rules.policy.slot)
+        await self.store.unconfirm(reservation.meeting_id, request_id)
+        if not await self.store.claim(room.meeting_id, request_id, slots, pool=room.pool):
+            raise ReassignRefused(
+                f"room {room.meeting_id} is not free for this window: another booking holds it"
+            )
+        sealed = await booking_credentials(
+            self.sealer, self.zoom, request_id, reservation.starts_at, room
+        )
+        if isinstance(sealed, Rejection):
+            await self.store.release_claim(room.meeting_id, request_id)
+            raise ReassignRefused(sealed.message_en)
+        return sealed
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A reassign that passed its checks: the booking's decision, its live reservation, the
+    room it moves to, and the moment it was checked at."""
+
+    decision: Decision
+    reservation: Reservation
+    room: Room
+    now: datetime
+
+
+def _audit_entry(
+    principal: Principal, reservation: Reservation, room: Room, at: datetime
+) -> AuditRecorded:
+    """The operator's move of a booking, as its audit entry."""
+    return AuditRecorded(
+        actor=Actor.of(principal),
+        action=AuditAction.room_reassign,
+        target=Target(kind="request", id=reservation.request_id),
+        provinces=(reservation.province_code,),
+        before=f"room {reservation.meeting_id}",
+        after=f"room {room.meeting_id}",
+        at=at,
+    )
 
 
 def room_reassigned(

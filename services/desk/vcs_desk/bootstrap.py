@@ -12,7 +12,7 @@ from vcs_desk.api import create_app
 from vcs_desk.audit_api import install_audit
 from vcs_desk.audit_consumer import AuditConsumer
 from vcs_desk.audit_log import AuditLog
-from vcs_desk.deadletters import DeadLetters
+from vcs_desk.deadletters import DeadLetters, count_dead_letters
 from vcs_desk.feed_api import install_feed
 from vcs_desk.live_feed import LiveFeed
 from vcs_desk.request_board import RequestBoard
@@ -24,7 +24,13 @@ from vcs_desk.support_api import install_support
 from vcs_desk.ticket_store import MongoTicketStore
 from vcs_shared import metrics, tracing
 from vcs_shared.auth import InternalAuthenticator, TokenCodec
-from vcs_shared.broker import AmqpPublisher, EventConsumer, Topology, declare_topology
+from vcs_shared.broker import (
+    AmqpPublisher,
+    EventConsumer,
+    Topology,
+    broker_connected,
+    declare_topology,
+)
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
@@ -85,6 +91,17 @@ async def run(settings: DeskSettings) -> int:
             await projection.start()
             stop_relay = asyncio.Event()
             relay = asyncio.create_task(tickets.relay.run(stop_relay), name="desk-outbox-relay")
+            watches = [
+                asyncio.create_task(
+                    metrics.watch_connections(
+                        lambda: broker_connected(connection),
+                        lambda: database.command("ping"),
+                        stop_relay,
+                    ),
+                    name="desk-connections",
+                ),
+                asyncio.create_task(count_dead_letters(letters, stop_relay), name="desk-dlq-count"),
+            ]
             try:
                 server = await InternalServer.start(app, settings.desk_host, settings.desk_port)
                 if server is None:
@@ -98,6 +115,7 @@ async def run(settings: DeskSettings) -> int:
                 await _bounded("live feed", feed.stop())
                 stop_relay.set()
                 await _bounded("outbox relay", relay)
+                await _bounded("metrics watches", asyncio.gather(*watches))
             await _bounded("internal API", server.stop())
             await _bounded("outbox sweep", tickets.relay.sweep(include_fresh=True))
             log.info(f"{SERVICE}.stopped")

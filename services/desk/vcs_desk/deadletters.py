@@ -23,6 +23,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +36,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMe
 
 from vcs_shared.broker import DEAD_REASON_HEADER, ORIGINAL_ROUTING_KEY_HEADER
 from vcs_shared.envelope import PoisonMessage, decode
+from vcs_shared.metrics import DEAD_LETTERS
 from vcs_shared.offices import is_province
 from vcs_shared.scope import Scope
 from vcs_shared.topology import CONSUMERS, REPLAY_HEADER, Topology
@@ -118,6 +121,29 @@ class DeadLetters:
         finally:
             await channel.close()
 
+    async def depths(self) -> dict[str, int]:
+        """``DLQ name -> messages in it`` for every DLQ that answers now (passive declares, no
+        permission needed). A DLQ that does not answer (its node is down: the broker closes
+        the channel) is left out and the next one asked on a fresh channel."""
+        found: dict[str, int] = {}
+        channel = await self._connection.channel()
+        try:
+            for service in SERVICES:
+                name = self._topology.dead_letter_queue(service)
+                try:
+                    queue = await channel.get_queue(name, ensure=True)  # a passive declare
+                except Exception as exc:  # a 404 or a closed channel: not countable now
+                    log.warning("dlq.depth_unknown", queue=name, error=repr(exc))
+                    with contextlib.suppress(Exception):
+                        await channel.close()
+                    channel = await self._connection.channel()
+                    continue
+                found[name] = int(queue.declaration_result.message_count or 0)
+        finally:
+            with contextlib.suppress(Exception):  # closed already by the broker
+                await channel.close()
+        return found
+
     async def peek(self, service: str, scope: Scope, *, limit: int = 1000) -> list[DeadLetter]:
         """Up to ``limit`` of the caller's dead letters of ``service``, oldest first; the
         queue is unchanged."""
@@ -176,6 +202,25 @@ class DeadLetters:
         if service not in SERVICES:
             raise ValueError(f"no dead-letter queue for {service!r}; one of {SERVICES}")
         return await channel.get_queue(self._topology.dead_letter_queue(service), ensure=True)
+
+
+COUNT_EVERY = 5.0
+
+
+async def count_dead_letters(letters: DeadLetters, stop: asyncio.Event) -> None:
+    """Keeps ``vcs_dead_letters`` current until ``stop``: the queue's delivery limit
+    dead-letters a message in the broker, out of sight of every consumer, so only the DLQs
+    themselves tell how many wait for a person."""
+    while not stop.is_set():
+        try:
+            depths = await letters.depths()
+        except Exception as exc:  # no channel now (the broker is away): try again later
+            log.warning("dlq.count_failed", error=repr(exc))
+            depths = {}
+        for name, count in depths.items():
+            DEAD_LETTERS.labels(name).set(count)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=COUNT_EVERY)
 
 
 def _visible(letter: DeadLetter, scope: Scope) -> bool:

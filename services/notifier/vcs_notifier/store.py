@@ -17,7 +17,7 @@ from typing import Protocol
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
 from vcs_notifier.reminders import Reminder, label
@@ -27,6 +27,7 @@ from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
 
 SOURCE = "notifier"
+DUPLICATE_KEY = 11000
 
 
 class DeliveryStore(Protocol):
@@ -279,10 +280,19 @@ class MongoReminderStore:
 
     async def schedule(self, reminders: Sequence[Reminder]) -> None:
         """Stores each reminder unless it is there already (the same request and lead time:
-        a redelivered ``room.assigned`` schedules nothing twice)."""
-        for reminder in reminders:
-            with contextlib.suppress(DuplicateKeyError):  # with its (empty) outbox fields
-                await self._outbox.insert(reminder_to_document(reminder))
+        a redelivered ``room.assigned`` schedules nothing twice), all in one unordered
+        ``insert_many``: a duplicate is refused alone and the others still go in. Each with
+        its (empty) outbox, which :meth:`finish` writes ``reminder.sent`` to."""
+        if not reminders:
+            return
+        try:
+            await self.reminders.insert_many(
+                [self._outbox.quiet(reminder_to_document(r)) for r in reminders], ordered=False
+            )
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
 
     async def due(self, now: datetime, *, limit: int) -> list[DueReminder]:
         cursor = self.reminders.find({"due_ms": {"$lte": epoch_ms(now)}}).limit(limit)

@@ -85,9 +85,11 @@ class WebhookDispatcher:
 
     async def schedule(self, envelope: Envelope[Event]) -> None:
         """After an event is handled: a message for the office's webhook, if it has one (a
-        second copy of the event schedules nothing)."""
+        second copy of the event schedules nothing). Whether it has one is answered from a
+        copy at most 2 s old (:meth:`~vcs_notifier.webhook_store.MongoWebhookStore.has_webhook`);
+        the message is sent with the registration as it is then."""
         event = envelope.event
-        if await self.store.registration(event.district_code) is None:
+        if not await self.store.has_webhook(event.district_code):
             return
         message = WebhookMessage(
             message_id=envelope.id,

@@ -14,7 +14,10 @@ through the collection's :class:`~vcs_shared.outbox.Outbox`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -31,8 +34,14 @@ from vcs_shared.store import Document, epoch_ms
 SOURCE = "notifier"
 
 
+WITH_WEBHOOK_MAX_AGE = 2.0
+"""Seconds the copy of which offices have a webhook answers for (see
+:meth:`MongoWebhookStore.has_webhook`)."""
+
+
 class WebhookStore(Protocol):
     async def registration(self, district_code: str) -> WebhookRegistration | None: ...
+    async def has_webhook(self, district_code: str) -> bool: ...
     async def register(
         self, registration: WebhookRegistration, announcement: Announcement = SILENT
     ) -> None: ...
@@ -55,6 +64,9 @@ class MongoWebhookStore:
         db: AsyncDatabase[Document],
         sealer: CredentialsSealer,
         publisher: EventPublisher = OFFLINE,
+        *,
+        max_age: float = WITH_WEBHOOK_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.registrations = db["webhooks"]
         self.messages = db["webhook_messages"]
@@ -64,6 +76,13 @@ class MongoWebhookStore:
         self.relay = self._outbox.relay
         self.settings_relay = self._settings.relay
         """Publishes the audit entries of registrations (run beside :attr:`relay`)."""
+        self._max_age = max_age
+        self._clock = clock
+        self._with_webhook: frozenset[str] = frozenset()
+        self._read_at: float | None = None
+        """When the read that gave ``_with_webhook`` started (None: not read yet, or this
+        process changed a registration since)."""
+        self._reading = asyncio.Lock()
 
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
@@ -77,19 +96,50 @@ class MongoWebhookStore:
             return None
         return self._registration_from(document)
 
+    async def has_webhook(self, district_code: str) -> bool:
+        """Whether the office has a webhook: the question asked for every event handled. Most
+        offices have none, so "none" is answered from a copy of the set of offices with one
+        (their ids only), read again when the copy is ``max_age`` seconds old, one read
+        serving every event meanwhile; "one" is confirmed by reading the registration itself,
+        so a webhook removed meanwhile is never scheduled for (its message would fail for
+        good). The trade-off: a registration made through another notifier process counts
+        within ``max_age`` seconds, and events this process handles before then are not sent
+        to the new webhook; one made through this process counts at once."""
+        if not self._fresh():
+            async with self._reading:
+                if not self._fresh():
+                    started = self._clock()
+                    cursor = self.registrations.find({}, {"url": 1})
+                    self._with_webhook = frozenset(
+                        [str(d["_id"]) async for d in cursor if d.get("url") is not None]
+                    )
+                    self._read_at = started
+        if district_code not in self._with_webhook:
+            return False
+        return await self.registration(district_code) is not None
+
+    def _fresh(self) -> bool:
+        return self._read_at is not None and self._clock() - self._read_at < self._max_age
+
     async def register(
         self, registration: WebhookRegistration, announcement: Announcement = SILENT
     ) -> None:
         """Writes the office's registration whole (the last PUT wins), with its audit entry."""
         fields = self._registration_to(registration)
-        await upsert(self._settings, registration.district_code, fields, announcement)
+        try:
+            await upsert(self._settings, registration.district_code, fields, announcement)
+        finally:
+            self._read_at = None  # this process sees its own change at once
 
     async def unregister(self, district_code: str, announcement: Announcement = SILENT) -> bool:
         """Removes the office's webhook (its secrets too); False if it had none."""
         if await self.registration(district_code) is None:
             return False
         fields: Document = {"url": None, "secrets": []}
-        await upsert(self._settings, district_code, fields, announcement)
+        try:
+            await upsert(self._settings, district_code, fields, announcement)
+        finally:
+            self._read_at = None
         return True
 
     async def add(self, message: WebhookMessage) -> bool:
