@@ -6,7 +6,7 @@ The cluster is the test's own (tests/support/rabbit_cluster.py: three ``rabbitmq
 nodes on free ports, joined with ``rabbitmqctl join_cluster``; the system node on 5672 is
 never touched). The topology's quorum queues are declared on it with a replica on each node.
 Each service is given the three nodes in another order (``VCS_AMQP_URL`` as a list), so they
-start on different nodes: the allocator on node 1, which also leads every queue.
+start on different nodes: the allocator and the desk on node 1, which also leads every queue.
 
 1. The leader of ``<ns>.allocator`` crashes (SIGKILL of its Erlang VM) while requests are in
    flight, and more arrive; it is started again and catches up.
@@ -62,7 +62,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.timeout(900)]
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / ".data" / "cluster-failover.txt"
 WAVE = 30  # requests submitted at once, before and right after each fault
-SERVICE_FIRST_NODE = {"allocator": 0, "notifier": 1, "intake": 2}
+SERVICE_FIRST_NODE = {"allocator": 0, "notifier": 1, "intake": 2, "desk": 0}
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +228,7 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     cluster = rabbit_cluster
     everyone = sorted(node.name for node in cluster.nodes)
     declared = await asyncio.to_thread(cluster.queues, f"{namespace}.")
-    for service in ("intake", "allocator", "notifier"):
+    for service in (*SERVICE_FIRST_NODE, AUDIT_CONSUMER):
         queue = declared[topology.queue(service)]
         assert queue["type"] == "quorum", service
         assert sorted(str(m) for m in queue["members"]) == everyone, service  # type: ignore[attr-defined]
@@ -255,7 +255,7 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     await bring_back(crash, cluster, allocator_queue)
     planned = await fail_over(burst, cluster, allocator_queue, "stop_app")
     await bring_back(planned, cluster, allocator_queue)
-    await burst.probe()  # all three services on their feet, with every node back
+    await burst.probe()  # every service on its feet, with every node back
 
     requests = burst.accepted
     finals = await final_states(http, requests, timeout=180)
@@ -311,14 +311,15 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     assert all(len(delivered_ids.get(rid, ())) == 1 for rid in delivered)
     assert all(reservations[rid] == 1 for rid in delivered)
     assert planned.node.name != crash.node.name  # the second fault hit another node
-    # The allocator started on node 1, which crashed: it moved on by itself.
-    assert reconnects["allocator"], "the allocator never reconnected"
-    assert crash.node.address not in reconnects["allocator"][:1]
+    # The allocator and the desk started on node 1, which crashed: they moved on by themselves.
+    for name in ("allocator", "desk"):
+        assert reconnects[name], f"the {name} never reconnected"
+        assert crash.node.address not in reconnects[name][:1], name
     assert all(process.alive() for process in services.values())
     health = await http.get("/healthz")
     assert health.status_code == 200
     assert health.json()["broker"] == "up"
     async with httpx.AsyncClient(timeout=10) as anonymous:
-        for port in ("VCS_ADMIN_PORT", "VCS_NOTIFIER_PORT"):  # the allocator's, the notifier's
+        for port in ("VCS_ADMIN_PORT", "VCS_NOTIFIER_PORT", "VCS_DESK_PORT"):  # internal APIs
             internal = await anonymous.get(f"http://127.0.0.1:{service_env[port]}/healthz")
             assert internal.json()["broker"] == "up", port

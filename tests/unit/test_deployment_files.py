@@ -30,7 +30,7 @@ from vcs_notifier.settings import NotifierSettings
 from vcs_shared.broker_nodes import broker_urls
 from vcs_shared.settings import EXAMPLE_SECRET
 from vcs_shared.store import database_name
-from vcs_shared.topology import CONSUMERS, Topology, binding_keys
+from vcs_shared.topology import AUDIT_CONSUMER, CONSUMERS, Topology, binding_keys
 from vcs_tools.contract import rendered_files
 from vcs_tools.devstack import METRICS_PORTS
 from vcs_tools.rabbitmq import SERVICE_USERS, password_variable
@@ -356,7 +356,8 @@ def test_every_topology_item_a_service_uses_is_predeclared(compose: dict[str, An
         environment = compose["services"][service]["environment"]
         assert environment["VCS_DECLARE_TOPOLOGY"] == "false", service
         topology = Topology(environment["VCS_NAMESPACE"])
-        assert {topology.exchange, topology.dead_exchange} <= exchanges, service
+        # every service publishes its audit entries to the audit exchange
+        assert {topology.exchange, topology.dead_exchange, topology.audit_exchange} <= exchanges
         if service in CONSUMERS:
             assert topology.queue(service) in queues, service
             assert topology.dead_letter_queue(service) in queues, service
@@ -365,6 +366,8 @@ def test_every_topology_item_a_service_uses_is_predeclared(compose: dict[str, An
     desk = Topology(compose["services"]["desk"]["environment"]["VCS_NAMESPACE"])
     assert desk.replay_exchange in exchanges
     assert desk.feed_stream in queues
+    assert {desk.audit_queue, desk.dead_letter_queue(AUDIT_CONSUMER)} <= queues
+    assert (desk.audit_exchange, desk.audit_queue, "#") in bindings
     nodes = [
         n for n, s in compose["services"].items() if s.get("hostname", "").startswith("rabbitmq")
     ]
