@@ -138,6 +138,13 @@ class Outbox:
     async def ensure_index(self) -> None:
         await self._collection.create_index("outbox_pending")
 
+    @staticmethod
+    def quiet(document: Document) -> Document:
+        """A new ``document`` with an empty outbox, for a store inserting several at once
+        (``insert_many``) that change later through :meth:`update` (whose compare-and-set
+        needs the outbox fields there)."""
+        return {**document, **_outbox_fields([], [])}
+
     async def insert(self, document: Document, announcement: Announcement = SILENT) -> None:
         """Inserts a new document with its events, then publishes them.
 
