@@ -9,7 +9,8 @@ right order so in-flight work finishes) lives here once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,27 @@ from vcs_shared.topology import Topology
 log = structlog.get_logger(__name__)
 
 BackgroundLoop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def every(
+    interval: float,
+    step: Callable[[], Awaitable[bool | None]],
+    stop: asyncio.Event,
+    *,
+    failed: str,
+) -> None:
+    """Runs ``step`` every ``interval`` seconds until ``stop``: the shape of a service's
+    background loop (a sweep, reminders, a watch). ``step`` answering True means more is
+    waiting (it handled a full batch), so it runs again at once. Whatever it raises is logged
+    as ``failed`` and the loop goes on: a store outage must not stop it for good."""
+    while not stop.is_set():
+        try:
+            if await step():
+                continue
+        except Exception as exc:  # the loop must outlive any outage, whatever it raises
+            log.warning(failed, error=repr(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
 
 
 @dataclass(frozen=True, slots=True)

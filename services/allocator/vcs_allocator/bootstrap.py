@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from functools import partial
 
@@ -28,7 +27,7 @@ from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.runtime import consuming, service_clients
+from vcs_shared.runtime import consuming, every, service_clients
 
 log = structlog.get_logger(__name__)
 
@@ -123,17 +122,14 @@ async def _sweep_orphans(
     A full batch is followed at once by the next one, so a busy day's
     unconfirmed slots never pile up between sweeps.
     """
-    while not stop.is_set():
-        try:
-            sweep = await store.sweep_orphans(lease)
-            if sweep.freed:
-                log.warning("slots.orphans_freed", claims=sweep.freed, confirmed=sweep.confirmed)
-            if sweep.full:
-                continue
-        except Exception as exc:  # a store outage must not stop the sweeper for good
-            log.warning("slots.sweep_failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def sweep() -> bool:
+        swept = await store.sweep_orphans(lease)
+        if swept.freed:
+            log.warning("slots.orphans_freed", claims=swept.freed, confirmed=swept.confirmed)
+        return swept.full
+
+    await every(interval, sweep, stop, failed="slots.sweep_failed")
 
 
 async def _apply_passcodes(
@@ -141,14 +137,11 @@ async def _apply_passcodes(
 ) -> None:
     """Sets the due per-booking Zoom passcodes every ``interval`` seconds; every allocator
     process runs this, and each job's claim lets one of them PATCH it."""
-    while not stop.is_set():
-        try:
-            if await zoom.apply_due(store, utc_now()):
-                continue  # a full batch may have more behind it
-        except Exception as exc:  # a store outage must not stop the passcodes for good
-            log.warning("zoom.apply_failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def apply() -> bool:
+        return await zoom.apply_due(store, utc_now()) > 0  # a full batch may have more behind
+
+    await every(interval, apply, stop, failed="zoom.apply_failed")
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ the ``vcs_requests_stuck`` gauge counts them for the alert.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
@@ -19,6 +18,7 @@ from vcs_intake.store import MongoRequestStore
 from vcs_shared.clock import Clock
 from vcs_shared.metrics import STUCK_REQUESTS
 from vcs_shared.request_status import stuck_before
+from vcs_shared.runtime import every
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +48,9 @@ async def watch_stuck(
     store: MongoRequestStore, after: timedelta, clock: Clock, stop: asyncio.Event
 ) -> None:
     """Looks every quarter of ``after`` (at most a minute) until ``stop``."""
+
+    async def report() -> None:
+        await report_stuck(store, after, clock)
+
     interval = min(60.0, after.total_seconds() / 4)
-    while not stop.is_set():
-        try:
-            await report_stuck(store, after, clock)
-        except Exception as exc:  # a store outage must not stop the watch for good
-            log.warning("stuck.check_failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+    await every(interval, report, stop, failed="stuck.check_failed")

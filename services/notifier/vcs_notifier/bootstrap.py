@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from functools import partial
 
@@ -30,7 +29,7 @@ from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.runtime import consuming, service_clients
+from vcs_shared.runtime import consuming, every, service_clients
 
 log = structlog.get_logger(__name__)
 
@@ -121,13 +120,11 @@ async def run(settings: NotifierSettings) -> None:
 async def _remind(deps: NotifierDeps, interval: float, stop: asyncio.Event) -> None:
     """Sends due reminders every ``interval`` seconds; every notifier process runs this, and
     the store's claim lets each reminder go once."""
-    while not stop.is_set():
-        try:
-            await send_due_reminders(deps)
-        except Exception as exc:  # a store outage must not stop the reminders for good
-            log.warning("reminders.failed", error=repr(exc))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+    async def remind() -> None:
+        await send_due_reminders(deps)
+
+    await every(interval, remind, stop, failed="reminders.failed")
 
 
 def main() -> None:
