@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 
 from vcs_allocator.domain import Room
 from vcs_allocator.pool_store import (
+    DIRECTORY_MAX_AGE,
     Directory,
     PoolMovesRefused,
     PoolsNotYours,
@@ -135,3 +136,32 @@ async def test_rooms_stored_before_pools_were_versioned_are_adopted_once(
     assert "passcode" not in adopted  # sealed on adoption
     change = await pools.replace([room("700000001")])
     assert change.deactivated == 1
+
+
+async def test_an_allocation_reads_the_directory_at_most_every_two_seconds(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """Another process's reload counts once this process's directory is two seconds old; this
+    process's own reload counts at once; a version deleted meanwhile (two reloads) is not
+    taken for an empty pool."""
+    db = mongo[database_name(namespace, "allocator")]
+    now = [1000.0]
+    allocator = PoolStore(db, CredentialsSealer(credentials_keys), clock=lambda: now[0])
+    other = PoolStore(db, CredentialsSealer(credentials_keys))  # another allocator's admin API
+    await allocator.ensure_indexes()
+    await allocator.replace(FILE_A)
+    assert await active(allocator) == {r.meeting_id for r in FILE_A}
+
+    await other.replace(FILE_B)
+    assert await active(allocator) == {r.meeting_id for r in FILE_A}  # the directory read before
+    now[0] += DIRECTORY_MAX_AGE
+    assert await active(allocator) == {r.meeting_id for r in FILE_B}
+
+    await allocator.replace(FILE_A)
+    assert await active(allocator) == {r.meeting_id for r in FILE_A}  # its own: at once
+
+    starting = PoolStore(db, clock=lambda: now[0])
+    assert await starting.rooms(["48"]) == []  # it has read the directory, no rooms yet
+    await other.replace(FILE_B)
+    await other.replace(FILE_B)  # the version of 47 that directory names is deleted
+    assert await active(starting) == {r.meeting_id for r in FILE_B}  # read again, not empty

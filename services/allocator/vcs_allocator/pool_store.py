@@ -35,6 +35,7 @@ same switch.
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,8 @@ from vcs_shared.store import Document
 
 DIRECTORY_ID = "pools"
 SWITCH_ATTEMPTS = 5
+DIRECTORY_MAX_AGE = 2.0
+"""Seconds an allocation may use a directory read before (see :meth:`PoolStore.rooms`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +108,12 @@ class PoolStore:
     """The versioned pools of one allocator database."""
 
     def __init__(
-        self, db: AsyncDatabase[Document], sealer: CredentialsSealer | None = None
+        self,
+        db: AsyncDatabase[Document],
+        sealer: CredentialsSealer | None = None,
+        *,
+        directory_max_age: float = DIRECTORY_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rooms_collection = db["rooms"]
         self.directory_collection = db["pool_directory"]
@@ -113,6 +121,11 @@ class PoolStore:
         """Only to seal the clear passcodes of rooms stored by an earlier version."""
         self._generations: dict[str, list[Room]] = {}
         """The rooms of each current pool version read so far (see :meth:`_rooms_of`)."""
+        self._directory_max_age = directory_max_age
+        self._clock = clock
+        self._recent: tuple[Directory, float] | None = None
+        """The directory an allocation read last, and when that read started (None: not
+        read yet, or this process reloaded since)."""
 
     async def ensure_indexes(self) -> None:
         await self.rooms_collection.create_index("generation")
@@ -167,9 +180,45 @@ class PoolStore:
         )
 
     async def rooms(self, pools: Sequence[str], *, active_only: bool = True) -> list[Room]:
-        """The rooms of the current versions of ``pools``: one indexed query per pool."""
+        """The rooms of the current versions of ``pools``, for an allocation.
+
+        Every allocation asks, so the directory is read at most every ``directory_max_age``
+        seconds (2 s) and the rooms of a version once per process (:meth:`_rooms_of`): a
+        reload through this process counts at once, one through another process (another
+        allocator's admin API) within 2 s. Until then an allocation may still choose from
+        the version before, which the reload keeps readable for such readers (``previous``):
+        a room the reload made inactive may be assigned in that window, never a slot twice
+        (the slots' unique index is per Meeting ID, whatever the pool). Should that version
+        be gone already (a second reload), its empty pool is read again with a fresh
+        directory rather than taken for a pool without rooms."""
+        directory, recent = await self._directory_for_allocation()
+        found = await self._rooms_of(directory, pools, active_only=active_only)
+        if recent and self._empty_version(directory, pools):
+            self._recent = None
+            directory, _ = await self._directory_for_allocation()
+            found = await self._rooms_of(directory, pools, active_only=active_only)
+        return found
+
+    def _empty_version(self, directory: Directory, pools: Sequence[str]) -> bool:
+        """Whether the version of one of ``pools`` that ``directory`` names has no rooms (a
+        version deleted since that directory was read reads as empty)."""
+        return any(
+            (generation := directory.current.get(pool)) is not None
+            and not self._generations.get(generation)
+            for pool in pools
+        )
+
+    async def _directory_for_allocation(self) -> tuple[Directory, bool]:
+        """The directory read at most ``directory_max_age`` seconds ago, and whether it is
+        that earlier read (True) rather than one made now."""
+        if self._recent is not None:
+            directory, read_at = self._recent
+            if self._clock() - read_at < self._directory_max_age:
+                return directory, True
+        started = self._clock()
         directory = await self.directory()
-        return await self._rooms_of(directory, pools, active_only=active_only)
+        self._recent = (directory, started)
+        return directory, False
 
     async def _rooms_of(
         self, directory: Directory, pools: Sequence[str], *, active_only: bool
@@ -220,6 +269,7 @@ class PoolStore:
         ``may_change`` refuses; :class:`PoolReloadConflict` when other reloads kept
         winning the switch.
         """
+        self._recent = None  # the next allocation of this process reads the outcome
         for _ in range(SWITCH_ATTEMPTS):
             directory = await self.directory()
             plan = await self._plan(directory, rooms, may_change)
@@ -235,6 +285,7 @@ class PoolStore:
                     await self._forget(written)
                 raise
             if switched:
+                self._recent = None
                 await self._forget([g for p, g in directory.previous.items() if p in plan.current])
                 return replace(plan.change, revision=directory.revision + 1)
             await self._forget(written)

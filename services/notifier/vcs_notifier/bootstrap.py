@@ -42,7 +42,7 @@ async def run(settings: NotifierSettings) -> None:
     async with service_clients(settings, SERVICE) as clients:
         store = MongoDeliveryStore(clients.database, clients.publisher)
         await store.ensure_indexes()
-        reminders = MongoReminderStore(clients.database)
+        reminders = MongoReminderStore(clients.database, clients.publisher)
         await reminders.ensure_indexes()
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         mailer = SmtpMailer(
@@ -103,6 +103,7 @@ async def run(settings: NotifierSettings) -> None:
                 background=[
                     dispatcher.run,
                     webhooks.relay.run,
+                    reminders.relay.run,
                     webhooks.settings_relay.run,
                     line_groups.relay.run,
                     partial(_remind, deps, settings.reminder_poll_seconds),

@@ -20,7 +20,7 @@ import structlog
 
 from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
-from vcs_notifier.reminders import plan
+from vcs_notifier.reminders import label, plan
 from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
@@ -33,11 +33,16 @@ from vcs_shared.events import (
     CredentialsDelivered,
     CredentialsFailed,
     Event,
+    ReminderSent,
     RequestCancelled,
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
     RoomReassigned,
+    RoomReleased,
+    SupportClaimed,
+    SupportDone,
+    SupportRequested,
 )
 from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import SILENT, Announcement, announce
@@ -174,26 +179,42 @@ async def send_due_reminders(deps: NotifierDeps, *, limit: int = 50) -> int:
     for due in await deps.reminders.due(deps.clock(), limit=limit):
         if not await deps.reminders.claim(due.reminder_id, deps.claim_lease, now=deps.clock()):
             continue
-        state, error = await _remind(due, deps)
-        await deps.reminders.finish(due.reminder_id, state, at=deps.clock(), error=error)
+        state, error, announcement = await _remind(due, deps)
+        await deps.reminders.finish(
+            due.reminder_id, state, at=deps.clock(), error=error, announcement=announcement
+        )
         log.info("reminder.done", reminder=due.reminder_id, state=state, error=error)
         sent += state == "sent"
     return sent
 
 
-async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None]:
+async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None, Announcement]:
+    """Sends one reminder by mail and LINE; with ``reminder.sent``, which the office's webhook
+    receives as its reminder, for every reminder of a live booking, whatever mail and LINE
+    answered (their failure is this reminder's record, not the webhook's business)."""
     delivery = await deps.store.delivery(due.request_id)
     if delivery is None or delivery.booking is None:
-        return "skipped", "no room is known for this request"
+        return "skipped", "no room is known for this request", SILENT
     if delivery.cancelled:
-        return "skipped", "the request was cancelled"
+        return "skipped", "the request was cancelled", SILENT
+    booking = delivery.booking
+    reminded = ReminderSent(
+        **delivery.subject(),
+        lead=label(due.lead),
+        meeting_id=booking.meeting_id,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        sent_at=deps.clock(),
+    )
+    announcement = announce(reminded, correlation_id=due.request_id)
     try:
-        credentials = deps.sealer.open(delivery.booking.sealed_credentials)
+        credentials = deps.sealer.open(booking.sealed_credentials)
     except CredentialsSealError:
-        return "failed", "the credentials cannot be opened (credentials key retired)"
-    notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
-    error = await _send(notice, deps)
-    return ("sent", None) if error is None else ("failed", error)
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
+    else:
+        notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
+        error = await _send(notice, deps)
+    return ("sent" if error is None else "failed"), error, announcement
 
 
 class RedeliveryRefused(Exception):
@@ -361,6 +382,12 @@ async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
     return " | ".join(errors) or None
 
 
+async def only_forwarded(envelope: Envelope[Event], deps: NotifierDeps) -> None:
+    """An event the notifier has nothing to send for by mail or LINE: it only goes on to the
+    office's webhook, as every event does once its handler is done (the composition root
+    follows every handler with the webhook's scheduling)."""
+
+
 HANDLERS = (
     HandlerTable[NotifierDeps]("notifier")
     .on(RequestSubmitted, remember_contact)
@@ -368,5 +395,13 @@ HANDLERS = (
     .on(RequestRejected, notify_rejection)
     .on(RequestCancelled, notify_cancellation)
     .on(RoomReassigned, deliver_reassignment)
+    .on(RoomReleased, only_forwarded)
+    .on(CredentialsDelivered, only_forwarded)
+    .on(CredentialsFailed, only_forwarded)
+    .on(ReminderSent, only_forwarded)
+    .on(SupportRequested, only_forwarded)
+    .on(SupportClaimed, only_forwarded)
+    .on(SupportDone, only_forwarded)
 )
-"""The one event-to-handler table of the notifier."""
+"""The one event-to-handler table of the notifier: every event of the contract (each then
+goes to the office's webhook, see :mod:`vcs_notifier.webhook_delivery`)."""
