@@ -225,6 +225,26 @@ class CredentialsFailed(Event):
     error: str
 
 
+class ReminderSent(Event):
+    """The office was reminded of its meeting, ``lead`` before it starts (notifier): by mail,
+    and by LINE to an office with a group. An office's webhook receives this event as its
+    reminder. Once per request and lead time of ``VCS_REMINDERS``; never for a cancelled
+    request. No credentials travel here: the office's receiver had them in
+    ``room.assigned`` (or ``room.reassigned``)."""
+
+    name: ClassVar[str] = "reminder.sent"
+
+    lead: str = Field(
+        pattern=r"^([0-9]+[dhms])+$",
+        description="How long before the start, as configured in VCS_REMINDERS (1d, 30m)",
+        examples=["1d", "30m", "1h30m"],
+    )
+    meeting_id: str = Field(pattern=r"^[0-9]{9,11}$")
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    sent_at: AwareDatetime
+
+
 class SupportOrigin(StrEnum):
     """How an office asked for support staff."""
 
@@ -293,6 +313,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RoomReassigned,
         CredentialsDelivered,
         CredentialsFailed,
+        ReminderSent,
         SupportRequested,
         SupportClaimed,
         SupportDone,

@@ -25,6 +25,10 @@ unsent: the sweep publishes it again, which consumers already take as a duplicat
 
 Only top-level scalar fields are queried: the embedded store answers queries on
 an indexed array path (``outbox.sent``) wrongly.
+
+:func:`compare_and_set` is the read, apply-the-rule, conditional-write step itself, with its
+retry: the outbox's writes are built on it, and so is a document that announces nothing
+(the desk's read model of requests).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import DuplicateKeyError
 
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
@@ -86,10 +91,15 @@ def announce(
 @dataclass(frozen=True, slots=True)
 class Change:
     """What one compare-and-set write sets, and what the document must still hold for it to
-    apply (``guard``, beside the outbox size the outbox checks itself)."""
+    apply (``guard``, beside the outbox size the outbox checks itself).
+
+    ``announcement``: the events of this change when they depend on the document the rule
+    saw (a ticket's move announces what it moved to); it replaces the announcement given to
+    :meth:`Outbox.update`."""
 
     fields: Document
     guard: Document = field(default_factory=dict)
+    announcement: Announcement | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +138,13 @@ class Outbox:
     async def ensure_index(self) -> None:
         await self._collection.create_index("outbox_pending")
 
+    @staticmethod
+    def quiet(document: Document) -> Document:
+        """A new ``document`` with an empty outbox, for a store inserting several at once
+        (``insert_many``) that change later through :meth:`update` (whose compare-and-set
+        needs the outbox fields there)."""
+        return {**document, **_outbox_fields([], [])}
+
     async def insert(self, document: Document, announcement: Announcement = SILENT) -> None:
         """Inserts a new document with its events, then publishes them.
 
@@ -163,24 +180,26 @@ class Outbox:
         above, so it only saves the read when the guess is right.
         """
         messages = self._encode(announcement)
-        for attempt in range(CHANGE_ATTEMPTS):
-            if attempt == 0 and expected is not None:
-                current: Document | None = expected
-            else:
-                current = await self._collection.find_one({"_id": doc_id}, projection)
-            if current is None:
-                return None
+        tried: list[OutgoingMessage] = []  # the messages of the last write tried
+
+        def with_events(current: Document) -> Change | None:
             wanted = change(current)
             if wanted is None:
-                return Changed(current, written=False)
-            fields = _outbox_fields(current.get("outbox", []), messages)
-            guard = {"_id": doc_id, "outbox_count": current.get("outbox_count", 0), **wanted.guard}
-            result = await self._collection.update_one(guard, {"$set": {**wanted.fields, **fields}})
-            if result.modified_count == 1:
-                if messages and self._publishes:
-                    await self.relay.publish_now(doc_id, fields["outbox"])
-                return Changed({**current, **wanted.fields, **fields}, written=True)
-        raise ConcurrentChanges(f"{doc_id} kept changing while being written")
+                return None
+            announced = messages
+            if wanted.announcement is not None:
+                announced = self._encode(wanted.announcement)
+            tried[:] = announced
+            fields = _outbox_fields(current.get("outbox", []), announced)
+            guard = {"outbox_count": current.get("outbox_count", 0), **wanted.guard}
+            return Change({**wanted.fields, **fields}, guard)
+
+        changed = await compare_and_set(
+            self._collection, doc_id, with_events, projection=projection, expected=expected
+        )
+        if changed is not None and changed.written and tried and self._publishes:
+            await self.relay.publish_now(doc_id, changed.document["outbox"])
+        return changed
 
     def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
         correlation_id = announcement.correlation_id
@@ -188,6 +207,52 @@ class Outbox:
         return [
             encode(event, source=self._source, correlation_id=correlation_id) for event in announced
         ]
+
+
+async def compare_and_set(
+    collection: AsyncCollection[Document],
+    doc_id: str,
+    change: Callable[[Document], Change | None],
+    *,
+    projection: Document | None = None,
+    expected: Document | None = None,
+    create: Document | None = None,
+) -> Changed | None:
+    """Applies ``change`` (a rule) to the document as it is now, in one conditional write.
+
+    ``change`` sees the current document (``projection`` of it) and returns what to set and
+    what the document must still hold for that (its guard), or None when its rule says
+    nothing is to change. When another write came between the read and this one, the guard
+    no longer matches: the document is read again and the rule applied again, so neither
+    write is lost; :class:`ConcurrentChanges` when it keeps changing. None when there is no
+    such document, unless ``create`` is given: then it is inserted as it is (if a write
+    creates it meanwhile, that one is read and the rule applied to it).
+
+    ``expected``: what the caller knows the document holds; the first write is tried on it
+    without reading (a wrong guess is a write the guard refuses, then a read as above).
+    """
+    for attempt in range(CHANGE_ATTEMPTS):
+        if attempt == 0 and expected is not None:
+            current: Document | None = expected
+        else:
+            current = await collection.find_one({"_id": doc_id}, projection)
+        if current is None:
+            if create is None:
+                return None
+            try:
+                await collection.insert_one(create)
+            except DuplicateKeyError:
+                continue  # created meanwhile: read it and apply the rule to it
+            return Changed(create, written=True)
+        wanted = change(current)
+        if wanted is None:
+            return Changed(current, written=False)
+        result = await collection.update_one(
+            {**wanted.guard, "_id": doc_id}, {"$set": wanted.fields}
+        )
+        if result.matched_count == 1:
+            return Changed({**current, **wanted.fields}, written=True)
+    raise ConcurrentChanges(f"{doc_id} kept changing while being written")
 
 
 def _outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:

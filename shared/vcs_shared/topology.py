@@ -44,6 +44,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from vcs_shared.events import (
+    EVENT_TYPES,
     CredentialsDelivered,
     CredentialsFailed,
     Event,
@@ -75,7 +76,7 @@ arguments when matching headers, hence no prefix)."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
-    "notifier": (RequestSubmitted, RoomAssigned, RequestRejected, RequestCancelled, RoomReassigned),
+    "notifier": tuple(EVENT_TYPES.values()),
     "intake": (
         RoomAssigned,
         RoomReassigned,
@@ -95,7 +96,9 @@ CONSUMERS: dict[str, tuple[type[Event], ...]] = {
         CredentialsFailed,
     ),
 }
-"""The consuming services, and the events their queues receive."""
+"""The consuming services, and the events their queues receive. The notifier receives every
+event: besides the ones it acts on, it forwards each to the office's webhook (an office's
+receiver gets every event of its requests and support tickets)."""
 
 
 def binding_key(event_type: type[Event]) -> str:

@@ -138,8 +138,13 @@ async def test_whole_array_set_with_compare_and_set_on_status(db: Any) -> None:
         {"_id": "r1", "status": "assigned"},
         {"$set": {"status": "cancelled", "outbox": [{"id": "e1"}, {"id": "e2"}]}},
     )
+    # compare_and_set counts a write whose guard held as done, even when it changed nothing
+    again = await db.requests.update_one(
+        {"_id": "r1", "status": "cancelled"}, {"$set": {"status": "cancelled"}}
+    )
 
     assert (stale.modified_count, fresh.modified_count) == (0, 1)
+    assert (stale.matched_count, fresh.matched_count, again.matched_count) == (0, 1, 1)
     stored = await db.requests.find_one({"_id": "r1"})
     assert [e["id"] for e in stored["outbox"]] == ["e1", "e2"]
 

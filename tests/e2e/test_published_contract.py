@@ -3,6 +3,7 @@ AsyncAPI parser, and obeyed by the real events of every type the services publis
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urljoin
 
@@ -25,6 +26,7 @@ from vcs_shared.contract import (
     schema_path,
 )
 from vcs_shared.events import EVENT_TYPES
+from vcs_shared.thaitime import BANGKOK
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.e2e
@@ -73,10 +75,13 @@ async def test_real_events_of_every_type_match_the_published_contract(
     """Drives every outcome through the running services, captures what they publish and
     checks each message against the contract the intake serves. The event types come from the
     registry, so a new type that this test does not yet provoke fails it by name."""
-    processes = await start_services()
+    reminding = {"VCS_REMINDERS": "110s", "VCS_REMINDER_POLL_SECONDS": "0.2"}
+    processes = await start_services(extra_env=reminding)
 
-    delivered = await submit(http, request_body("4701"))
+    starts_at = (datetime.now(BANGKOK) + timedelta(minutes=2)).replace(microsecond=0)
+    delivered = await submit(http, request_body("4701", starts_at=starts_at))
     await wait_status(http, delivered, "delivered")
+    await tap.wait_for("reminder.sent", timeout=90)  # 110 s before the meeting
     rejected = await submit(http, request_body("4702", participants=5000))
     await wait_status(http, rejected, "rejected")
     await reassign_to_a_free_room(http, delivered)

@@ -1,7 +1,8 @@
 """Reminders before a meeting (issue 15): sent by the office's channels (mail, and LINE to an
 office that registered a group) at each lead time of ``VCS_REMINDERS``, once, with two
 notifier processes running side by side (the schedule is durable in the store and each
-reminder is claimed by one of them), and never for a request that was cancelled."""
+reminder is claimed by one of them), and never for a request that was cancelled. Each sent
+reminder is announced once as ``reminder.sent`` (what an office's webhook receives)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pymongo import AsyncMongoClient
 from tests.support.http_fakes import FakeLine
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
+from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_shared.store import Document, database_name
 from vcs_shared.thaitime import BANGKOK
@@ -47,11 +49,12 @@ async def test_a_reminder_is_sent_once_with_two_notifiers_running_and_none_when_
     smtp_sink: SmtpSink,
     mongo: AsyncMongoClient[Document],
     namespace: str,
+    tap: EventTap,
 ) -> None:
     line = FakeLine(LINE_TOKEN).start()
     try:
         await reminders_go_once_by_mail_and_line(
-            start_services, http, smtp_sink, mongo, namespace, line
+            start_services, http, smtp_sink, mongo, namespace, line, tap
         )
     finally:
         line.stop()
@@ -64,6 +67,7 @@ async def reminders_go_once_by_mail_and_line(
     mongo: AsyncMongoClient[Document],
     namespace: str,
     line: FakeLine,
+    tap: EventTap,
 ) -> None:
     env = {**REMINDERS, "VCS_LINE_CHANNEL_TOKEN": LINE_TOKEN, "VCS_LINE_API_URL": line.url}
     services = await start_services("intake", "allocator", "notifier", "notifier", extra_env=env)
@@ -117,6 +121,12 @@ async def reminders_go_once_by_mail_and_line(
                 senders.append(notifier.pid)
     assert len(senders) == 2  # each reminder sent by one process, once
     assert len(reminders_of(smtp_sink, kept["request_id"])) == 2
+    # Each announced once (what an office's webhook receives), none for the cancelled request.
+    announced = await tap.wait_for("reminder.sent", 2)
+    assert sorted((m.cloudevent["subject"], m.cloudevent["data"]["lead"]) for m in announced) == [
+        (kept["request_id"], "1m40s"),
+        (kept["request_id"], "1m50s"),
+    ]
 
     # LINE: each group got its credentials; 4701 both reminders once each (retry keys cannot
     # hide a second send: every push that reached the fake counts), 4702 its cancellation only.

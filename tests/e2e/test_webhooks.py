@@ -2,6 +2,11 @@
 receiver and a fake LINE as real local HTTP servers, everything through the intake's front
 door (``/v1/offices/{district}/webhook`` and ``/line`` are forwarded to the notifier).
 
+The receiver gets every event of the office's requests, each once (counted once every
+webhook message of the request is settled, so no retry can still add one), its reminders as
+``reminder.sent``, and a receiver down for good ends in one ``credentials.failed``, not a
+chain of them (the loop rule of :mod:`vcs_notifier.webhook_domain`).
+
 The tests allow loopback with ``VCS_WEBHOOK_ALLOWED_NETWORKS=127.0.0.0/8``, as an operator
 would allow an office's intranet; every other internal address is still refused.
 """
@@ -9,6 +14,7 @@ would allow an office's intranet; every other internal address is still refused.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -21,8 +27,19 @@ from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_shared.events import RequestCancelled, RequestSubmitted, RoomAssigned
+from vcs_shared.events import (
+    CredentialsDelivered,
+    CredentialsFailed,
+    ReminderSent,
+    RequestCancelled,
+    RequestSubmitted,
+    RoomAssigned,
+    RoomReleased,
+    SupportDone,
+    SupportRequested,
+)
 from vcs_shared.store import Document, database_name
+from vcs_shared.thaitime import BANGKOK
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +52,13 @@ LOOPBACK = {
 }
 SUBMITTED = RequestSubmitted.cloudevent_type()
 ASSIGNED = RoomAssigned.cloudevent_type()
+DELIVERED = CredentialsDelivered.cloudevent_type()
+FAILED = CredentialsFailed.cloudevent_type()
+CANCELLED = RequestCancelled.cloudevent_type()
+RELEASED = RoomReleased.cloudevent_type()
+SUPPORT_REQUESTED = SupportRequested.cloudevent_type()
+SUPPORT_DONE = SupportDone.cloudevent_type()
+REMINDED = ReminderSent.cloudevent_type()
 LINE_TOKEN = "fake-line-channel-access-token"
 GROUP = "C" + "0123456789abcdef" * 2
 
@@ -57,6 +81,23 @@ async def register(
 def payloads(received: list[Received], secret: str) -> list[dict[str, Any]]:
     """Each message verified with the ``standardwebhooks`` package (raises if one fails)."""
     return [WebhookReceiver().verified(request, secret) for request in received]
+
+
+async def settled_messages(
+    mongo: AsyncMongoClient[Document], namespace: str, request_id: str, count: int
+) -> list[Document]:
+    """The request's webhook messages once there are ``count`` and none is still to be tried
+    (delivered or failed for good): from then on nothing more reaches the receiver."""
+    messages = mongo[database_name(namespace, "notifier")]["webhook_messages"]
+
+    async def settled() -> list[Document] | None:
+        found = [d async for d in messages.find({"request_id": request_id})]
+        done = len(found) >= count and all(d["state"] != "pending" for d in found)
+        return found if done else None
+
+    found = await eventually(settled, timeout=60, what=f"{count} webhook messages settled")
+    assert len(found) == count, sorted(d["event"] for d in found)
+    return found
 
 
 async def test_registration_is_scoped_and_internal_addresses_are_refused(
@@ -136,9 +177,9 @@ async def test_signed_events_reach_the_receiver_and_a_rotated_secret_keeps_verif
     submitted = await http.post("/v1/requests", json=request_body("4701"), headers=OFFICE_4701)
     request_id = submitted.json()["request_id"]
     delivered = await wait_status(http, request_id, "delivered")
-    received = await receiver.wait_for(2)
+    received = await receiver.wait_for(3)
     events = {p["type"]: p for p in payloads(received, first)}
-    assert set(events) == {SUBMITTED, ASSIGNED}
+    assert set(events) == {SUBMITTED, ASSIGNED, DELIVERED}
     assigned = events[ASSIGNED]
     assert assigned["subject"] == request_id
     assert assigned["data"]["credentials"]["passcode"] == delivered["assignment"]["passcode"]
@@ -153,11 +194,11 @@ async def test_signed_events_reach_the_receiver_and_a_rotated_secret_keeps_verif
 
     cancelled = await http.post(f"/v1/requests/{request_id}/cancel", headers=OFFICE_4701)
     assert cancelled.status_code in (200, 202), cancelled.text
-    after = (await receiver.wait_for(3))[2:]
-    [request] = after
-    assert len(request.headers["webhook-signature"].split(" ")) == 2
+    after = (await receiver.wait_for(5))[3:]
+    for request in after:
+        assert len(request.headers["webhook-signature"].split(" ")) == 2
     for secret in (first, second):  # a receiver still on the old secret, or already on the new
-        assert payloads(after, secret)[0]["type"] == RequestCancelled.cloudevent_type()
+        assert sorted(p["type"] for p in payloads(after, secret)) == sorted([CANCELLED, RELEASED])
 
 
 async def test_receiver_down_then_up_is_delivered_after_retries(
@@ -180,9 +221,9 @@ async def test_receiver_down_then_up_is_delivered_after_retries(
 
     await eventually(retried, timeout=30, what="two failed tries of room.assigned")
     receiver.start()
-    received = await receiver.wait_for(2)
+    received = await receiver.wait_for(3)
     types = sorted(p["type"] for p in payloads(received, secret))
-    assert types == sorted([SUBMITTED, ASSIGNED])
+    assert types == sorted([SUBMITTED, ASSIGNED, DELIVERED])
 
     # The receiver counts a request before it answers, and the notifier records the delivery
     # only once the answer is in: wait for that record instead of reading it at once.
@@ -196,12 +237,17 @@ async def test_receiver_down_then_up_is_delivered_after_retries(
     await wait_status(http, request_id, "delivered")
 
 
-async def test_receiver_down_for_good_fails_the_delivery_for_operators(
-    start_services: StartServices, http: httpx.AsyncClient, receiver: WebhookReceiver, tap: EventTap
+async def test_receiver_down_for_good_fails_the_delivery_once_without_a_loop(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    receiver: WebhookReceiver,
+    tap: EventTap,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
 ) -> None:
     env = {**LOOPBACK, "VCS_WEBHOOK_RETRY_HOURS": "0.001"}  # a 3.6-second window (each time)
     await start_services("intake", "allocator", "notifier", extra_env=env)
-    await register(http, receiver.url)
+    secret = (await register(http, receiver.url)).json()["secret"]
     receiver.status = 503
     submitted = await http.post("/v1/requests", json=request_body("4701"), headers=OFFICE_4701)
     request_id = submitted.json()["request_id"]
@@ -212,16 +258,123 @@ async def test_receiver_down_for_good_fails_the_delivery_for_operators(
     assert "webhook answered 503" in data["error"]
     failed = await wait_status(http, request_id, "delivery_failed")
     assert "webhook answered 503" in failed["delivery_error"]
+
+    # Every event goes to the dead webhook, credentials.failed itself too: each message fails
+    # for good in its window, and only the credentials' one announced anything (no loop).
+    messages = await settled_messages(mongo, namespace, request_id, 4)
+    assert sorted((m["event"], m["state"]) for m in messages) == [
+        ("credentials.delivered", "failed"),  # the mail itself went out
+        ("credentials.failed", "failed"),
+        ("request.submitted", "failed"),
+        ("room.assigned", "failed"),
+    ]
+    assert all("webhook answered 503" in m["error"] for m in messages)  # for operators
+    announced = {m["event"]: [e["routing_key"] for e in m.get("outbox", [])] for m in messages}
+    assert announced == {
+        "credentials.delivered": [],
+        "credentials.failed": [],
+        "request.submitted": [],
+        "room.assigned": ["credentials.failed.47.4701"],
+    }
+    assert len(tap.with_prefix("credentials.failed")) == 1
+    assert len(tap.with_prefix("credentials.delivered")) == 1
     tries = receiver.count()
-    assert tries >= 2  # retried before giving up
-    assert len(tap.with_prefix("credentials.delivered")) == 1  # the mail itself went out
+    assert tries >= 8  # each of the four retried before giving up
+    assert receiver.delivered() == []
 
     receiver.status = 200  # the office fixed its receiver; an operator redelivers
     again = await http.post(f"/v1/admin/requests/{request_id}/redeliver", headers=REGION_12)
     assert again.status_code == 200, again.text
-    received = await receiver.wait_for(tries + 2)  # its two failed messages, tried again
-    assert sorted(r.json()["type"] for r in received[tries:]) == sorted([SUBMITTED, ASSIGNED])
     await wait_status(http, request_id, "delivered")
+    # The four failed messages tried again, and the redelivery's own credentials.delivered.
+    messages = await settled_messages(mongo, namespace, request_id, 5)
+    assert {m["state"] for m in messages} == {"delivered"}
+    received = payloads(receiver.delivered(), secret)
+    assert sorted(p["type"] for p in received) == sorted(
+        [SUBMITTED, ASSIGNED, DELIVERED, FAILED, DELIVERED]
+    )
+    assert len({p["id"] for p in received}) == 5  # each event once
+    assert len(tap.with_prefix("credentials.failed")) == 1
+
+
+async def test_every_event_of_a_request_reaches_its_webhook_once(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    receiver: WebhookReceiver,
+    tap: EventTap,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
+) -> None:
+    await start_services("intake", "allocator", "notifier", "desk", extra_env=LOOPBACK)
+    secret = (await register(http, receiver.url)).json()["secret"]
+    body = request_body("4701", needs_support=True)
+    submitted = await http.post("/v1/requests", json=body, headers=OFFICE_4701)
+    request_id = submitted.json()["request_id"]
+    await wait_status(http, request_id, "delivered")
+    await tap.wait_for("support.requested")
+    cancelled = await http.post(f"/v1/requests/{request_id}/cancel", headers=OFFICE_4701)
+    assert cancelled.status_code in (200, 202), cancelled.text
+    await tap.wait_for("room.released")
+    await tap.wait_for("support.done")
+
+    expected = [
+        SUBMITTED,
+        ASSIGNED,
+        DELIVERED,
+        SUPPORT_REQUESTED,
+        CANCELLED,
+        RELEASED,
+        SUPPORT_DONE,
+    ]
+    messages = await settled_messages(mongo, namespace, request_id, len(expected))
+    assert {m["state"] for m in messages} == {"delivered"}
+    published = [m.cloudevent for m in tap.messages if m.cloudevent["subject"] == request_id]
+    assert sorted(e["type"] for e in published) == sorted(expected)
+    received = payloads(receiver.delivered(), secret)
+    assert len(receiver.received) == len(expected)  # nothing sent twice, nothing refused
+    assert sorted(p["id"] for p in received) == sorted(e["id"] for e in published)
+    by_type = {p["type"]: p for p in received}
+    assert by_type[DELIVERED]["data"]["channel"] == "email"
+    assert by_type[SUPPORT_DONE]["data"]["resolution"] == "request_cancelled"
+    assert by_type[RELEASED]["data"]["meeting_id"] == by_type[ASSIGNED]["data"]["meeting_id"]
+
+
+async def test_a_reminder_reaches_the_webhook_once_with_two_notifiers(
+    start_services: StartServices,
+    http: httpx.AsyncClient,
+    receiver: WebhookReceiver,
+    tap: EventTap,
+    mongo: AsyncMongoClient[Document],
+    namespace: str,
+) -> None:
+    env = {**LOOPBACK, "VCS_REMINDERS": "1d,110s", "VCS_REMINDER_POLL_SECONDS": "0.2"}
+    await start_services("intake", "allocator", "notifier", extra_env=env)
+    secret = (await register(http, receiver.url)).json()["secret"]
+    # The second notifier starts knowing the webhook (a running one learns of it within 2 s).
+    await start_services("notifier", extra_env=env)
+    starts_at = (datetime.now(BANGKOK) + timedelta(minutes=2)).replace(microsecond=0)
+    body = request_body("4701", starts_at=starts_at)
+    request_id = (await http.post("/v1/requests", json=body, headers=OFFICE_4701)).json()[
+        "request_id"
+    ]
+    delivered = await wait_status(http, request_id, "delivered")
+
+    [reminded] = await tap.wait_for("reminder.sent", timeout=90)
+    messages = await settled_messages(mongo, namespace, request_id, 4)
+    assert sorted(m["event"] for m in messages) == sorted(
+        ["request.submitted", "room.assigned", "credentials.delivered", "reminder.sent"]
+    )
+    received = payloads(receiver.delivered(), secret)
+    assert len(receiver.received) == 4
+    [reminder] = [p for p in received if p["type"] == REMINDED]
+    assert reminder["id"] == reminded.cloudevent["id"]
+    assert reminder["subject"] == request_id
+    data = reminder["data"]
+    assert data["lead"] == "1m50s"  # the 1d reminder was already past: none
+    assert data["meeting_id"] == delivered["assignment"]["meeting_id"]
+    assert datetime.fromisoformat(data["starts_at"]) == starts_at
+    assert delivered["assignment"]["passcode"] not in str(reminder)  # no credentials here
+    assert len(tap.with_prefix("reminder.sent")) == 1
 
 
 async def test_a_line_push_reaches_the_office_group(

@@ -12,6 +12,8 @@ from pymongo import AsyncMongoClient
 
 from vcs_notifier.reminders import parse_leads, plan
 from vcs_notifier.store import MongoReminderStore
+from vcs_shared.events import ReminderSent
+from vcs_shared.outbox import announce
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
@@ -46,6 +48,37 @@ async def test_a_due_reminder_is_claimed_once_and_never_due_again(
 
     assert await store.withdraw("r-1", at=later) == 1  # the 30m one, not sent yet
     assert await store.due(starts_at, limit=10) == []
+
+
+async def test_a_finished_reminder_announces_once(
+    mongo: AsyncMongoClient[Document], namespace: str
+) -> None:
+    db = mongo[database_name(namespace, "notifier")]
+    store = MongoReminderStore(db)  # offline: the entries wait in the outbox for a relay
+    await store.ensure_indexes()
+    now = datetime.now(UTC)
+    [reminder] = plan("r-3", now + timedelta(minutes=30), parse_leads("30m"), now=now - LEASE)
+    await store.schedule([reminder])
+    reminded = ReminderSent(
+        request_id="r-3",
+        province_code="47",
+        district_code="4701",
+        lead="30m",
+        meeting_id="111111111",
+        starts_at=now + timedelta(minutes=30),
+        ends_at=now + timedelta(hours=1),
+        sent_at=now,
+    )
+    announcement = announce(reminded, correlation_id="r-3")
+
+    await store.finish(reminder.reminder_id, "sent", at=now, announcement=announcement)
+    # a second process whose lease ran out finishes it too: no second announcement
+    await store.finish(reminder.reminder_id, "failed", at=now, announcement=announcement)
+
+    document = await db["reminders"].find_one({"_id": reminder.reminder_id})
+    assert document is not None
+    assert document["state"] == "sent"
+    assert [e["routing_key"] for e in document["outbox"]] == ["reminder.sent.47.4701"]
 
 
 async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missing(

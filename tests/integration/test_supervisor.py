@@ -144,6 +144,34 @@ async def test_a_slow_crash_loop_gives_up_too_when_it_never_becomes_ready(
     ]
 
 
+async def test_a_start_killed_while_it_waits_unready_is_not_a_crash_loop(
+    tmp_path: Path, make_supervisor: MakeSupervisor, lines: list[str]
+) -> None:
+    """A service waits unready while the broker is down; a chaos soak or an operator killing
+    it then is no start that failed by itself, however often it happens."""
+    broker_up = True
+    waiter = dataclasses.replace(
+        python("waiter", SLEEPER, tmp_path), ready=lambda started: broker_up
+    )
+    supervisor = make_supervisor([waiter], dataclasses.replace(FAST, window=0.01))
+    supervisor.start("waiter", within=20)
+    broker_up = False
+
+    for _ in range(FAST.max_exits + 1):
+        killed = supervisor.pid("waiter")
+        assert killed is not None
+        os.kill(killed, signal.SIGKILL)
+
+        def started_again(killed: int = killed) -> bool:
+            return supervisor.pid("waiter") not in (None, killed)
+
+        await until_checked(supervisor, started_again, "a new start")
+
+    waiting = supervisor.status().children["waiter"]
+    assert (waiting.state, waiting.restarts) == (ChildState.STARTING, FAST.max_exits + 1)
+    assert len([line for line in lines if "was killed by SIGKILL" in line]) == FAST.max_exits + 1
+
+
 async def test_a_child_alive_but_never_ready_is_given_up_after_the_deadline(
     tmp_path: Path, make_supervisor: MakeSupervisor
 ) -> None:

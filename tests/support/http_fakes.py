@@ -59,6 +59,8 @@ class RecordingServer(LocalServer):
     def __init__(self, port: int = 0) -> None:
         super().__init__(port)
         self.received: list[Received] = []
+        self.statuses: list[int] = []
+        """The status each of :attr:`received` was answered with, in the same order."""
         self.status = 200
         self._changed = threading.Condition()
 
@@ -84,6 +86,7 @@ class RecordingServer(LocalServer):
                 status, body = owner.answer(request)
                 with owner._changed:
                     owner.received.append(request)
+                    owner.statuses.append(status)
                     owner._changed.notify_all()
                 payload = json.dumps(body).encode()
                 self.send_response(status)
@@ -101,6 +104,11 @@ class RecordingServer(LocalServer):
     def count(self) -> int:
         with self._changed:
             return len(self.received)
+
+    def delivered(self) -> list[Received]:
+        """The requests answered with a 2xx status (what a sender counts as delivered)."""
+        with self._changed:
+            return [r for r, s in zip(self.received, self.statuses, strict=True) if s < 300]
 
     async def wait_for(self, count: int, *, timeout: float = 30.0) -> list[Received]:
         """Waits until at least ``count`` requests arrived; fails the test after ``timeout``."""

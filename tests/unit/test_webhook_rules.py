@@ -1,5 +1,6 @@
-"""The webhook's rules without I/O: the SSRF policy, the retry schedule, secret rotation, and
-the Standard Webhooks signature checked with the ``standardwebhooks`` package."""
+"""The webhook's rules without I/O: the SSRF policy, the retry schedule, secret rotation, the
+loop rule (which failed message announces what), and the Standard Webhooks signature checked
+with the ``standardwebhooks`` package."""
 
 from __future__ import annotations
 
@@ -14,10 +15,20 @@ from vcs_notifier.webhook_domain import (
     ROTATION_OVERLAP,
     RetryPolicy,
     SigningSecret,
+    WebhookMessage,
     WebhookRegistration,
+    carries_credentials,
 )
 from vcs_notifier.webhook_guard import IPAddress, NetworkPolicy, UnsafeUrl, parse_networks
 from vcs_notifier.webhooks import new_secret, signature_headers
+from vcs_shared.events import (
+    EVENT_TYPES,
+    CredentialsFailed,
+    Event,
+    RoomAssigned,
+    RoomReassigned,
+    Subject,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -132,3 +143,60 @@ def test_both_signatures_verify_with_the_standardwebhooks_package() -> None:
         Webhook(new_secret()).verify(body, headers)
     with pytest.raises(WebhookVerificationError):
         Webhook(new).verify(body + " ", headers)
+
+
+SUBJECT = Subject(request_id="r-1", province_code="47", district_code="4701")
+
+
+def message_of(event_name: str, *, credentials: bool) -> WebhookMessage:
+    return WebhookMessage(
+        message_id=f"id-{event_name}",
+        request_id="r-1",
+        province_code="47",
+        district_code="4701",
+        event_name=event_name,
+        body="{}",
+        first_due=NOW,
+        carries_credentials=credentials,
+    )
+
+
+def test_only_the_credentials_events_carry_them() -> None:
+    carrying = {
+        event_type.name
+        for event_type in EVENT_TYPES.values()
+        if carries_credentials(event_type.model_construct(**SUBJECT))
+    }
+    assert carrying == {RoomAssigned.name, RoomReassigned.name}
+
+
+def test_the_credentials_message_failing_for_good_is_one_credentials_failed() -> None:
+    [failed] = message_of("room.assigned", credentials=True).failure_events("webhook: down")
+
+    assert isinstance(failed, CredentialsFailed)
+    assert (failed.request_id, failed.channel, failed.error) == ("r-1", "webhook", "webhook: down")
+    assert failed.routing_key() == "credentials.failed.47.4701"
+
+
+@pytest.mark.parametrize(
+    "event_name",
+    sorted(e.name for e in EVENT_TYPES.values() if e not in (RoomAssigned, RoomReassigned)),
+)
+def test_any_other_message_failing_announces_nothing(event_name: str) -> None:
+    assert message_of(event_name, credentials=False).failure_events("webhook: down") == ()
+
+
+def test_a_dead_webhook_ends_the_chain_after_one_credentials_failed() -> None:
+    """Every event goes to the webhook, what a failure announces too: on a receiver that never
+    answers, follow the chain (each announced event becomes a message that fails in turn)."""
+    waiting = [message_of("room.assigned", credentials=True)]
+    announced: list[Event] = []
+    for _ in range(100):  # a loop would still be going
+        if not waiting:
+            break
+        message = waiting.pop()
+        events = message.failure_events("webhook: down")
+        announced.extend(events)
+        waiting.extend(message_of(e.name, credentials=carries_credentials(e)) for e in events)
+    assert waiting == []
+    assert [e.name for e in announced] == ["credentials.failed"]

@@ -14,8 +14,9 @@ call it from a task).
   doubles with each recent exit; the supervisor says so loudly, and again when
   the child is ready. :class:`GaveUp` is raised, with a one-line reason, when a
   child exited ``max_exits`` times within ``window`` seconds, or ``max_exits``
-  times in a row without becoming ready in between (a crash loop on a machine so
-  slow that each start takes long to fail): restarting it again would only hide
+  times in a row without becoming ready in between, each ending by itself (a crash
+  loop on a machine so slow that each start takes long to fail; a start killed by a
+  signal while it waits, for the broker say, is not one): restarting it again would only hide
   a fault a person has to fix.
 * Its state is written (atomically) to a status file after every change; the
   intake shows it in ``/healthz`` (:mod:`vcs_shared.supervision`).
@@ -205,7 +206,9 @@ class Supervisor:
         child.exits.append(now)
         while child.exits and child.exits[0] < now - self._policy.window:
             child.exits.popleft()
-        if child.state is ChildState.STARTING:
+        if child.state is ChildState.STARTING and returncode >= 0:
+            # Only a start that ended by itself failed. A service waits unready for as long
+            # as the broker is down; killed then (by an operator, a chaos soak), it did not.
             child.exits_unready += 1
         name, log, most = child.spec.name, child.spec.log_path, self._policy.max_exits
         loop = None

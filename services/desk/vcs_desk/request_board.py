@@ -15,8 +15,9 @@ whole result):
 
 Events may come in any order (``room.assigned`` before ``request.submitted``): the status
 moves only along :data:`vcs_shared.request_status.MOVES` through a compare-and-set on the
-status read, so a late event never moves a request back, and the submitted fields are
-``$set`` whenever they come without touching the status.
+status read (:func:`vcs_shared.outbox.compare_and_set`), so a late event never moves a
+request back, and the submitted fields are ``$set`` whenever they come without touching the
+status.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from vcs_shared.events import Urgency
+from vcs_shared.outbox import Change, compare_and_set
 from vcs_shared.request_status import Status, is_stuck
 from vcs_shared.scope import Scope
 from vcs_shared.store import Document
@@ -37,7 +39,6 @@ from vcs_shared.thaitime import BANGKOK
 
 BOARD = "request_board"
 EVENTS = "request_events"
-CAS_ATTEMPTS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,43 +118,34 @@ class RequestBoard:
         fields: Document | None = None,
     ) -> bool:
         """Moves the status to ``target`` if the machine allows it from the stored one (with
-        ``fields``); False when it does not (a late event), the row left as it is."""
-        for _ in range(CAS_ATTEMPTS):
-            current = await self._board.find_one({"_id": request_id}, {"status": 1})
-            if current is None:
-                document = {**self._fresh(at_ms), "_id": request_id, **subject, **(fields or {})}
-                document["status"] = target.value
-                try:
-                    await self._board.insert_one(document)
-                    return True
-                except DuplicateKeyError:
-                    continue  # another event of it came at the same time: read again
+        ``fields``); False when it does not (a late event), the row left as it is. The first
+        event of a request creates its row in ``target``."""
+        changes = {**subject, **(fields or {}), "status": target.value}
+
+        def allowed(current: Document) -> Change | None:
             status = Status(current["status"])
             if status is not target and not status.may_become(target):
-                return False
-            changes = {**subject, **(fields or {}), "status": target.value}
-            done = await self._board.update_one(
-                {"_id": request_id, "status": status.value}, {"$set": changes}
-            )
-            if done.matched_count:
-                return True
-        raise RuntimeError(f"request {request_id} kept changing under the desk's projection")
+                return None
+            return Change(changes, guard={"status": status.value})
+
+        created = {**self._fresh(at_ms), "_id": request_id, **changes}
+        changed = await compare_and_set(
+            self._board, request_id, allowed, projection={"status": 1}, create=created
+        )
+        return changed is not None and changed.written
 
     async def set_room(self, request_id: str, meeting_id: str, reassignment: int) -> None:
         """Shows ``meeting_id`` unless a later move of the booking is already shown."""
-        for _ in range(CAS_ATTEMPTS):
-            current = await self._board.find_one({"_id": request_id}, {"reassignment": 1})
-            if current is None:
-                return  # moves create the row first; nothing to show a room on
+
+        def later(current: Document) -> Change | None:
             shown = current.get("reassignment")
             if shown is not None and shown > reassignment:
-                return
-            done = await self._board.update_one(
-                {"_id": request_id, "reassignment": shown},
-                {"$set": {"meeting_id": meeting_id, "reassignment": reassignment}},
-            )
-            if done.matched_count:
-                return
+                return None
+            fields = {"meeting_id": meeting_id, "reassignment": reassignment}
+            return Change(fields, guard={"reassignment": shown})
+
+        # no row: moves create it first, so there is nothing to show a room on
+        await compare_and_set(self._board, request_id, later, projection={"reassignment": 1})
 
     async def record_event(self, entry: Document) -> None:
         """Adds one history entry once (``_id`` is the CloudEvent id)."""

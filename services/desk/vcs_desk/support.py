@@ -14,18 +14,17 @@ from datetime import datetime
 
 import structlog
 
-from vcs_desk.ticket_store import TicketStore
+from vcs_desk.ticket_store import Moved, TicketStore
 from vcs_desk.tickets import Ticket
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import Contact, Event, RequestCancelled, RequestSubmitted
+from vcs_shared.outbox import ConcurrentChanges
 from vcs_shared.thaitime import BANGKOK
 
 log = structlog.get_logger(__name__)
-
-MOVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,21 +183,21 @@ async def _move(
     *,
     audit: Callable[[Ticket, Ticket], AuditRecorded] | None = None,
 ) -> Ticket | None:
-    """Loads the ticket (``principal``: only one it may see), applies ``rule`` and stores the
+    """Applies ``rule`` to the ticket (``principal``: only one it may see) and stores the
     result with its event (and ``audit``'s entry for the move, in the same write); None when
-    there is no ticket or the rule left it as it was. A
+    there is no ticket, the ticket as it is when the rule left it so. A
     :class:`~vcs_desk.tickets.TicketConflict` from the rule goes to the caller."""
-    for _ in range(MOVE_ATTEMPTS):
-        ticket = await deps.store.get(ticket_id)
-        if ticket is None:
-            return None
+
+    def applied(ticket: Ticket) -> Moved | None:
         if principal is not None and not ticket.visible_to(principal):
-            return None
+            raise NoSuchTicket(ticket_id)
         moved = rule(ticket)
         if moved is None:
-            return ticket
+            return None
         after, event = moved
-        entries = (audit(ticket, after),) if audit is not None else ()
-        if await deps.store.record(ticket, after, event, correlation_id, entries):
-            return after
-    raise TicketBusy(ticket_id)
+        return Moved(after, event, (audit(ticket, after),) if audit is not None else ())
+
+    try:
+        return await deps.store.move(ticket_id, applied, correlation_id)
+    except ConcurrentChanges:
+        raise TicketBusy(ticket_id) from None

@@ -11,6 +11,8 @@ is not stored faithfully by nx-27017). The document mapping is at the end.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,19 +30,28 @@ SOURCE = "desk"
 COLLECTION = "support_tickets"
 
 
+@dataclass(frozen=True, slots=True)
+class Moved:
+    """What a rule made of a ticket: the ticket after the move, the event announcing it, and
+    the operator's audit entries of it."""
+
+    ticket: Ticket
+    event: Event
+    audit: tuple[AuditRecorded, ...] = ()
+
+
+MoveRule = Callable[[Ticket], Moved | None]
+"""Applied to the ticket as stored: its move, or None when the ticket stays as it is."""
+
+
 class TicketStore(Protocol):
     async def open(self, ticket: Ticket, correlation_id: str | None) -> tuple[Ticket, bool]: ...
     async def get(self, ticket_id: str) -> Ticket | None: ...
     async def in_state(self, state: TicketState) -> list[Ticket]: ...
     async def of_district(self, district_code: str) -> list[Ticket]: ...
-    async def record(
-        self,
-        before: Ticket,
-        after: Ticket,
-        event: Event,
-        correlation_id: str | None,
-        audit: tuple[AuditRecorded, ...] = (),
-    ) -> bool: ...
+    async def move(
+        self, ticket_id: str, rule: MoveRule, correlation_id: str | None
+    ) -> Ticket | None: ...
 
 
 class MongoTicketStore:
@@ -81,32 +92,26 @@ class MongoTicketStore:
         found = self.tickets.find({"district_code": district_code}, {"outbox": 0})
         return [ticket_from_document(document) async for document in found]
 
-    async def record(
-        self,
-        before: Ticket,
-        after: Ticket,
-        event: Event,
-        correlation_id: str | None,
-        audit: tuple[AuditRecorded, ...] = (),
-    ) -> bool:
-        """Writes ``after`` with ``event`` (and the operator's ``audit`` entry) if the ticket is
-        still in ``before``'s state; False when it moved meanwhile (the caller reads it again
-        and applies its rule again)."""
-        fields = ticket_to_document(after)
-        del fields["_id"]
+    async def move(
+        self, ticket_id: str, rule: MoveRule, correlation_id: str | None
+    ) -> Ticket | None:
+        """Applies ``rule`` to the ticket as stored and writes its move with the move's event
+        (and audit entries) in one compare-and-set on the state the rule saw; a ticket moved
+        meanwhile is read again and the rule applied again. The ticket as it is then, None
+        when there is none; what the rule raises goes to the caller, and
+        :class:`~vcs_shared.outbox.ConcurrentChanges` when the ticket keeps changing."""
 
         def change(current: Document) -> Change | None:
-            if current.get("state") != before.state.value:
+            moved = rule(ticket_from_document(current))
+            if moved is None:
                 return None
-            return Change(fields, guard={"state": before.state.value})
+            fields = ticket_to_document(moved.ticket)
+            del fields["_id"]
+            announcement = announce(moved.event, correlation_id=correlation_id, audit=moved.audit)
+            return Change(fields, guard={"state": current["state"]}, announcement=announcement)
 
-        changed = await self._outbox.update(
-            before.ticket_id,
-            change,
-            announce(event, correlation_id=correlation_id, audit=audit),
-            projection={"state": 1, "outbox": 1, "outbox_count": 1},
-        )
-        return changed is not None and changed.written
+        changed = await self._outbox.update(ticket_id, change)
+        return None if changed is None else ticket_from_document(changed.document)
 
 
 def _from_ms(value: int) -> datetime:

@@ -12,6 +12,7 @@ the retries are spent, both as ``credentials.failed`` with the reason.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ import structlog
 
 from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
-from vcs_notifier.reminders import plan
+from vcs_notifier.reminders import label, plan
 from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
@@ -33,11 +34,16 @@ from vcs_shared.events import (
     CredentialsDelivered,
     CredentialsFailed,
     Event,
+    ReminderSent,
     RequestCancelled,
     RequestRejected,
     RequestSubmitted,
     RoomAssigned,
     RoomReassigned,
+    RoomReleased,
+    SupportClaimed,
+    SupportDone,
+    SupportRequested,
 )
 from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import SILENT, Announcement, announce
@@ -60,6 +66,8 @@ class NotifierDeps:
     replaced after it, well within the queue's delivery limit."""
     retry_wait: float = 0.2
     clock: Clock = utc_now
+    store_afresh: Callable[[], AbstractAsyncContextManager[DeliveryStore]] | None = None
+    """The store over a client of its own, opened for one write: see :func:`_recorded`."""
 
 
 async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
@@ -121,7 +129,7 @@ async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: Notifi
     delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
     error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
-    await _recorded(lambda: deps.store.record_outcome(event.request_id, outcome))
+    await _recorded(lambda store: store.record_outcome(event.request_id, outcome), deps)
 
 
 async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
@@ -159,9 +167,10 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     await _recorded(
-        lambda: deps.store.record_reassignment(
+        lambda store: store.record_reassignment(
             event.request_id, booking, event.reassignment, outcome, announcement
-        )
+        ),
+        deps,
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
 
@@ -174,26 +183,42 @@ async def send_due_reminders(deps: NotifierDeps, *, limit: int = 50) -> int:
     for due in await deps.reminders.due(deps.clock(), limit=limit):
         if not await deps.reminders.claim(due.reminder_id, deps.claim_lease, now=deps.clock()):
             continue
-        state, error = await _remind(due, deps)
-        await deps.reminders.finish(due.reminder_id, state, at=deps.clock(), error=error)
+        state, error, announcement = await _remind(due, deps)
+        await deps.reminders.finish(
+            due.reminder_id, state, at=deps.clock(), error=error, announcement=announcement
+        )
         log.info("reminder.done", reminder=due.reminder_id, state=state, error=error)
         sent += state == "sent"
     return sent
 
 
-async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None]:
+async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None, Announcement]:
+    """Sends one reminder by mail and LINE; with ``reminder.sent``, which the office's webhook
+    receives as its reminder, for every reminder of a live booking, whatever mail and LINE
+    answered (their failure is this reminder's record, not the webhook's business)."""
     delivery = await deps.store.delivery(due.request_id)
     if delivery is None or delivery.booking is None:
-        return "skipped", "no room is known for this request"
+        return "skipped", "no room is known for this request", SILENT
     if delivery.cancelled:
-        return "skipped", "the request was cancelled"
+        return "skipped", "the request was cancelled", SILENT
+    booking = delivery.booking
+    reminded = ReminderSent(
+        **delivery.subject(),
+        lead=label(due.lead),
+        meeting_id=booking.meeting_id,
+        starts_at=booking.starts_at,
+        ends_at=booking.ends_at,
+        sent_at=deps.clock(),
+    )
+    announcement = announce(reminded, correlation_id=due.request_id)
     try:
-        credentials = deps.sealer.open(delivery.booking.sealed_credentials)
+        credentials = deps.sealer.open(booking.sealed_credentials)
     except CredentialsSealError:
-        return "failed", "the credentials cannot be opened (credentials key retired)"
-    notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
-    error = await _send(notice, deps)
-    return ("sent", None) if error is None else ("failed", error)
+        error: str | None = "the credentials cannot be opened (credentials key retired)"
+    else:
+        notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
+        error = await _send(notice, deps)
+    return ("sent" if error is None else "failed"), error, announcement
 
 
 class RedeliveryRefused(Exception):
@@ -309,11 +334,24 @@ async def _record_claimed(
     so the store tries its write on that without reading first."""
     first = not delivery.outcomes
     await _recorded(
-        lambda: deps.store.record_outcome(delivery.request_id, outcome, announcement, first=first)
+        lambda store: store.record_outcome(delivery.request_id, outcome, announcement, first=first),
+        deps,
     )
 
 
-async def _recorded(write: Callable[[], Awaitable[object]]) -> None:
+RECORD_AFRESH_AFTER = 3
+"""Failed attempts at recording a sent message before the next ones go through a client of
+their own (:attr:`NotifierDeps.store_afresh`)."""
+
+BROKEN_CLIENT = RuntimeError
+"""What PyMongo's async client raised in the chaos soak once a store freeze had broken it
+(``Lock is not acquired``); it stays broken until the process restarts
+(:mod:`vcs_shared.store_watchdog`)."""
+
+
+async def _recorded(
+    write: Callable[[DeliveryStore], Awaitable[object]], deps: NotifierDeps
+) -> None:
     """Writes the record of a message that was just sent, waiting out a store outage however
     long it lasts.
 
@@ -322,13 +360,25 @@ async def _recorded(write: Callable[[], Awaitable[object]]) -> None:
     its own send claim still held, wait, and once the claim's lease ran out send the message
     again (the chaos soak's duplicate mails: a store frozen right after a send). The writes
     are idempotent (an outcome is recorded once), so one that reached the store before the
-    connection failed is harmless to repeat.
+    connection failed is harmless to repeat. After a few failures each attempt opens a
+    client of its own: the service's client can stay broken after a freeze while the store
+    answers again, and the watchdog's restart would otherwise come before the record.
     """
+    failures = 0
     async for attempt in stamina.retry_context(
-        on=OUTAGES, attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
+        on=(*OUTAGES, BROKEN_CLIENT), attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
     ):
         with attempt:
-            await write()
+            try:
+                if failures < RECORD_AFRESH_AFTER or deps.store_afresh is None:
+                    await write(deps.store)
+                else:
+                    async with deps.store_afresh() as store:
+                        await write(store)
+            except Exception:
+                failures += 1
+                log.warning("delivery.record_failed", failures=failures)
+                raise
 
 
 async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
@@ -361,6 +411,12 @@ async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
     return " | ".join(errors) or None
 
 
+async def only_forwarded(envelope: Envelope[Event], deps: NotifierDeps) -> None:
+    """An event the notifier has nothing to send for by mail or LINE: it only goes on to the
+    office's webhook, as every event does once its handler is done (the composition root
+    follows every handler with the webhook's scheduling)."""
+
+
 HANDLERS = (
     HandlerTable[NotifierDeps]("notifier")
     .on(RequestSubmitted, remember_contact)
@@ -368,5 +424,13 @@ HANDLERS = (
     .on(RequestRejected, notify_rejection)
     .on(RequestCancelled, notify_cancellation)
     .on(RoomReassigned, deliver_reassignment)
+    .on(RoomReleased, only_forwarded)
+    .on(CredentialsDelivered, only_forwarded)
+    .on(CredentialsFailed, only_forwarded)
+    .on(ReminderSent, only_forwarded)
+    .on(SupportRequested, only_forwarded)
+    .on(SupportClaimed, only_forwarded)
+    .on(SupportDone, only_forwarded)
 )
-"""The one event-to-handler table of the notifier."""
+"""The one event-to-handler table of the notifier: every event of the contract (each then
+goes to the office's webhook, see :mod:`vcs_notifier.webhook_delivery`)."""

@@ -232,6 +232,9 @@ REDELIVERY_CLAIM = "redelivery_claimed_ms"
 NEVER_MS = 2**62
 """The ``due_ms`` of a reminder that is done (sent, failed, withdrawn): never due again, so
 the due query (``due_ms <= now``) finds only what is still to send."""
+FINISHED = frozenset({"sent", "failed", "skipped"})
+"""The states of a reminder some process handled when it was due (not ``withdrawn``: one
+withdrawn while it was being sent went out all the same, and is finished)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +251,13 @@ class ReminderStore(Protocol):
     async def due(self, now: datetime, *, limit: int) -> list[DueReminder]: ...
     async def claim(self, reminder_id: str, lease: timedelta, *, now: datetime) -> bool: ...
     async def finish(
-        self, reminder_id: str, state: str, *, at: datetime, error: str | None = None
+        self,
+        reminder_id: str,
+        state: str,
+        *,
+        at: datetime,
+        error: str | None = None,
+        announcement: Announcement = SILENT,
     ) -> None: ...
     async def withdraw(self, request_id: str, *, at: datetime) -> int: ...
 
@@ -256,24 +265,29 @@ class ReminderStore(Protocol):
 class MongoReminderStore:
     """The notifier's ``reminders``: one document per request and lead time, due at an epoch
     millisecond (``due_ms``, its own single-field index: the due query is one range over it),
-    claimed by one notifier process at a time (``claimed_ms``, compare-and-set)."""
+    claimed by one notifier process at a time (``claimed_ms``, compare-and-set). A finished
+    reminder announces ``reminder.sent`` through the collection's outbox (:attr:`relay`)."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.reminders = db["reminders"]
+        self._outbox = Outbox(self.reminders, source=SOURCE, publisher=publisher)
+        self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
+        await self._outbox.ensure_index()
         await self.reminders.create_index("due_ms")
         await self.reminders.create_index("request_id")
 
     async def schedule(self, reminders: Sequence[Reminder]) -> None:
         """Stores each reminder unless it is there already (the same request and lead time:
         a redelivered ``room.assigned`` schedules nothing twice), all in one unordered
-        ``insert_many``: a duplicate is refused alone and the others still go in."""
+        ``insert_many``: a duplicate is refused alone and the others still go in. Each with
+        its (empty) outbox, which :meth:`finish` writes ``reminder.sent`` to."""
         if not reminders:
             return
         try:
             await self.reminders.insert_many(
-                [reminder_to_document(reminder) for reminder in reminders], ordered=False
+                [self._outbox.quiet(reminder_to_document(r)) for r in reminders], ordered=False
             )
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
@@ -301,13 +315,26 @@ class MongoReminderStore:
         return result.modified_count == 1
 
     async def finish(
-        self, reminder_id: str, state: str, *, at: datetime, error: str | None = None
+        self,
+        reminder_id: str,
+        state: str,
+        *,
+        at: datetime,
+        error: str | None = None,
+        announcement: Announcement = SILENT,
     ) -> None:
-        """Done for good (``sent``, ``failed`` with the reason, ``skipped``): never due again."""
-        await self.reminders.update_one(
-            {"_id": reminder_id},
-            {"$set": {"due_ms": NEVER_MS, "state": state, "done_ms": epoch_ms(at), "error": error}},
-        )
+        """Done for good (``sent``, ``failed`` with the reason, ``skipped``): never due again,
+        written once with what it announces (a second process finishing the same reminder,
+        after its lease ran out, announces nothing again)."""
+        fields = {"due_ms": NEVER_MS, "state": state, "done_ms": epoch_ms(at), "error": error}
+
+        def change(current: Document) -> Change | None:
+            if current.get("state") in FINISHED:
+                return None
+            return Change(fields, guard={"state": current.get("state")})
+
+        projection = {"outbox": 1, "outbox_count": 1, "state": 1}
+        await self._outbox.update(reminder_id, change, announcement, projection=projection)
 
     async def withdraw(self, request_id: str, *, at: datetime) -> int:
         """The reminders of a cancelled request not sent yet are dropped; how many."""

@@ -6,7 +6,9 @@ is a background loop of every notifier process that tries the messages that are
 due, retries the failures on the :class:`~vcs_notifier.webhook_domain.RetryPolicy`
 and, once a message's window has passed, records it failed for good: for the
 credentials' message that is ``credentials.failed`` (the request
-``delivery_failed``, on the operators' lists, ready for a redelivery).
+``delivery_failed``, on the operators' lists, ready for a redelivery); for any
+other message it is the record, a warning and ``vcs_deliveries{channel="webhook",
+result="failed"}``, and no event (the loop rule in :mod:`vcs_notifier.webhook_domain`).
 """
 
 from __future__ import annotations
@@ -20,21 +22,23 @@ from typing import Any
 import structlog
 
 from vcs_notifier.channels import PermanentFailure, TemporaryFailure
-from vcs_notifier.webhook_domain import RetryPolicy, WebhookMessage
+from vcs_notifier.webhook_domain import (
+    CARRYING_CREDENTIALS,
+    WEBHOOK_CHANNEL,
+    RetryPolicy,
+    WebhookMessage,
+    carries_credentials,
+)
 from vcs_notifier.webhook_store import WebhookStore
 from vcs_notifier.webhooks import WebhookSender
 from vcs_shared.clock import Clock, utc_now
 from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import CredentialsFailed, Event, RoomAssigned, RoomReassigned
+from vcs_shared.events import Event
+from vcs_shared.metrics import DELIVERIES
 from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
-
-CHANNEL = "webhook"
-CARRYING_CREDENTIALS = (RoomAssigned, RoomReassigned)
-"""The events whose webhook message carries the credentials: failing for good is
-``credentials.failed``."""
 
 
 def cloudevent_body(envelope: Envelope[Event], sealer: CredentialsSealer) -> str:
@@ -95,7 +99,7 @@ class WebhookDispatcher:
             event_name=event.name,
             body=cloudevent_body(envelope, self.sealer),
             first_due=self.clock(),
-            carries_credentials=isinstance(event, CARRYING_CREDENTIALS),
+            carries_credentials=carries_credentials(event),
         )
         if await self.store.add(message):
             log.info("webhook.scheduled", webhook_event=event.name)
@@ -153,22 +157,19 @@ class WebhookDispatcher:
                 await self.store.retry_at(message.message_id, due, attempts, str(exc))
             return
         await self.store.delivered(message.message_id, attempts, self.clock())
+        DELIVERIES.labels(WEBHOOK_CHANNEL, "delivered").inc()
         log.info("webhook.delivered", webhook_event=message.event_name, attempts=attempts)
 
     async def _give_up(self, message: WebhookMessage, attempts: int, error: str) -> None:
-        reason = f"{CHANNEL}: {error} ({attempts} attempts)"
-        log.warning("webhook.failed", webhook_event=message.event_name, error=reason)
-        events = []
-        if message.carries_credentials:
-            events.append(
-                CredentialsFailed(
-                    request_id=message.request_id,
-                    province_code=message.province_code,
-                    district_code=message.district_code,
-                    channel=CHANNEL,
-                    error=reason,
-                )
-            )
+        reason = f"{WEBHOOK_CHANNEL}: {error} ({attempts} attempts)"
+        events = message.failure_events(reason)
+        log.warning(
+            "webhook.failed",
+            webhook_event=message.event_name,
+            error=reason,
+            announced=[e.name for e in events],
+        )
+        DELIVERIES.labels(WEBHOOK_CHANNEL, "failed").inc()
         await self.store.failed(
             message.message_id,
             attempts,

@@ -6,6 +6,15 @@ together) until its deadline, ``VCS_WEBHOOK_RETRY_HOURS`` after it was first
 due; then it has failed for good. A rotated secret stays valid beside the new
 one for :data:`ROTATION_OVERLAP`, so a receiver can switch without losing a
 message.
+
+The loop rule (:meth:`WebhookMessage.failure_events`): every event of an office's requests
+goes to its webhook, ``credentials.failed`` among them, so a receiver that is down must not
+start a chain (a credentials.failed about the dead webhook, forwarded to it, failing, a new
+credentials.failed...). Only the message carrying the credentials (``room.assigned``,
+``room.reassigned``) announces anything when it fails for good: ``credentials.failed``, and
+the request is ``delivery_failed``. Failing to forward any other event, ``credentials.failed``
+itself included, is recorded on the message (state, attempts, error), logged and counted for
+operators, and announces nothing, so one dead webhook ends every chain after one step.
 """
 
 from __future__ import annotations
@@ -14,7 +23,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Final, Literal
+
+from vcs_shared.events import CredentialsFailed, Event, RoomAssigned, RoomReassigned
+
+CARRYING_CREDENTIALS = (RoomAssigned, RoomReassigned)
+"""The events whose webhook message carries the credentials (opened for the office's
+receiver): the only ones whose failing for good is ``credentials.failed``."""
+WEBHOOK_CHANNEL: Final = "webhook"
 
 ROTATION_OVERLAP = timedelta(hours=24)
 """How long the secret before a rotation still signs (both signatures are sent)."""
@@ -95,5 +111,24 @@ class WebhookMessage:
     attempts: int = 0
     error: str | None = None
     carries_credentials: bool = False
-    """Whether this message is the credentials' (room.assigned): failing for good is then
-    ``credentials.failed``."""
+    """Whether this message is the credentials' (:func:`carries_credentials`): failing for
+    good is then ``credentials.failed``."""
+
+    def failure_events(self, error: str) -> tuple[Event, ...]:
+        """What this message announces once it failed for good with ``error`` (the loop rule
+        above): ``credentials.failed`` for the credentials' message, nothing for any other."""
+        if not self.carries_credentials:
+            return ()
+        failed = CredentialsFailed(
+            request_id=self.request_id,
+            province_code=self.province_code,
+            district_code=self.district_code,
+            channel=WEBHOOK_CHANNEL,
+            error=error,
+        )
+        return (failed,)
+
+
+def carries_credentials(event: Event) -> bool:
+    """Whether ``event``'s webhook message is the credentials' (see :meth:`failure_events`)."""
+    return isinstance(event, CARRYING_CREDENTIALS)

@@ -19,7 +19,7 @@ import httpx
 from vcs_shared.auth import TokenCodec
 from vcs_shared.offices import all_offices
 from vcs_shared.topology import Topology
-from vcs_tools.chaos.check import FINAL_STATUSES, Verdict, verdict
+from vcs_tools.chaos.check import FINAL_STATUSES, SeenDeadLetter, Verdict, verdict
 from vcs_tools.chaos.clients import Caller, Clients, Ledger
 from vcs_tools.chaos.faults import Chaos, Injected
 from vcs_tools.chaos.record import (
@@ -101,17 +101,21 @@ async def _soak(
                 timer.cancel()
                 time_up.set()
                 await reporter
-            say(f"chaos: time is up; waiting for {len(clients.ledger.accepted)} requests")
-            statuses = await final_statuses(
-                http,
-                operator,
-                list(clients.ledger.accepted),
-                final=FINAL_STATUSES,
-                stall_after=config.stall_after,
-            )
-            await recorder.quiet(QUIET)
-            await mails_quiet(system.mail_dir, QUIET)
-            letters = await dead_letters(http, operator)
+            statuses: dict[str, str | None] = dict.fromkeys(clients.ledger.accepted)
+            letters: list[SeenDeadLetter] = []
+            if system.gave_up is None:
+                say(f"chaos: time is up; waiting for {len(statuses)} requests")
+                statuses = await final_statuses(
+                    http,
+                    operator,
+                    list(statuses),
+                    final=FINAL_STATUSES,
+                    stall_after=config.stall_after,
+                )
+                await recorder.quiet(QUIET)
+                await mails_quiet(system.mail_dir, QUIET)
+                letters = await dead_letters(http, operator)
+            # else the system is down and nothing more can be asked: every request counts as lost
     finally:
         watching.set()
         await watcher
