@@ -119,9 +119,25 @@ async def submit(
     ``office`` is the payload's office, resolved once by the caller; ``sealer`` seals the
     contact for the event.
     """
+    request = _new_request(payload, office, idempotency_key, clock())
+    try:
+        await store.insert(request, request.submitted(sealer.seal_contact(request.contact)))
+    except DuplicateSubmission as duplicate:
+        if duplicate.existing.fingerprint != request.fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used for a different request"
+            ) from duplicate
+        return duplicate.existing, False
+    return request, True
+
+
+def _new_request(
+    payload: SubmitRequest, office: Office, idempotency_key: str | None, now: datetime
+) -> RequestState:
+    """The request as first stored: a fresh id, the key that finds it again (the office's
+    Idempotency-Key, or one of its own), and the fingerprint a retry must match."""
     request_id = str(uuid.uuid4())
-    fingerprint = hashlib.sha256(payload.model_dump_json().encode()).hexdigest()
-    request = RequestState(
+    return RequestState(
         request_id=request_id,
         district_code=office.district_code,
         province_code=office.province_code,
@@ -132,21 +148,12 @@ async def submit(
         urgency=payload.urgency,
         needs_support=payload.needs_support,
         contact=payload.contact,
-        submitted_at=clock(),
+        submitted_at=now,
         idempotency_key=(
             _stored_key(office, idempotency_key) if idempotency_key else f"auto:{request_id}"
         ),
-        fingerprint=fingerprint,
+        fingerprint=hashlib.sha256(payload.model_dump_json().encode()).hexdigest(),
     )
-    try:
-        await store.insert(request, request.submitted(sealer.seal_contact(request.contact)))
-    except DuplicateSubmission as duplicate:
-        if duplicate.existing.fingerprint != fingerprint:
-            raise IdempotencyConflict(
-                "this Idempotency-Key was already used for a different request"
-            ) from duplicate
-        return duplicate.existing, False
-    return request, True
 
 
 async def cancel(
