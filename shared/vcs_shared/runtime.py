@@ -107,6 +107,18 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
         await mongo.close()
 
 
+@asynccontextmanager
+async def database_afresh(clients: ServiceClients) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The service's database over a client of its own, closed after: for a write that must
+    land while the service's own client stays broken after a store freeze (PyMongo's async
+    client can, until the process restarts: :mod:`vcs_shared.store_watchdog`)."""
+    client = make_client(clients.store_url, app_name=f"{clients.service}-afresh")
+    try:
+        yield client[clients.database.name]
+    finally:
+        await client.close()
+
+
 STARTUP_WAIT = 120.0
 
 

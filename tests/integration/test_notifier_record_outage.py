@@ -6,6 +6,8 @@ ran out the mail went out a second time."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,8 +17,8 @@ from pymongo.errors import AutoReconnect
 from tests.support.events import CONTACT, SEALER, request_submitted
 from vcs_notifier.channels import Notice
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
-from vcs_notifier.handlers import NotifierDeps, notify_rejection
-from vcs_notifier.store import MongoDeliveryStore, MongoReminderStore
+from vcs_notifier.handlers import RECORD_AFRESH_AFTER, NotifierDeps, notify_rejection
+from vcs_notifier.store import DeliveryStore, MongoDeliveryStore, MongoReminderStore
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import RejectionReason, RequestRejected
 from vcs_shared.outbox import SILENT, Announcement
@@ -111,4 +113,66 @@ async def test_a_store_outage_after_the_send_records_it_and_sends_one_mail(
         clock=lambda: datetime.now(UTC) + lease * 3,
     )
     await notify_rejection(rejected("r-lost"), later)
+    assert [notice.kind for notice in channel.sent] == [MailKind.rejected]
+
+
+class BrokenClientStore(MongoDeliveryStore):
+    """The real store over a client that a store freeze broke for good: every record fails
+    as PyMongo's async client failed in the chaos soak, though the store answers again."""
+
+    attempts = 0
+
+    async def record_outcome(
+        self,
+        request_id: str,
+        outcome: MailOutcome,
+        announcement: Announcement = SILENT,
+        *,
+        first: bool = False,
+    ) -> bool:
+        self.attempts += 1
+        raise RuntimeError("Lock is not acquired.")
+
+
+async def test_a_client_broken_after_the_send_records_it_through_a_client_of_its_own(
+    mongo: AsyncMongoClient[Document], mongodb_url: str, namespace: str
+) -> None:
+    db = mongo[database_name(namespace, "notifier")]
+    broken = BrokenClientStore(db)
+    await broken.ensure_indexes()
+    await broken.remember(
+        Delivery.of(
+            request_submitted("r-broken", datetime.now(UTC) + timedelta(days=1), title="wedged"),
+            CONTACT,
+            at=datetime.now(UTC),
+        )
+    )
+    fresh_clients: list[AsyncMongoClient[Document]] = []
+
+    @asynccontextmanager
+    async def store_afresh() -> AsyncIterator[DeliveryStore]:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+        fresh_clients.append(client)
+        try:
+            yield MongoDeliveryStore(client[database_name(namespace, "notifier")])
+        finally:
+            await client.close()
+
+    channel = Outbox()
+    deps = NotifierDeps(
+        store=broken,
+        channels=(channel,),
+        sealer=SEALER,
+        reminders=MongoReminderStore(db),
+        retry_wait=0.0,
+        store_afresh=store_afresh,
+    )
+
+    await notify_rejection(rejected("r-broken"), deps)
+
+    assert broken.attempts == RECORD_AFRESH_AFTER
+    assert len(fresh_clients) == 1
+    delivery = await MongoDeliveryStore(db).delivery("r-broken")
+    assert delivery is not None
+    assert delivery.recorded(MailKind.rejected)
     assert [notice.kind for notice in channel.sent] == [MailKind.rejected]

@@ -11,7 +11,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from vcs_notifier.reminders import parse_leads, plan
-from vcs_notifier.store import MongoReminderStore
+from vcs_notifier.store import MongoReminderStore, reminder_to_document
 from vcs_shared.events import ReminderSent
 from vcs_shared.outbox import announce
 from vcs_shared.store import Document, database_name
@@ -79,6 +79,16 @@ async def test_a_finished_reminder_announces_once(
     assert document is not None
     assert document["state"] == "sent"
     assert [e["routing_key"] for e in document["outbox"]] == ["reminder.sent.47.4701"]
+
+    # One scheduled by a notifier before reminders had an outbox is finished all the same
+    # (were it not, it would be claimed and sent again after every lease).
+    [older] = plan("r-4", now + timedelta(minutes=30), parse_leads("30m"), now=now - LEASE)
+    await db["reminders"].insert_one(reminder_to_document(older))
+    await store.finish(older.reminder_id, "sent", at=now, announcement=announcement)
+    finished = await db["reminders"].find_one({"_id": older.reminder_id})
+    assert finished is not None
+    assert finished["state"] == "sent"
+    assert len(finished["outbox"]) == 1
 
 
 async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missing(

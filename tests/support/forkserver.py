@@ -40,6 +40,9 @@ from typing import Any, NoReturn
 from vcs_tools.children import Child, die_with_parent, end, spawn
 from vcs_tools.private_files import open_private, private_dir
 
+REPO = Path(__file__).resolve().parents[2]
+"""Where ``python -m tests.support.forkserver`` is found, whatever folder a test is in."""
+
 
 class ForkedChild:
     """A service forked by a fork server, with the part of ``subprocess.Popen`` that
@@ -103,7 +106,7 @@ class ForkServers:
         if name not in self.servers:
             argv = [sys.executable, "-m", "tests.support.forkserver", name, str(socket_path)]
             log_path = self.folder / f"{name}.log"
-            self.servers[name] = spawn(argv, env=os.environ, log_path=log_path)
+            self.servers[name] = spawn(argv, env=os.environ, log_path=log_path, cwd=REPO)
             _wait_listening(socket_path, self.servers[name], log_path)
         return socket_path
 

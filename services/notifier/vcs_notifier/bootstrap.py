@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
@@ -16,7 +18,7 @@ from vcs_notifier.mailer import MailChannel, SmtpMailer
 from vcs_notifier.messages import write_mail
 from vcs_notifier.office_channels import OfficeChannels
 from vcs_notifier.settings import NotifierSettings
-from vcs_notifier.store import MongoDeliveryStore, MongoReminderStore
+from vcs_notifier.store import DeliveryStore, MongoDeliveryStore, MongoReminderStore
 from vcs_notifier.webhook_delivery import WebhookDispatcher
 from vcs_notifier.webhook_domain import RetryPolicy
 from vcs_notifier.webhook_guard import NetworkPolicy, parse_networks
@@ -29,7 +31,13 @@ from vcs_shared.health import reachability
 from vcs_shared.http_server import InternalServer
 from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
-from vcs_shared.runtime import consuming, every, service_clients
+from vcs_shared.runtime import (
+    ServiceClients,
+    consuming,
+    database_afresh,
+    every,
+    service_clients,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +90,7 @@ async def run(settings: NotifierSettings) -> None:
             reminders=reminders,
             reminder_leads=settings.reminder_leads(),
             send_attempts=settings.send_attempts,
+            store_afresh=partial(_store_afresh, clients),
         )
         api = None
         if settings.notifier_port:  # a taken port is logged; delivering goes on without the API
@@ -115,6 +124,14 @@ async def run(settings: NotifierSettings) -> None:
             await sender.aclose()
             if line is not None:
                 await line.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _store_afresh(clients: ServiceClients) -> AsyncIterator[DeliveryStore]:
+    """The delivery store over a client of its own, for the record of a sent message
+    (:func:`vcs_notifier.handlers._recorded`)."""
+    async with database_afresh(clients) as database:
+        yield MongoDeliveryStore(database, clients.publisher)
 
 
 async def _remind(deps: NotifierDeps, interval: float, stop: asyncio.Event) -> None:

@@ -12,6 +12,7 @@ the retries are spent, both as ``credentials.failed`` with the reason.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -65,6 +66,8 @@ class NotifierDeps:
     replaced after it, well within the queue's delivery limit."""
     retry_wait: float = 0.2
     clock: Clock = utc_now
+    store_afresh: Callable[[], AbstractAsyncContextManager[DeliveryStore]] | None = None
+    """The store over a client of its own, opened for one write: see :func:`_recorded`."""
 
 
 async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
@@ -126,7 +129,7 @@ async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: Notifi
     delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
     error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
     outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
-    await _recorded(lambda: deps.store.record_outcome(event.request_id, outcome))
+    await _recorded(lambda store: store.record_outcome(event.request_id, outcome), deps)
 
 
 async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
@@ -164,9 +167,10 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     await _recorded(
-        lambda: deps.store.record_reassignment(
+        lambda store: store.record_reassignment(
             event.request_id, booking, event.reassignment, outcome, announcement
-        )
+        ),
+        deps,
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
 
@@ -330,11 +334,24 @@ async def _record_claimed(
     so the store tries its write on that without reading first."""
     first = not delivery.outcomes
     await _recorded(
-        lambda: deps.store.record_outcome(delivery.request_id, outcome, announcement, first=first)
+        lambda store: store.record_outcome(delivery.request_id, outcome, announcement, first=first),
+        deps,
     )
 
 
-async def _recorded(write: Callable[[], Awaitable[object]]) -> None:
+RECORD_AFRESH_AFTER = 3
+"""Failed attempts at recording a sent message before the next ones go through a client of
+their own (:attr:`NotifierDeps.store_afresh`)."""
+
+BROKEN_CLIENT = RuntimeError
+"""What PyMongo's async client raised in the chaos soak once a store freeze had broken it
+(``Lock is not acquired``); it stays broken until the process restarts
+(:mod:`vcs_shared.store_watchdog`)."""
+
+
+async def _recorded(
+    write: Callable[[DeliveryStore], Awaitable[object]], deps: NotifierDeps
+) -> None:
     """Writes the record of a message that was just sent, waiting out a store outage however
     long it lasts.
 
@@ -343,13 +360,25 @@ async def _recorded(write: Callable[[], Awaitable[object]]) -> None:
     its own send claim still held, wait, and once the claim's lease ran out send the message
     again (the chaos soak's duplicate mails: a store frozen right after a send). The writes
     are idempotent (an outcome is recorded once), so one that reached the store before the
-    connection failed is harmless to repeat.
+    connection failed is harmless to repeat. After a few failures each attempt opens a
+    client of its own: the service's client can stay broken after a freeze while the store
+    answers again, and the watchdog's restart would otherwise come before the record.
     """
+    failures = 0
     async for attempt in stamina.retry_context(
-        on=OUTAGES, attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
+        on=(*OUTAGES, BROKEN_CLIENT), attempts=None, timeout=None, wait_initial=0.2, wait_max=5.0
     ):
         with attempt:
-            await write()
+            try:
+                if failures < RECORD_AFRESH_AFTER or deps.store_afresh is None:
+                    await write(deps.store)
+                else:
+                    async with deps.store_afresh() as store:
+                        await write(store)
+            except Exception:
+                failures += 1
+                log.warning("delivery.record_failed", failures=failures)
+                raise
 
 
 async def _send(notice: Notice, deps: NotifierDeps) -> str | None:

@@ -333,6 +333,12 @@ class MongoReminderStore:
                 return None
             return Change(fields, guard={"state": current.get("state")})
 
+        # One scheduled before reminders had an outbox has no outbox fields, which the
+        # compare-and-set below needs: it gets an empty one (a no-op for every later one).
+        await self.reminders.update_one(
+            {"_id": reminder_id, "outbox_count": {"$exists": False}},
+            {"$set": self._outbox.quiet({})},
+        )
         projection = {"outbox": 1, "outbox_count": 1, "state": 1}
         await self._outbox.update(reminder_id, change, announcement, projection=projection)
 
