@@ -50,6 +50,7 @@ EVENT_LABELS = {
     "credentials.failed": N_("Delivery failed"),
     "request.cancelled": N_("Cancelled"),
     "room.released": N_("Room released"),
+    "reminder.sent": N_("Reminder sent"),
     "support.requested": N_("Support asked for"),
     "support.claimed": N_("Support claimed"),
     "support.done": N_("Support done"),
