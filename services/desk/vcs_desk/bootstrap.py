@@ -38,6 +38,7 @@ from vcs_shared.lifecycle import wait_for_shutdown_signal
 from vcs_shared.logging import configure_logging
 from vcs_shared.runtime import dependencies_ready
 from vcs_shared.store import database_name, make_client
+from vcs_shared.store_watchdog import StoreWatchdog
 
 log = structlog.get_logger(__name__)
 
@@ -97,6 +98,7 @@ async def run(settings: DeskSettings) -> int:
                         lambda: broker_connected(connection),
                         lambda: database.command("ping"),
                         stop_relay,
+                        on_store=StoreWatchdog(settings.mongodb_url.get_secret_value()).observe,
                     ),
                     name="desk-connections",
                 ),
