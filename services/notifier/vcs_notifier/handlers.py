@@ -151,19 +151,7 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         return
     booking = Booking.moved(event)
     delivery = delivery.with_booking(booking)
-    try:
-        credentials = deps.sealer.open(event.sealed_credentials)
-    except CredentialsSealError:
-        error: str | None = "the credentials cannot be opened (credentials key retired)"
-    else:
-        notice = Notice(
-            MailKind.assigned,
-            delivery,
-            credentials,
-            moved_from=event.old_meeting_id,
-            at=deps.clock(),
-        )
-        error = await _send(notice, deps)
+    error = await _send_moved(event, delivery, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     await _recorded(
@@ -173,6 +161,23 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         deps,
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
+
+
+async def _send_moved(event: RoomReassigned, delivery: Delivery, deps: NotifierDeps) -> str | None:
+    """Sends the moved booking's credentials (naming the room it left); why it could not,
+    or None when it went."""
+    try:
+        credentials = deps.sealer.open(event.sealed_credentials)
+    except CredentialsSealError:
+        return "the credentials cannot be opened (credentials key retired)"
+    notice = Notice(
+        MailKind.assigned,
+        delivery,
+        credentials,
+        moved_from=event.old_meeting_id,
+        at=deps.clock(),
+    )
+    return await _send(notice, deps)
 
 
 async def send_due_reminders(deps: NotifierDeps, *, limit: int = 50) -> int:
