@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ from tests.support.requests import request_body, tomorrow_at, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from vcs_shared.events import EVENT_TYPES
+from vcs_shared.thaitime import BANGKOK
 from vcs_tools.devstack import ServiceProcess, SmtpSink
 
 pytestmark = pytest.mark.e2e
@@ -54,16 +56,21 @@ async def test_no_contact_detail_in_clear_on_any_event_type(
     start_services: StartServices, http: httpx.AsyncClient, tap: EventTap, smtp_sink: SmtpSink
 ) -> None:
     """Issue 11.5: an integration binding ``#`` sees no contact's e-mail address, phone number
-    or name, on every event type; the notifier still mails the contact (unsealed)."""
-    await start_services()
+    or name, on every event type; the notifier still mails the contact (unsealed). The
+    first meeting starts in two minutes, so its reminder (110 s before) is sent too."""
+    await start_services(extra_env={"VCS_REMINDERS": "110s", "VCS_REMINDER_POLL_SECONDS": "0.2"})
     contact = {
         "name": "สมปอง ลับเฉพาะ",
         "email": "sompong.private@example.go.th",
         "phone": "042-987654",
     }
-    delivered = await http.post("/v1/requests", json=request_body("4701", contact=contact))
+    starts_at = (datetime.now(BANGKOK) + timedelta(minutes=2)).replace(microsecond=0)
+    delivered = await http.post(
+        "/v1/requests", json=request_body("4701", starts_at=starts_at, contact=contact)
+    )
     delivered_id = delivered.json()["request_id"]
     await wait_status(http, delivered_id, "delivered")
+    await tap.wait_for("reminder.sent", timeout=90)
     await reassign_to_a_free_room(http, delivered_id)
     await tap.wait_for("room.reassigned")
     assert (await http.post(f"/v1/requests/{delivered_id}/cancel")).status_code == 200
