@@ -55,7 +55,7 @@ def test_a_clean_history_counts_nothing() -> None:
     assert found.ok
     assert found.line(minutes=2, faults=8) == (
         "CHAOS minutes=2 requests=4 faults=8 lost=0 double_booked=0 duplicate_mails=0 "
-        "republished=0 dead_letters=0 unexplained=0"
+        "resent=0 republished=0 dead_letters=0 unexplained=0"
     )
 
 
@@ -87,6 +87,26 @@ def test_a_second_mail_of_a_kind_counts() -> None:
     statuses, events, mails = clean_history()
     doubled = [*mails, SeenMail("r1", "assigned"), SeenMail("r3", "cancelled")]
     assert verdict(statuses, events, doubled, []).duplicate_mails == 2
+
+
+def test_a_copy_sent_again_after_the_notifier_was_killed_mid_send_is_resent_not_duplicate() -> None:
+    """The first copy went out at 100 s; the notifier was killed 0.2 s later, before it could
+    record it, and its successor sent it again at 150 s. A kill long after the first copy (or
+    before it) explains nothing: a logic error sending twice still counts."""
+    statuses, events, mails = clean_history()
+    first, again = SeenMail("r1", "assigned", arrived=100.0), SeenMail("r1", "assigned", 150.0)
+    mails = [m for m in mails if m.request_id != "r1"] + [first, again]
+
+    killed_mid_send = verdict(statuses, events, mails, [], notifier_killed=[100.2])
+    killed_long_after = verdict(statuses, events, mails, [], notifier_killed=[100.0 + 61])
+    killed_before = verdict(statuses, events, mails, [], notifier_killed=[98.0])
+
+    assert (killed_mid_send.duplicate_mails, killed_mid_send.resent) == (0, 1)
+    assert killed_mid_send.ok
+    assert killed_mid_send.details == ()
+    for found in (killed_long_after, killed_before):
+        assert (found.duplicate_mails, found.resent) == (1, 0)
+        assert found.details == ("duplicate mail: 2 assigned mails for r1",)
 
 
 def test_an_event_published_again_under_a_new_id_is_republished() -> None:

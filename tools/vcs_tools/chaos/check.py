@@ -10,7 +10,7 @@ fault in it and see that exactly that fault is counted.
 from __future__ import annotations
 
 import itertools
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +34,7 @@ class SeenMail:
 
     request_id: str
     kind: str
+    arrived: float = 0.0  # when the server kept it (seconds since the epoch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,9 @@ class Verdict:
     lost: int
     double_booked: int
     duplicate_mails: int
+    resent: int
+    """Second copies of a mail whose first copy went out just before the notifier was
+    SIGKILLed: not counted in ``duplicate_mails`` (see :func:`_duplicate_mails`)."""
     republished: int
     dead_letters: int
     unexplained: int
@@ -73,7 +77,8 @@ class Verdict:
         return (
             f"CHAOS minutes={minutes:g} requests={self.requests} faults={faults} "
             f"lost={self.lost} double_booked={self.double_booked} "
-            f"duplicate_mails={self.duplicate_mails} republished={self.republished} "
+            f"duplicate_mails={self.duplicate_mails} resent={self.resent} "
+            f"republished={self.republished} "
             f"dead_letters={self.dead_letters} unexplained={self.unexplained}"
         )
 
@@ -83,15 +88,16 @@ def verdict(
     events: Iterable[SeenEvent],
     mails: Iterable[SeenMail],
     dead_letters: Iterable[SeenDeadLetter],
+    notifier_killed: Iterable[float] = (),
 ) -> Verdict:
     """``statuses``: every accepted request id and the status the API answered at the end
-    (None when it could not be read)."""
+    (None when it could not be read); ``notifier_killed``: when a notifier was SIGKILLed."""
     events = list(events)
     mails = list(mails)
     details: list[str] = []
     lost = _lost(statuses, mails, details)
     double_booked = _double_booked(events, details)
-    duplicate_mails = _duplicate_mails(mails, details)
+    duplicate_mails, resent = _duplicate_mails(mails, list(notifier_killed), details)
     republished = _republished(events, details)
     letters = list(dead_letters)
     unexplained = _unexplained(letters, statuses, details)
@@ -100,6 +106,7 @@ def verdict(
         lost=lost,
         double_booked=double_booked,
         duplicate_mails=duplicate_mails,
+        resent=resent,
         republished=republished,
         dead_letters=len(letters),
         unexplained=unexplained,
@@ -148,19 +155,45 @@ def _double_booked(events: list[SeenEvent], out: list[str]) -> int:
     return count
 
 
-def _duplicate_mails(mails: Iterable[SeenMail], out: list[str]) -> int:
-    """More than one mail of a kind for a request (credentials, cancellation, rejection).
+RESENT_WITHIN = 60.0
+"""How long after a mail went out a SIGKILLed notifier may not have recorded it yet: the record
+waits out a store freeze (the soak's last up to 15 s, under load it takes longer)."""
+
+
+def _duplicate_mails(
+    mails: Iterable[SeenMail], notifier_killed: list[float], out: list[str]
+) -> tuple[int, int]:
+    """More than one mail of a kind for a request (credentials, cancellation, rejection), and
+    of those, how many were resent after a notifier was killed mid-send.
+
+    A notifier SIGKILLed after the SMTP server kept a mail and before the notifier recorded
+    it (the server's reply in flight, or the record waiting out a frozen store) leaves the
+    outcome unknown to whoever takes the message over, which can only send it again, under
+    the same Message-ID (RFC 1047's duplicate, which no SMTP client avoids): a copy that
+    follows such a kill of its predecessor within :data:`RESENT_WITHIN` is counted as
+    ``resent``. Any other second copy is a duplicate.
 
     A missing cancellation notice is not counted: after the SMTP server stayed away
     through every retry the notifier records it as failed, which no public contract
     shows (a missing credentials mail is, as ``lost``)."""
-    counts = Counter((m.request_id, m.kind) for m in mails)
-    duplicates = 0
-    for (request_id, kind), n in sorted(counts.items()):
-        if n > 1:
-            out.append(f"duplicate mail: {n} {kind} mails for {request_id}")
+    copies: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for mail in mails:
+        copies[(mail.request_id, mail.kind)].append(mail.arrived)
+    duplicates = resent = 0
+    for (request_id, kind), arrivals in sorted(copies.items()):
+        arrivals.sort()
+        unexplained = 0
+        for before, after in itertools.pairwise(arrivals):
+            if any(
+                before - 1 <= kill <= min(after, before + RESENT_WITHIN) for kill in notifier_killed
+            ):
+                resent += 1
+            else:
+                unexplained += 1
+        if unexplained:
+            out.append(f"duplicate mail: {len(arrivals)} {kind} mails for {request_id}")
             duplicates += 1
-    return duplicates
+    return duplicates, resent
 
 
 def _republished(events: list[SeenEvent], out: list[str]) -> int:

@@ -1,7 +1,7 @@
 """``vcs chaos [--minutes 5] [--rate 10] [--fault-every 20] [--seed N] [--data-dir D]``.
 
 Prints progress, then one line ``CHAOS minutes=… requests=… faults=… lost=…
-double_booked=… duplicate_mails=… republished=… dead_letters=… unexplained=…``
+double_booked=… duplicate_mails=… resent=… republished=… dead_letters=… unexplained=…``
 and exits 1 when any count that must be 0 is not (the details above it say which
 request and why).
 """

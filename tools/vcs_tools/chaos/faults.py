@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ class Injected:
     kind: str
     target: str
     seconds: float  # how long the fault lasted
+    at: float  # when it began (seconds since the epoch)
 
 
 class Chaos:
@@ -82,7 +84,7 @@ class Chaos:
         supervisor, which this does not wait for)."""
         seconds = round(self._rng.uniform(min(3.0, max_seconds), max_seconds), 1)
         loop = asyncio.get_running_loop()
-        began = loop.time()
+        began, at = loop.time(), time.time()
         target = kind
         if kind == "broker":
             await self._stop_broker()
@@ -100,6 +102,6 @@ class Chaos:
                 await self._send(target, signal.SIGCONT)
         else:
             raise ValueError(f"unknown fault {kind!r}")
-        done = Injected(kind, target, round(loop.time() - began, 1))
+        done = Injected(kind, target, round(loop.time() - began, 1), at)
         log.warning("chaos.fault", kind=done.kind, target=done.target, seconds=done.seconds)
         return done

@@ -84,7 +84,7 @@ def read_mails(folder: Path) -> list[SeenMail]:
             mail = message_from_binary_file(file, policy=default)
         request_id = str(mail.get("X-VCS-Request-Id", ""))
         kind = str(mail.get("Message-ID", "")).strip("<>").split(".", 1)[0]
-        mails.append(SeenMail(request_id=request_id, kind=kind))
+        mails.append(SeenMail(request_id, kind, arrived=path.stat().st_mtime))
     return mails
 
 

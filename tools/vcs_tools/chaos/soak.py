@@ -119,7 +119,8 @@ async def _soak(
     finally:
         watching.set()
         await watcher
-    found = verdict(statuses, recorder.events, read_mails(system.mail_dir), letters)
+    killed = [f.at for f in chaos.injected if f.kind == "kill" and f.target == "notifier"]
+    found = verdict(statuses, recorder.events, read_mails(system.mail_dir), letters, killed)
     return SoakResult(found, chaos.injected, clients.ledger, system.gave_up)
 
 
