@@ -97,9 +97,11 @@ async def reminders_go_once_by_mail_and_line(
     reminders = mongo[database_name(namespace, "notifier")]["reminders"]
 
     async def settled() -> dict[str, str] | None:
-        """Each reminder's state once none is still being sent (LINE goes after the mail)."""
+        """Each reminder's state once none is pending any more: one being sent stays pending
+        (its claim is a lease, not a state) until its last channel is done, and LINE goes
+        after the mail."""
         found = {d["_id"]: d["state"] async for d in reminders.find({})}
-        return found if "claimed" not in found.values() else None
+        return found if "pending" not in found.values() else None
 
     states = await eventually(settled, timeout=30, what="the reminders settled")
     assert states == {
