@@ -127,7 +127,12 @@ def zoom() -> Iterator[FakeZoom]:
 
 @pytest.fixture
 def service_env(
-    amqp_url: str, mongodb_url: str, credentials_keys: str, namespace: str, smtp_sink: SmtpSink
+    amqp_url: str,
+    mongodb_url: str,
+    credentials_keys: str,
+    namespace: str,
+    smtp_sink: SmtpSink,
+    tmp_path: Path,
 ) -> dict[str, str]:
     return make_service_env(
         amqp_url=amqp_url,
@@ -138,7 +143,7 @@ def service_env(
         smtp_port=smtp_sink.port,
         intake_port=free_port(),
         pool_file=SAMPLE_POOL,
-        extra=internal_apis(),
+        extra={**internal_apis(), "VCS_SEND_JOURNAL": tmp_path / "notifier" / "sent-mails.jsonl"},
     )
 
 

@@ -244,7 +244,10 @@ def _supervise(
         smtp_port=base.smtp_port,
         intake_port=port,
         pool_file=root / "deploy" / "pools" / "region-12.csv",
-        extra={"VCS_SUPERVISOR_STATUS_FILE": status_file},
+        extra={
+            "VCS_SUPERVISOR_STATUS_FILE": status_file,
+            "VCS_SEND_JOURNAL": data_dir / "notifier" / "sent-mails.jsonl",
+        },
     )
     own_users = {} if "VCS_AMQP_URL" in os.environ else _service_users(root, local, env)
     own_env = {

@@ -12,7 +12,8 @@ import structlog
 
 from vcs_notifier.api import create_app
 from vcs_notifier.channels import Channel
-from vcs_notifier.handlers import HANDLERS, NotifierDeps, send_due_reminders
+from vcs_notifier.handlers import HANDLERS, NotifierDeps, replay_journal, send_due_reminders
+from vcs_notifier.journal import FileJournal
 from vcs_notifier.line import LineChannel, LineClient
 from vcs_notifier.mailer import MailChannel, SmtpMailer
 from vcs_notifier.messages import write_mail
@@ -91,7 +92,11 @@ async def run(settings: NotifierSettings) -> None:
             reminder_leads=settings.reminder_leads(),
             send_attempts=settings.send_attempts,
             store_afresh=partial(_store_afresh, clients),
+            journal=FileJournal(settings.send_journal).open(),
         )
+        # Before consuming: what a killed predecessor sent but could not record is recorded,
+        # so that no handler sends it again.
+        await replay_journal(deps)
         api = None
         if settings.notifier_port:  # a taken port is logged; delivering goes on without the API
             app = create_app(

@@ -3,7 +3,9 @@
 The contact comes from ``request.submitted`` (event-carried state); the
 credentials come sealed in ``room.assigned`` and are opened only to be put in
 the message. Delivery is at-least-once: a crash between sending and recording
-sends the same message (same Message-ID) again; a duplicated event after the
+sends the same message (same Message-ID) again, unless the outcome reached the local
+journal of sent messages first (:mod:`vcs_notifier.journal`, written right after the send):
+then it is recorded from there, and nothing is sent again. A duplicated event after the
 record sends nothing. Every failure ends recorded: a channel's
 :class:`~vcs_notifier.channels.PermanentFailure` at once, a temporary one once
 the retries are spent, both as ``credentials.failed`` with the reason.
@@ -15,12 +17,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 
 import stamina
 import structlog
 
 from vcs_notifier.channels import Channel, Notice, PermanentFailure, TemporaryFailure
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome, Rejection
+from vcs_notifier.journal import NO_JOURNAL, Sent, SentJournal
 from vcs_notifier.reminders import label, plan
 from vcs_notifier.store import DeliveryStore, DueReminder, ReminderStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
@@ -68,6 +72,8 @@ class NotifierDeps:
     clock: Clock = utc_now
     store_afresh: Callable[[], AbstractAsyncContextManager[DeliveryStore]] | None = None
     """The store over a client of its own, opened for one write: see :func:`_recorded`."""
+    journal: SentJournal = NO_JOURNAL
+    """Where each outcome goes as soon as it is known, before the store records it."""
 
 
 async def remember_contact(envelope: Envelope[RequestSubmitted], deps: NotifierDeps) -> None:
@@ -92,15 +98,17 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     # Before sending: a crash after the mail is recorded would leave no second chance.
     reminders = plan(event.request_id, event.starts_at, deps.reminder_leads, now=deps.clock())
     await deps.reminders.schedule(reminders)
-    try:
-        credentials = deps.sealer.open(event.sealed_credentials)
-        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
-    except CredentialsSealError:
-        error: str | None = "the credentials cannot be opened (credentials key retired)"
-    else:
-        error = await _send(notice, deps)
-    outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
-    announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
+
+    async def send() -> str | None:
+        try:
+            credentials = deps.sealer.open(event.sealed_credentials)
+        except CredentialsSealError:
+            return "the credentials cannot be opened (credentials key retired)"
+        return await _send(Notice(MailKind.assigned, delivery, credentials, at=deps.clock()), deps)
+
+    sent = await _sent_once(delivery, MailKind.assigned, send, deps, envelope.correlation_id)
+    outcome = sent.outcome
+    announcement = _credentials_outcome(delivery, outcome, correlation_id=sent.correlation_id)
     await _record_claimed(delivery, outcome, deps, announcement)
     log.info("delivery.recorded", state=outcome.state)
 
@@ -112,9 +120,8 @@ async def notify_rejection(envelope: Envelope[RequestRejected], deps: NotifierDe
     if delivery is None:
         return
     notice = Notice(MailKind.rejected, delivery, rejection=Rejection.of(event), at=deps.clock())
-    error = await _send(notice, deps)
-    outcome = MailOutcome.of(MailKind.rejected, error, at=deps.clock())
-    await _record_claimed(delivery, outcome, deps)
+    sent = await _sent_once(delivery, MailKind.rejected, partial(_send, notice, deps), deps)
+    await _record_claimed(delivery, sent.outcome, deps)
 
 
 async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: NotifierDeps) -> None:
@@ -127,9 +134,10 @@ async def notify_cancellation(envelope: Envelope[RequestCancelled], deps: Notifi
     withdrawn = await deps.reminders.withdraw(event.request_id, at=deps.clock())
     log.info("reminders.withdrawn", count=withdrawn)
     delivery = await deps.store.delivery(event.request_id) or delivery  # the room, if any
-    error = await _send(Notice(MailKind.cancelled, delivery, at=deps.clock()), deps)
-    outcome = MailOutcome.of(MailKind.cancelled, error, at=deps.clock())
-    await _recorded(lambda store: store.record_outcome(event.request_id, outcome), deps)
+    notice = Notice(MailKind.cancelled, delivery, at=deps.clock())
+    sent = await _sent_once(delivery, MailKind.cancelled, partial(_send, notice, deps), deps)
+    await _recorded(lambda store: store.record_outcome(event.request_id, sent.outcome), deps)
+    deps.journal.recorded(event.request_id, MailKind.cancelled)
 
 
 async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: NotifierDeps) -> None:
@@ -342,6 +350,56 @@ async def _record_claimed(
         lambda store: store.record_outcome(delivery.request_id, outcome, announcement, first=first),
         deps,
     )
+    deps.journal.recorded(delivery.request_id, outcome.kind)
+
+
+async def _sent_once(
+    delivery: Delivery,
+    kind: MailKind,
+    send: Callable[[], Awaitable[str | None]],
+    deps: NotifierDeps,
+    correlation_id: str | None = None,
+) -> Sent:
+    """The outcome of the ``kind`` message of a claimed delivery: ``send`` (why it failed, or
+    None) run and its outcome journaled before anything else, or, when the journal already
+    holds one (a handler of this process sent it, then lost its claim to the store's outage),
+    that one, sent nothing again."""
+    journaled = deps.journal.outcome(delivery.request_id, kind)
+    if journaled is not None:
+        log.info("delivery.journaled", kind=kind.value, state=journaled.outcome.state)
+        return journaled
+    outcome = MailOutcome.of(kind, await send(), at=deps.clock())
+    sent = Sent(delivery.request_id, outcome, correlation_id)
+    await deps.journal.write(sent)
+    return sent
+
+
+async def replay_journal(deps: NotifierDeps) -> None:
+    """At a notifier's start, before it consumes: every outcome the journal holds that the
+    store does not record yet is recorded now (with its event), as the handler that sent it
+    would have; then the journal keeps none of them.
+
+    The write is :func:`_recorded`'s (idempotent, waiting out an outage however long): a
+    process killed between the relay's ``250`` and its record leaves its successor nothing to
+    send again. An entry whose request the store does not know is dropped (another
+    deployment's journal)."""
+    entries = await deps.journal.entries()
+    for sent in entries:
+
+        async def record(store: DeliveryStore, sent: Sent = sent) -> None:
+            delivery = await store.delivery(sent.request_id)
+            if delivery is None or delivery.recorded(sent.outcome.kind):
+                return
+            announcement = SILENT
+            if sent.outcome.kind is MailKind.assigned:
+                announcement = _credentials_outcome(
+                    delivery, sent.outcome, correlation_id=sent.correlation_id
+                )
+            if await store.record_outcome(sent.request_id, sent.outcome, announcement):
+                log.warning("journal.replayed", request_id=sent.request_id, kind=sent.outcome.kind)
+
+        await _recorded(record, deps)
+    await deps.journal.forget([sent.key for sent in entries])
 
 
 RECORD_AFRESH_AFTER = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -21,6 +22,14 @@ class NotifierSettings(CommonSettings, TokenSettings):
     mail_from: str = "DOPA VCS <no-reply@vcs.dopa.go.th>"
     send_attempts: int = Field(default=5, ge=1, le=20, description="Tries of a temporary failure")
     prefetch: int = Field(default=16, ge=1, le=1000)
+    send_journal: Path = Field(
+        default=Path(".data/notifier/sent-mails.jsonl"),
+        description=(
+            "Local file of the outcomes of sent messages not recorded yet (one per deployment; "
+            "on disk that outlives the process): a notifier killed after a send is not sent "
+            "again by its successor"
+        ),
+    )
     notifier_host: str = Field(
         default="127.0.0.1", description="Address the notifier's internal API listens on"
     )

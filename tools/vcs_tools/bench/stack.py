@@ -166,6 +166,7 @@ async def stack(
     await store.replace_rooms([room.sealed(sealer) for room in rooms])
 
     port = free_port()
+    logs = config.log_dir / (label or namespace)
     env = service_env(
         amqp_url=config.amqp_url,
         mongodb_url=config.mongodb_url,
@@ -174,9 +175,12 @@ async def stack(
         namespace=namespace,
         smtp_port=config.smtp_port,
         intake_port=port,
-        extra={**internal_apis(), **(extra_env or {})},
+        extra={
+            **internal_apis(),
+            "VCS_SEND_JOURNAL": logs / "sent-mails.jsonl",
+            **(extra_env or {}),
+        },
     )
-    logs = config.log_dir / (label or namespace)
     names = ["intake", *["allocator"] * allocators, "notifier"]
     ports = [free_port() for _ in names]
     processes = [

@@ -102,6 +102,7 @@ async def running_system(
                 **internal_apis(),
                 # the soak's offices book far more than an office would: no quota here
                 "VCS_MAX_OPEN_REQUESTS_PER_OFFICE": "100000",
+                "VCS_SEND_JOURNAL": data_dir / "notifier" / "sent-mails.jsonl",
             },
         )
         specs = [*base.specs, *service_specs(env, data_dir / "logs")]
