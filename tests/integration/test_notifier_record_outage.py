@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -18,6 +19,7 @@ from tests.support.events import CONTACT, SEALER, request_submitted
 from vcs_notifier.channels import Notice
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.handlers import RECORD_AFRESH_AFTER, NotifierDeps, notify_rejection
+from vcs_notifier.journal import FileJournal, Sent
 from vcs_notifier.store import DeliveryStore, MongoDeliveryStore, MongoReminderStore
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import RejectionReason, RequestRejected
@@ -176,3 +178,35 @@ async def test_a_client_broken_after_the_send_records_it_through_a_client_of_its
     assert delivery is not None
     assert delivery.recorded(MailKind.rejected)
     assert [notice.kind for notice in channel.sent] == [MailKind.rejected]
+
+
+async def test_a_claim_taken_over_from_a_journaled_send_records_it_and_sends_nothing(
+    mongo: AsyncMongoClient[Document], namespace: str, tmp_path: Path
+) -> None:
+    """The handler that sent the mail is still waiting for the store (or died) when a copy of
+    its event takes the claim over after the lease: the journal's outcome is recorded."""
+    db = mongo[database_name(namespace, "notifier")]
+    store = MongoDeliveryStore(db)
+    await store.ensure_indexes()
+    submitted = request_submitted("r-journaled", datetime.now(UTC) + timedelta(days=1))
+    await store.remember(Delivery.of(submitted, CONTACT, at=datetime.now(UTC)))
+    journal = FileJournal(tmp_path / "sent-mails.jsonl").open()
+    sent_at = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
+    await journal.write(Sent("r-journaled", MailOutcome.of(MailKind.rejected, None, at=sent_at)))
+    channel = Outbox()
+    deps = NotifierDeps(
+        store=store,
+        channels=(channel,),
+        sealer=SEALER,
+        reminders=MongoReminderStore(db),
+        retry_wait=0.0,
+        journal=journal,
+    )
+
+    await notify_rejection(rejected("r-journaled"), deps)
+
+    assert channel.sent == []
+    delivery = await store.delivery("r-journaled")
+    assert delivery is not None
+    assert delivery.outcomes[MailKind.rejected].at == sent_at
+    assert journal.outcome("r-journaled", MailKind.rejected) is None  # recorded: forgotten
