@@ -1,4 +1,4 @@
-"""Group commit: concurrent updates of one collection share one ``bulk_write``.
+"""Group commit: concurrent writes of one collection share one ``bulk_write``.
 
 A writer queues its operations and waits. The writer that finds no batch under way writes
 every operation queued so far in one ``bulk_write``; the ones queued meanwhile wait for it
@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TypeAlias
 
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from vcs_shared.store import Document
+
+Operation: TypeAlias = InsertOne[Document] | UpdateOne
+"""What a batch holds: inserts (new documents) or updates; one kind per collection keeps a
+batch one store command (a ``bulk_write`` mixing kinds is one command per kind)."""
 
 
 class BatchNotWritten(RuntimeError):
@@ -35,12 +40,12 @@ class GroupCommit:
     def __init__(self, collection: AsyncCollection[Document], *, ordered: bool) -> None:
         self._collection = collection
         self._ordered = ordered
-        self._queued: list[tuple[UpdateOne, asyncio.Future[None]]] = []
+        self._queued: list[tuple[Operation, asyncio.Future[None]]] = []
         """Operations waiting for the next batch, each with the future its writer awaits."""
         self._writing = asyncio.Lock()
         """Held while a batch is written."""
 
-    async def write(self, operations: Sequence[UpdateOne]) -> None:
+    async def write(self, operations: Sequence[Operation]) -> None:
         """Writes ``operations`` in the next batch; returns once that batch is written."""
         written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.extend((operation, written) for operation in operations)
