@@ -7,18 +7,11 @@ from __future__ import annotations
 import pytest
 from pymongo import AsyncMongoClient
 
+from tests.support.clock import Clock
 from vcs_intake.revocations import MAX_AGE, MongoRevocationList
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def test_another_process_s_revocation_counts_once_the_copy_is_two_seconds_old(

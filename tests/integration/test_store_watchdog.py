@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.clock import Clock
 from vcs_shared.store_watchdog import PATIENCE, StoreWatchdog
 from vcs_tools.devstack import free_port
 
 pytestmark = pytest.mark.integration
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def watchdog(store_url: str, clock: Clock, stops: list[float]) -> StoreWatchdog:
