@@ -119,3 +119,22 @@ async def test_journals_sharing_a_path_lose_no_entry_while_one_compacts(tmp_path
 
     kept = {s.request_id for s in await FileJournal(path).entries()}
     assert kept == {f"{p}-{i}" for p in "ab" for i in range(50)}
+
+
+async def test_a_running_process_drops_what_it_recorded_itself(tmp_path: Path) -> None:
+    path = tmp_path / "sent-mails.jsonl"
+    journal, other = FileJournal(path).open(), FileJournal(path).open()
+    for request_id in ("r-1", "r-2"):
+        await journal.write(sent(request_id, MailKind.assigned))
+    await other.write(sent("r-3", MailKind.assigned))  # another process's, not recorded
+    journal.recorded("r-1", MailKind.assigned)
+
+    await journal.compact()
+
+    kept = [s.request_id for s in await FileJournal(path).entries()]
+    assert kept == ["r-2", "r-3"]
+    journal.recorded("r-2", MailKind.assigned)
+    other.recorded("r-3", MailKind.assigned)
+    await journal.compact()
+    await other.compact()
+    assert await FileJournal(path).entries() == []

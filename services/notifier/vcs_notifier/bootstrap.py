@@ -43,6 +43,8 @@ from vcs_shared.runtime import (
 log = structlog.get_logger(__name__)
 
 SERVICE = "notifier"
+JOURNAL_COMPACTION_SECONDS = 60.0
+"""How often a notifier drops what it recorded from its journal of sent mails."""
 
 
 async def run(settings: NotifierSettings) -> None:
@@ -84,6 +86,7 @@ async def run(settings: NotifierSettings) -> None:
                 settings.line_channel_token.get_secret_value(), base_url=settings.line_api_url
             )
             channels.append(LineChannel(line, line_groups))
+        journal = FileJournal(settings.send_journal).open()
         deps = NotifierDeps(
             store=store,
             channels=channels,
@@ -92,7 +95,7 @@ async def run(settings: NotifierSettings) -> None:
             reminder_leads=settings.reminder_leads(),
             send_attempts=settings.send_attempts,
             store_afresh=partial(_store_afresh, clients),
-            journal=FileJournal(settings.send_journal).open(),
+            journal=journal,
         )
         # Before consuming: what a killed predecessor sent but could not record is recorded,
         # so that no handler sends it again.
@@ -120,6 +123,9 @@ async def run(settings: NotifierSettings) -> None:
                     webhooks.settings_relay.run,
                     line_groups.relay.run,
                     partial(_remind, deps, settings.reminder_poll_seconds),
+                    partial(
+                        every, JOURNAL_COMPACTION_SECONDS, journal.compact, failed="journal.failed"
+                    ),
                 ],
             ):
                 log.info("notifier.signal", signal=await wait_for_shutdown_signal())

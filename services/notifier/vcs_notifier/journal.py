@@ -28,7 +28,9 @@ frozen store never holds up another process's append; what was appended meanwhil
 What a process keeps in memory is bounded by what is under way: the entries the journal held
 at its start and were not confirmed, and its own outcomes until their record is written
 (:meth:`SentJournal.recorded`). An outcome another running process journals is not seen
-until the next start (its record is that process's own business; see the README).
+until the next start (its record is that process's own business; see the README). While it
+runs, each process also drops from the file what it recorded itself, once a minute
+(:meth:`FileJournal.compact`, no store command): the file holds about a minute of mails.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class FileJournal:
         self.path = path
         self._lock_path = path.with_name(path.name + ".lock")
         self._pending: dict[tuple[str, MailKind], Sent] = {}
+        self._confirmed: set[tuple[str, MailKind]] = set()
 
     def open(self) -> FileJournal:
         """Checks at start that the journal can be written (a folder it cannot make or a file
@@ -142,6 +145,18 @@ class FileJournal:
 
     def recorded(self, request_id: str, kind: MailKind) -> None:
         self._pending.pop((request_id, kind), None)
+        self._confirmed.add((request_id, kind))
+
+    async def compact(self) -> None:
+        """Drops from the file the outcomes this process recorded since the last time."""
+        if not self._confirmed:
+            return
+        confirmed, self._confirmed = self._confirmed, set()
+        try:
+            await asyncio.to_thread(self._rewrite, confirmed)
+        except OSError:
+            self._confirmed |= confirmed  # next time
+            raise
 
     async def entries(self) -> list[Sent]:
         entries = await asyncio.to_thread(self._read)
