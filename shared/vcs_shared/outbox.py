@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
@@ -130,9 +130,10 @@ class Outbox:
         self._collection = collection
         self._source = source
         self._publishes = publisher is not OFFLINE  # a tool leaves its entries to a relay
-        self.relay = OutboxRelay(collection, publisher)
         self._guesses = GroupCommit(collection, ordered=False) if share_guesses else None
-        """``share_guesses``: see :meth:`update`'s ``expected``."""
+        """``share_guesses``: see :meth:`update`'s ``expected``; the relay's marks go in the
+        same batches (one update command for the guesses and marks of the moment)."""
+        self.relay = OutboxRelay(collection, publisher, marks=self._guesses)
 
     async def ensure_index(self) -> None:
         await self._collection.create_index("outbox_pending")
@@ -180,7 +181,8 @@ class Outbox:
 
         With ``share_guesses`` (given to the outbox) a guessed write that announces events
         goes in one ``bulk_write`` with the guessed writes of other updates of the collection
-        made at the same moment (:class:`~vcs_shared.group_commit.GroupCommit`). The store
+        made at the same moment, and with the relay's marks
+        (:class:`~vcs_shared.group_commit.GroupCommit`). The store
         answers for the batch as a whole: when every statement in it matched, this one did;
         otherwise the document is read, and this write took effect if the document holds
         its events (their ids are new to every write), else the rule is applied again as
@@ -227,13 +229,17 @@ class Outbox:
     ) -> Changed | None:
         """The write on ``expected``, in a shared batch when it announces events (``tried``,
         filled by ``with_events``; see :meth:`update`); None when it did not match or its
-        batch does not tell whether it did."""
+        batch does not tell whether it did (a statement matched nothing, or failed: the
+        batch's error may be another writer's, which must not fail this one)."""
         wanted = with_events(expected)
         if wanted is None:
             return Changed(expected, written=False)
         where, what = {**wanted.guard, "_id": doc_id}, {"$set": wanted.fields}
         if tried:
-            matched = (await guesses.write([UpdateOne(where, what)])).all_matched
+            try:
+                matched = (await guesses.write([UpdateOne(where, what)])).all_matched
+            except BulkWriteError:  # a statement of the batch failed, maybe another's: read
+                matched = False
         else:  # nothing would tell afterwards whether it was this write: on its own
             matched = (await self._collection.update_one(where, what)).matched_count == 1
         return Changed({**expected, **wanted.fields}, written=True) if matched else None
@@ -330,6 +336,7 @@ class OutboxRelay:
         retry_interval: float = 1.0,
         stale_after: float = 3.0,
         max_backoff: float = 5.0,
+        marks: GroupCommit | None = None,
     ) -> None:
         self._collection = collection
         self._publisher = publisher
@@ -338,8 +345,9 @@ class OutboxRelay:
         self._stale_after = timedelta(seconds=stale_after)
         self._max_backoff = max_backoff
         self._healthy = True
-        self._marks = GroupCommit(collection, ordered=False)
-        """Every mark is a compare-and-set of its own document: any order will do."""
+        self._marks = marks or GroupCommit(collection, ordered=False)
+        """Every mark is a compare-and-set of its own document: any order will do. ``marks``:
+        a batch shared with other unordered writes of the collection (the outbox's guesses)."""
 
     @property
     def healthy(self) -> bool:
