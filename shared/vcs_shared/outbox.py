@@ -49,6 +49,7 @@ from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
 from vcs_shared.envelope import OutgoingMessage, encode
 from vcs_shared.events import Event
+from vcs_shared.group_commit import GroupCommit
 from vcs_shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 from vcs_shared.store import Document
 
@@ -108,11 +109,6 @@ class Changed:
 
     document: Document
     written: bool
-
-
-class MarksNotWritten(RuntimeError):
-    """The batch this publish's marks were in was not written (its writer was interrupted);
-    the entries stay unsent and the sweep publishes them again."""
 
 
 class ConcurrentChanges(RuntimeError):
@@ -294,10 +290,8 @@ class OutboxRelay:
         self._stale_after = timedelta(seconds=stale_after)
         self._max_backoff = max_backoff
         self._healthy = True
-        self._marks: list[tuple[UpdateOne, asyncio.Future[None]]] = []
-        """Marks waiting for the next batch, each with the future its publisher awaits."""
-        self._marking = asyncio.Lock()
-        """Held while a batch of marks is written."""
+        self._marks = GroupCommit(collection, ordered=False)
+        """Every mark is a compare-and-set of its own document: any order will do."""
 
     @property
     def healthy(self) -> bool:
@@ -405,30 +399,10 @@ class OutboxRelay:
 
     async def _mark_sent(self, marks: Sequence[UpdateOne]) -> None:
         """Writes ``marks`` together with the marks other publishes of this collection are
-        waiting to write: one ``bulk_write`` per batch (see the module docstring).
-
-        The caller that finds no batch under way writes every mark queued so far; the ones
-        queued meanwhile wait for it and go in the next batch. Returns once ``marks`` are
-        written; raises what their batch's write raised (the entries stay unsent and the
-        sweep publishes them again).
-        """
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._marks.extend((mark, written) for mark in marks)
-        async with self._marking:
-            if not written.done():
-                batch, self._marks = self._marks, []
-                try:
-                    await self._collection.bulk_write([m for m, _ in batch], ordered=False)
-                except BaseException as exc:
-                    failure = exc if isinstance(exc, Exception) else MarksNotWritten(repr(exc))
-                    for _, waiter in batch:  # the writer's own error is raised right here
-                        if waiter is not written and not waiter.done():
-                            waiter.set_exception(failure)
-                    raise
-                for _, waiter in batch:
-                    if not waiter.done():
-                        waiter.set_result(None)
-        await written
+        waiting to write: one ``bulk_write`` per batch (see the module docstring); raises
+        what their batch's write raised (the entries stay unsent and the sweep publishes
+        them again)."""
+        await self._marks.write(marks)
 
 
 def _aware(value: datetime) -> datetime:

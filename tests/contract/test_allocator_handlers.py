@@ -83,3 +83,45 @@ async def test_passcodes_are_stored_sealed_and_opened_only_for_a_booking(
     assert rooms["333333333"].public_join_url == "https://z.example/j/3"
     opened = sealer.open(rooms["222222222"].sealed_credentials)
     assert (opened.passcode, opened.join_url) == ("Pa55-one", entries[0].join_url)
+
+
+async def test_a_redelivered_request_keeps_its_decision_and_announces_nothing_new(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """Without reading the decision first: an assigned request's copy finds its own slots and
+    stops before claiming; a request rejected for want of a room stays rejected when its copy
+    comes after the room was freed, and gives back what that copy claimed."""
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.ensure_indexes()
+    sealer = CredentialsSealer(credentials_keys)
+    entry = PoolEntry("111111111", 300, "47", "s3cretPass", "https://z.example/j/1?pwd=s3cretPass")
+    await store.replace_rooms([entry.sealed(sealer)])
+    deps = AllocatorDeps(store=store, sealer=sealer, policy=AllocationPolicy(), clock=lambda: NOW)
+    starts = NOW + timedelta(days=1)
+    first = request_submitted(str(uuid.uuid4()), starts, participants=100)
+    second = request_submitted(str(uuid.uuid4()), starts, participants=100)
+    envelopes = {
+        event.request_id: Envelope(str(uuid.uuid4()), event, NOW, "/dopa-vcs/intake", "corr")
+        for event in (first, second)
+    }
+    handler = HANDLERS.bind(deps).handler_for(first)
+    assert handler is not None
+
+    async def stored(request_id: str) -> tuple[str, int, list[Document]]:
+        decision = await store.decisions.find_one({"_id": request_id})
+        assert decision is not None
+        slots = [s async for s in store.slots.find({"request_id": request_id})]
+        return decision["outcome"], len(decision["outbox"]), slots
+
+    for request_id in (first.request_id, second.request_id):
+        await handler(envelopes[request_id])
+    assigned = await stored(first.request_id)
+    assert assigned[:2] == ("assigned", 1)
+    assert await stored(second.request_id) == ("rejected", 1, [])
+
+    await handler(envelopes[first.request_id])
+    assert await stored(first.request_id) == assigned  # same slots, same attempt: not claimed
+
+    await store.release_slots(first.request_id, starting=NOW)  # the room is free again
+    await handler(envelopes[second.request_id])
+    assert await stored(second.request_id) == ("rejected", 1, [])

@@ -1,24 +1,26 @@
-"""The intake's status projection on the real store: in order and reordered, one write usually.
+"""The intake's status projection on the real store: in order, reordered, and concurrent.
 
-``room.assigned`` moves a submitted request to ``assigned`` with its assignment
-in one write; when ``credentials.delivered`` overtook it, the assignment is
-still stored and the status does not move back.
+``room.assigned`` moves a submitted request to ``assigned`` with its assignment;
+when ``credentials.delivered`` overtook it, the assignment is still stored and
+the status does not move back. The writes of events handled at the same time
+share store commands (a group commit), and each still lands.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from vcs_intake.projection import on_credentials_delivered, on_room_assigned
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import CredentialsDelivered, Event, RoomAssigned
-from vcs_shared.store import Document
+from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
 
@@ -110,3 +112,56 @@ async def test_room_assigned_leaves_a_cancelled_request_alone(store: MongoReques
     assert document is not None
     assert document["status"] == "cancelled"
     assert document["assignment"] is None
+
+
+class Updates(monitoring.CommandListener):
+    """The ``update`` commands sent to ``requests``, and the statements they carried."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+        self.statements = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command.get("update") == "requests":
+            self.commands += 1
+            self.statements += len(event.command.get("updates", []))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+async def test_concurrent_events_share_writes_and_each_lands(
+    mongodb_url: str, namespace: str
+) -> None:
+    updates = Updates()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[updates]
+    )
+    try:
+        store = MongoRequestStore(client[database_name(namespace, "intake")])
+        ids = [f"r{n}" for n in range(30)]
+        await store.requests.insert_many(
+            [{"_id": request_id, "status": "submitted", "assignment": None} for request_id in ids]
+        )
+
+        # Each request's room.assigned and credentials.delivered at once, in either order.
+        await asyncio.gather(
+            *(on_room_assigned(assigned(request_id), store) for request_id in ids),
+            *(on_credentials_delivered(delivered(request_id), store) for request_id in ids[::2]),
+        )
+        await asyncio.gather(
+            *(on_credentials_delivered(delivered(request_id), store) for request_id in ids[1::2])
+        )
+
+        documents = {d["_id"]: d async for d in store.requests.find({})}
+        assert {d["status"] for d in documents.values()} == {"delivered"}
+        assert {d["assignment"]["meeting_id"] for d in documents.values()} == {"3475946456"}
+        # Two statements per room.assigned (move, or keep a late one), one per delivery.
+        assert updates.statements == 2 * len(ids) + len(ids)
+        assert updates.commands < len(ids)
+    finally:
+        await client.drop_database(database_name(namespace, "intake"))
+        await client.close()

@@ -85,9 +85,9 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
     await expect(submitted_row).to_be_visible()
     shown_after = time.monotonic() - sent
     await expect(submitted_row).to_contain_text("ที่ทำการปกครองอำเภอเมืองสกลนคร")
-    await expect(
-        page.locator("#feed-rows tr.event-credentials-delivered", has_text=title)
-    ).to_be_visible(timeout=60_000)
+    delivered_row = page.locator("#feed-rows tr.event-credentials-delivered", has_text=title)
+    await expect(delivered_row).to_be_visible(timeout=60_000)
+    await expect(delivered_row.locator("td").last).to_have_text("อีเมล")  # the channel, not "email"
     assert await page.evaluate("window.__sameDocument === true")  # never reloaded
     await screenshot(page, "console-feed-1280")
     await wait_status(http, request_id, "delivered")
@@ -152,8 +152,16 @@ async def test_an_operator_watches_a_request_arrive_live_and_cancels_it(
         (utilisation, "console-utilisation-360"),
     ):
         await small.goto(intake_url + path)
+        if name == "console-feed-360":  # the rows arrive after the page: shoot them, too
+            await expect(
+                small.locator("#feed-rows tr.event-credentials-delivered", has_text=title)
+            ).to_contain_text("อีเมล")
         await screenshot(small, name)
     await phone.close()
+
+    # "English" at the top: the feed names the channel in English, too.
+    await page.goto(f"{intake_url}/language?to=en&next=/console")
+    await expect(delivered_row.locator("td").last).to_have_text("E-mail")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / "console-timings.txt").write_text(
         f"API 202 -> row in the console's live feed: {shown_after * 1000:.0f} ms\n"

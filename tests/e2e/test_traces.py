@@ -1,9 +1,11 @@
 """One trace per request: from the HTTP call through every event about it, across the
-services, each event's span the parent of the span that handled it (issue 16, Traces)."""
+services, each event's span the parent of the span that handled it (issue 16, Traces); and
+without ``VCS_OTLP_ENDPOINT`` a service sends its spans nowhere and never tries to."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +15,7 @@ from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
+from vcs_tools.devstack import ServiceProcess, launch_fresh
 
 pytestmark = pytest.mark.e2e
 
@@ -97,3 +100,50 @@ async def test_the_events_of_one_request_form_one_chain_of_spans(
         if line.get("event") == "allocation.assigned" and line.get("request_id") == request_id
     ]
     assert (assigned_line["trace_id"], assigned_line["span_id"]) == assigned
+
+
+async def test_without_an_endpoint_a_service_exports_nothing_and_connects_nowhere(
+    start_services: StartServices,
+    service_env: dict[str, str],
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("VCS_OTLP_ENDPOINT", raising=False)  # the service takes os.environ too
+    assert "VCS_OTLP_ENDPOINT" not in service_env
+    await start_services("intake")
+    with running_collector() as (collector, endpoint):
+        # A tripwire: any OTLP exporter made without an endpoint of ours would read these
+        # (the OpenTelemetry defaults) and come to the collector, within 200 ms or at exit.
+        tripwire = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{endpoint}/v1/traces",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        # The allocator in a fresh interpreter (not forked from the tests' warm parent, which
+        # leaves with os._exit) ends as `vcs run` ends it: SIGTERM, a clean exit, and the
+        # tracer provider's shutdown at exit, which flushes any exporter there is. Once it
+        # has exited, whatever it would ever have sent has been sent.
+        allocator = ServiceProcess(
+            "allocator", {**service_env, **tripwire}, tmp_path / "allocator.log", launch_fresh
+        ).start()
+        try:
+            await allocator.wait_ready(within=60)
+            answer = await http.post("/v1/requests", json=request_body())
+            request_id = answer.json()["request_id"]
+            await wait_status(http, request_id, "assigned")
+        finally:
+            allocator.stop()
+        assert allocator.process is not None
+        assert allocator.process.wait() == 0  # a clean exit, so the shutdown ran
+        assert collector.connections == 0
+        assert collector.spans == []
+
+    # The spans were still made: the allocator's line about the assignment names its trace.
+    lines = [json.loads(line) for line in allocator.log_path.read_text().splitlines() if line]
+    (assigned_line,) = [
+        line
+        for line in lines
+        if line.get("event") == "allocation.assigned" and line.get("request_id") == request_id
+    ]
+    assert len(assigned_line["trace_id"]) == 32

@@ -1,6 +1,7 @@
-"""The reminders' durable schedule on the real store: scheduling twice keeps one, of every
-notifier claiming a due reminder at once one gets it, a claim whose holder died is taken over
-after the lease, a finished or withdrawn reminder is never due again."""
+"""The reminders' durable schedule on the real store: scheduling twice keeps one, the bookings
+scheduled at once share insert commands, of every notifier claiming a due reminder at once one
+gets it, a claim whose holder died is taken over after the lease, a finished or withdrawn
+reminder is never due again."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from vcs_notifier.reminders import parse_leads, plan
 from vcs_notifier.store import MongoReminderStore, reminder_to_document
@@ -108,3 +109,50 @@ async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missi
 
     stored = sorted([d["_id"] async for d in db["reminders"].find({"request_id": "r-2"})])
     assert stored == sorted(r.reminder_id for r in planned)
+
+
+class Inserts(monitoring.CommandListener):
+    """The ``insert`` commands sent to ``reminders``, as the benchmark counts them."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert" and event.command.get("insert") == "reminders":
+            self.commands += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+async def test_bookings_scheduled_at_once_share_insert_commands_and_each_reminder_is_stored_once(
+    mongodb_url: str, namespace: str
+) -> None:
+    """Concurrent bookings (some of them a redelivered ``room.assigned``, whose reminders are
+    there already) are scheduled in a few shared writes; every call returns with its own
+    reminders stored, none twice, and the duplicates of the redeliveries are no error."""
+    inserts = Inserts()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[inserts]
+    )
+    db = client[database_name(namespace, "notifier")]
+    try:
+        store = MongoReminderStore(db)
+        await store.ensure_indexes()
+        now = datetime.now(UTC)
+        leads = parse_leads("1d,30m")
+        bookings = [plan(f"b-{n}", now + timedelta(days=2), leads, now=now) for n in range(30)]
+        await store.schedule(bookings[0])
+        inserts.commands = 0
+
+        await asyncio.gather(*(store.schedule(planned) for planned in [*bookings, bookings[0]]))
+
+        assert inserts.commands < len(bookings)
+        stored = [d["_id"] async for d in db["reminders"].find({}, {"_id": 1})]
+        assert sorted(stored) == sorted(r.reminder_id for p in bookings for r in p)
+    finally:
+        await client.drop_database(database_name(namespace, "notifier"))
+        await client.close()

@@ -1,5 +1,5 @@
 """A fake OpenTelemetry collector: a real local HTTP server taking OTLP/HTTP protobuf exports
-(``POST /v1/traces``), keeping every span it is sent."""
+(``POST /v1/traces``), keeping every span it is sent and counting every connection made to it."""
 
 from __future__ import annotations
 
@@ -28,7 +28,12 @@ class ReceivedSpan:
 class Collector:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
+        self.connections = 0
         self._lock = threading.Lock()
+
+    def connected(self) -> None:
+        with self._lock:
+            self.connections += 1
 
     def take(self, body: bytes) -> None:
         export = ExportTraceServiceRequest.FromString(body)
@@ -63,6 +68,10 @@ def running_collector() -> Iterator[tuple[Collector, str]]:
     collector = Collector()
 
     class Handler(BaseHTTPRequestHandler):
+        def setup(self) -> None:  # once per connection, before anything is read from it
+            collector.connected()
+            super().setup()
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if self.path != "/v1/traces":

@@ -2,8 +2,16 @@
 
 Every handler is idempotent. The decision of a request is written once (unique
 ``_id``) together with the events announcing it, so a redelivered
-``request.submitted`` finds the decision and changes nothing, and a crash after
-the write loses nothing: the store's outbox publishes what was stored.
+``request.submitted`` changes nothing: its decision insert is refused and it
+publishes nothing. A crash after the write loses nothing: the store's outbox
+publishes what was stored.
+
+A redelivery does not read the decision first, except when it can matter before that
+insert: the occupancy probe shows the request already holding slots (it was assigned, or
+an attempt crashed after claiming), or Zoom passcodes are on (a duplicate must not spend a
+host's allowance). A request decided without a room (rejected, cancelled) holds no slots,
+so its redelivery decides again and loses at the insert; a room it claimed meanwhile is
+given back.
 """
 
 from __future__ import annotations
@@ -78,14 +86,12 @@ class Settled:
 
 async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) -> None:
     """request.submitted → room.assigned or request.rejected, exactly once per request."""
-    if await deps.store.decision(envelope.event.request_id) is not None:
-        log.info("allocation.duplicate")
-        return
     with ALLOCATION_SECONDS.time():
         settled = await _decide(envelope.event, deps)
-        if isinstance(settled.result, Rejection):
+        if settled is None:
+            log.info("allocation.duplicate")
+        elif isinstance(settled.result, Rejection):
             await _reject(envelope, settled.result, settled.leftover, deps)
-            DECISIONS.labels(settled.result.reason.value).inc()
         else:
             room = settled.result
             event = envelope.event
@@ -94,10 +100,8 @@ async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) ->
             )
             if isinstance(sealed, Rejection):
                 await _reject(envelope, sealed, {*settled.leftover, room.meeting_id}, deps)
-                DECISIONS.labels(sealed.reason.value).inc()
                 return
             await _assign(envelope, room, settled, deps, sealed)
-            DECISIONS.labels("assigned").inc()
 
 
 async def _reject(
@@ -117,6 +121,10 @@ async def _reject(
     announcement = announce(rejected, correlation_id=envelope.correlation_id)
     earlier = await deps.store.record_decision(decision, announcement)
     await _give_back(leftover, event.request_id, deps, kept=_held(earlier))
+    if earlier is not None:
+        log.info("allocation.duplicate", outcome=earlier.outcome.value)
+        return
+    DECISIONS.labels(rejection.reason.value).inc()
     log.info("allocation.rejected", reason=rejection.reason.value)
 
 
@@ -142,6 +150,10 @@ async def _assign(
     if kept != room.meeting_id:
         log.info("allocation.lost_race", kept=earlier.outcome.value if earlier else None)
         return
+    if earlier is not None:
+        log.info("allocation.duplicate", outcome=earlier.outcome.value)
+        return
+    DECISIONS.labels("assigned").inc()
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
 
 
@@ -160,8 +172,9 @@ def _room_assigned(event: RequestSubmitted, room: Room, sealed_credentials: str)
     )
 
 
-async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
+async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled | None:
     """Applies the rules and claims the chosen room's slots; the unique index settles races.
+    None: the request was decided already (found before claiming, see the module docstring).
 
     After a lost race the slots are read again rather than the lost room merely
     struck off: the read shows every room rivals took meanwhile (one lost race,
@@ -184,6 +197,9 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled:
     slots = slot_starts(span, deps.policy.slot)
     probes = probe_slots(slots, deps.policy)
     occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
+    maybe_decided = occupancy.held or deps.zoom is not None
+    if maybe_decided and await deps.store.decision(event.request_id) is not None:
+        return None
     for _ in range(len(rooms) + CLAIM_ROUNDS):
         choice = _choose(event, pools, preferred, rooms, occupancy)
         if isinstance(choice, Rejection):

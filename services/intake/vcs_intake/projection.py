@@ -24,12 +24,9 @@ from vcs_shared.events import (
 
 
 async def on_room_assigned(envelope: Envelope[RoomAssigned], store: RequestStore) -> None:
-    event = envelope.event
-    assignment = Assignment.of(event)
-    # One write in the usual case (still submitted); a request already further along
-    # (delivered first, by reordering) gets the assignment without its status moving back.
-    if not await store.assign(event.request_id, assignment):
-        await store.keep_late_assignment(event.request_id, assignment)
+    # A request already further along (delivered first, by reordering) gets the assignment
+    # without its status moving back.
+    await store.assign(envelope.event.request_id, Assignment.of(envelope.event))
 
 
 async def on_room_reassigned(envelope: Envelope[RoomReassigned], store: RequestStore) -> None:

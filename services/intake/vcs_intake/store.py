@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -20,6 +21,7 @@ from vcs_intake.domain import Assignment, Rejection, RequestState, sources
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact, RejectionReason, RequestCancelled, RequestSubmitted, Urgency
+from vcs_shared.group_commit import GroupCommit
 from vcs_shared.outbox import OFFLINE, Change, Outbox, announce
 from vcs_shared.request_status import NOT_FINAL, Status
 from vcs_shared.store import Document, epoch_ms
@@ -82,8 +84,7 @@ class RequestStore(Protocol):
     async def cancel(
         self, event: RequestCancelled, audit: AuditRecorded
     ) -> RequestState | None: ...
-    async def assign(self, request_id: str, assignment: Assignment) -> bool: ...
-    async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None: ...
+    async def assign(self, request_id: str, assignment: Assignment) -> None: ...
     async def reassign(
         self, request_id: str, assignment: Assignment, reassignment: int
     ) -> None: ...
@@ -102,6 +103,8 @@ class MongoRequestStore:
         self.requests = db["requests"]
         self._outbox = Outbox(self.requests, source=SOURCE, publisher=publisher)
         self.relay = self._outbox.relay
+        self._projection = GroupCommit(self.requests, ordered=True)
+        """The status projection's writes: those of concurrent events go in one command."""
 
     async def ensure_indexes(self) -> None:
         await self.requests.create_index("idempotency_key", unique=True)
@@ -225,22 +228,25 @@ class MongoRequestStore:
         changed = await self._outbox.update(event.request_id, change, announcement)
         return None if changed is None else request_from_document(changed.document)
 
-    async def assign(self, request_id: str, assignment: Assignment) -> bool:
-        """Moves the request to assigned with its room; False when its status does not allow it."""
-        return await self._move(
-            request_id, Status.assigned, {"assignment": _assignment_document(assignment)}
-        )
-
-    async def keep_late_assignment(self, request_id: str, assignment: Assignment) -> None:
-        """Stores an assignment that arrived after the status moved on, unless the request
-        shows no room any more (cancelled, rejected)."""
-        await self.requests.update_one(
-            {
-                "_id": request_id,
-                "status": {"$nin": [s.value for s in Status if not s.shows_room]},
-                "reassignments": {"$exists": False},  # a room an operator moved it from
-            },
-            {"$set": {"assignment": _assignment_document(assignment)}},
+    async def assign(self, request_id: str, assignment: Assignment) -> None:
+        """Moves the request to assigned with its room when its status allows; one further
+        along (delivered first, by reordering) gets the room without its status moving
+        back, unless it shows no room any more (cancelled, rejected) or an operator moved
+        it from that room. Two conditional writes in order, in one batch: after the first
+        moved it, the second sets the same room again."""
+        assignment_document = _assignment_document(assignment)
+        await self._projection.write(
+            [
+                self._move(request_id, Status.assigned, {"assignment": assignment_document}),
+                UpdateOne(
+                    {
+                        "_id": request_id,
+                        "status": {"$nin": [s.value for s in Status if not s.shows_room]},
+                        "reassignments": {"$exists": False},
+                    },
+                    {"$set": {"assignment": assignment_document}},
+                ),
+            ]
         )
 
     async def reassign(self, request_id: str, assignment: Assignment, reassignment: int) -> None:
@@ -272,33 +278,34 @@ class MongoRequestStore:
             "message_th": rejection.message_th,
             "message_en": rejection.message_en,
         }
-        await self._move(request_id, Status.rejected, {"rejection": rejected})
+        moved = self._move(request_id, Status.rejected, {"rejection": rejected})
+        await self._projection.write([moved])
 
     async def mark_delivered(self, request_id: str, at: datetime) -> None:
         # after a redelivery of failed credentials the old error is no longer the state
-        await self._move(
-            request_id, Status.delivered, {"delivery": {"at": at}, "delivery_error": None}
-        )
+        delivered = {"delivery": {"at": at}, "delivery_error": None}
+        await self._projection.write([self._move(request_id, Status.delivered, delivered)])
 
     async def mark_delivery_failed(self, request_id: str, error: str) -> None:
-        await self._move(request_id, Status.delivery_failed, {"delivery_error": error})
+        failed = {"delivery_error": error}
+        await self._projection.write([self._move(request_id, Status.delivery_failed, failed)])
 
     async def note_release(self, request_id: str, meeting_id: str) -> None:
-        await self.requests.update_one(
-            {"_id": request_id}, {"$set": {"released_meeting_id": meeting_id}}
+        await self._projection.write(
+            [UpdateOne({"_id": request_id}, {"$set": {"released_meeting_id": meeting_id}})]
         )
 
     async def ping(self) -> None:
         await self.db.command("ping")
 
-    async def _move(self, request_id: str, target: Status, changes: Document) -> bool:
-        """One conditional write: to ``target`` only from a status allowed to move there, so a
-        replayed or late event never moves a request back. True if it moved."""
-        result = await self.requests.update_one(
+    @staticmethod
+    def _move(request_id: str, target: Status, changes: Document) -> UpdateOne:
+        """The conditional write to ``target``: only from a status allowed to move there, so a
+        replayed or late event never moves a request back."""
+        return UpdateOne(
             {"_id": request_id, "status": {"$in": [s.value for s in sources(target)]}},
             {"$set": {"status": target.value, **changes}},
         )
-        return result.matched_count == 1
 
 
 def request_to_document(request: RequestState) -> Document:

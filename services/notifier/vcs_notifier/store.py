@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from pymongo import ReturnDocument
+from pymongo import InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -23,6 +23,7 @@ from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
 from vcs_notifier.reminders import Reminder, label
 from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact
+from vcs_shared.group_commit import GroupCommit
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
 from vcs_shared.store import Document, epoch_ms
 
@@ -272,6 +273,8 @@ class MongoReminderStore:
         self.reminders = db["reminders"]
         self._outbox = Outbox(self.reminders, source=SOURCE, publisher=publisher)
         self.relay = self._outbox.relay
+        self._inserts = GroupCommit(self.reminders, ordered=False)
+        """The reminders of every booking being scheduled at once go in one write."""
 
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
@@ -281,14 +284,21 @@ class MongoReminderStore:
     async def schedule(self, reminders: Sequence[Reminder]) -> None:
         """Stores each reminder unless it is there already (the same request and lead time:
         a redelivered ``room.assigned`` schedules nothing twice), all in one unordered
-        ``insert_many``: a duplicate is refused alone and the others still go in. Each with
-        its (empty) outbox, which :meth:`finish` writes ``reminder.sent`` to."""
+        write: a duplicate is refused alone and the others still go in. Each with its (empty)
+        outbox, which :meth:`finish` writes ``reminder.sent`` to.
+
+        The write is shared with the other bookings being scheduled at the same moment
+        (:class:`~vcs_shared.group_commit.GroupCommit`: one insert command per batch, not one
+        per booking); this returns only once the batch holding these reminders is written,
+        so they are stored before the credentials are sent, as before. A batch's error
+        reaches every caller in it: duplicates (anyone's) are what a redelivery leaves and
+        are ignored, any other error is raised and the caller's message is retried (the
+        inserts are idempotent)."""
         if not reminders:
             return
+        inserts = [InsertOne(self._outbox.quiet(reminder_to_document(r))) for r in reminders]
         try:
-            await self.reminders.insert_many(
-                [self._outbox.quiet(reminder_to_document(r)) for r in reminders], ordered=False
-            )
+            await self._inserts.write(inserts)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):

@@ -55,6 +55,12 @@ EVENT_LABELS = {
     "support.claimed": N_("Support claimed"),
     "support.done": N_("Support done"),
 }
+# The channels of credentials.delivered and credentials.failed, as the feed names them.
+CHANNEL_LABELS = {
+    "email": N_("E-mail"),
+    "line": N_("LINE"),
+    "webhook": N_("Webhook"),
+}
 NOTICES = {
     "cancelled": N_("The request is cancelled; its room is free again."),
     "reassigned": N_("The booking moved to the new room; the office gets the new details."),
@@ -169,6 +175,7 @@ async def feed_page(request: Request, who: Operator, pages: PagesDep) -> Respons
         "since": today.isoformat(),
         "offices": offices,
         "labels": {name: _(label) for name, label in EVENT_LABELS.items()},
+        "channels": {channel: _(label) for channel, label in CHANNEL_LABELS.items()},
         "locale": locale_of(request),
         "words": {"room": _("Room")},
     }

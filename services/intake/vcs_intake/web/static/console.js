@@ -68,8 +68,9 @@
         return setup.words.room + " " + (data.meeting_id || "") + (data.capacity ? " (" + data.capacity + ")" : "");
       }
       if (name === "request.rejected") { return setup.locale === "th" ? data.message_th : data.message_en; }
-      if (name === "credentials.failed") { return data.error || ""; }
-      if (name === "credentials.delivered") { return data.channel || ""; }
+      var channel = setup.channels[data.channel] || data.channel || "";
+      if (name === "credentials.failed") { return channel + (data.error ? ": " + data.error : ""); }
+      if (name === "credentials.delivered") { return channel; }
       return "";
     }
 
