@@ -253,20 +253,18 @@ class MongoReservationStore:
                 if first.get("code") != 11000:
                     await self._undo(inserted, attempt)
                     raise
-                slot = pending[failed]
-                holder = await self.slots.find_one_and_update(
-                    {"meeting_id": meeting_id, "slot": slot_key(slot), "request_id": request_id},
-                    {"$set": {"attempt": attempt, "claimed_ms": now}},
-                )
-                if holder is not None:
-                    pending = pending[failed + 1 :]  # a duplicate delivery's slot: ours too
-                    continue
-                taken = {"meeting_id": meeting_id, "slot": slot_key(slot)}
-                if await self.slots.find_one(taken) is None:
-                    pending = pending[failed:]  # freed meanwhile: try it again
-                    continue
-                await self._undo(inserted, attempt)
-                return False
+                taken = {"meeting_id": meeting_id, "slot": slot_key(pending[failed])}
+                holder = await self.slots.find_one(taken, {"request_id": 1, "_id": 0})
+                if holder is not None and holder["request_id"] != request_id:
+                    await self._undo(inserted, attempt)
+                    return False  # another request's: the race is lost
+                if holder is not None:  # a duplicate delivery's slot: take it over, ours too
+                    ours = {**taken, "request_id": request_id}
+                    fresh = {"$set": {"attempt": attempt, "claimed_ms": now}}
+                    if (await self.slots.update_one(ours, fresh)).matched_count:
+                        pending = pending[failed + 1 :]
+                        continue
+                pending = pending[failed:]  # freed meanwhile: try it again
             else:
                 inserted.extend(ids)
                 pending = []
