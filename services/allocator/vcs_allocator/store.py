@@ -308,19 +308,17 @@ class MongoReservationStore:
                 if first.get("code") != 11000:
                     await self._undo(inserted, attempt)
                     raise
-                colliding = ids[failed]
-                holder = await self.slots.find_one_and_update(
-                    {"_id": colliding, "request_id": request_id},
-                    {"$set": {"attempt": attempt, "claimed_ms": now}},
-                )
-                if holder is not None:
-                    pending = pending[failed + 1 :]  # a duplicate delivery's slot: ours too
-                    continue
-                if not await self._taken(colliding, meeting_id, slot_key(pending[failed])):
-                    pending = pending[failed:]  # freed meanwhile: try it again
-                    continue
-                await self._undo(inserted, attempt)
-                return False
+                holder = await self._holder(ids[failed], meeting_id, slot_key(pending[failed]))
+                if holder is not None and holder["request_id"] != request_id:
+                    await self._undo(inserted, attempt)
+                    return False  # another request's: the race is lost
+                if holder is not None:  # a duplicate delivery's slot: take it over, ours too
+                    ours = {"_id": holder["_id"], "request_id": request_id}
+                    fresh = {"$set": {"attempt": attempt, "claimed_ms": now}}
+                    if (await self.slots.update_one(ours, fresh)).matched_count:
+                        pending = pending[failed + 1 :]
+                        continue
+                pending = pending[failed:]  # freed meanwhile: try it again
             else:
                 inserted.extend(ids)
                 pending = []
@@ -347,14 +345,16 @@ class MongoReservationStore:
         cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
         return {slot_time(doc["slot"]) async for doc in cursor}
 
-    async def _taken(self, sid: str, meeting_id: str, key: int) -> bool:
-        """Whether anyone holds the slot: by its ``_id``, and only if that finds nothing (freed
-        meanwhile, or a document an allocator older than slot ids wrote during an upgrade)
-        by the unique index's own fields, so a claim never retries a slot that is held."""
-        if await self.slots.find_one({"_id": sid}, {"_id": 1}) is not None:
-            return True
-        taken = {"meeting_id": meeting_id, "slot": key}
-        return await self.slots.find_one(taken, {"_id": 1}) is not None
+    async def _holder(self, sid: str, meeting_id: str, key: int) -> Document | None:
+        """The slot's holder (its ``_id`` and ``request_id``), None if nobody holds it: by its
+        ``_id``, and only if that finds nothing (freed meanwhile, or a document an allocator
+        older than slot ids wrote during an upgrade) by the unique index's own fields, so a
+        claim never retries a slot that is held."""
+        fields = {"request_id": 1}
+        found = await self.slots.find_one({"_id": sid}, fields)
+        if found is None:
+            found = await self.slots.find_one({"meeting_id": meeting_id, "slot": key}, fields)
+        return found
 
     async def _undo(self, inserted: list[str], attempt: str) -> None:
         """Deletes what this attempt inserted and still owns (not what a duplicate took over)."""
