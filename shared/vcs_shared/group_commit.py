@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from pymongo import InsertOne, UpdateOne
@@ -29,6 +30,19 @@ class BatchNotWritten(RuntimeError):
     interrupted); the caller retries as after any failed write."""
 
 
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What the store answered for a whole batch: a writer learns whether every update in it
+    matched its filter, not which did (one ``bulk_write`` answers a total)."""
+
+    updates: int
+    matched: int
+
+    @property
+    def all_matched(self) -> bool:
+        return self.matched == self.updates
+
+
 class GroupCommit:
     """Batches the writes of concurrent callers to ``collection`` (see the module docstring).
 
@@ -40,20 +54,21 @@ class GroupCommit:
     def __init__(self, collection: AsyncCollection[Document], *, ordered: bool) -> None:
         self._collection = collection
         self._ordered = ordered
-        self._queued: list[tuple[Operation, asyncio.Future[None]]] = []
+        self._queued: list[tuple[Operation, asyncio.Future[Batch]]] = []
         """Operations waiting for the next batch, each with the future its writer awaits."""
         self._writing = asyncio.Lock()
         """Held while a batch is written."""
 
-    async def write(self, operations: Sequence[Operation]) -> None:
-        """Writes ``operations`` in the next batch; returns once that batch is written."""
-        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def write(self, operations: Sequence[Operation]) -> Batch:
+        """Writes ``operations`` in the next batch; returns once that batch is written, with
+        what the store answered for it."""
+        written: asyncio.Future[Batch] = asyncio.get_running_loop().create_future()
         self._queued.extend((operation, written) for operation in operations)
         async with self._writing:
             if not written.done():
                 batch, self._queued = self._queued, []
                 try:
-                    await self._collection.bulk_write(
+                    result = await self._collection.bulk_write(
                         [operation for operation, _ in batch], ordered=self._ordered
                     )
                 except BaseException as exc:
@@ -62,7 +77,11 @@ class GroupCommit:
                         if waiter is not written and not waiter.done():
                             waiter.set_exception(failure)
                     raise
+                answer = Batch(
+                    updates=sum(isinstance(operation, UpdateOne) for operation, _ in batch),
+                    matched=result.matched_count,
+                )
                 for _, waiter in batch:
                     if not waiter.done():
-                        waiter.set_result(None)
-        await written
+                        waiter.set_result(answer)
+        return await written

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from vcs_shared.audit import AuditRecorded
 from vcs_shared.broker import BrokerUnavailable, EventPublisher
@@ -125,11 +125,15 @@ class Outbox:
         *,
         source: str,
         publisher: EventPublisher = OFFLINE,
+        share_guesses: bool = False,
     ) -> None:
         self._collection = collection
         self._source = source
         self._publishes = publisher is not OFFLINE  # a tool leaves its entries to a relay
-        self.relay = OutboxRelay(collection, publisher)
+        self._guesses = GroupCommit(collection, ordered=False) if share_guesses else None
+        """``share_guesses``: see :meth:`update`'s ``expected``; the relay's marks go in the
+        same batches (one update command for the guesses and marks of the moment)."""
+        self.relay = OutboxRelay(collection, publisher, marks=self._guesses)
 
     async def ensure_index(self) -> None:
         await self._collection.create_index("outbox_pending")
@@ -174,6 +178,15 @@ class Outbox:
         ``change`` looks at); the first write is tried on it without reading. A wrong
         guess is a write the compare-and-set refuses, after which the document is read as
         above, so it only saves the read when the guess is right.
+
+        With ``share_guesses`` (given to the outbox) a guessed write that announces events
+        goes in one ``bulk_write`` with the guessed writes of other updates of the collection
+        made at the same moment, and with the relay's marks
+        (:class:`~vcs_shared.group_commit.GroupCommit`). The store
+        answers for the batch as a whole: when every statement in it matched, this one did;
+        otherwise the document is read, and this write took effect if the document holds
+        its events (their ids are new to every write), else the rule is applied again as
+        after a refused guess.
         """
         messages = self._encode(announcement)
         tried: list[OutgoingMessage] = []  # the messages of the last write tried
@@ -190,12 +203,46 @@ class Outbox:
             guard = {"outbox_count": current.get("outbox_count", 0), **wanted.guard}
             return Change({**wanted.fields, **fields}, guard)
 
-        changed = await compare_and_set(
-            self._collection, doc_id, with_events, projection=projection, expected=expected
-        )
+        if self._guesses is not None and expected is not None:
+            changed = await self._guessed(self._guesses, doc_id, with_events, expected, tried)
+            if changed is None:  # its batch had a statement that matched nothing: which?
+                changed = await compare_and_set(
+                    self._collection, doc_id, with_events, projection=projection
+                )
+                if changed is not None and not changed.written and _holds(changed, tried):
+                    changed = Changed(changed.document, written=True)
+        else:
+            changed = await compare_and_set(
+                self._collection, doc_id, with_events, projection=projection, expected=expected
+            )
         if changed is not None and changed.written and tried and self._publishes:
             await self.relay.publish_now(doc_id, changed.document["outbox"])
         return changed
+
+    async def _guessed(
+        self,
+        guesses: GroupCommit,
+        doc_id: str,
+        with_events: Callable[[Document], Change | None],
+        expected: Document,
+        tried: Sequence[OutgoingMessage],
+    ) -> Changed | None:
+        """The write on ``expected``, in a shared batch when it announces events (``tried``,
+        filled by ``with_events``; see :meth:`update`); None when it did not match or its
+        batch does not tell whether it did (a statement matched nothing, or failed: the
+        batch's error may be another writer's, which must not fail this one)."""
+        wanted = with_events(expected)
+        if wanted is None:
+            return Changed(expected, written=False)
+        where, what = {**wanted.guard, "_id": doc_id}, {"$set": wanted.fields}
+        if tried:
+            try:
+                matched = (await guesses.write([UpdateOne(where, what)])).all_matched
+            except BulkWriteError:  # a statement of the batch failed, maybe another's: read
+                matched = False
+        else:  # nothing would tell afterwards whether it was this write: on its own
+            matched = (await self._collection.update_one(where, what)).matched_count == 1
+        return Changed({**expected, **wanted.fields}, written=True) if matched else None
 
     def _encode(self, announcement: Announcement) -> list[OutgoingMessage]:
         correlation_id = announcement.correlation_id
@@ -251,6 +298,13 @@ async def compare_and_set(
     raise ConcurrentChanges(f"{doc_id} kept changing while being written")
 
 
+def _holds(changed: Changed, messages: Sequence[OutgoingMessage]) -> bool:
+    """Whether the document holds these messages: it was their write that took effect (each
+    message's id is new, so no other write could have put them there)."""
+    stored = {entry["id"] for entry in changed.document.get("outbox", [])}
+    return bool(messages) and all(message.id in stored for message in messages)
+
+
 def _outbox_fields(existing: Sequence[Document], messages: Iterable[OutgoingMessage]) -> Document:
     """The outbox fields to write, in the same write as the change the messages announce."""
     now = datetime.now(UTC)
@@ -282,6 +336,7 @@ class OutboxRelay:
         retry_interval: float = 1.0,
         stale_after: float = 3.0,
         max_backoff: float = 5.0,
+        marks: GroupCommit | None = None,
     ) -> None:
         self._collection = collection
         self._publisher = publisher
@@ -290,8 +345,9 @@ class OutboxRelay:
         self._stale_after = timedelta(seconds=stale_after)
         self._max_backoff = max_backoff
         self._healthy = True
-        self._marks = GroupCommit(collection, ordered=False)
-        """Every mark is a compare-and-set of its own document: any order will do."""
+        self._marks = marks or GroupCommit(collection, ordered=False)
+        """Every mark is a compare-and-set of its own document: any order will do. ``marks``:
+        a batch shared with other unordered writes of the collection (the outbox's guesses)."""
 
     @property
     def healthy(self) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 from pymongo import AsyncMongoClient
 
 from vcs_allocator.domain import (
@@ -26,7 +27,7 @@ from vcs_allocator.domain import (
     probe_slots,
     slot_starts,
 )
-from vcs_allocator.store import MongoReservationStore, slot_time
+from vcs_allocator.store import MongoReservationStore, slot_id, slot_key, slot_time
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
@@ -117,6 +118,87 @@ async def test_occupancy_sees_other_holders_at_the_probes_and_what_the_request_h
     assert seen.held == {ROOM_B}
 
 
+async def test_slots_are_keyed_by_room_and_slot_and_the_probe_finds_them_by_that_id(
+    store: MongoReservationStore,
+) -> None:
+    slots = window(0)
+    await store.claim(ROOM_A, "r1", slots)
+
+    ids = {doc["_id"] async for doc in store.slots.find({"meeting_id": ROOM_A})}
+    assert ids == {f"{ROOM_A}|{slot_key(slot)}" for slot in slots}
+    await store.slots.update_one({"_id": f"{ROOM_A}|{slot_key(slots[0])}"}, {"$set": {"slot": -1}})
+    seen = await store.occupancy([ROOM_A], slots[:1], "mine")
+    assert seen.busy == {ROOM_A}  # found by _id alone, whatever ``slot`` says
+
+
+def pre_upgrade(meeting_id: str, request_id: str, slots: list[datetime]) -> list[Document]:
+    """Slot documents as allocators wrote them before slot ids: an ObjectId ``_id``."""
+    return [
+        {
+            "_id": ObjectId(),
+            "meeting_id": meeting_id,
+            "slot": slot_key(slot),
+            "request_id": request_id,
+            "attempt": "old",
+            "claimed_ms": epoch_ms(T0),
+            "confirmed": True,
+        }
+        for slot in slots
+    ]
+
+
+async def test_a_claim_meeting_a_slot_written_before_slot_ids_fails_and_leaves_nothing(
+    store: MongoReservationStore,
+) -> None:
+    """The unique (meeting_id, slot) index refuses it; the lost-race lookup, missing it by
+    _id, finds it by those fields instead of retrying the slot for ever."""
+    await store.slots.insert_many(pre_upgrade(ROOM_A, "old", window(60)))
+
+    assert not await store.claim(ROOM_A, "r2", window(0))
+
+    assert set((await holders(store, ROOM_A)).values()) == {"old"}
+
+
+async def test_rekeying_gives_old_slots_their_slot_id_once_and_the_probe_then_sees_them(
+    store: MongoReservationStore,
+) -> None:
+    old = pre_upgrade(ROOM_A, "old", window(0)) + pre_upgrade(ROOM_B, "other", window(0))
+    await store.slots.insert_many(old)
+
+    assert await store.rekey_slots() == len(old)
+    assert await store.rekey_slots() == 0
+
+    docs = [doc async for doc in store.slots.find({})]
+    assert {doc["_id"] for doc in docs} == {slot_id(d["meeting_id"], d["slot"]) for d in old}
+    assert all(doc["confirmed"] and doc["attempt"] == "old" for doc in docs)
+    seen = await store.occupancy([ROOM_A, ROOM_B], probe_slots(window(0), POLICY), "other")
+    assert seen.busy == {ROOM_A}
+    assert seen.held == {ROOM_B}
+    assert await store.rekeying.count_documents({}) == 0
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["copied", "old-deleted"])
+async def test_rekeying_interrupted_mid_round_is_finished_by_the_next_start(
+    store: MongoReservationStore, deleted: bool
+) -> None:
+    """A start that crashed after copying a round (and perhaps deleting the old documents)
+    leaves the copy; the next start puts every slot back under its slot id."""
+    old = pre_upgrade(ROOM_A, "old", window(0))
+    await store.slots.insert_many(old)
+    copies = [
+        {**doc, "_id": slot_id(doc["meeting_id"], doc["slot"]), "old_id": doc["_id"]} for doc in old
+    ]
+    await store.rekeying.insert_many(copies)
+    if deleted:
+        await store.slots.delete_many({})
+
+    await store.rekey_slots()
+
+    ids = {doc["_id"] async for doc in store.slots.find({})}
+    assert ids == {copy["_id"] for copy in copies}
+    assert await store.rekeying.count_documents({}) == 0
+
+
 async def test_busy_rooms_finds_a_pool_s_holders_at_the_probes_also_across_utc_midnight(
     store: MongoReservationStore,
 ) -> None:
@@ -143,13 +225,15 @@ async def test_a_redelivery_adopts_the_slots_its_request_holds_and_completes_the
 ) -> None:
     slots = window(0)
     await store.claim(ROOM_A, "r1", slots[: len(slots) // 2])
-    before = {doc["_id"] async for doc in store.slots.find({"request_id": "r1"})}
+    # A mark the store never writes: it survives an adoption, not a delete and insert again
+    # (which would keep the derived _id).
+    await store.slots.update_many({"request_id": "r1"}, {"$set": {"left_by": "crashed"}})
 
     assert await store.claim(ROOM_A, "r1", slots, adopt=True)
 
     docs = [doc async for doc in store.slots.find({"request_id": "r1"})]
     assert len(docs) == len(slots)
-    assert before <= {doc["_id"] for doc in docs}
+    assert sum(doc.get("left_by") == "crashed" for doc in docs) == len(slots) // 2
     assert len({doc["attempt"] for doc in docs}) == 1  # all taken over by the new attempt
 
 

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -26,7 +25,7 @@ from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts, tie_order
 from vcs_allocator.pool import load_pool_file
-from vcs_allocator.store import slot_key
+from vcs_allocator.store import slot_id, slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
 from vcs_shared.events import RequestSubmitted, Urgency
@@ -38,6 +37,7 @@ pytestmark = pytest.mark.integration
 SAKON_NAKHON_OFFICES = [f"47{n:02d}" for n in range(1, 19)]
 PER_OFFICE = 7  # 18 offices x 7 = 126 requests
 PARTICIPANTS = 450
+CRASHED = "an allocator that died"
 START = tomorrow_at(9, days=2)
 END = START + timedelta(hours=2)
 SLOTS_PER_BOOKING = len(
@@ -260,7 +260,9 @@ async def test_a_redelivered_request_adopts_the_slots_its_crashed_attempt_claime
     slots = [s async for s in db.slots.find({"request_id": event.request_id})]
     assert len(slots) == SLOTS_PER_BOOKING
     assert {s["meeting_id"] for s in slots} == {big}
-    assert inserted <= {s["_id"] for s in slots}  # adopted, not deleted and inserted again
+    # Adopted, not deleted and inserted again (which would keep the derived _id but not the
+    # crashed attempt's own mark).
+    assert inserted <= {s["_id"] for s in slots if s.get("left_by") == CRASHED}
 
 
 async def insert_claim(
@@ -270,23 +272,25 @@ async def insert_claim(
     claimed_at: datetime,
     *,
     half: bool = False,
-) -> set[ObjectId]:
-    """What an allocator that died after inserting slots (and before deciding) leaves behind."""
+) -> set[str]:
+    """What an allocator that died after inserting slots (and before deciding) leaves behind,
+    each slot marked ``left_by`` (a field the allocator never writes)."""
     slots = slot_starts(occupied_span(START, END, AllocationPolicy()), timedelta(minutes=5))
     if half:
         slots = slots[: len(slots) // 2]
-    ids = [ObjectId() for _ in slots]
+    ids = [slot_id(meeting_id, slot_key(slot)) for slot in slots]
     docs: list[Document] = [
         {
-            "_id": oid,
+            "_id": sid,
             "meeting_id": meeting_id,
             "slot": slot_key(slot),
             "request_id": request_id,
             "attempt": "crashed",
             "claimed_ms": epoch_ms(claimed_at),
             "confirmed": False,
+            "left_by": CRASHED,
         }
-        for oid, slot in zip(ids, slots, strict=True)
+        for sid, slot in zip(ids, slots, strict=True)
     ]
     await db.slots.insert_many(docs)
     return set(ids)

@@ -2,11 +2,15 @@
 
 * ``rooms`` — one document per Meeting ID (``_id``), its pool, capacity and credentials.
 * ``slots`` — one document per Meeting ID per slot of the grid (``slot`` is the
-  slot's start in epoch minutes, see :func:`slot_key`), under a unique
-  compound index ``(meeting_id, slot)``. Claiming a room for a window inserts
-  all its slots; a slot already held by another request makes the insert fail
-  with a duplicate-key error. This index is what makes double booking
-  impossible, across any number of allocator processes.
+  slot's start in epoch minutes, see :func:`slot_key`), keyed ``_id`` =
+  ``"<meeting_id>|<slot>"`` (:func:`slot_id`) and under a unique compound
+  index ``(meeting_id, slot)``. Claiming a room for a window inserts all its
+  slots; a slot already held by another request makes the insert fail with a
+  duplicate-key error (from either unique index). The compound index is the
+  rule that makes double booking impossible, across any number of allocator
+  processes; the derived ``_id`` enforces the same and lets the occupancy probe
+  and the lost-race lookup be ``_id`` lookups, the one ``$in`` the embedded
+  store serves from an index.
 * ``decisions`` — one document per request (``_id`` = request id): assigned,
   rejected or cancelled, with the events announcing it embedded as its outbox.
   Its unique ``_id`` makes each request decided exactly once.
@@ -38,6 +42,7 @@ from typing import Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING, DeleteMany, UpdateMany
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -62,6 +67,14 @@ MINUTES_PER_DAY = 24 * 60
 OCCUPANCY_BATCH = 100_000
 """First batch of the occupancy query: every holder at once (the driver's default is 101
 documents, then a ``getMore`` per further batch)."""
+REKEY_BATCH = 1000
+"""Slot documents given their :func:`slot_id` per round of
+:meth:`MongoReservationStore.rekey_slots`."""
+
+OLD_SLOT_IDS: Document = {"_id": {"$gte": ObjectId("0" * 24)}}
+"""The slot documents with an ObjectId ``_id`` (written before :func:`slot_id`): a range within
+the ObjectId type (MongoDB compares only within one type; nx-27017 has no ``$type`` for
+ObjectId, but the same range)."""
 
 LIVE_ASSIGNMENT: Document = {"outcome": DecisionOutcome.assigned.value, "released": False}
 """The store-side form of :attr:`Decision.reservation`: the filter of live assignments."""
@@ -126,6 +139,7 @@ class MongoReservationStore:
         self.db = db
         self.pools = PoolStore(db, sealer)
         self.slots = db["slots"]
+        self.rekeying = db["slots_rekeying"]
         self.decisions = db["decisions"]
         self._outbox = Outbox(self.decisions, source=SOURCE, publisher=publisher)
         self.relay = self._outbox.relay
@@ -143,6 +157,44 @@ class MongoReservationStore:
         await self.decisions.create_index("meeting_id")
         await self.decisions.create_index("day")
         await self._outbox.ensure_index()
+        await self.rekey_slots()
+
+    async def rekey_slots(self) -> int:
+        """Gives slot documents written before slots had a :func:`slot_id` (an ObjectId
+        ``_id``) theirs; returns how many it moved. Run at every start (it finds nothing once
+        done), before the allocator consumes: the occupancy probe sees only slot ids.
+
+        An ``_id`` cannot be changed in place, and the unique ``(meeting_id, slot)`` index
+        refuses the new document while the old one exists, so each round copies a batch to
+        ``slots_rekeying`` first, then deletes the old documents, inserts the new ones and
+        empties the copy. A start after a crash anywhere in a round finishes it from the
+        copy; a copy already rekeyed (by another allocator starting alongside) is refused
+        by its ``_id`` and skipped.
+        """
+        moved = await self._finish_rekeying()
+        while True:
+            old = await self.slots.find(OLD_SLOT_IDS).limit(REKEY_BATCH).to_list()
+            if not old:
+                # Another allocator may have deleted the old documents of its round and not
+                # yet inserted the new ones: its copy is there, finish it before going on.
+                return moved + await self._finish_rekeying()
+            copies = [
+                {**doc, "_id": slot_id(doc["meeting_id"], doc["slot"]), "old_id": doc["_id"]}
+                for doc in old
+            ]
+            await _insert_new(self.rekeying, copies)
+            moved += await self._finish_rekeying()
+
+    async def _finish_rekeying(self) -> int:
+        copies = await self.rekeying.find({}).to_list()
+        if not copies:
+            return 0
+        await self.slots.delete_many({"_id": {"$in": [copy["old_id"] for copy in copies]}})
+        await _insert_new(
+            self.slots, [{k: v for k, v in copy.items() if k != "old_id"} for copy in copies]
+        )
+        await self.rekeying.delete_many({"_id": {"$in": [copy["_id"] for copy in copies]}})
+        return len(copies)
 
     async def decision(self, request_id: str) -> Decision | None:
         document = await self.decisions.find_one({"_id": request_id})
@@ -159,19 +211,19 @@ class MongoReservationStore:
         :func:`~vcs_allocator.domain.probe_slots`), and which this request already holds.
 
         Only a hint for choosing: the unique index decides. One query: the holders of the
-        candidates' slots at the probes, split by whether they are this request. The
-        probes include the span's first slot, the one every claim inserts first (slots
-        go in ascending order), so a room an earlier attempt of this request claimed even
-        partly shows as held; a room it held outside the candidates is freed by the orphan
-        sweep. The embedded store answers at roughly 0.2 ms per document shipped, hence
-        the probes and the narrow projection; all of it in the first batch (no
-        ``getMore``).
+        candidates' slots at the probes (their :func:`slot_id`, every room x probe, an
+        ``_id $in`` that both stores serve from the ``_id`` index), split by whether they
+        are this request. The probes include the span's first slot, the one every claim
+        inserts first (slots go in ascending order), so a room an earlier attempt of this
+        request claimed even partly shows as held; a room it held outside the candidates is
+        freed by the orphan sweep. The embedded store answers at roughly 0.2 ms per document
+        shipped, hence the probes and the narrow projection; all of it in the first batch
+        (no ``getMore``).
         """
+        keys = [slot_key(probe) for probe in probes]
+        ids = [slot_id(meeting_id, key) for meeting_id in meeting_ids for key in keys]
         cursor = self.slots.find(
-            {
-                "meeting_id": {"$in": list(meeting_ids)},
-                "slot": {"$in": [slot_key(probe) for probe in probes]},
-            },
+            {"_id": {"$in": ids}},
             {"meeting_id": 1, "request_id": 1, "_id": 0},
             batch_size=OCCUPANCY_BATCH,
         )
@@ -228,12 +280,12 @@ class MongoReservationStore:
         if adopt:
             adopted = await self._adopt(meeting_id, request_id, wanted, attempt, now)
         pending = [slot for slot in wanted if slot not in adopted]
-        inserted: list[ObjectId] = []
+        inserted: list[str] = []
         while pending:
-            ids = [ObjectId() for _ in pending]
+            ids = [slot_id(meeting_id, slot_key(slot)) for slot in pending]
             docs: list[Document] = [
                 {
-                    "_id": oid,
+                    "_id": sid,
                     "meeting_id": meeting_id,
                     "slot": slot_key(slot),
                     "request_id": request_id,
@@ -242,31 +294,31 @@ class MongoReservationStore:
                     "confirmed": False,
                     **({} if pool is None else {"pool_day": pool_day(pool, slot)}),
                 }
-                for oid, slot in zip(ids, pending, strict=True)
+                for sid, slot in zip(ids, pending, strict=True)
             ]
             try:
                 await self.slots.insert_many(docs, ordered=True)
             except BulkWriteError as exc:
+                # Ordered: the first error's index is the slot that stopped the insert, whichever
+                # unique index (``_id`` or the compound one) refused it; nx-27017 reports no
+                # ``keyValue``, both stores report the index.
                 first = exc.details["writeErrors"][0]
                 failed = int(first["index"])
                 inserted.extend(ids[:failed])
                 if first.get("code") != 11000:
                     await self._undo(inserted, attempt)
                     raise
-                slot = pending[failed]
-                holder = await self.slots.find_one_and_update(
-                    {"meeting_id": meeting_id, "slot": slot_key(slot), "request_id": request_id},
-                    {"$set": {"attempt": attempt, "claimed_ms": now}},
-                )
-                if holder is not None:
-                    pending = pending[failed + 1 :]  # a duplicate delivery's slot: ours too
-                    continue
-                taken = {"meeting_id": meeting_id, "slot": slot_key(slot)}
-                if await self.slots.find_one(taken) is None:
-                    pending = pending[failed:]  # freed meanwhile: try it again
-                    continue
-                await self._undo(inserted, attempt)
-                return False
+                holder = await self._holder(ids[failed], meeting_id, slot_key(pending[failed]))
+                if holder is not None and holder["request_id"] != request_id:
+                    await self._undo(inserted, attempt)
+                    return False  # another request's: the race is lost
+                if holder is not None:  # a duplicate delivery's slot: take it over, ours too
+                    ours = {"_id": holder["_id"], "request_id": request_id}
+                    fresh = {"$set": {"attempt": attempt, "claimed_ms": now}}
+                    if (await self.slots.update_one(ours, fresh)).matched_count:
+                        pending = pending[failed + 1 :]
+                        continue
+                pending = pending[failed:]  # freed meanwhile: try it again
             else:
                 inserted.extend(ids)
                 pending = []
@@ -293,7 +345,18 @@ class MongoReservationStore:
         cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
         return {slot_time(doc["slot"]) async for doc in cursor}
 
-    async def _undo(self, inserted: list[ObjectId], attempt: str) -> None:
+    async def _holder(self, sid: str, meeting_id: str, key: int) -> Document | None:
+        """The slot's holder (its ``_id`` and ``request_id``), None if nobody holds it: by its
+        ``_id``, and only if that finds nothing (freed meanwhile, or a document an allocator
+        older than slot ids wrote during an upgrade) by the unique index's own fields, so a
+        claim never retries a slot that is held."""
+        fields = {"request_id": 1}
+        found = await self.slots.find_one({"_id": sid}, fields)
+        if found is None:
+            found = await self.slots.find_one({"meeting_id": meeting_id, "slot": key}, fields)
+        return found
+
+    async def _undo(self, inserted: list[str], attempt: str) -> None:
         """Deletes what this attempt inserted and still owns (not what a duplicate took over)."""
         if inserted:
             await self.slots.delete_many({"_id": {"$in": inserted}, "attempt": attempt})
@@ -488,6 +551,23 @@ def decision_from_document(doc: Document) -> Decision:
         reason=RejectionReason(doc["reason"]) if "reason" in doc else None,
         reassignments=int(doc.get("reassignments", 0)),
     )
+
+
+def slot_id(meeting_id: str, key: int) -> str:
+    """A slot document's ``_id``: its room and :func:`slot_key` (``"3475946456|29413380"``).
+    Derived, so the occupancy probe and the lost-race lookup name the documents they look
+    for; a Meeting ID is digits, so the ``|`` cannot be part of it."""
+    return f"{meeting_id}|{key}"
+
+
+async def _insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> None:
+    """Inserts the documents not stored yet (unordered): a duplicate key is skipped, any other
+    error raised."""
+    try:
+        await collection.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        if any(error.get("code") != 11000 for error in exc.details["writeErrors"]):
+            raise
 
 
 def slot_key(moment: datetime) -> int:

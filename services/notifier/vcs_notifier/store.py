@@ -73,7 +73,9 @@ class DeliveryStore(Protocol):
 class MongoDeliveryStore:
     def __init__(self, db: AsyncDatabase[Document], publisher: EventPublisher = OFFLINE) -> None:
         self.deliveries = db["deliveries"]
-        self._outbox = Outbox(self.deliveries, source=SOURCE, publisher=publisher)
+        self._outbox = Outbox(
+            self.deliveries, source=SOURCE, publisher=publisher, share_guesses=True
+        )
         self.relay = self._outbox.relay
 
     async def ensure_indexes(self) -> None:
@@ -150,7 +152,9 @@ class MongoDeliveryStore:
         ``first``: the caller saw no outcome recorded for the request yet, so its outbox is
         empty (only outcomes add entries): the write is tried on that without reading the
         document first (:meth:`Outbox.update`'s ``expected``; the compare-and-set on the
-        outbox size and the outcome's absence catches a wrong guess)."""
+        outbox size and the outcome's absence catches a wrong guess). That guessed write goes
+        in one command with the others recorded at the same moment (the outbox's
+        ``share_guesses``); a batch that does not tell whether it matched is read back."""
         kind = outcome.kind
 
         def change(current: Document) -> Change | None:
