@@ -1,10 +1,12 @@
-"""The notifier records the outcomes of mails sent at the same moment in shared writes, on the
-real store: every outcome is recorded once with its event, a wrong guess among them (an
-outcome recorded before) changes nothing, and the others of its batch still know their
-write took effect (so their events are published at once, not left to the sweep).
+"""The notifier remembers the requests submitted at the same moment, and records the outcomes
+of mails sent at the same moment, in shared writes, on the real store: every contact is kept
+once (a redelivered ``request.submitted`` is no error), every outcome is recorded once with
+its event, a wrong guess among them (an outcome recorded before) changes nothing, and the
+others of its batch still know their write took effect (so their events are published at
+once, not left to the sweep).
 
-The store's ``update`` commands are counted with pymongo's command monitoring, as the
-benchmark counts them.
+The store's ``insert`` and ``update`` commands are counted with pymongo's command
+monitoring, as the benchmark counts them.
 """
 
 from __future__ import annotations
@@ -28,14 +30,15 @@ DELIVERIES = 30
 RECORDED_BEFORE = "r-5"  # not the first: it shares its batch with others
 
 
-class Updates(monitoring.CommandListener):
-    """The ``update`` commands sent to ``deliveries``."""
+class Commands(monitoring.CommandListener):
+    """The commands of one name (``insert``, ``update``) sent to ``deliveries``."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.commands = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "update" and event.command.get("update") == "deliveries":
+        if event.command_name == self.name and event.command.get(self.name) == "deliveries":
             self.commands += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -50,12 +53,12 @@ def delivered(delivery: Delivery, at: datetime) -> Announcement:
     return announce(event, correlation_id=delivery.request_id)
 
 
-async def test_outcomes_recorded_at_once_share_writes_each_once_with_its_event(
+async def test_contacts_and_outcomes_written_at_once_share_writes_each_once(
     mongodb_url: str, namespace: str
 ) -> None:
-    updates = Updates()
+    inserts, updates = Commands("insert"), Commands("update")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
-        mongodb_url, tz_aware=True, event_listeners=[updates]
+        mongodb_url, tz_aware=True, event_listeners=[inserts, updates]
     )
     db = client[database_name(namespace, "notifier")]
     try:
@@ -66,8 +69,13 @@ async def test_outcomes_recorded_at_once_share_writes_each_once_with_its_event(
             Delivery.of(request_submitted(f"r-{n}", now + timedelta(days=1)), CONTACT, at=now)
             for n in range(DELIVERIES)
         ]
-        for delivery in deliveries:
-            await store.remember(delivery)
+        await store.remember(deliveries[0])
+        inserts.commands = 0
+        await asyncio.gather(*(store.remember(d) for d in [*deliveries, deliveries[0]]))
+        assert inserts.commands < DELIVERIES
+        assert sorted([d["_id"] async for d in db["deliveries"].find({}, {"_id": 1})]) == sorted(
+            d.request_id for d in deliveries
+        )
         outcome = MailOutcome(MailKind.assigned, "delivered", at=now)
         before = next(d for d in deliveries if d.request_id == RECORDED_BEFORE)
         assert await store.record_outcome(RECORDED_BEFORE, outcome, delivered(before, now))

@@ -9,7 +9,6 @@ mail's outcome with the events announcing it (written through an
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Protocol
 
 from pymongo import InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
 from vcs_notifier.domain import Booking, Delivery, MailKind, MailOutcome
 from vcs_notifier.reminders import Reminder, label
@@ -77,14 +76,26 @@ class MongoDeliveryStore:
             self.deliveries, source=SOURCE, publisher=publisher, share_guesses=True
         )
         self.relay = self._outbox.relay
+        self._inserts = GroupCommit(self.deliveries, ordered=False)
+        """The contacts of every request remembered at once go in one write."""
 
     async def ensure_indexes(self) -> None:
         await self._outbox.ensure_index()
 
     async def remember(self, delivery: Delivery) -> None:
-        """Keeps the contact of a request; the first copy of its event wins."""
-        with contextlib.suppress(DuplicateKeyError):
-            await self._outbox.insert(delivery_to_document(delivery))
+        """Keeps the contact of a request; the first copy of its event wins (its ``_id`` is
+        the request's). With an empty outbox: nothing is announced yet.
+
+        The insert is shared with the other requests remembered at the same moment (one
+        unordered insert per batch, :class:`~vcs_shared.group_commit.GroupCommit`); this
+        returns once the batch holding it is written. Duplicates (anyone's: a redelivered
+        ``request.submitted``) are ignored; any other error of the batch is raised to every
+        caller in it, whose message is retried (the insert is idempotent)."""
+        insert = InsertOne(self._outbox.quiet(delivery_to_document(delivery)))
+        try:
+            await self._inserts.write([insert])
+        except BulkWriteError as exc:
+            _raise_unless_duplicates(exc)
 
     async def delivery(self, request_id: str) -> Delivery | None:
         document = await self.deliveries.find_one({"_id": request_id})
@@ -304,9 +315,7 @@ class MongoReminderStore:
         try:
             await self._inserts.write(inserts)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
+            _raise_unless_duplicates(exc)
 
     async def due(self, now: datetime, *, limit: int) -> list[DueReminder]:
         cursor = self.reminders.find({"due_ms": {"$lte": epoch_ms(now)}}).limit(limit)
@@ -363,6 +372,13 @@ class MongoReminderStore:
             {"$set": {"due_ms": NEVER_MS, "state": "withdrawn", "done_ms": epoch_ms(at)}},
         )
         return result.modified_count
+
+
+def _raise_unless_duplicates(exc: BulkWriteError) -> None:
+    """A shared insert refused only documents already there is no error; anything else is."""
+    errors = exc.details.get("writeErrors", [])
+    if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+        raise exc
 
 
 def reminder_to_document(reminder: Reminder) -> Document:
