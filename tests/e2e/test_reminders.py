@@ -115,12 +115,18 @@ async def reminders_go_once_by_mail_and_line(
     assert text is not None
     assert "เตือน: การประชุมนี้จะเริ่มในอีก" in text.get_content()
     assert "Reminder: this meeting starts in" in text.get_content()
-    senders = []
-    for notifier in (p for p in services if p.name == "notifier"):
-        for logged in notifier.log_path.read_text().splitlines():
-            entry = json.loads(logged) if logged.startswith("{") else {}
-            if entry.get("event") == "reminder.done" and entry.get("state") == "sent":
-                senders.append(notifier.pid)
+
+    async def senders_logged() -> list[int] | None:
+        """The notifier logs ``reminder.done`` just after the store says "sent": wait for it."""
+        senders = []
+        for notifier in (p for p in services if p.name == "notifier"):
+            for logged in notifier.log_path.read_text().splitlines():
+                entry = json.loads(logged) if logged.startswith("{") else {}
+                if entry.get("event") == "reminder.done" and entry.get("state") == "sent":
+                    senders.append(notifier.pid)
+        return senders if len(senders) >= 2 else None
+
+    senders = await eventually(senders_logged, timeout=30, what="both reminder.done lines")
     assert len(senders) == 2  # each reminder sent by one process, once
     assert len(reminders_of(smtp_sink, kept["request_id"])) == 2
     # Each announced once (what an office's webhook receives), none for the cancelled request.
