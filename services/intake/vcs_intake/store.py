@@ -148,7 +148,7 @@ class MongoRequestStore:
         before = {"$lt": epoch_ms(submitted_before)}
         return sum(
             [
-                await self.requests.count_documents({"status": s.value, "submitted_ms": before})
+                await self._matching({"status": s.value, "submitted_ms": before})
                 for s in NOT_FINAL
             ]
         )
@@ -160,7 +160,15 @@ class MongoRequestStore:
 
     async def count(self, which: RequestFilter) -> int:
         """How many requests ``which`` selects (an office's open bookings, for its quota)."""
-        return sum([await self.requests.count_documents(query) for query in which.queries()])
+        return sum([await self._matching(query) for query in which.queries()])
+
+    async def _matching(self, query: Document) -> int:
+        """How many requests match ``query``, counted from a ``find`` of their ids rather than
+        ``count_documents``: the embedded store runs the latter's ``$group`` in Python over
+        copies of every document (122 ms at 5,000 requests, against 0.9 ms for the ``find``;
+        the office quota's count was a fifth of its time in the benchmark's burst). Both stores
+        serve the ``find`` from the same index."""
+        return len([document async for document in self.requests.find(query, {"_id": 1})])
 
     async def find_by_key(self, idempotency_key: str) -> RequestState | None:
         document = await self.requests.find_one({"idempotency_key": idempotency_key})
