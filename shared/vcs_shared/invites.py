@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Literal
 
-from icalendar import Calendar, Event, vCalAddress, vText
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from vcs_shared.thaitime import BANGKOK
 
@@ -64,6 +65,7 @@ def meeting_calendar(
     calendar.add("prodid", PRODUCT_ID)
     calendar.add("version", "2.0")
     calendar.add("method", method)
+    calendar.add_component(Timezone.from_ical(_bangkok_vtimezone()))
     event = Event()
     event.add("uid", meeting_uid(entry.request_id))
     event.add("sequence", sequence)
@@ -90,8 +92,17 @@ def meeting_calendar(
     if attendee is not None:
         event.add("attendee", _address(attendee, role="REQ-PARTICIPANT"))
     calendar.add_component(event)
-    calendar.add_missing_timezones()
+    calendar.add_missing_timezones()  # none: Bangkok's is there; any other zone still gets one
     ical: bytes = calendar.to_ical()
+    return ical
+
+
+@cache
+def _bangkok_vtimezone() -> bytes:
+    """Asia/Bangkok's ``VTIMEZONE``, derived once per process: icalendar derives it from the
+    zone's transitions on every ``add_missing_timezones`` (10 ms, a fifth of the notifier's
+    CPU in the benchmark's burst), while parsing it back costs 0.2 ms."""
+    ical: bytes = Timezone.from_tzid(BANGKOK.key).to_ical()
     return ical
 
 
