@@ -147,10 +147,7 @@ class MongoRequestStore:
         """Requests not final submitted before that moment, reported or not (the gauge)."""
         before = {"$lt": epoch_ms(submitted_before)}
         return sum(
-            [
-                await self._matching({"status": s.value, "submitted_ms": before})
-                for s in NOT_FINAL
-            ]
+            [await self._matching({"status": s.value, "submitted_ms": before}) for s in NOT_FINAL]
         )
 
     async def mark_stuck_reported(self, request_id: str, at: datetime) -> None:
