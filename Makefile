@@ -32,8 +32,9 @@ lint: deps
 contract: deps
 	$(UV) run vcs contract
 
+# The benchmark (issue 18): make bench ARGS="--plot --profile"
 bench: deps rabbitmq
-	$(UV) run python -m vcs_tools.bench
+	$(UV) run python -m vcs_tools.bench $(ARGS)
 
 # A soak under random faults: make chaos ARGS="--minutes 30 --rate 10 --fault-every 20"
 chaos: deps rabbitmq
