@@ -43,5 +43,6 @@ chaos: deps rabbitmq
 # After changing a page's text: extract the messages and merge them into the Thai catalog
 # (services/intake/vcs_intake/web/locale/th/LC_MESSAGES/messages.po), then translate the new ones.
 messages: deps
+	mkdir -p .data
 	$(UV) run pybabel extract -F services/intake/babel.cfg --no-location -o .data/messages.pot services/intake
 	$(UV) run pybabel update -i .data/messages.pot -d services/intake/vcs_intake/web/locale --ignore-obsolete -w 100
