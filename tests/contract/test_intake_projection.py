@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
+from tests.support.store_commands import WritesTo
 from vcs_intake.projection import on_credentials_delivered, on_room_assigned
 from vcs_intake.store import MongoRequestStore
 from vcs_shared.envelope import Envelope
@@ -114,29 +115,10 @@ async def test_room_assigned_leaves_a_cancelled_request_alone(store: MongoReques
     assert document["assignment"] is None
 
 
-class Updates(monitoring.CommandListener):
-    """The ``update`` commands sent to ``requests``, and the statements they carried."""
-
-    def __init__(self) -> None:
-        self.commands = 0
-        self.statements = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "update" and event.command.get("update") == "requests":
-            self.commands += 1
-            self.statements += len(event.command.get("updates", []))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 async def test_concurrent_events_share_writes_and_each_lands(
     mongodb_url: str, namespace: str
 ) -> None:
-    updates = Updates()
+    updates = WritesTo("update", "requests")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[updates]
     )

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from tests.support.events import request_submitted
+from tests.support.store_commands import WritesTo
 from tests.support.tap import open_channel
 from vcs_shared.broker import AmqpPublisher
 from vcs_shared.outbox import Outbox, OutboxRelay, announce
@@ -29,31 +30,11 @@ pytestmark = pytest.mark.integration
 DOCUMENTS = 40
 
 
-class Updates(monitoring.CommandListener):
-    """The ``update`` commands sent to one collection, and the statements they carried."""
-
-    def __init__(self, collection: str) -> None:
-        self.collection = collection
-        self.commands = 0
-        self.statements = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "update" and event.command.get("update") == self.collection:
-            self.commands += 1
-            self.statements += len(event.command.get("updates", []))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 @pytest_asyncio.fixture
 async def counted(
     mongodb_url: str, namespace: str
-) -> AsyncIterator[tuple[AsyncMongoClient[Document], Updates]]:
-    updates = Updates("things")
+) -> AsyncIterator[tuple[AsyncMongoClient[Document], WritesTo]]:
+    updates = WritesTo("update", "things")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[updates]
     )
@@ -69,7 +50,7 @@ async def test_concurrent_publishes_mark_every_entry_sent_in_shared_writes(
     broker: Any,
     topology: Topology,
     namespace: str,
-    counted: tuple[AsyncMongoClient[Document], Updates],
+    counted: tuple[AsyncMongoClient[Document], WritesTo],
 ) -> None:
     client, updates = counted
     seen = await broker.declare_queue(f"{topology.namespace}.marks", exclusive=True)
@@ -118,7 +99,7 @@ async def test_a_single_publish_writes_its_mark_before_it_returns(
     broker: Any,
     topology: Topology,
     namespace: str,
-    counted: tuple[AsyncMongoClient[Document], Updates],
+    counted: tuple[AsyncMongoClient[Document], WritesTo],
 ) -> None:
     client, updates = counted
     connection, _ = await open_channel(amqp_url)
@@ -145,7 +126,7 @@ async def test_a_sweep_marks_everything_it_published_in_one_write(
     broker: Any,
     topology: Topology,
     namespace: str,
-    counted: tuple[AsyncMongoClient[Document], Updates],
+    counted: tuple[AsyncMongoClient[Document], WritesTo],
 ) -> None:
     client, updates = counted
     seen = await broker.declare_queue(f"{topology.namespace}.swept", exclusive=True)

@@ -9,8 +9,9 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
+from tests.support.store_commands import WritesTo
 from vcs_notifier.reminders import parse_leads, plan
 from vcs_notifier.store import MongoReminderStore, reminder_to_document
 from vcs_shared.events import ReminderSent
@@ -111,30 +112,13 @@ async def test_scheduling_again_after_a_partial_schedule_adds_only_what_is_missi
     assert stored == sorted(r.reminder_id for r in planned)
 
 
-class Inserts(monitoring.CommandListener):
-    """The ``insert`` commands sent to ``reminders``, as the benchmark counts them."""
-
-    def __init__(self) -> None:
-        self.commands = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "insert" and event.command.get("insert") == "reminders":
-            self.commands += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 async def test_bookings_scheduled_at_once_share_insert_commands_and_each_reminder_is_stored_once(
     mongodb_url: str, namespace: str
 ) -> None:
     """Concurrent bookings (some of them a redelivered ``room.assigned``, whose reminders are
     there already) are scheduled in a few shared writes; every call returns with its own
     reminders stored, none twice, and the duplicates of the redeliveries are no error."""
-    inserts = Inserts()
+    inserts = WritesTo("insert", "reminders")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[inserts]
     )
