@@ -13,10 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.errors import BulkWriteError
 
 from vcs_shared.metrics import StoreCommandCounter
 
 Document = dict[str, Any]
+
+DUPLICATE_KEY = 11000
+"""The server's code for a write refused by a unique index (both stores)."""
 
 
 def make_client(url: str, *, app_name: str) -> AsyncMongoClient[Document]:
@@ -42,3 +46,12 @@ def epoch_ms(moment: datetime) -> int:
     compared in a filter: nx-27017 stores a datetime given to ``$set`` as a string, which
     range filters then miss (``find``) or compare to the whole second (updates)."""
     return int(moment.timestamp() * 1000)
+
+
+def raise_unless_duplicates(exc: BulkWriteError) -> None:
+    """An unordered insert that the store refused only for documents already there (duplicate
+    keys: a redelivery, a second copy) is no error; anything else is raised again, including a
+    batch whose only errors are the write concern's."""
+    errors = exc.details.get("writeErrors", [])
+    if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
+        raise exc

@@ -59,7 +59,7 @@ from vcs_shared.broker import EventPublisher
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.events import RejectionReason
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
-from vcs_shared.store import Document, epoch_ms
+from vcs_shared.store import DUPLICATE_KEY, Document, epoch_ms, raise_unless_duplicates
 from vcs_shared.thaitime import BANGKOK
 
 SOURCE = "allocator"
@@ -305,7 +305,7 @@ class MongoReservationStore:
                 first = exc.details["writeErrors"][0]
                 failed = int(first["index"])
                 inserted.extend(ids[:failed])
-                if first.get("code") != 11000:
+                if first.get("code") != DUPLICATE_KEY:
                     await self._undo(inserted, attempt)
                     raise
                 holder = await self._holder(ids[failed], meeting_id, slot_key(pending[failed]))
@@ -561,13 +561,11 @@ def slot_id(meeting_id: str, key: int) -> str:
 
 
 async def _insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> None:
-    """Inserts the documents not stored yet (unordered): a duplicate key is skipped, any other
-    error raised."""
+    """Inserts the documents not stored yet (unordered): a duplicate key is skipped."""
     try:
         await collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
-        if any(error.get("code") != 11000 for error in exc.details["writeErrors"]):
-            raise
+        raise_unless_duplicates(exc)
 
 
 def slot_key(moment: datetime) -> int:

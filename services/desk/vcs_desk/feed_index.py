@@ -37,7 +37,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from vcs_desk.feed import read_event
 from vcs_desk.feed_stream import Position, StreamEnded, StreamMessage, StreamReader
-from vcs_shared.store import Document
+from vcs_shared.store import Document, raise_unless_duplicates
 from vcs_shared.topology import FEED_RETENTION
 
 log = structlog.get_logger(__name__)
@@ -46,7 +46,6 @@ BATCH_SIZE = 500
 BATCH_WAIT = 0.5
 """Seconds a batch of index entries waits for more after its first."""
 RETRY_SECONDS = 1.0
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +82,7 @@ class FeedIndex:
         try:
             await self._entries.insert_many(documents, ordered=False)
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
+            raise_unless_duplicates(exc)
 
 
 class FeedIndexer:

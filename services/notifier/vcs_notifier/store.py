@@ -24,10 +24,9 @@ from vcs_shared.broker import EventPublisher
 from vcs_shared.events import Contact
 from vcs_shared.group_commit import GroupCommit
 from vcs_shared.outbox import OFFLINE, SILENT, Announcement, Change, Outbox
-from vcs_shared.store import Document, epoch_ms
+from vcs_shared.store import Document, epoch_ms, raise_unless_duplicates
 
 SOURCE = "notifier"
-DUPLICATE_KEY = 11000
 
 
 class DeliveryStore(Protocol):
@@ -95,7 +94,7 @@ class MongoDeliveryStore:
         try:
             await self._inserts.write([insert])
         except BulkWriteError as exc:
-            _raise_unless_duplicates(exc)
+            raise_unless_duplicates(exc)
 
     async def delivery(self, request_id: str) -> Delivery | None:
         document = await self.deliveries.find_one({"_id": request_id})
@@ -315,7 +314,7 @@ class MongoReminderStore:
         try:
             await self._inserts.write(inserts)
         except BulkWriteError as exc:
-            _raise_unless_duplicates(exc)
+            raise_unless_duplicates(exc)
 
     async def due(self, now: datetime, *, limit: int) -> list[DueReminder]:
         cursor = self.reminders.find({"due_ms": {"$lte": epoch_ms(now)}}).limit(limit)
@@ -372,13 +371,6 @@ class MongoReminderStore:
             {"$set": {"due_ms": NEVER_MS, "state": "withdrawn", "done_ms": epoch_ms(at)}},
         )
         return result.modified_count
-
-
-def _raise_unless_duplicates(exc: BulkWriteError) -> None:
-    """A shared insert refused only documents already there is no error; anything else is."""
-    errors = exc.details.get("writeErrors", [])
-    if not errors or any(error.get("code") != DUPLICATE_KEY for error in errors):
-        raise exc
 
 
 def reminder_to_document(reminder: Reminder) -> Document:
