@@ -31,7 +31,7 @@ from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
 from vcs_shared.auth import Principal
 from vcs_shared.broker import OUTAGES, RetryLater
 from vcs_shared.clock import Clock, utc_now
-from vcs_shared.credentials import CredentialsSealer, CredentialsSealError
+from vcs_shared.credentials import CredentialsSealer, CredentialsSealError, MeetingCredentials
 from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
 from vcs_shared.events import (
@@ -98,14 +98,8 @@ async def deliver_credentials(envelope: Envelope[RoomAssigned], deps: NotifierDe
     # Before sending: a crash after the mail is recorded would leave no second chance.
     reminders = plan(event.request_id, event.starts_at, deps.reminder_leads, now=deps.clock())
     await deps.reminders.schedule(reminders)
-
-    async def send() -> str | None:
-        try:
-            credentials = deps.sealer.open(event.sealed_credentials)
-        except CredentialsSealError:
-            return "the credentials cannot be opened (credentials key retired)"
-        return await _send(Notice(MailKind.assigned, delivery, credentials, at=deps.clock()), deps)
-
+    notice = partial(Notice, MailKind.assigned, delivery, at=deps.clock())
+    send = partial(_send_sealed, event.sealed_credentials, notice, deps)
     sent = await _sent_once(delivery, MailKind.assigned, send, deps, envelope.correlation_id)
     outcome = sent.outcome
     announcement = _credentials_outcome(delivery, outcome, correlation_id=sent.correlation_id)
@@ -159,7 +153,9 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         return
     booking = Booking.moved(event)
     delivery = delivery.with_booking(booking)
-    error = await _send_moved(event, delivery, deps)
+    moved_from = event.old_meeting_id  # the mail names the room it left
+    notice = partial(Notice, MailKind.assigned, delivery, moved_from=moved_from, at=deps.clock())
+    error = await _send_sealed(event.sealed_credentials, notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announcement = _credentials_outcome(delivery, outcome, correlation_id=envelope.correlation_id)
     await _recorded(
@@ -169,23 +165,6 @@ async def deliver_reassignment(envelope: Envelope[RoomReassigned], deps: Notifie
         deps,
     )
     log.info("delivery.reassigned", state=outcome.state, meeting_id=event.new_meeting_id)
-
-
-async def _send_moved(event: RoomReassigned, delivery: Delivery, deps: NotifierDeps) -> str | None:
-    """Sends the moved booking's credentials (naming the room it left); why it could not,
-    or None when it went."""
-    try:
-        credentials = deps.sealer.open(event.sealed_credentials)
-    except CredentialsSealError:
-        return "the credentials cannot be opened (credentials key retired)"
-    notice = Notice(
-        MailKind.assigned,
-        delivery,
-        credentials,
-        moved_from=event.old_meeting_id,
-        at=deps.clock(),
-    )
-    return await _send(notice, deps)
 
 
 async def send_due_reminders(deps: NotifierDeps, *, limit: int = 50) -> int:
@@ -224,13 +203,8 @@ async def _remind(due: DueReminder, deps: NotifierDeps) -> tuple[str, str | None
         sent_at=deps.clock(),
     )
     announcement = announce(reminded, correlation_id=due.request_id)
-    try:
-        credentials = deps.sealer.open(booking.sealed_credentials)
-    except CredentialsSealError:
-        error: str | None = "the credentials cannot be opened (credentials key retired)"
-    else:
-        notice = Notice(MailKind.reminder, delivery, credentials, lead=due.lead, at=deps.clock())
-        error = await _send(notice, deps)
+    notice = partial(Notice, MailKind.reminder, delivery, lead=due.lead, at=deps.clock())
+    error = await _send_sealed(booking.sealed_credentials, notice, deps)
     return ("sent" if error is None else "failed"), error, announcement
 
 
@@ -257,13 +231,8 @@ async def redeliver(
         raise RedeliveryRefused(refusal or "no room is assigned to this request")
     if not await deps.store.claim_redelivery(request_id, deps.claim_lease, now=deps.clock()):
         raise RedeliveryRefused("the credentials of this request are being sent again already")
-    try:
-        credentials = deps.sealer.open(delivery.booking.sealed_credentials)
-    except CredentialsSealError:
-        error: str | None = "the credentials cannot be opened (credentials key retired)"
-    else:
-        notice = Notice(MailKind.assigned, delivery, credentials, at=deps.clock())
-        error = await _send(notice, deps)
+    notice = partial(Notice, MailKind.assigned, delivery, at=deps.clock())
+    error = await _send_sealed(delivery.booking.sealed_credentials, notice, deps)
     outcome = MailOutcome.of(MailKind.assigned, error, at=deps.clock())
     announced = _credentials_outcome(delivery, outcome, correlation_id=request_id)
     entry = AuditRecorded(
@@ -442,6 +411,18 @@ async def _recorded(
                 failures += 1
                 log.warning("delivery.record_failed", failures=failures)
                 raise
+
+
+async def _send_sealed(
+    sealed_credentials: str, notice: Callable[[MeetingCredentials], Notice], deps: NotifierDeps
+) -> str | None:
+    """Opens the credentials and sends the ``notice`` carrying them; why it could not (a
+    retired key cannot open them), or None when it went."""
+    try:
+        credentials = deps.sealer.open(sealed_credentials)
+    except CredentialsSealError:
+        return "the credentials cannot be opened (credentials key retired)"
+    return await _send(notice(credentials), deps)
 
 
 async def _send(notice: Notice, deps: NotifierDeps) -> str | None:
