@@ -228,6 +228,42 @@ async def test_tiers_stop_in_reverse_so_the_later_one_finishes_while_the_earlier
     assert {c.state for c in status.children.values()} == {ChildState.STOPPED}
 
 
+async def test_each_stopping_child_is_told_to_stop_once(
+    tmp_path: Path, make_supervisor: MakeSupervisor
+) -> None:
+    """A service stops listening for signals once its shutdown has begun (as
+    vcs_shared.lifecycle does), so a second SIGTERM, sent while the supervisor waited for
+    an earlier child of the same tier, would kill it half-way."""
+
+    def service(name: str) -> ChildSpec:
+        heard = tmp_path / f"{name}.heard"
+        return python(
+            name,
+            f"""
+            import signal, time
+            stopping = False
+            def note(*_):
+                global stopping
+                with open({str(heard)!r}, "a") as file:
+                    file.write("SIGTERM\\n")
+                stopping = True
+            signal.signal(signal.SIGTERM, note)
+            while not stopping:
+                time.sleep(0.01)
+            time.sleep(0.5)  # finishing the work in its hands, still listening
+            """,
+            tmp_path,
+        )
+
+    supervisor = make_supervisor([service("first"), service("second")])
+    supervisor.start("first", "second", within=20)
+
+    supervisor.stop()
+
+    for name in ("first", "second"):
+        assert (tmp_path / f"{name}.heard").read_text().splitlines() == ["SIGTERM"], name
+
+
 async def test_children_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     parent = await asyncio.create_subprocess_exec(
         sys.executable,

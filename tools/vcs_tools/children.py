@@ -122,11 +122,18 @@ def end(process: Child, *, grace: float = 30.0) -> int:
     if process.poll() is None:
         signal_group(process, signal.SIGCONT)
         signal_group(process, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            signal_group(process, signal.SIGKILL)
-            process.wait()
+    return wait_or_kill(process, grace=grace)
+
+
+def wait_or_kill(process: Child, *, grace: float) -> int:
+    """Waits up to ``grace`` seconds for a child already told to stop, then SIGKILLs its
+    group. It sends no second SIGTERM: a service stops listening for signals once the
+    first has started its shutdown, so a second one would kill it half-way."""
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        signal_group(process, signal.SIGKILL)
+        process.wait()
     signal_group(process, signal.SIGKILL)  # whatever it started and left behind
     return process.wait()
 

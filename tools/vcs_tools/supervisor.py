@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from vcs_shared.supervision import ChildState, SupervisedChild, SupervisorStatus
-from vcs_tools.children import describe_exit, end, signal_group, spawn
+from vcs_tools.children import describe_exit, signal_group, spawn, wait_or_kill
 from vcs_tools.private_files import replace_text
 
 TICK = 0.2
@@ -289,7 +289,7 @@ class Supervisor:
             deadline = time.monotonic() + max((c.spec.stop_grace for c in tier), default=0)
             for child in running:
                 assert child.process is not None
-                end(child.process, grace=max(deadline - time.monotonic(), 0.0))
+                wait_or_kill(child.process, grace=max(deadline - time.monotonic(), 0.0))
             for child in tier:
                 child.state = ChildState.STOPPED
         self._tiers.clear()
