@@ -54,6 +54,10 @@ DECISIONS = Counter(
     "Allocation decisions by outcome (assigned, or the rejection reason)",
     ["outcome"],
 )
+CLAIM_RACES_LOST = Counter(
+    "vcs_claim_races_lost",
+    "Claims of a room refused by the slots' unique index: another request held a slot first",
+)
 DELIVERIES = Counter(
     "vcs_deliveries", "Deliveries to offices by channel and result", ["channel", "result"]
 )

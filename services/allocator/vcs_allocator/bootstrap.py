@@ -44,6 +44,7 @@ async def run(settings: AllocatorSettings) -> None:
             entries = load_pool_file(settings.pool_file)
             await store.replace_rooms([entry.sealed(sealer) for entry in entries])
             log.info("pool.loaded", file=str(settings.pool_file), rooms=len(entries))
+        await store.pools.warm()
         zoom_client = None
         zoom = None
         background = [

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import structlog
 
 from vcs_allocator.booking_credentials import booking_credentials
+from vcs_allocator.claims_in_flight import ClaimsInFlight, Noting
 from vcs_allocator.domain import (
     AllocationPolicy,
     Decision,
@@ -52,7 +53,7 @@ from vcs_shared.events import (
     RoomAssigned,
     RoomReleased,
 )
-from vcs_shared.metrics import ALLOCATION_SECONDS, DECISIONS
+from vcs_shared.metrics import ALLOCATION_SECONDS, CLAIM_RACES_LOST, DECISIONS
 from vcs_shared.outbox import announce
 
 log = structlog.get_logger(__name__)
@@ -73,6 +74,8 @@ class AllocatorDeps:
     clock: Clock = utc_now
     zoom: ZoomPasscodes | None = None
     """Per-booking Zoom passcodes (``VCS_ZOOM_*`` set); None: rooms keep their pool passcode."""
+    in_flight: ClaimsInFlight = field(default_factory=ClaimsInFlight)
+    """The rooms this process's allocations under way are claiming (one per process)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +89,15 @@ class Settled:
 
 async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) -> None:
     """request.submitted → room.assigned or request.rejected, exactly once per request."""
-    with ALLOCATION_SECONDS.time():
-        settled = await _decide(envelope.event, deps)
+    event = envelope.event
+    with ALLOCATION_SECONDS.time(), deps.in_flight.allocation(event.request_id) as noting:
+        settled = await _decide(event, deps, noting)
         if settled is None:
             log.info("allocation.duplicate")
         elif isinstance(settled.result, Rejection):
             await _reject(envelope, settled.result, settled.leftover, deps)
         else:
             room = settled.result
-            event = envelope.event
             sealed = await booking_credentials(
                 deps.sealer, deps.zoom, event.request_id, event.starts_at, room
             )
@@ -172,7 +175,7 @@ def _room_assigned(event: RequestSubmitted, room: Room, sealed_credentials: str)
     )
 
 
-async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled | None:
+async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) -> Settled | None:
     """Applies the rules and claims the chosen room's slots; the unique index settles races.
     None: the request was decided already (found before claiming, see the module docstring).
 
@@ -182,6 +185,10 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled | Non
     so no request is refused because of a claim that did not last. Each lost
     race means a room became busy, so the loop ends; a pathological churn
     makes the message retry later instead of looping on.
+
+    Rooms other allocations of this process are claiming for overlapping windows are
+    passed over while others fit (:mod:`vcs_allocator.claims_in_flight`), so a burst's
+    allocations in one process do not race each other.
     """
     rejection = check_office(event.district_code, event.province_code) or check_window(
         event.starts_at, event.ends_at, deps.clock(), deps.policy
@@ -201,9 +208,10 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled | Non
     if maybe_decided and await deps.store.decision(event.request_id) is not None:
         return None
     for _ in range(len(rooms) + CLAIM_ROUNDS):
-        choice = _choose(event, pools, preferred, rooms, occupancy)
+        choice = _choose(event, pools, preferred, rooms, occupancy, noting.taken(slots))
         if isinstance(choice, Rejection):
             return Settled(choice, occupancy.held)
+        noting.note(choice.meeting_id, slots)
         claimed_at = time.monotonic()
         adopt = choice.meeting_id in occupancy.held
         claimed = await deps.store.claim(
@@ -211,11 +219,31 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps) -> Settled | Non
         )
         if claimed:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
+        CLAIM_RACES_LOST.inc()
         occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     raise RetryLater("rooms kept changing hands while claiming")
 
 
 def _choose(
+    event: RequestSubmitted,
+    pools: Sequence[str],
+    preferred: Sequence[Room],
+    rooms: Sequence[Room],
+    occupancy: Occupancy,
+    taken: frozenset[str],
+) -> Room | Rejection:
+    """The room to claim, passing over the rooms ``taken`` by other allocations of this
+    process unless nothing else fits (one of those may yet be given back; the unique index
+    settles it)."""
+    if taken:
+        steered = Occupancy(occupancy.busy | taken, occupancy.held)
+        choice = _choose_free(event, pools, preferred, rooms, steered)
+        if not isinstance(choice, Rejection):
+            return choice
+    return _choose_free(event, pools, preferred, rooms, occupancy)
+
+
+def _choose_free(
     event: RequestSubmitted,
     pools: Sequence[str],
     preferred: Sequence[Room],

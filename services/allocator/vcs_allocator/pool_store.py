@@ -243,6 +243,24 @@ class PoolStore:
             found.extend([room for room in rooms if room.active] if active_only else rooms)
         return found
 
+    async def warm(self) -> None:
+        """Reads the rooms of every current pool version in one query, before the process
+        takes its first request.
+
+        Otherwise each process reads each pool on its first allocation there, in the middle
+        of a burst, where every extra command waits in the store's one queue: three
+        allocators started for the bench's 100-request burst read the 7 provinces' rooms 39-44
+        times against 13-23 for one. A pool reloaded later is read as before."""
+        directory, _ = await self._directory_for_allocation()
+        wanted = set(directory.current.values()) - self._generations.keys()
+        if not wanted:
+            return
+        found: dict[str, list[Room]] = {generation: [] for generation in wanted}
+        query: Document = {"generation": {"$in": sorted(wanted)}}
+        async for doc in self.rooms_collection.find(query):
+            found[str(doc["generation"])].append(room_from_document(doc))
+        self._generations.update(found)
+
     async def all_rooms(self, pool: str | None = None) -> list[Room]:
         """Every current room (active or not), by pool, capacity and Meeting ID."""
         directory = await self.directory()

@@ -24,7 +24,7 @@ from vcs_tools.bench.load import run_burst, run_steady
 from vcs_tools.bench.plot import plot
 from vcs_tools.bench.profiling import profiled
 from vcs_tools.bench.report import Scenario, bench_line, table
-from vcs_tools.bench.stack import StackConfig, cpu_seconds, stack
+from vcs_tools.bench.stack import Stack, StackConfig, cpu_seconds, stack
 from vcs_tools.devstack import EmbeddedStore, SmtpSink
 from vcs_tools.localrun import DEFAULT_AMQP_URL
 
@@ -90,6 +90,42 @@ async def floors(
     return results
 
 
+async def measured_burst(
+    args: argparse.Namespace,
+    running: Stack,
+    asks: list[workload.Ask],
+    label: str,
+    allocators: int,
+    floor: list[FloorResult],
+    store_pid: int | None,
+    profile: bool,
+) -> Scenario:
+    """One burst on a ready stack, with the CPU seconds of every process (the store's too),
+    the store commands and the claim races the allocators lost during it: the scaling runs
+    are compared on those as well as on wall time, which a shared machine makes noisy."""
+    pids = {f"{p.name}-{i}": p.pid for i, p in enumerate(running.processes)}
+    if store_pid is not None:
+        pids["nx-27017"] = store_pid
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    commands_before = await running.store_commands()
+    races_before = await running.claim_races_lost()
+    with profiled(pids, args.results / "profiles", enabled=profile):
+        run = await run_burst(
+            running, asks, concurrency=args.concurrency, stall_timeout=args.stall_timeout
+        )
+    cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    return Scenario(
+        label,
+        allocators,
+        run,
+        floor,
+        running.peak_rss_mb(),
+        cpu,
+        store_commands=await running.store_commands() - commands_before,
+        claim_races_lost=await running.claim_races_lost() - races_before,
+    )
+
+
 async def bench(
     args: argparse.Namespace,
     mongodb_url: str,
@@ -122,22 +158,12 @@ async def bench(
     steady: Scenario | None = None
     async with stack(config, rooms, allocators=args.allocators, label="burst") as running:
         say(f"burst: {len(one_wave)} requests, {args.allocators} allocator(s)")
-        pids = {f"{p.name}-{i}": p.pid for i, p in enumerate(running.processes)}
-        if store_pid is not None:
-            pids["nx-27017"] = store_pid
-        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        commands_before = await running.store_commands()
-        with profiled(pids, args.results / "profiles", enabled=args.profile):
-            run = await run_burst(
-                running, one_wave, concurrency=args.concurrency, stall_timeout=args.stall_timeout
-            )
-        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
-        commands = await running.store_commands() - commands_before
-        main = Scenario(
-            "burst", args.allocators, run, floor_one, running.peak_rss_mb(), cpu, limit, commands
+        main = await measured_burst(
+            args, running, one_wave, "burst", args.allocators, floor_one, store_pid, args.profile
         )
+        main.limit = limit
         scenarios.append(main)
-        say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
+        say(f"  {main.run.seconds:.2f}s, lost {len(main.run.lost)}")
         if args.steady_seconds > 0:
             count = int(args.steady_rate * args.steady_seconds)
             say(f"steady: {args.steady_rate:g}/s for {args.steady_seconds:g}s")
@@ -165,11 +191,14 @@ async def bench(
             name = f"{label}, {allocators} alloc"
             async with stack(config, rooms, allocators=allocators, label=name) as running:
                 say(f"{name}: {len(asks)} requests")
-                run = await run_burst(
-                    running, asks, concurrency=args.concurrency, stall_timeout=args.stall_timeout
+                scenario = await measured_burst(
+                    args, running, asks, name, allocators, floor, store_pid, profile=False
                 )
-                scenarios.append(Scenario(name, allocators, run, floor, running.peak_rss_mb()))
-                say(f"  {run.seconds:.2f}s, lost {len(run.lost)}")
+                scenarios.append(scenario)
+                say(
+                    f"  {scenario.run.seconds:.2f}s, lost {len(scenario.run.lost)}, "
+                    f"claim races lost {scenario.claim_races_lost}"
+                )
     if args.plot is not None:
         say(f"plot: {plot(scenarios, args.plot)}")
     return [table(scenarios), bench_line(main, steady, scenarios)]

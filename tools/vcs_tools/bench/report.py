@@ -24,6 +24,9 @@ class Scenario:
     store_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     """Store commands the stack's processes sent during the run, by (process, command,
     collection)."""
+    claim_races_lost: int | None = None
+    """Claims the allocators lost at the slots' unique index during the run (each one costs
+    the allocation a holder read, an undo and another slot read and claim)."""
 
     @property
     def limit_ratio(self) -> float | None:
@@ -106,7 +109,19 @@ def table(scenarios: list[Scenario]) -> str:
     for s in scenarios:
         if s.cpu_s:
             cpu = "  ".join(f"{k} {v:.1f}" for k, v in s.cpu_s.items())
-            lines.append(f"  {s.label:<28} {cpu}  (burst {s.run.seconds:.1f}s wall)")
+            lines.append(
+                f"  {s.label:<28} {cpu}  total {sum(s.cpu_s.values()):.1f}"
+                f"  (burst {s.run.seconds:.1f}s wall)"
+            )
+    lines.append("")
+    lines.append("store commands and claim races lost (slots' unique index) during the burst:")
+    for s in scenarios:
+        if s.store_commands:
+            lines.append(
+                f"  {s.label:<28} {sum(s.store_commands.values()):>6} commands"
+                f"  {_num(s.commands_per_request, 1):>5} per request"
+                f"  {s.claim_races_lost if s.claim_races_lost is not None else '-':>4} races lost"
+            )
     lines.append("")
     lines.append("peak RSS (VmHWM) per service process, MiB:")
     for s in scenarios:

@@ -111,6 +111,20 @@ class Stack:
                             counts[label, command, collection] += int(sample.value)
         return counts
 
+    async def claim_races_lost(self) -> int:
+        """Claims the allocators lost at the slots' unique index so far (their ``/metrics``)."""
+        lost = 0
+        async with httpx.AsyncClient(timeout=10) as client:
+            for label, port in zip(self.labels(), self.metrics_ports, strict=True):
+                if not label.startswith("allocator"):
+                    continue
+                answer = await client.get(f"http://127.0.0.1:{port}/metrics")
+                for family in text_string_to_metric_families(answer.text):
+                    for sample in family.samples:
+                        if sample.name == "vcs_claim_races_lost_total":
+                            lost += int(sample.value)
+        return lost
+
     def labels(self) -> list[str]:
         """One name per service process: ``intake``, ``allocator0``…, ``notifier``."""
         return [
