@@ -4,7 +4,10 @@ that its room changed from itself to itself."""
 
 from __future__ import annotations
 
+import email
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
 
 import pytest
 
@@ -36,7 +39,9 @@ def mail_of(moved_from: str) -> tuple[str, str]:
         passcode="48213907", join_url="https://dopa-vcs.zoom.us/j/3475946456"
     )
     notice = Notice(MailKind.assigned, delivery, credentials, moved_from=moved_from, at=STARTS)
-    mail = write_mail(notice, "DOPA VCS <vcs@example.go.th>")
+    written = write_mail(notice, "DOPA VCS <vcs@example.go.th>")
+    mail = email.message_from_bytes(written.as_bytes(), policy=policy.default)  # as received
+    assert isinstance(mail, EmailMessage)
     body = mail.get_body(("plain",))
     assert body is not None
     return str(mail["Subject"]), body.get_content()

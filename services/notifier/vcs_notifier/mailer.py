@@ -16,7 +16,7 @@ outlast a send, and a lease that long would keep a crashed notifier's mail waiti
 from __future__ import annotations
 
 from collections.abc import Callable
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 import aiosmtplib
@@ -28,7 +28,7 @@ REPLY_TIMEOUT = 60.0  # under the send claim's 90-s lease (vcs_notifier.handlers
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None: ...
+    async def send(self, message: Message) -> None: ...
 
 
 class SmtpMailer:
@@ -54,7 +54,7 @@ class SmtpMailer:
             "timeout": timeout,  # connecting, the greeting, TLS and login
         }
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         try:
             async with aiosmtplib.SMTP(**self._connect) as client:  # type: ignore[arg-type]
                 await client.send_message(message, timeout=REPLY_TIMEOUT)
@@ -75,7 +75,7 @@ class SmtpMailer:
             raise TemporaryFailure(f"the relay could not be reached: {exc!r}") from exc
 
 
-Compose = Callable[[Notice, str], EmailMessage]
+Compose = Callable[[Notice, str], Message]
 """Writes the mail of a notice from the sender address (:mod:`vcs_notifier.messages`)."""
 
 
