@@ -4,11 +4,13 @@ for a relay to publish it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
 from tests.support.events import request_submitted
@@ -125,3 +127,58 @@ async def test_a_redelivered_request_keeps_its_decision_and_announces_nothing_ne
     await store.release_slots(first.request_id, starting=NOW)  # the room is free again
     await handler(envelopes[second.request_id])
     assert await stored(second.request_id) == ("rejected", 1, [])
+
+
+async def test_concurrent_allocations_of_one_process_take_different_rooms_without_racing(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """A burst of one province's requests for one window, all handled at once in one process:
+    each takes a room of its own, and none loses a claim at the unique index (they steer
+    clear of the rooms the others are claiming)."""
+    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
+    await store.ensure_indexes()
+    sealer = CredentialsSealer(credentials_keys)
+    entries = [
+        PoolEntry(f"47000000{i}", 300, "47", "s3cretPass", f"https://z.example/j/{i}")
+        for i in range(8)
+    ]
+    await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+    await store.pools.warm()
+    deps = AllocatorDeps(store=store, sealer=sealer, policy=AllocationPolicy(), clock=lambda: NOW)
+    handler = HANDLERS.bind(deps).handler_for(request_submitted("x", NOW))
+    assert handler is not None
+    events = [
+        request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1), participants=250)
+        for _ in entries
+    ]
+    races_before = REGISTRY.get_sample_value("vcs_claim_races_lost_total") or 0.0
+
+    await asyncio.gather(
+        *(handler(Envelope(str(uuid.uuid4()), e, NOW, "/dopa-vcs/intake", None)) for e in events)
+    )
+
+    decisions = [await store.decision(e.request_id) for e in events]
+    rooms = {d.held_meeting_id for d in decisions if d is not None}
+    assert rooms == {entry.meeting_id for entry in entries}
+    assert REGISTRY.get_sample_value("vcs_claim_races_lost_total") == races_before
+
+
+async def test_rooms_read_before_consuming_are_the_rooms_an_allocation_would_read(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    db = mongo[database_name(namespace, "allocator")]
+    loader = MongoReservationStore(db)
+    await loader.ensure_indexes()
+    sealer = CredentialsSealer(credentials_keys)
+    entries = [
+        PoolEntry("470000001", 300, "47", "s3cretPass", "https://z.example/j/1"),
+        PoolEntry("480000001", 500, "48", "s3cretPass", "https://z.example/j/2"),
+    ]
+    await loader.replace_rooms([entry.sealed(sealer) for entry in entries])
+    warmed, cold = MongoReservationStore(db), MongoReservationStore(db)
+
+    await warmed.pools.warm()
+    await loader.pools.rooms_collection.delete_many({})  # only what warm() read is left
+
+    assert [r.meeting_id for r in await warmed.rooms(["47", "48"])] == ["470000001", "480000001"]
+    assert await cold.rooms(["47", "48"]) == []

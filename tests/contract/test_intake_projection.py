@@ -141,9 +141,27 @@ async def test_concurrent_events_share_writes_and_each_lands(
         documents = {d["_id"]: d async for d in store.requests.find({})}
         assert {d["status"] for d in documents.values()} == {"delivered"}
         assert {d["assignment"]["meeting_id"] for d in documents.values()} == {"3475946456"}
-        # Two statements per room.assigned (move, or keep a late one), one per delivery.
-        assert updates.statements == 2 * len(ids) + len(ids)
+        # One statement per room.assigned (the move), a second (keep a late one) only when
+        # its batch had a statement that matched nothing; one per delivery.
+        assert 2 * len(ids) <= updates.statements <= 2 * len(ids) + len(ids)
         assert updates.commands < len(ids)
+
+        alone = updates.statements
+        await store.requests.insert_one({"_id": "alone", "status": "submitted"})
+        await on_room_assigned(assigned("alone"), store)
+        assert updates.statements == alone + 1  # moved: no second write
     finally:
         await client.drop_database(database_name(namespace, "intake"))
         await client.close()
+
+
+async def test_ensure_indexes_drops_the_index_no_query_uses(store: MongoRequestStore) -> None:
+    await store.requests.create_index([("district_code", 1), ("submitted_at", -1)])
+
+    await store.ensure_indexes()
+
+    fields = [
+        [f for f, _ in ix["key"]] for ix in (await store.requests.index_information()).values()
+    ]
+    assert ["district_code", "submitted_at"] not in fields
+    assert ["district_code"] in fields

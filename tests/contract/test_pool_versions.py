@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from vcs_allocator.domain import Room
 from vcs_allocator.pool_store import (
@@ -165,3 +165,48 @@ async def test_an_allocation_reads_the_directory_at_most_every_two_seconds(
     await other.replace(FILE_B)
     await other.replace(FILE_B)  # the version of 47 that directory names is deleted
     assert await active(starting) == {r.meeting_id for r in FILE_B}  # read again, not empty
+
+
+async def test_allocations_that_find_the_directory_too_old_at_once_share_one_read(
+    mongodb_url: str, namespace: str, credentials_keys: str
+) -> None:
+    """A burst's allocations all find the directory too old at the same moment; one read
+    serves them all."""
+    reads = DirectoryReads()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[reads]
+    )
+    try:
+        db = client[database_name(namespace, "allocator")]
+        now = [1000.0]
+        allocator = PoolStore(db, CredentialsSealer(credentials_keys), clock=lambda: now[0])
+        await allocator.ensure_indexes()
+        await allocator.replace(FILE_A)
+        await allocator.rooms(["47"])
+        now[0] += DIRECTORY_MAX_AGE
+        before = reads.commands
+
+        found = await asyncio.gather(*(allocator.rooms(["47"]) for _ in range(16)))
+
+        assert reads.commands - before == 1
+        assert all(rooms == found[0] for rooms in found)
+    finally:
+        await client.drop_database(database_name(namespace, "allocator"))
+        await client.close()
+
+
+class DirectoryReads(monitoring.CommandListener):
+    """Counts the ``find`` commands sent to the pool directory."""
+
+    def __init__(self) -> None:
+        self.commands = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "pool_directory":
+            self.commands += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None

@@ -1,5 +1,5 @@
 """The ``.ics`` of a meeting carries exactly one ``VTIMEZONE``, Asia/Bangkok's as icalendar
-derives it, although the component is derived once per process and parsed back per file."""
+derives it, although the component is derived once per process and shared by every file."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from email import policy
 from email.message import EmailMessage
 
 import pytest
+from aiosmtplib.email import flatten_message
 
 from vcs_notifier.channels import Notice
 from vcs_notifier.domain import Booking, Delivery, MailKind
@@ -62,3 +63,42 @@ def test_a_move_to_another_room_still_says_the_room_changed() -> None:
     assert subject.startswith("DOPA VCS: เปลี่ยนห้องประชุมเป็น 3475946456")
     assert "Your room was changed from 632315200 to 3475946456" in text
     assert "passcode of your room" not in text
+
+
+def test_the_mail_as_sent_parses_back_to_its_parts_each_boundary_its_own() -> None:
+    """The boundaries are drawn when the mail is written, not by the generator: the flattened
+    mail (as aiosmtplib sends it) still holds text, HTML and the invitation, each whole."""
+    booking = Booking("3475946456", 300, STARTS, STARTS + timedelta(hours=1), "sealed")
+    delivery = Delivery(
+        request_id="r-2",
+        contact=Contact(name="สมชาย ใจดี", email="somchai@example.go.th", phone="042-711360"),
+        title="ประชุม",
+        province_code="47",
+        district_code="4701",
+        created_at=STARTS - timedelta(days=1),
+        starts_at=STARTS,
+        ends_at=STARTS + timedelta(hours=1),
+        booking=booking,
+    )
+    credentials = MeetingCredentials(passcode="1", join_url="https://dopa-vcs.zoom.us/j/1")
+    notice = Notice(MailKind.assigned, delivery, credentials, at=STARTS)
+    written = write_mail(notice, "DOPA VCS <vcs@example.go.th>")
+
+    mail = email.message_from_bytes(flatten_message(written), policy=policy.default)
+
+    assert [part.get_content_type() for part in mail.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+    ]
+    assert not any(part.defects for part in mail.walk())
+    boundaries = [part.get_boundary() for part in mail.walk() if part.is_multipart()]
+    assert len(set(boundaries)) == 2
+    texts = [part for part in mail.walk() if part.get_content_maintype() == "text"]
+    assert all(part["Content-Transfer-Encoding"] == "base64" for part in texts)
+    plain, html, calendar = (part.get_content() for part in texts)
+    assert "https://dopa-vcs.zoom.us/j/1" in plain
+    assert "https://dopa-vcs.zoom.us/j/1" in html
+    assert "METHOD:REQUEST" in calendar

@@ -34,6 +34,7 @@ same switch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -126,6 +127,12 @@ class PoolStore:
         self._recent: tuple[Directory, float] | None = None
         """The directory an allocation read last, and when that read started (None: not
         read yet, or this process reloaded since)."""
+        self._reading: asyncio.Future[Directory] | None = None
+        """The directory read under way for allocations, which the others that find the
+        directory too old meanwhile wait for rather than each reading it."""
+        self._reloads = 0
+        """How many times this process forgot the directory (its reloads): a read started
+        before one is not kept as the recent directory."""
 
     async def ensure_indexes(self) -> None:
         await self.rooms_collection.create_index("generation")
@@ -194,7 +201,7 @@ class PoolStore:
         directory, recent = await self._directory_for_allocation()
         found = await self._rooms_of(directory, pools, active_only=active_only)
         if recent and self._empty_version(directory, pools):
-            self._recent = None
+            self._forget_directory()
             directory, _ = await self._directory_for_allocation()
             found = await self._rooms_of(directory, pools, active_only=active_only)
         return found
@@ -210,15 +217,39 @@ class PoolStore:
 
     async def _directory_for_allocation(self) -> tuple[Directory, bool]:
         """The directory read at most ``directory_max_age`` seconds ago, and whether it is
-        that earlier read (True) rather than one made now."""
+        that earlier read (True) rather than one made now.
+
+        When it is too old, one read serves every allocation that asks meanwhile: in a burst
+        the 16 allocations under way all found it too old at once, and one allocator read it
+        6 times in a 4-second burst of 100 requests where 2 reads keep the same promise."""
         if self._recent is not None:
             directory, read_at = self._recent
             if self._clock() - read_at < self._directory_max_age:
                 return directory, True
+        reading = self._reading
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_directory(self._reloads))
+            reading.add_done_callback(self._read_done)
+            self._reading = reading
+        return await asyncio.shield(reading), False
+
+    async def _read_directory(self, reloads: int) -> Directory:
         started = self._clock()
         directory = await self.directory()
-        self._recent = (directory, started)
-        return directory, False
+        if reloads == self._reloads:  # no reload of this process since the read started
+            self._recent = (directory, started)
+        return directory
+
+    def _read_done(self, reading: asyncio.Future[Directory]) -> None:
+        if self._reading is reading:
+            self._reading = None
+
+    def _forget_directory(self) -> None:
+        """The next allocation reads the directory afresh, not joining a read already under
+        way (it may have started before this process's reload switched it)."""
+        self._reloads += 1
+        self._recent = None
+        self._reading = None
 
     async def _rooms_of(
         self, directory: Directory, pools: Sequence[str], *, active_only: bool
@@ -287,7 +318,7 @@ class PoolStore:
         ``may_change`` refuses; :class:`PoolReloadConflict` when other reloads kept
         winning the switch.
         """
-        self._recent = None  # the next allocation of this process reads the outcome
+        self._forget_directory()  # the next allocation of this process reads the outcome
         for _ in range(SWITCH_ATTEMPTS):
             directory = await self.directory()
             plan = await self._plan(directory, rooms, may_change)
@@ -303,7 +334,7 @@ class PoolStore:
                     await self._forget(written)
                 raise
             if switched:
-                self._recent = None
+                self._forget_directory()
                 await self._forget([g for p, g in directory.previous.items() if p in plan.current])
                 return replace(plan.change, revision=directory.revision + 1)
             await self._forget(written)

@@ -24,6 +24,7 @@ from email.header import Header
 from email.headerregistry import Address
 from email.message import Message
 from email.utils import format_datetime, formataddr, parseaddr
+from functools import cache
 
 SUBJECT_TITLE_LIMIT = 60
 """Characters of a meeting's title in a Subject; the whole title is in the body."""
@@ -56,8 +57,11 @@ def mailbox(name: str, address: str) -> Address:
     return Address(display_name=one_line(name), addr_spec=address)
 
 
+@cache
 def sender_mailbox(text: str) -> Address:
-    """``VCS_MAIL_FROM`` (``Name <address>`` or a bare address) as a header object."""
+    """``VCS_MAIL_FROM`` (``Name <address>`` or a bare address) as a header object; parsed
+    once per process (the setting does not change, and every mail names it twice: From and
+    the invitation's organizer)."""
     name, address = parseaddr(text)
     if not address:
         raise ValueError(f"not a mail address: {text!r}")
@@ -75,12 +79,18 @@ def set_headers(
     date: datetime,
 ) -> None:
     """The headers every mail of DOPA VCS has, each one line, encoded where it is not ASCII."""
-    message["From"] = address_header("From", sender_mailbox(sender))
+    message["From"] = sender_header(sender)
     message["To"] = address_header("To", recipient)
     message["Subject"] = text_header("Subject", one_line(subject))
     message["Date"] = format_datetime(date)
     message["Message-ID"] = one_line(message_id)
     message["X-VCS-Request-Id"] = one_line(request_id)
+
+
+@cache
+def sender_header(sender: str) -> str:
+    """The From header of ``VCS_MAIL_FROM``, written once per process."""
+    return address_header("From", sender_mailbox(sender))
 
 
 def address_header(name: str, address: Address) -> str:

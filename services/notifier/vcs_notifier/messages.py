@@ -16,6 +16,8 @@ CPU (see :mod:`vcs_notifier.headers`).
 
 from __future__ import annotations
 
+import secrets
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from email.encoders import encode_base64
@@ -148,13 +150,12 @@ def write_mail(notice: Notice, sender: str) -> Message:
     recipient = mailbox(delivery.contact.name, str(delivery.contact.email))
     text = TEMPLATES.get_template(f"{notice.kind}.txt").render(context)
     html = TEMPLATES.get_template(f"{notice.kind}.html").render(context)
-    message: Message = MIMEMultipart(
-        "alternative", None, [MIMEText(text, "plain", "utf-8"), MIMEText(html, "html", "utf-8")]
-    )
+    alternatives = [MIMEText(text, "plain", "utf-8"), MIMEText(html, "html", "utf-8")]
+    message: Message = MIMEMultipart("alternative", _boundary(), alternatives)
     invitation = _invitation(notice, sender)
     if invitation is not None:
         method, ical = invitation
-        message = MIMEMultipart("mixed", None, [message, _calendar_part(method, ical)])
+        message = MIMEMultipart("mixed", _boundary(), [message, _calendar_part(method, ical)])
     set_headers(
         message,
         sender=sender,
@@ -165,6 +166,16 @@ def write_mail(notice: Notice, sender: str) -> Message:
         date=notice.at,
     )
     return message
+
+
+def _boundary() -> str:
+    """A multipart boundary as the standard library draws one (``=`` * 15, a random number,
+    ``==``), chosen here rather than by the generator: the generator draws one and then
+    compiles a regular expression to search the parts for it (a new pattern, never cached,
+    for every multipart: a fifth of the CPU of writing a mail). Every part of these mails is
+    base64 under a few headers of ours, so no line of a part can begin with ``--``, let
+    alone be the boundary."""
+    return f"{'=' * 15}{secrets.randbelow(sys.maxsize):019d}=="
 
 
 def _calendar_part(method: Method, ical: bytes) -> MIMEBase:
