@@ -51,7 +51,9 @@ class Container:
         )
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    """Async although it awaits nothing: FastAPI runs a plain function dependency in a worker
+    thread, a thread hop per request for reading one attribute."""
     container: Container = request.app.state.container
     return container
 
