@@ -26,8 +26,9 @@ from aio_pika.abc import (
 from pymongo.errors import ConnectionFailure, NetworkTimeout
 
 from vcs_shared.broker_nodes import broker_urls, connect_to_cluster
-from vcs_shared.dispatch import Handlers
-from vcs_shared.envelope import CONTENT_TYPE, OutgoingMessage, PoisonMessage, decode
+from vcs_shared.dispatch import BoundHandler, Handlers
+from vcs_shared.envelope import CONTENT_TYPE, Envelope, OutgoingMessage, PoisonMessage, decode
+from vcs_shared.events import Event
 from vcs_shared.metrics import MESSAGES
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
 from vcs_shared.topology import require_subscribed
@@ -399,11 +400,7 @@ class EventConsumer:
             return
         try:
             with consuming_span(envelope.event.name, envelope.trace):
-                async for attempt in stamina.retry_context(
-                    on=retry_in_place(self._retry_timeout), attempts=None, timeout=None
-                ):
-                    with attempt:
-                        await handler(envelope)
+                await self._handle_with_retries(handler, envelope)
         except Exception:
             log.exception("consumer.handler_failed", redelivered=message.redelivered)
             await self._settle(message.nack(requeue=True))
@@ -411,6 +408,24 @@ class EventConsumer:
             return
         await self._settle(message.ack())
         MESSAGES.labels(self._topology.queue(self._service), "handled").inc()
+
+    async def _handle_with_retries(self, handler: BoundHandler, envelope: Envelope[Event]) -> None:
+        """Runs the handler; a failure :func:`retry_in_place` retries goes on in stamina's
+        retry loop (its first retry at once, then with backoff and jitter).
+
+        The first attempt runs outside stamina: setting up its retry loop (tenacity) for every
+        message cost about a sixth of the intake's CPU per event, and nearly every message
+        succeeds the first time."""
+        retry = retry_in_place(self._retry_timeout)
+        try:
+            await handler(envelope)
+        except Exception as error:
+            if not retry(error):
+                raise
+            log.warning("consumer.retrying", error=repr(error))
+            async for attempt in stamina.retry_context(on=retry, attempts=None, timeout=None):
+                with attempt:
+                    await handler(envelope)
 
     async def _settle(self, settlement: Awaitable[None]) -> None:
         """Acks or nacks; if the channel died meanwhile the broker redelivers the message,
