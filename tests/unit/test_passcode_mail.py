@@ -23,10 +23,13 @@ pytestmark = pytest.mark.unit
 STARTS = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 
 
-def mail_of(moved_from: str) -> tuple[str, str]:
+def assigned(
+    request_id: str, credentials: MeetingCredentials, moved_from: str | None = None
+) -> Notice:
+    """The credentials notice of a one-hour booking of room 3475946456."""
     booking = Booking("3475946456", 300, STARTS, STARTS + timedelta(hours=1), "sealed")
     delivery = Delivery(
-        request_id="r-1",
+        request_id=request_id,
         contact=Contact(name="สมชาย ใจดี", email="somchai@example.go.th", phone="042-711360"),
         title="ประชุม",
         province_code="47",
@@ -36,10 +39,14 @@ def mail_of(moved_from: str) -> tuple[str, str]:
         ends_at=STARTS + timedelta(hours=1),
         booking=booking,
     )
+    return Notice(MailKind.assigned, delivery, credentials, moved_from=moved_from, at=STARTS)
+
+
+def mail_of(moved_from: str) -> tuple[str, str]:
     credentials = MeetingCredentials(
         passcode="48213907", join_url="https://dopa-vcs.zoom.us/j/3475946456"
     )
-    notice = Notice(MailKind.assigned, delivery, credentials, moved_from=moved_from, at=STARTS)
+    notice = assigned("r-1", credentials, moved_from)
     written = write_mail(notice, "DOPA VCS <vcs@example.go.th>")
     mail = email.message_from_bytes(written.as_bytes(), policy=policy.default)  # as received
     assert isinstance(mail, EmailMessage)
@@ -68,20 +75,8 @@ def test_a_move_to_another_room_still_says_the_room_changed() -> None:
 def test_the_mail_as_sent_parses_back_to_its_parts_each_boundary_its_own() -> None:
     """The boundaries are drawn when the mail is written, not by the generator: the flattened
     mail (as aiosmtplib sends it) still holds text, HTML and the invitation, each whole."""
-    booking = Booking("3475946456", 300, STARTS, STARTS + timedelta(hours=1), "sealed")
-    delivery = Delivery(
-        request_id="r-2",
-        contact=Contact(name="สมชาย ใจดี", email="somchai@example.go.th", phone="042-711360"),
-        title="ประชุม",
-        province_code="47",
-        district_code="4701",
-        created_at=STARTS - timedelta(days=1),
-        starts_at=STARTS,
-        ends_at=STARTS + timedelta(hours=1),
-        booking=booking,
-    )
     credentials = MeetingCredentials(passcode="1", join_url="https://dopa-vcs.zoom.us/j/1")
-    notice = Notice(MailKind.assigned, delivery, credentials, at=STARTS)
+    notice = assigned("r-2", credentials)
     written = write_mail(notice, "DOPA VCS <vcs@example.go.th>")
 
     mail = email.message_from_bytes(flatten_message(written), policy=policy.default)
