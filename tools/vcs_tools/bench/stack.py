@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from vcs_allocator.domain import PoolEntry
 from vcs_allocator.store import MongoReservationStore
@@ -101,30 +102,27 @@ class Stack:
         (process, command, collection), without the reachability pings, which are no work of a
         request."""
         counts: Counter[tuple[str, str, str]] = Counter()
-        async with httpx.AsyncClient(timeout=10) as client:
-            for label, port in zip(self.labels(), self.metrics_ports, strict=True):
-                answer = await client.get(f"http://127.0.0.1:{port}/metrics")
-                for family in text_string_to_metric_families(answer.text):
-                    for sample in family.samples:
-                        command = sample.labels.get("command", "")
-                        if sample.name == "vcs_store_commands_total" and command != "ping":
-                            collection = sample.labels.get("collection", "")
-                            counts[label, command, collection] += int(sample.value)
+        async for label, sample in self._samples("vcs_store_commands_total"):
+            command = sample.labels.get("command", "")
+            if command != "ping":
+                counts[label, command, sample.labels.get("collection", "")] += int(sample.value)
         return counts
 
     async def claim_races_lost(self) -> int:
         """Claims the allocators lost at the slots' unique index so far (their ``/metrics``)."""
-        lost = 0
+        return sum(
+            [int(sample.value) async for _, sample in self._samples("vcs_claim_races_lost_total")]
+        )
+
+    async def _samples(self, name: str) -> AsyncIterator[tuple[str, Sample]]:
+        """The samples called ``name`` on each process's ``/metrics``, with its label."""
         async with httpx.AsyncClient(timeout=10) as client:
             for label, port in zip(self.labels(), self.metrics_ports, strict=True):
-                if not label.startswith("allocator"):
-                    continue
                 answer = await client.get(f"http://127.0.0.1:{port}/metrics")
                 for family in text_string_to_metric_families(answer.text):
                     for sample in family.samples:
-                        if sample.name == "vcs_claim_races_lost_total":
-                            lost += int(sample.value)
-        return lost
+                        if sample.name == name:
+                            yield label, sample
 
     def labels(self) -> list[str]:
         """One name per service process: ``intake``, ``allocator0``…, ``notifier``."""
