@@ -18,6 +18,7 @@ from vcs_allocator.domain import (
     Rejection,
     Room,
     Span,
+    best_fit_order,
     check_office,
     check_window,
     choose_room,
@@ -604,3 +605,30 @@ def test_the_public_join_url_drops_the_query_and_the_fragment() -> None:
     ):
         entry = PoolEntry("123456789", 300, "47", "s3cret", url)
         assert entry.public_join_url == "https://zoom.example/j/123456789", url
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([300, 500, 1000]), st.sampled_from(["47", "region-12", "48"])),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sets(st.integers(min_value=0, max_value=11)),
+    st.sampled_from([100, 400, 700]),
+)
+def test_the_first_free_room_in_best_fit_order_is_the_room_best_fit_chooses(
+    shapes: list[tuple[int, str]], busy_indexes: set[int], participants: int
+) -> None:
+    """The allocator reads the candidates' slots a few rooms at a time in this order and stops
+    at the first free one: it must be the room ``choose_room`` picks from all of them."""
+    rooms = [room(f"9{i:09d}", capacity, pool) for i, (capacity, pool) in enumerate(shapes)]
+    busy = {rooms[i].meeting_id for i in busy_indexes if i < len(rooms)}
+    fitting = [r for r in rooms if r.capacity >= participants]
+
+    order = best_fit_order(fitting, SAKON_NAKHON, "request-1")
+    chosen = choose_room(rooms, busy, participants, SAKON_NAKHON, request_id="request-1")
+
+    first_free = next((m for m in order if m not in busy), None)
+    assert first_free == (chosen.meeting_id if isinstance(chosen, Room) else None)
+    assert best_fit_order(fitting, SAKON_NAKHON, "request-1", last=order[:1])[-1:] == order[:1]

@@ -377,6 +377,24 @@ def tie_order(request_id: str | None, meeting_id: str) -> str:
     return hashlib.sha256(f"{request_id}|{meeting_id}".encode()).hexdigest()
 
 
+def best_fit_order(
+    rooms: Iterable[Room], pool_order: Sequence[str], request_id: str, *, last: Collection[str] = ()
+) -> list[str]:
+    """The Meeting IDs of the active ``rooms`` of the pools in ``pool_order``, in the order
+    :func:`choose_room` prefers them when free (own pool before overflow, the smallest
+    capacity first, ties by :func:`tie_order`), those in ``last`` after all the others."""
+    ranked = sorted(
+        (r for r in rooms if r.active and r.pool in pool_order),
+        key=lambda r: (
+            r.meeting_id in last,
+            pool_order.index(r.pool),
+            r.capacity,
+            tie_order(request_id, r.meeting_id),
+        ),
+    )
+    return [room.meeting_id for room in ranked]
+
+
 def choose_room(
     rooms: Iterable[Room],
     busy_meeting_ids: Collection[str],

@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -30,6 +30,7 @@ from vcs_allocator.domain import (
     Decision,
     Rejection,
     Room,
+    best_fit_order,
     check_office,
     check_window,
     choose_room,
@@ -60,6 +61,8 @@ log = structlog.get_logger(__name__)
 
 CLAIM_ROUNDS = 5
 """Lost races allowed beyond one per candidate room before an allocation retries later."""
+FIRST_READ = 4
+"""Candidate rooms whose slots an allocation reads first (then 4, 8, 16 ... more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,8 @@ async def allocate(envelope: Envelope[RequestSubmitted], deps: AllocatorDeps) ->
             if isinstance(sealed, Rejection):
                 await _reject(envelope, sealed, {*settled.leftover, room.meeting_id}, deps)
                 return
-            await _assign(envelope, room, settled, deps, sealed)
+            if await _assign(envelope, room, settled, deps, sealed):
+                noting.keep(room.meeting_id)
 
 
 async def _reject(
@@ -137,7 +141,8 @@ async def _assign(
     settled: Settled,
     deps: AllocatorDeps,
     sealed_credentials: str,
-) -> None:
+) -> bool:
+    """Records the assignment; True if the request holds ``room`` (this write, or a copy's)."""
     event = envelope.event
     if time.monotonic() - settled.claimed_at > deps.claim_lease.total_seconds() / 2:
         # The orphan sweeper may free a claim this old: claim afresh rather than trust it.
@@ -152,12 +157,13 @@ async def _assign(
     await _give_back({*settled.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
     if kept != room.meeting_id:
         log.info("allocation.lost_race", kept=earlier.outcome.value if earlier else None)
-        return
+        return False
     if earlier is not None:
         log.info("allocation.duplicate", outcome=earlier.outcome.value)
-        return
+        return True
     DECISIONS.labels("assigned").inc()
     log.info("allocation.assigned", meeting_id=room.meeting_id, capacity=room.capacity)
+    return True
 
 
 def _room_assigned(event: RequestSubmitted, room: Room, sealed_credentials: str) -> RoomAssigned:
@@ -179,16 +185,18 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
     """Applies the rules and claims the chosen room's slots; the unique index settles races.
     None: the request was decided already (found before claiming, see the module docstring).
 
+    The candidate rooms' slots are read a few rooms at a time (:class:`Candidates`), in the
+    order best fit prefers them, rooms this process is claiming or has assigned for
+    overlapping windows last (:mod:`vcs_allocator.claims_in_flight`): the first free room
+    of that order is best fit's choice, so there is no need to read the rest. With Zoom
+    passcodes on, the hosts' allowance orders the rooms instead, and all are read at once.
+
     After a lost race the slots are read again rather than the lost room merely
     struck off: the read shows every room rivals took meanwhile (one lost race,
     not one per room), and a rival that rolled back leaves its room free again,
     so no request is refused because of a claim that did not last. Each lost
     race means a room became busy, so the loop ends; a pathological churn
     makes the message retry later instead of looping on.
-
-    Rooms other allocations of this process are claiming for overlapping windows are
-    passed over while others fit (:mod:`vcs_allocator.claims_in_flight`), so a burst's
-    allocations in one process do not race each other.
     """
     rejection = check_office(event.district_code, event.province_code) or check_window(
         event.starts_at, event.ends_at, deps.clock(), deps.policy
@@ -199,16 +207,29 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
     rooms = await deps.store.rooms(pools)
     # Rooms whose Zoom host has allowance left come first, spreading bookings over hosts.
     preferred = rooms if deps.zoom is None else await deps.zoom.preferred(rooms, event.starts_at)
-    candidates = [r.meeting_id for r in rooms if r.capacity >= event.participants]
     span = occupied_span(event.starts_at, event.ends_at, deps.policy)
     slots = claim_keys(span, deps.policy.slot)
-    probes = probe_slots(span, deps.policy.slot)
-    occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
+    fitting = [r for r in rooms if r.capacity >= event.participants]
+    fitting_ids = [r.meeting_id for r in fitting]
+    candidates = Candidates(
+        order=best_fit_order(
+            fitting, pools, event.request_id, last=noting.taken(slots, fitting_ids)
+        ),
+        probes=probe_slots(span, deps.policy.slot),
+        request_id=event.request_id,
+        at_once=deps.zoom is not None,
+    )
+    occupancy = await candidates.read(deps.store)
     maybe_decided = occupancy.held or deps.zoom is not None
     if maybe_decided and await deps.store.decision(event.request_id) is not None:
         return None
     for _ in range(len(rooms) + CLAIM_ROUNDS):
-        choice = _choose(event, pools, preferred, rooms, occupancy, noting.taken(slots))
+        taken = noting.taken(slots, fitting_ids)  # other allocations noted more meanwhile
+        choice = candidates.choose(event, pools, rooms, preferred, taken)
+        while candidates.more and (isinstance(choice, Rejection) or choice.meeting_id in taken):
+            occupancy = await candidates.read_more(deps.store)
+            taken = noting.taken(slots, fitting_ids)
+            choice = candidates.choose(event, pools, rooms, preferred, taken)
         if isinstance(choice, Rejection):
             return Settled(choice, occupancy.held)
         noting.note(choice.meeting_id, slots)
@@ -220,8 +241,76 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
         if claimed:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         CLAIM_RACES_LOST.inc()
-        occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
+        occupancy = await candidates.read_again(deps.store)
     raise RetryLater("rooms kept changing hands while claiming")
+
+
+@dataclass(slots=True)
+class Candidates:
+    """The candidate rooms of one allocation, whose slots are read in chunks, in ``order``.
+
+    The first read takes :data:`FIRST_READ` rooms at every probe and the other candidates at
+    the span's first slot only, which every claim inserts first: a room this request already
+    holds (a copy of a request whose first attempt crashed after claiming) shows among them,
+    is then read whole and wins as before. Each next chunk is twice the rooms read so far;
+    after a lost race every room read so far is read again.
+    """
+
+    order: list[str]
+    probes: list[datetime]
+    request_id: str
+    at_once: bool = False
+    read_ids: list[str] = field(default_factory=list)
+    occupancy: Occupancy = field(default_factory=lambda: Occupancy(frozenset()))
+
+    @property
+    def more(self) -> bool:
+        return len(self.read_ids) < len(self.order)
+
+    def choose(
+        self,
+        event: RequestSubmitted,
+        pools: Sequence[str],
+        rooms: Sequence[Room],
+        preferred: Sequence[Room],
+        taken: frozenset[str],
+    ) -> Room | Rejection:
+        """Best fit among the rooms read so far, and the rooms that do not fit (never chosen,
+        but they tell "too many participants" apart from "none free")."""
+        read = set(self.read_ids)
+        candidates = set(self.order)
+        visible = [r for r in rooms if r.meeting_id in read or r.meeting_id not in candidates]
+        first = visible if preferred is rooms else preferred
+        return _choose(event, pools, first, visible, self.occupancy, taken)
+
+    async def read(self, store: ReservationStore) -> Occupancy:
+        """The first chunk (every room when ``at_once``), a glance at the others, and the
+        rooms this request holds among those."""
+        count = len(self.order) if self.at_once else FIRST_READ
+        chunk, rest = self.order[:count], self.order[count:]
+        if not chunk:  # no room fits at all
+            return self.occupancy
+        self.read_ids = list(chunk)
+        self.occupancy = await store.occupancy(chunk, self.probes, self.request_id, glance=rest)
+        held = [m for m in rest if m in self.occupancy.held]
+        if held:
+            await self._read(store, held)
+        return self.occupancy
+
+    async def read_more(self, store: ReservationStore) -> Occupancy:
+        read = set(self.read_ids)
+        unread = [m for m in self.order if m not in read]
+        return await self._read(store, unread[: max(FIRST_READ, len(self.read_ids))])
+
+    async def read_again(self, store: ReservationStore) -> Occupancy:
+        self.occupancy = await store.occupancy(self.read_ids, self.probes, self.request_id)
+        return self.occupancy
+
+    async def _read(self, store: ReservationStore, chunk: list[str]) -> Occupancy:
+        self.read_ids.extend(chunk)
+        seen = await store.occupancy(chunk, self.probes, self.request_id)
+        self.occupancy = Occupancy(self.occupancy.busy | seen.busy, self.occupancy.held | seen.held)
+        return self.occupancy
 
 
 def _choose(
@@ -294,6 +383,7 @@ async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> 
     """request.cancelled → the slots are freed at once (of a meeting under way: the rest of its
     window, from the next slot after the cancellation) → room.released (if a room was held)."""
     event = envelope.event
+    deps.in_flight.cancelled(event.request_id)
     decision = await deps.store.decision(event.request_id)
     if decision is None:
         earlier = await deps.store.record_decision(Decision.cancelled(event, at=deps.clock()))

@@ -107,7 +107,12 @@ class ReservationStore(Protocol):
     async def decision(self, request_id: str) -> Decision | None: ...
     async def rooms(self, pools: Sequence[str]) -> list[Room]: ...
     async def occupancy(
-        self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
+        self,
+        meeting_ids: Iterable[str],
+        probes: Sequence[datetime],
+        request_id: str,
+        *,
+        glance: Iterable[str] = (),
     ) -> Occupancy: ...
     async def claim(
         self,
@@ -208,7 +213,12 @@ class MongoReservationStore:
         return await self.pools.rooms(pools)
 
     async def occupancy(
-        self, meeting_ids: Iterable[str], probes: Sequence[datetime], request_id: str
+        self,
+        meeting_ids: Iterable[str],
+        probes: Sequence[datetime],
+        request_id: str,
+        *,
+        glance: Iterable[str] = (),
     ) -> Occupancy:
         """Which candidate rooms others hold at the ``probes`` (see
         :func:`~vcs_allocator.domain.probe_slots`), and which this request already holds.
@@ -222,9 +232,14 @@ class MongoReservationStore:
         freed by the orphan sweep. The embedded store answers at roughly 0.2 ms per document
         shipped, hence the probes and the narrow projection; all of it in the first batch
         (no ``getMore``).
+
+        The rooms to ``glance`` at are read at the first probe only, in the same query: enough
+        to see which of them this request holds (and some of those others hold), for the
+        price of one id each.
         """
         keys = [slot_key(probe) for probe in probes]
         ids = [slot_id(meeting_id, key) for meeting_id in meeting_ids for key in keys]
+        ids += [slot_id(meeting_id, keys[0]) for meeting_id in glance] if keys else []
         cursor = self.slots.find(
             {"_id": {"$in": ids}},
             {"meeting_id": 1, "request_id": 1, "_id": 0},
