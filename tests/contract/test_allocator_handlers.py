@@ -124,7 +124,9 @@ async def test_a_redelivered_request_keeps_its_decision_and_announces_nothing_ne
     await handler(envelopes[first.request_id])
     assert await stored(first.request_id) == assigned  # same slots, same attempt: not claimed
 
-    await store.release_slots(first.request_id, starting=NOW)  # the room is free again
+    room = assigned[2][0]["meeting_id"]
+    await store.release_slots(first.request_id, room, starting=NOW, slot=deps.policy.slot)
+    # the room is free again
     await handler(envelopes[second.request_id])
     assert await stored(second.request_id) == ("rejected", 1, [])
 

@@ -23,9 +23,10 @@ from vcs_allocator.domain import (
     Decision,
     DecisionOutcome,
     Room,
+    Span,
+    claim_keys,
     occupied_span,
     probe_slots,
-    slot_starts,
 )
 from vcs_allocator.store import MongoReservationStore, slot_id, slot_key, slot_time
 from vcs_shared.store import Document, database_name
@@ -38,10 +39,14 @@ ROOM_A = "111111111"
 ROOM_B = "2222222222"
 
 
-def window(start_minutes: int, minutes: int = 60) -> list[datetime]:
+def span(start_minutes: int, minutes: int = 60) -> Span:
     start = T0 + timedelta(minutes=start_minutes)
-    span = occupied_span(start, start + timedelta(minutes=minutes), POLICY)
-    return slot_starts(span, POLICY.slot)
+    return occupied_span(start, start + timedelta(minutes=minutes), POLICY)
+
+
+def window(start_minutes: int, minutes: int = 60) -> list[datetime]:
+    """The slots a claim of this window inserts."""
+    return claim_keys(span(start_minutes, minutes), POLICY.slot)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -110,7 +115,7 @@ async def test_occupancy_sees_other_holders_at_the_probes_and_what_the_request_h
 ) -> None:
     await store.claim(ROOM_A, "r1", window(100, minutes=1))  # the shortest reservation
     await store.claim(ROOM_B, "mine", window(0))
-    probes = probe_slots(window(0, minutes=240), POLICY)
+    probes = probe_slots(span(0, minutes=240), POLICY.slot)
 
     seen = await store.occupancy([ROOM_A, ROOM_B], probes, "mine")
 
@@ -171,7 +176,7 @@ async def test_rekeying_gives_old_slots_their_slot_id_once_and_the_probe_then_se
     docs = [doc async for doc in store.slots.find({})]
     assert {doc["_id"] for doc in docs} == {slot_id(d["meeting_id"], d["slot"]) for d in old}
     assert all(doc["confirmed"] and doc["attempt"] == "old" for doc in docs)
-    seen = await store.occupancy([ROOM_A, ROOM_B], probe_slots(window(0), POLICY), "other")
+    seen = await store.occupancy([ROOM_A, ROOM_B], probe_slots(span(0), POLICY.slot), "other")
     assert seen.busy == {ROOM_A}
     assert seen.held == {ROOM_B}
     assert await store.rekeying.count_documents({}) == 0
@@ -206,16 +211,16 @@ async def test_busy_rooms_finds_a_pool_s_holders_at_the_probes_also_across_utc_m
     midnight = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)  # 07:00 in Bangkok
     before = occupied_span(midnight - timedelta(hours=1), midnight - timedelta(minutes=30), POLICY)
     after = occupied_span(midnight + timedelta(minutes=30), midnight + timedelta(hours=1), POLICY)
-    await store.claim(ROOM_A, "r1", slot_starts(before, POLICY.slot), pool="47")
-    await store.claim(ROOM_B, "r2", slot_starts(after, POLICY.slot), pool="region-12")
-    await store.claim("3333333333", "r3", slot_starts(after, POLICY.slot), pool="48")
+    await store.claim(ROOM_A, "r1", claim_keys(before, POLICY.slot), pool="47")
+    await store.claim(ROOM_B, "r2", claim_keys(after, POLICY.slot), pool="region-12")
+    await store.claim("3333333333", "r3", claim_keys(after, POLICY.slot), pool="48")
     across = occupied_span(midnight - timedelta(hours=2), midnight + timedelta(hours=2), POLICY)
-    probes = probe_slots(slot_starts(across, POLICY.slot), POLICY)
+    probes = probe_slots(across, POLICY.slot)
     later = occupied_span(midnight + timedelta(hours=3), midnight + timedelta(hours=4), POLICY)
 
     assert await store.busy_rooms(["47", "region-12"], probes) == {ROOM_A, ROOM_B}
     assert await store.busy_rooms(["47"], probes) == {ROOM_A}
-    assert await store.busy_rooms(["47", "region-12"], slot_starts(later, POLICY.slot)) == set()
+    assert await store.busy_rooms(["47", "region-12"], probe_slots(later, POLICY.slot)) == set()
     index_keys = [index["key"] async for index in await store.slots.list_indexes()]
     assert {"pool_day": 1} in [dict(key) for key in index_keys]  # served by its own index
 
@@ -323,3 +328,22 @@ async def test_reservations_are_the_live_assignments_overlapping_a_period(
 
     assert [r.request_id for r in found] == ["r1"]
     assert [r.request_id for r in everyone] == ["r1", "r4"]
+
+
+async def test_a_meeting_cancelled_under_way_keeps_its_slots_before_the_release_keyed_to_the_end(
+    store: MongoReservationStore,
+) -> None:
+    """The kept part is blocked up to its end, where the claim had no keys of its own (02:25
+    and 02:30 lie between the stride slots), and it keeps at least four slots."""
+    await store.claim(ROOM_A, "r1", window(0, minutes=120), pool="47")  # 02:00-04:15 UTC
+    await store.claim(ROOM_B, "r2", window(0, minutes=120), pool="47")
+
+    await store.release_slots("r1", ROOM_A, starting=T0 + timedelta(minutes=35), slot=POLICY.slot)
+    await store.release_slots("r2", ROOM_B, starting=T0 + timedelta(minutes=5), slot=POLICY.slot)
+
+    kept = [slot_time(doc["slot"]) async for doc in store.slots.find({"request_id": "r1"})]
+    assert max(kept) == T0 + timedelta(minutes=30)
+    assert not await store.claim(ROOM_A, "late", window(25, minutes=30))  # 02:25-03:10
+    assert await store.claim(ROOM_A, "next", window(35, minutes=30))  # from 02:35
+    assert not await store.claim(ROOM_B, "late", window(15, minutes=30))  # four slots kept
+    assert await store.claim(ROOM_B, "next", window(20, minutes=30))

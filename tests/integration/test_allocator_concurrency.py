@@ -23,7 +23,7 @@ from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
-from vcs_allocator.domain import AllocationPolicy, occupied_span, slot_starts, tie_order
+from vcs_allocator.domain import AllocationPolicy, claim_keys, occupied_span, tie_order
 from vcs_allocator.pool import load_pool_file
 from vcs_allocator.store import slot_id, slot_key
 from vcs_shared.broker import AmqpPublisher, Topology, connect
@@ -41,7 +41,7 @@ CRASHED = "an allocator that died"
 START = tomorrow_at(9, days=2)
 END = START + timedelta(hours=2)
 SLOTS_PER_BOOKING = len(
-    slot_starts(occupied_span(START, END, AllocationPolicy()), timedelta(minutes=5))
+    claim_keys(occupied_span(START, END, AllocationPolicy()), timedelta(minutes=5))
 )
 
 
@@ -275,7 +275,7 @@ async def insert_claim(
 ) -> set[str]:
     """What an allocator that died after inserting slots (and before deciding) leaves behind,
     each slot marked ``left_by`` (a field the allocator never writes)."""
-    slots = slot_starts(occupied_span(START, END, AllocationPolicy()), timedelta(minutes=5))
+    slots = claim_keys(occupied_span(START, END, AllocationPolicy()), timedelta(minutes=5))
     if half:
         slots = slots[: len(slots) // 2]
     ids = [slot_id(meeting_id, slot_key(slot)) for slot in slots]

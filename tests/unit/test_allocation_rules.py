@@ -17,9 +17,12 @@ from vcs_allocator.domain import (
     PoolEntry,
     Rejection,
     Room,
+    Span,
     check_office,
     check_window,
     choose_room,
+    claim_keys,
+    kept_keys,
     occupied_span,
     pools_for,
     probe_slots,
@@ -51,7 +54,7 @@ def at(hour: int, minute: int = 0, *, day: int = 26) -> datetime:
 
 def slots_of(start: datetime, end: datetime) -> set[datetime]:
     """The unique-index keys the store would insert for this window."""
-    return set(slot_starts(occupied_span(start, end, POLICY), POLICY.slot))
+    return set(claim_keys(occupied_span(start, end, POLICY), POLICY.slot))
 
 
 def collide(a: tuple[datetime, datetime], b: tuple[datetime, datetime]) -> bool:
@@ -175,13 +178,14 @@ def test_a_reservation_holds_its_window_and_the_buffer_after_it_on_the_grid() ->
     assert span.start == at(9).astimezone(UTC)
     assert span.end == at(11, 15).astimezone(UTC)  # 10:58 + 15 min, rounded up to the grid
     assert len(slot_starts(span, POLICY.slot)) == 27
+    assert len(claim_keys(span, POLICY.slot)) == 11  # first and last 3, every 4th between
 
 
 def test_a_window_spanning_midnight_is_valid_and_blocks_both_days() -> None:
     night = (at(23, 0), at(1, 0, day=27))
 
     assert check_window(*night, NOW, POLICY) is None
-    assert len(slots_of(*night)) == (2 * 60 + 15) // 5
+    assert len(slot_starts(occupied_span(*night, POLICY), POLICY.slot)) == (2 * 60 + 15) // 5
     assert collide(night, (at(0, 30, day=27), at(2, 0, day=27)))
     assert not collide(night, (at(1, 15, day=27), at(3, 0, day=27)))
     assert collide(night, (at(22, 0), at(22, 50)))
@@ -295,7 +299,7 @@ class SlotIndexModel:
     def request(self, request_id: str, start: datetime, end: datetime, stale: bool) -> None:
         if check_window(start, end, NOW, POLICY) is not None:
             return
-        wanted = slot_starts(occupied_span(start, end, POLICY), POLICY.slot)
+        wanted = claim_keys(occupied_span(start, end, POLICY), POLICY.slot)
         busy = set() if stale else {m for (m, s) in self.slots if s in set(wanted)}
         while True:
             choice = choose_room(self.rooms, busy, 100, SAKON_NAKHON)
@@ -381,9 +385,95 @@ def test_the_probe_slots_see_every_reservation_that_overlaps_a_span(
         at(6) + timedelta(minutes=other_start),
         at(6) + timedelta(minutes=other_start + other_minutes),
     )
-    probes = set(probe_slots(sorted(slots_of(*mine)), POLICY))
+    probes = set(probe_slots(occupied_span(*mine, POLICY), POLICY.slot))
 
     assert bool(probes & slots_of(*other)) == collide(mine, other)
+
+
+windows = st.tuples(
+    st.integers(min_value=0, max_value=900), st.integers(min_value=1, max_value=600)
+)
+
+
+def keys_of(window: tuple[int, int], buffer: int, slot: int = 5) -> set[datetime]:
+    """The keys a claim of ``window`` (start and length in minutes after 06:00) inserts under a
+    buffer of ``buffer`` minutes on a grid of ``slot`` minutes."""
+    policy = AllocationPolicy(buffer=timedelta(minutes=buffer), slot=timedelta(minutes=slot))
+    start = at(6) + timedelta(minutes=window[0])
+    return set(
+        claim_keys(occupied_span(start, start + timedelta(minutes=window[1]), policy), policy.slot)
+    )
+
+
+def spans_overlap(
+    a: tuple[int, int], b: tuple[int, int], buffers: tuple[int, int], slot: int = 5
+) -> bool:
+    spans = [
+        occupied_span(
+            at(6) + timedelta(minutes=w[0]),
+            at(6) + timedelta(minutes=w[0] + w[1]),
+            AllocationPolicy(buffer=timedelta(minutes=buffer), slot=timedelta(minutes=slot)),
+        )
+        for w, buffer in zip((a, b), buffers, strict=True)
+    ]
+    return spans[0].overlaps(spans[1])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    windows,
+    windows,
+    st.sampled_from([0, 5, 10, 15, 30]),
+    st.sampled_from([0, 5, 15, 60]),
+    st.sampled_from([1, 5, 15]),
+)
+def test_two_claims_share_a_key_exactly_when_their_spans_overlap_whatever_the_buffer_was(
+    a: tuple[int, int], b: tuple[int, int], buffer_a: int, buffer_b: int, slot: int
+) -> None:
+    """The unique index refuses a claim only on a shared key: the sparse keys must meet for
+    every overlap, also between claims written before and after the buffer setting changed,
+    and never for spans that merely touch."""
+    shared = keys_of(a, buffer_a, slot) & keys_of(b, buffer_b, slot)
+
+    assert bool(shared) == spans_overlap(a, b, (buffer_a, buffer_b), slot)
+
+
+@settings(max_examples=300, deadline=None)
+@given(windows, windows)
+def test_a_claim_of_every_slot_written_before_sparse_keys_meets_the_new_keys(
+    old: tuple[int, int], new: tuple[int, int]
+) -> None:
+    """Slots stored by earlier versions (one document per slot) still block new claims."""
+    start = at(6) + timedelta(minutes=old[0])
+    every_slot = set(
+        slot_starts(occupied_span(start, start + timedelta(minutes=old[1]), POLICY), POLICY.slot)
+    )
+
+    assert bool(every_slot & keys_of(new, 15)) == spans_overlap(old, new, (15, 15))
+
+
+@settings(max_examples=300, deadline=None)
+@given(windows, st.integers(min_value=0, max_value=700), windows)
+def test_the_part_a_cancelled_meeting_keeps_blocks_exactly_what_it_overlaps(
+    held: tuple[int, int], cancelled_after: int, other: tuple[int, int]
+) -> None:
+    """A cancellation under way keeps the slots before ``starting`` (at least four) and adds
+    the keys at the end of that part: a later claim is refused exactly where they overlap."""
+    start = at(6) + timedelta(minutes=held[0])
+    span = occupied_span(start, start + timedelta(minutes=held[1]), POLICY)
+    starting = released_from(start + timedelta(minutes=cancelled_after), POLICY)
+    keys: set[datetime] = set()
+    kept = None  # nothing: a meeting not begun gives back its whole span
+    if starting > span.start:
+        end, tail = kept_keys(span.start, starting, POLICY.slot)
+        claimed = set(claim_keys(span, POLICY.slot))
+        keys = {key for key in claimed | {t for t in tail if t < span.end} if key < end}
+        kept = Span(span.start, min(end, span.end))
+
+    other_span = occupied_span(
+        at(6) + timedelta(minutes=other[0]), at(6) + timedelta(minutes=other[0] + other[1]), POLICY
+    )
+    assert bool(keys & keys_of(other, 15)) == (kept is not None and kept.overlaps(other_span))
 
 
 # --- pool files ----------------------------------------------------------------

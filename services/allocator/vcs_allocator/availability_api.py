@@ -29,7 +29,6 @@ from vcs_allocator.domain import (
     pools_for,
     probe_slots,
     remaining_span,
-    slot_starts,
 )
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.auth import Principal
@@ -104,7 +103,7 @@ async def free_rooms(
     pools = pools_for(province_code, use_overflow=rules.use_overflow)
     rooms = await store.rooms(pools)
     span = remaining_span(starts_at, ends_at, now, rules.policy)
-    probes = probe_slots(slot_starts(span, rules.policy.slot), rules.policy)
+    probes = probe_slots(span, rules.policy.slot)
     busy = await store.busy_rooms(pools, probes)
     return availability(rooms, busy, participants, pools)
 

@@ -253,34 +253,82 @@ def _decided(request: RequestSubmitted, at: datetime) -> _DecidedFields:
     return {**request.subject(), "decided_at": at, "booking": booking}
 
 
+KEY_STRIDE = 4
+"""Every reservation holds at least this many slots, and a claim inserts the documents of only
+some of its slots (:func:`claim_keys`): its first and last ``KEY_STRIDE - 1`` and every slot on
+a grid of ``KEY_STRIDE`` slots between. A constant, not a setting: keys written under one value
+must still meet keys written under another, whatever the buffer is set to later."""
+
+
 def occupied_span(starts_at: datetime, ends_at: datetime, policy: AllocationPolicy) -> Span:
-    """The slots a reservation holds: its window and the buffer after it, rounded outwards."""
+    """The slots a reservation holds: its window and the buffer after it, rounded outwards, and
+    never fewer than :data:`KEY_STRIDE` slots (with the default 15-minute buffer on the 5-minute
+    grid every window already holds that many)."""
     start = _floor(starts_at.astimezone(UTC), policy.slot)
     end = _ceil((ends_at + policy.buffer).astimezone(UTC), policy.slot)
-    return Span(start, end)
+    return Span(start, max(end, start + KEY_STRIDE * policy.slot))
 
 
 def slot_starts(span: Span, slot: timedelta) -> list[datetime]:
-    """Every slot start in ``span``: the keys of the store's unique index."""
+    """Every slot start in ``span``."""
     count = (span.end - span.start) // slot
     return [span.start + i * slot for i in range(count)]
 
 
-def probe_slots(slots: Sequence[datetime], policy: AllocationPolicy) -> list[datetime]:
-    """Enough of a span's slots to see every reservation that overlaps the span.
+def claim_keys(span: Span, slot: timedelta) -> list[datetime]:
+    """The slots whose documents a claim of ``span`` inserts under the store's unique index.
 
-    Any reservation holds a run of at least ``buffer // slot + 1`` consecutive
-    slots. A run inside the span therefore contains one of the slots picked
-    every that many; a run reaching past the span contains its first or last
-    slot. Looking only there ships a fraction of the slot documents.
+    Two spans of at least :data:`KEY_STRIDE` slots that overlap always share one of these
+    keys, so the index refuses every overlap as before: an overlap of ``KEY_STRIDE`` slots or
+    more contains a slot of the stride grid, which both insert; a shorter one cannot hold
+    either span whole, so it is the end of one and the beginning of the other, which both
+    insert entirely (their last and first ``KEY_STRIDE - 1`` slots). A document per slot,
+    as claims wrote before, is a superset and meets these keys just the same.
+
+    This is about the store's cost, which is per document (0.3-0.4 ms each on the embedded
+    store): a two-hour meeting inserts 11 documents instead of 27.
     """
-    if not slots:
+    cells = slot_starts(span, slot)
+    edge = KEY_STRIDE - 1
+    last = len(cells) - edge
+    return [
+        cell
+        for index, cell in enumerate(cells)
+        if index < edge or index >= last or _on_stride(cell, slot)
+    ]
+
+
+def probe_slots(span: Span, slot: timedelta) -> list[datetime]:
+    """Enough of a span's slots to see every reservation that overlaps it: the slots of the
+    stride grid in it, its first and its last.
+
+    An overlap of :data:`KEY_STRIDE` slots or more holds a stride slot, which every
+    reservation inserts; a shorter one begins at the span's first slot or ends at its last,
+    and lies within the first or last slots of the other reservation, which it inserts all
+    of (:func:`claim_keys`). Looking only there ships a fraction of the slot documents.
+    """
+    cells = slot_starts(span, slot)
+    if not cells:
         return []
-    step = policy.buffer // policy.slot + 1
-    picked = list(slots[::step])
-    if picked[-1] != slots[-1]:
-        picked.append(slots[-1])
-    return picked
+    picked = [cell for cell in cells if _on_stride(cell, slot)]
+    return sorted({cells[0], *picked, cells[-1]})
+
+
+def kept_keys(
+    first: datetime, starting: datetime, slot: timedelta
+) -> tuple[datetime, list[datetime]]:
+    """What a reservation holding slots from ``first`` keeps when it gives back the slots from
+    ``starting`` on (a cancelled meeting under way): it keeps its slots up to ``starting`` and
+    at least :data:`KEY_STRIDE` of them, so the part it keeps is a reservation like any other;
+    returns the first slot it gives back and the keys its kept part must have at its end,
+    which the claim may not have inserted (they were in the middle of the whole span)."""
+    end = max(starting, first + KEY_STRIDE * slot)
+    kept = slot_starts(Span(first, end), slot)
+    return end, kept[-(KEY_STRIDE - 1) :]
+
+
+def _on_stride(cell: datetime, slot: timedelta) -> bool:
+    return ((cell - _EPOCH) // slot) % KEY_STRIDE == 0
 
 
 def released_from(cancelled_at: datetime, policy: AllocationPolicy) -> datetime:

@@ -33,11 +33,11 @@ from vcs_allocator.domain import (
     check_office,
     check_window,
     choose_room,
+    claim_keys,
     occupied_span,
     pools_for,
     probe_slots,
     released_from,
-    slot_starts,
 )
 from vcs_allocator.store import Occupancy, ReservationStore
 from vcs_allocator.zoom_passcodes import ZoomPasscodes
@@ -201,8 +201,8 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
     preferred = rooms if deps.zoom is None else await deps.zoom.preferred(rooms, event.starts_at)
     candidates = [r.meeting_id for r in rooms if r.capacity >= event.participants]
     span = occupied_span(event.starts_at, event.ends_at, deps.policy)
-    slots = slot_starts(span, deps.policy.slot)
-    probes = probe_slots(slots, deps.policy)
+    slots = claim_keys(span, deps.policy.slot)
+    probes = probe_slots(span, deps.policy.slot)
     occupancy = await deps.store.occupancy(candidates, probes, event.request_id)
     maybe_decided = occupancy.held or deps.zoom is not None
     if maybe_decided and await deps.store.decision(event.request_id) is not None:
@@ -306,7 +306,9 @@ async def release(envelope: Envelope[RequestCancelled], deps: AllocatorDeps) -> 
         log.info("release.nothing_held", outcome=decision.outcome.value)
         return
     starting = released_from(event.cancelled_at, deps.policy)
-    await deps.store.release_slots(event.request_id, starting=starting)
+    await deps.store.release_slots(
+        event.request_id, reservation.meeting_id, starting=starting, slot=deps.policy.slot
+    )
     released = RoomReleased(
         **event.subject(),
         meeting_id=reservation.meeting_id,

@@ -33,9 +33,9 @@ from vcs_allocator.domain import (
     Reservation,
     Room,
     check_reassign,
+    claim_keys,
     pools_for,
     remaining_span,
-    slot_starts,
 )
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.audit import Actor, AuditAction, AuditRecorded, Target
@@ -170,7 +170,7 @@ class Reassigner:
         span = remaining_span(
             reservation.starts_at, reservation.ends_at, checked.now, self.rules.policy
         )
-        slots = slot_starts(span, self.rules.policy.slot)
+        slots = claim_keys(span, self.rules.policy.slot)
         await self.store.unconfirm(reservation.meeting_id, request_id)
         if not await self.store.claim(room.meeting_id, request_id, slots, pool=room.pool):
             raise ReassignRefused(

@@ -53,6 +53,7 @@ from vcs_allocator.domain import (
     DecisionOutcome,
     Reservation,
     Room,
+    kept_keys,
 )
 from vcs_allocator.pool_store import PoolChange, PoolStore
 from vcs_shared.broker import EventPublisher
@@ -121,7 +122,9 @@ class ReservationStore(Protocol):
         self, decision: Decision, announcement: Announcement = SILENT
     ) -> Decision | None: ...
     async def release_claim(self, meeting_id: str, request_id: str) -> None: ...
-    async def release_slots(self, request_id: str, *, starting: datetime) -> int: ...
+    async def release_slots(
+        self, request_id: str, meeting_id: str, *, starting: datetime, slot: timedelta
+    ) -> int: ...
     async def mark_released(
         self, request_id: str, at: datetime, announcement: Announcement
     ) -> bool: ...
@@ -372,10 +375,35 @@ class MongoReservationStore:
             return await self.decision(decision.request_id)
         return None
 
-    async def release_slots(self, request_id: str, *, starting: datetime) -> int:
-        """Frees the request's slots from ``starting`` on (the ones before it stay held)."""
-        query = {"request_id": request_id, "slot": {"$gte": slot_key(starting)}}
-        result = await self.slots.delete_many(query)
+    async def release_slots(
+        self, request_id: str, meeting_id: str, *, starting: datetime, slot: timedelta
+    ) -> int:
+        """Frees the request's slots in its room from ``starting`` on; the ones before it stay
+        held, at least :data:`~vcs_allocator.domain.KEY_STRIDE` of them.
+
+        The part kept must be a reservation like any other, keyed at its end too (see
+        :func:`~vcs_allocator.domain.claim_keys`): those keys are inserted before anything is
+        deleted, so the kept part is never open to an overlapping claim. Nobody else can hold
+        them: they lie inside this request's span, which no other claim overlaps.
+        """
+        query: Document = {"request_id": request_id, "meeting_id": meeting_id}
+        fields = {"slot": 1, "pool_day": 1, "confirmed": 1, "_id": 0}
+        held = {doc["slot"]: doc async for doc in self.slots.find(query, fields)}
+        if not held:
+            return 0
+        first, last = slot_time(min(held)), slot_time(max(held))
+        if starting > first:
+            starting, tail = kept_keys(first, starting, slot)
+            model = held[min(held)]
+            await _insert_new(
+                self.slots,
+                [
+                    _kept_slot(meeting_id, request_id, key, model)
+                    for key in tail
+                    if key <= last and slot_key(key) not in held
+                ],
+            )
+        result = await self.slots.delete_many({**query, "slot": {"$gte": slot_key(starting)}})
         return result.deleted_count
 
     async def release_claim(self, meeting_id: str, request_id: str) -> None:
@@ -562,10 +590,29 @@ def slot_id(meeting_id: str, key: int) -> str:
 
 async def _insert_new(collection: AsyncCollection[Document], documents: list[Document]) -> None:
     """Inserts the documents not stored yet (unordered): a duplicate key is skipped."""
+    if not documents:
+        return
     try:
         await collection.insert_many(documents, ordered=False)
     except BulkWriteError as exc:
         raise_unless_duplicates(exc)
+
+
+def _kept_slot(meeting_id: str, request_id: str, slot: datetime, held: Document) -> Document:
+    """A key a partly released claim adds at the end of the part it keeps, like the slot
+    ``held`` it already holds there (confirmed or not, its pool's day key)."""
+    document: Document = {
+        "_id": slot_id(meeting_id, slot_key(slot)),
+        "meeting_id": meeting_id,
+        "slot": slot_key(slot),
+        "request_id": request_id,
+        "attempt": "kept",
+        "claimed_ms": epoch_ms(datetime.now(UTC)),
+        "confirmed": bool(held.get("confirmed", False)),
+    }
+    if "pool_day" in held:
+        document["pool_day"] = pool_day(str(held["pool_day"]).split("|")[0], slot)
+    return document
 
 
 def slot_key(moment: datetime) -> int:
