@@ -138,3 +138,29 @@ async def test_a_running_process_drops_what_it_recorded_itself(tmp_path: Path) -
     await journal.compact()
     await other.compact()
     assert await FileJournal(path).entries() == []
+
+
+async def test_outcomes_journaled_at_once_each_land_once_and_whole(tmp_path: Path) -> None:
+    """Concurrent writes share appends (a group commit); each writer returns with its own line
+    on disk, every line whole."""
+    path = tmp_path / "sent-mails.jsonl"
+    journal = FileJournal(path).open()
+    outcomes = [sent(f"r-{i}", MailKind.assigned) for i in range(30)]
+
+    await asyncio.gather(*(journal.write(s) for s in outcomes))
+
+    assert await FileJournal(path).entries() == outcomes
+    assert len(path.read_bytes().splitlines()) == len(outcomes)
+
+
+async def test_concurrent_writes_to_a_journal_that_cannot_be_written_are_logged_not_raised(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sent-mails.jsonl"
+    journal = FileJournal(path).open()
+    path.unlink()
+    path.mkdir()
+
+    await asyncio.gather(*(journal.write(sent(f"r-{i}", MailKind.assigned)) for i in range(5)))
+
+    assert all(journal.outcome(f"r-{i}", MailKind.assigned) is not None for i in range(5))

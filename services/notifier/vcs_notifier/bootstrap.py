@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 SERVICE = "notifier"
 JOURNAL_COMPACTION_SECONDS = 60.0
 """How often a notifier drops what it recorded from its journal of sent mails."""
+MAIL_IDLE_CHECK_SECONDS = 10.0
+"""How often the SMTP connections unused for their idle time are closed."""
 
 
 async def run(settings: NotifierSettings) -> None:
@@ -62,6 +64,7 @@ async def run(settings: NotifierSettings) -> None:
             password=password,
             start_tls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
+            keep=settings.prefetch,  # as many as the handlers can send at once
         )
         sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
         webhooks = MongoWebhookStore(clients.database, sealer, clients.publisher)
@@ -126,6 +129,12 @@ async def run(settings: NotifierSettings) -> None:
                     partial(
                         every, JOURNAL_COMPACTION_SECONDS, journal.compact, failed="journal.failed"
                     ),
+                    partial(
+                        every,
+                        MAIL_IDLE_CHECK_SECONDS,
+                        mailer.close_idle,
+                        failed="mail.close_failed",
+                    ),
                 ],
             ):
                 log.info("notifier.signal", signal=await wait_for_shutdown_signal())
@@ -133,6 +142,7 @@ async def run(settings: NotifierSettings) -> None:
             if api is not None:
                 await api.stop()
             await sender.aclose()
+            await mailer.aclose()
             if line is not None:
                 await line.aclose()
 

@@ -123,6 +123,10 @@ class FileJournal:
         self._lock_path = path.with_name(path.name + ".lock")
         self._pending: dict[tuple[str, MailKind], Sent] = {}
         self._confirmed: set[tuple[str, MailKind]] = set()
+        self._queued: list[tuple[bytes, asyncio.Future[None]]] = []
+        """Lines waiting for the next append, each with the future its writer awaits."""
+        self._appending = asyncio.Lock()
+        """Held while an append is under way."""
 
     def open(self) -> FileJournal:
         """Checks at start that the journal can be written (a folder it cannot make or a file
@@ -134,11 +138,38 @@ class FileJournal:
         return self
 
     async def write(self, sent: Sent) -> None:
+        """Appends in a group commit: the writer that finds no append under way appends every
+        line queued so far (one lock, one ``fsync``); those queued meanwhile wait for it and go
+        in the next append together. Each writer returns only once its own line is on disk."""
         self._pending[sent.key] = sent
+        appended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((_line(sent), appended))
         try:
-            await asyncio.to_thread(self._append, _line(sent))
+            async with self._appending:
+                if not appended.done():
+                    await self._append_queued(appended)
+            await appended
         except OSError:
             log.exception("journal.write_failed", path=str(self.path), request_id=sent.request_id)
+
+    async def _append_queued(self, own: asyncio.Future[None]) -> None:
+        """Appends every queued line in one write and tells each of their writers how it went
+        (an error too; ``own``, the caller's, only when it was not interrupted)."""
+        batch, self._queued = self._queued, []
+        try:
+            await asyncio.to_thread(self._append, b"".join(line for line, _ in batch))
+        except OSError as exc:
+            for _, waiter in batch:
+                waiter.set_exception(exc)
+            return
+        except BaseException as exc:  # this writer cancelled: the others cannot tell either
+            interrupted = OSError(f"the append was interrupted: {exc!r}")
+            for _, waiter in batch:
+                if waiter is not own:
+                    waiter.set_exception(interrupted)
+            raise
+        for _, waiter in batch:
+            waiter.set_result(None)
 
     def outcome(self, request_id: str, kind: MailKind) -> Sent | None:
         return self._pending.get((request_id, kind))
@@ -170,14 +201,14 @@ class FileJournal:
             self._pending.pop(key, None)
         await asyncio.to_thread(self._rewrite, done)
 
-    def _append(self, line: bytes) -> None:
+    def _append(self, lines: bytes) -> None:
         with self._locked():
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, FILE_MODE)
             try:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":  # a line cut short by a crash
-                    line = b"\n" + line
-                os.write(fd, line)
+                    lines = b"\n" + lines
+                os.write(fd, lines)
                 os.fsync(fd)
             finally:
                 os.close(fd)
