@@ -8,16 +8,16 @@ moment the broker routes it, with the request id as its CloudEvents subject.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ssl
+import json
 import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import httpx
+import h11
 
+from vcs_tools.bench.http1 import Connection
 from vcs_tools.bench.stack import FINAL_EVENTS, Stack
 from vcs_tools.bench.workload import Ask
 
@@ -71,32 +71,23 @@ class RunResult:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
 
 
-async def _submit(client: httpx.AsyncClient, ask: Ask) -> Submitted:
+async def _submit(connection: Connection, ask: Ask) -> Submitted:
     record = Submitted(sent_at=time.perf_counter())
+    headers = [
+        ("Authorization", f"Bearer {ask.token}"),
+        ("Idempotency-Key", ask.idempotency_key()),
+    ]
     try:
-        headers = {
-            "Authorization": f"Bearer {ask.token}",
-            "Idempotency-Key": ask.idempotency_key(),
-        }
-        response = await client.post("/v1/requests", json=ask.body(), headers=headers)
-        record.status_code = response.status_code
-        if response.status_code == 202:
-            record.request_id = response.json()["request_id"]
-    except httpx.HTTPError:
+        status, body = await connection.post(
+            "/v1/requests", json.dumps(ask.body()).encode(), headers
+        )
+        record.status_code = status
+        if status == 202:
+            record.request_id = json.loads(body)["request_id"]
+    except (OSError, TimeoutError, h11.ProtocolError):
         record.status_code = -1
     record.accepted_at = time.perf_counter()
     return record
-
-
-def _client(stack: Stack, connections: int, tls: ssl.SSLContext | None = None) -> httpx.AsyncClient:
-    """``tls``: a context shared by several clients (each one loading the CA bundle costs
-    milliseconds of CPU)."""
-    return httpx.AsyncClient(
-        base_url=stack.intake_url,
-        timeout=120,
-        verify=tls or True,
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-    )
 
 
 async def run_burst(
@@ -104,27 +95,25 @@ async def run_burst(
 ) -> RunResult:
     """Every ask submitted at once (at most ``concurrency`` in flight); until all are final.
 
-    ``concurrency`` senders, each with a client of its own holding one keep-alive
-    connection, take the asks in order. One shared client with ``concurrency`` connections
-    sends the same requests, but httpcore's pool looks at every connection (a system call
-    each) whenever a request starts or ends: that cost the load client more CPU than the
-    intake spent serving the burst, on the two cores the services share.
+    ``concurrency`` senders, each with a keep-alive connection of its own
+    (:mod:`vcs_tools.bench.http1`), take the asks in order. (A shared pool of
+    ``concurrency`` connections, as httpx keeps one, looked at every connection with a
+    system call whenever a request started or ended: it cost the load client more CPU than
+    the intake spent serving the burst, on the two cores the services share.)
     """
     submitted: list[Submitted] = [Submitted(sent_at=0.0) for _ in asks]
     work = iter(enumerate(asks))
-    tls = ssl.create_default_context()
-    async with contextlib.AsyncExitStack() as clients:
-        senders = [
-            await clients.enter_async_context(_client(stack, 1, tls))
-            for _ in range(min(concurrency, len(asks)))
-        ]
+    senders = [Connection(stack.intake_url) for _ in range(min(concurrency, len(asks)))]
 
-        async def send_with(client: httpx.AsyncClient) -> None:
-            for index, ask in work:
-                submitted[index] = await _submit(client, ask)
+    async def send_with(connection: Connection) -> None:
+        for index, ask in work:
+            submitted[index] = await _submit(connection, ask)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(send_with(client) for client in senders))
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(send_with(connection) for connection in senders))
+    finally:
+        await asyncio.gather(*(connection.close() for connection in senders))
     return await _settle(stack, submitted, started, stall_timeout)
 
 
@@ -134,17 +123,33 @@ async def run_steady(
     """Submits ``asks`` at ``rate`` per second on a fixed schedule (open loop), until all final.
 
     Open loop: a slow answer does not delay the next submit, so queueing in the
-    system shows up in the latencies instead of lowering the offered rate.
+    system shows up in the latencies instead of lowering the offered rate. Each submit
+    takes an idle connection, or opens one when none is idle.
     """
-    async with _client(stack, 200) as client:
-        started = time.perf_counter()
-        tasks = []
+    idle: list[Connection] = []
+    opened: list[Connection] = []
+
+    async def submit(ask: Ask) -> Submitted:
+        if not idle:
+            opened.append(Connection(stack.intake_url))
+            idle.append(opened[-1])
+        connection = idle.pop()
+        try:
+            return await _submit(connection, ask)
+        finally:
+            idle.append(connection)
+
+    started = time.perf_counter()
+    tasks = []
+    try:
         for i, ask in enumerate(asks):
             delay = started + i / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(_submit(client, ask)))
+            tasks.append(asyncio.create_task(submit(ask)))
         submitted = await asyncio.gather(*tasks)
+    finally:
+        await asyncio.gather(*(connection.close() for connection in opened))
     return await _settle(stack, submitted, started, stall_timeout)
 
 
