@@ -11,15 +11,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from tests.support.events import request_submitted
-from vcs_allocator.domain import AllocationPolicy, DecisionOutcome, PoolEntry
+from vcs_allocator.domain import (
+    AllocationPolicy,
+    DecisionOutcome,
+    PoolEntry,
+    best_fit_order,
+    claim_keys,
+    occupied_span,
+    probe_slots,
+)
 from vcs_allocator.handlers import HANDLERS, AllocatorDeps
 from vcs_allocator.store import MongoReservationStore
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import RoomAssigned
+from vcs_shared.events import RequestSubmitted, RoomAssigned
 from vcs_shared.store import Document, database_name
 
 pytestmark = pytest.mark.contract
@@ -184,3 +192,73 @@ async def test_rooms_read_before_consuming_are_the_rooms_an_allocation_would_rea
 
     assert [r.meeting_id for r in await warmed.rooms(["47", "48"])] == ["470000001", "480000001"]
     assert await cold.rooms(["47", "48"]) == []
+
+
+class SlotReads(monitoring.CommandListener):
+    """How many slot ids each ``find`` on ``slots`` asks for (the occupancy reads)."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "find" and event.command.get("find") == "slots":
+            self.ids.append(len(event.command["filter"]["_id"]["$in"]))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        return None
+
+
+async def test_an_allocation_reads_four_rooms_whole_and_more_only_while_none_is_free(
+    mongodb_url: str, namespace: str, credentials_keys: str
+) -> None:
+    """12 fitting rooms: the first read asks for 4 rooms at every probe slot and the other 8
+    at the first one; with those 4 taken, a second read asks for the next 4, and best fit's
+    choice is the first free room of its order."""
+    reads = SlotReads()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[reads]
+    )
+    try:
+        store = MongoReservationStore(client[database_name(namespace, "allocator")])
+        await store.ensure_indexes()
+        sealer = CredentialsSealer(credentials_keys)
+        entries = [
+            PoolEntry(f"4700000{i:02d}", 300, "47", "s3cretPass", f"https://z.example/j/{i}")
+            for i in range(12)
+        ]
+        await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+        policy = AllocationPolicy()
+        starts = NOW + timedelta(days=1)
+        first, second = (request_submitted(str(uuid.uuid4()), starts) for _ in range(2))
+        span = occupied_span(first.starts_at, first.ends_at, policy)
+        probes = len(probe_slots(span, policy.slot))
+        deps = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
+        await allocate_in(deps, first)  # every room free: one read
+        assigned = await store.decision(first.request_id)
+        assert assigned is not None
+        assert assigned.held_meeting_id is not None
+        held = assigned.held_meeting_id
+        rooms = await store.rooms(["47", "region-12"])
+        order = best_fit_order(rooms, ["47", "region-12"], second.request_id)
+        busy = {held, *[m for m in order if m != held][:4]}
+        for index, meeting_id in enumerate(sorted(busy - {held})):  # other allocators' claims
+            assert await store.claim(meeting_id, f"other-{index}", claim_keys(span, policy.slot))
+
+        fresh = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
+        await allocate_in(fresh, second)  # as another allocator process: its first 4 taken
+
+        assert reads.ids == [4 * probes + 8, 4 * probes + 8, 4 * probes]
+        decided = await store.decision(second.request_id)
+        assert decided is not None
+        assert decided.held_meeting_id == next(m for m in order if m not in busy)
+    finally:
+        await client.close()
+
+
+async def allocate_in(deps: AllocatorDeps, event: RequestSubmitted) -> None:
+    handler = HANDLERS.bind(deps).handler_for(event)
+    assert handler is not None
+    await handler(Envelope(str(uuid.uuid4()), event, NOW, "/dopa-vcs/intake", None))
