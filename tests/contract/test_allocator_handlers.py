@@ -11,9 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.support.events import request_submitted
+from tests.support.store_commands import CommandsTo
 from vcs_allocator.domain import (
     AllocationPolicy,
     DecisionOutcome,
@@ -145,21 +147,16 @@ async def test_concurrent_allocations_of_one_process_take_different_rooms_withou
     """A burst of one province's requests for one window, all handled at once in one process:
     each takes a room of its own, and none loses a claim at the unique index (they steer
     clear of the rooms the others are claiming)."""
-    store = MongoReservationStore(mongo[database_name(namespace, "allocator")])
-    await store.ensure_indexes()
-    sealer = CredentialsSealer(credentials_keys)
-    entries = [
-        PoolEntry(f"47000000{i}", 300, "47", "s3cretPass", f"https://z.example/j/{i}")
-        for i in range(8)
-    ]
-    await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+    store, sealer, meeting_ids = await with_rooms(
+        mongo[database_name(namespace, "allocator")], credentials_keys, 8
+    )
     await store.pools.warm()
     deps = AllocatorDeps(store=store, sealer=sealer, policy=AllocationPolicy(), clock=lambda: NOW)
     handler = HANDLERS.bind(deps).handler_for(request_submitted("x", NOW))
     assert handler is not None
     events = [
         request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1), participants=250)
-        for _ in entries
+        for _ in meeting_ids
     ]
     races_before = REGISTRY.get_sample_value("vcs_claim_races_lost_total") or 0.0
 
@@ -169,7 +166,7 @@ async def test_concurrent_allocations_of_one_process_take_different_rooms_withou
 
     decisions = [await store.decision(e.request_id) for e in events]
     rooms = {d.held_meeting_id for d in decisions if d is not None}
-    assert rooms == {entry.meeting_id for entry in entries}
+    assert rooms == set(meeting_ids)
     assert REGISTRY.get_sample_value("vcs_claim_races_lost_total") == races_before
 
 
@@ -194,48 +191,26 @@ async def test_rooms_read_before_consuming_are_the_rooms_an_allocation_would_rea
     assert await cold.rooms(["47", "48"]) == []
 
 
-class SlotReads(monitoring.CommandListener):
-    """How many slot ids each ``find`` on ``slots`` asks for (the occupancy reads)."""
-
-    def __init__(self) -> None:
-        self.ids: list[int] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == "slots":
-            self.ids.append(len(event.command["filter"]["_id"]["$in"]))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 async def test_an_allocation_reads_four_rooms_whole_and_more_only_while_none_is_free(
     mongodb_url: str, namespace: str, credentials_keys: str
 ) -> None:
     """12 fitting rooms: the first read asks for 4 rooms at every probe slot and the other 8
     at the first one; with those 4 taken, a second read asks for the next 4, and best fit's
     choice is the first free room of its order."""
-    reads = SlotReads()
+    reads = CommandsTo("find", "slots")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[reads]
     )
     try:
-        store = MongoReservationStore(client[database_name(namespace, "allocator")])
-        await store.ensure_indexes()
-        sealer = CredentialsSealer(credentials_keys)
-        entries = [
-            PoolEntry(f"4700000{i:02d}", 300, "47", "s3cretPass", f"https://z.example/j/{i}")
-            for i in range(12)
-        ]
-        await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+        db = client[database_name(namespace, "allocator")]
+        store, sealer, _ = await with_rooms(db, credentials_keys, 12)
         policy = AllocationPolicy()
         starts = NOW + timedelta(days=1)
         first, second = (request_submitted(str(uuid.uuid4()), starts) for _ in range(2))
         span = occupied_span(first.starts_at, first.ends_at, policy)
         probes = len(probe_slots(span, policy.slot))
         deps = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
+        reads.sent.clear()  # the set-up's reads (ensure_indexes) are not allocations
         await allocate_in(deps, first)  # every room free: one read
         assigned = await store.decision(first.request_id)
         assert assigned is not None
@@ -250,7 +225,8 @@ async def test_an_allocation_reads_four_rooms_whole_and_more_only_while_none_is_
         fresh = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
         await allocate_in(fresh, second)  # as another allocator process: its first 4 taken
 
-        assert reads.ids == [4 * probes + 8, 4 * probes + 8, 4 * probes]
+        ids = [len(find["filter"]["_id"]["$in"]) for find in reads.sent]
+        assert ids == [4 * probes + 8, 4 * probes + 8, 4 * probes]
         decided = await store.decision(second.request_id)
         assert decided is not None
         assert decided.held_meeting_id == next(m for m in order if m not in busy)
@@ -262,3 +238,18 @@ async def allocate_in(deps: AllocatorDeps, event: RequestSubmitted) -> None:
     handler = HANDLERS.bind(deps).handler_for(event)
     assert handler is not None
     await handler(Envelope(str(uuid.uuid4()), event, NOW, "/dopa-vcs/intake", None))
+
+
+async def with_rooms(
+    db: AsyncDatabase[Document], credentials_keys: str, count: int
+) -> tuple[MongoReservationStore, CredentialsSealer, list[str]]:
+    """An allocator store whose pool 47 holds ``count`` 300-seat rooms, and their Meeting IDs."""
+    store = MongoReservationStore(db)
+    await store.ensure_indexes()
+    sealer = CredentialsSealer(credentials_keys)
+    entries = [
+        PoolEntry(f"4700000{i:02d}", 300, "47", "s3cretPass", f"https://z.example/j/{i}")
+        for i in range(count)
+    ]
+    await store.replace_rooms([entry.sealed(sealer) for entry in entries])
+    return store, sealer, [entry.meeting_id for entry in entries]

@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
+from tests.support.store_commands import CommandsTo
 from vcs_allocator.domain import Room
 from vcs_allocator.pool_store import (
     DIRECTORY_MAX_AGE,
@@ -172,7 +173,7 @@ async def test_allocations_that_find_the_directory_too_old_at_once_share_one_rea
 ) -> None:
     """A burst's allocations all find the directory too old at the same moment; one read
     serves them all."""
-    reads = DirectoryReads()
+    reads = CommandsTo("find", "pool_directory")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[reads]
     )
@@ -193,20 +194,3 @@ async def test_allocations_that_find_the_directory_too_old_at_once_share_one_rea
     finally:
         await client.drop_database(database_name(namespace, "allocator"))
         await client.close()
-
-
-class DirectoryReads(monitoring.CommandListener):
-    """Counts the ``find`` commands sent to the pool directory."""
-
-    def __init__(self) -> None:
-        self.commands = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == "pool_directory":
-            self.commands += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None

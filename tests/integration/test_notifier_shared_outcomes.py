@@ -15,9 +15,10 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from tests.support.events import CONTACT, request_submitted
+from tests.support.store_commands import CommandsTo
 from vcs_notifier.domain import Delivery, MailKind, MailOutcome
 from vcs_notifier.store import MongoDeliveryStore
 from vcs_shared.events import CredentialsDelivered
@@ -30,24 +31,6 @@ DELIVERIES = 30
 RECORDED_BEFORE = "r-5"  # not the first: it shares its batch with others
 
 
-class Commands(monitoring.CommandListener):
-    """The commands of one name (``insert``, ``update``) sent to ``deliveries``."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.commands = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == self.name and event.command.get(self.name) == "deliveries":
-            self.commands += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        return None
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        return None
-
-
 def delivered(delivery: Delivery, at: datetime) -> Announcement:
     event = CredentialsDelivered(**delivery.subject(), channel="email", delivered_at=at)
     return announce(event, correlation_id=delivery.request_id)
@@ -56,7 +39,7 @@ def delivered(delivery: Delivery, at: datetime) -> Announcement:
 async def test_contacts_and_outcomes_written_at_once_share_writes_each_once(
     mongodb_url: str, namespace: str
 ) -> None:
-    inserts, updates = Commands("insert"), Commands("update")
+    inserts, updates = CommandsTo("insert", "deliveries"), CommandsTo("update", "deliveries")
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         mongodb_url, tz_aware=True, event_listeners=[inserts, updates]
     )
@@ -70,7 +53,7 @@ async def test_contacts_and_outcomes_written_at_once_share_writes_each_once(
             for n in range(DELIVERIES)
         ]
         await store.remember(deliveries[0])
-        inserts.commands = 0
+        inserts.sent.clear()
         await asyncio.gather(*(store.remember(d) for d in [*deliveries, deliveries[0]]))
         assert inserts.commands < DELIVERIES
         assert sorted([d["_id"] async for d in db["deliveries"].find({}, {"_id": 1})]) == sorted(
@@ -79,7 +62,7 @@ async def test_contacts_and_outcomes_written_at_once_share_writes_each_once(
         outcome = MailOutcome(MailKind.assigned, "delivered", at=now)
         before = next(d for d in deliveries if d.request_id == RECORDED_BEFORE)
         assert await store.record_outcome(RECORDED_BEFORE, outcome, delivered(before, now))
-        updates.commands = 0
+        updates.sent.clear()
 
         # each handler saw no outcome on its delivery (one of them wrongly: recorded meanwhile)
         written = await asyncio.gather(
