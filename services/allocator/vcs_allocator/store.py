@@ -300,20 +300,13 @@ class MongoReservationStore:
         pending = [slot for slot in wanted if slot not in adopted]
         inserted: list[str] = []
         while pending:
-            ids = [slot_id(meeting_id, slot_key(slot)) for slot in pending]
-            docs: list[Document] = [
-                {
-                    "_id": sid,
-                    "meeting_id": meeting_id,
-                    "slot": slot_key(slot),
-                    "request_id": request_id,
-                    "attempt": attempt,
-                    "claimed_ms": now,
-                    "confirmed": False,
-                    **({} if pool is None else {"pool_day": pool_day(pool, slot)}),
-                }
-                for sid, slot in zip(ids, pending, strict=True)
+            docs = [
+                slot_document(
+                    meeting_id, request_id, slot, attempt=attempt, claimed_ms=now, pool=pool
+                )
+                for slot in pending
             ]
+            ids: list[str] = [doc["_id"] for doc in docs]
             try:
                 await self.slots.insert_many(docs, ordered=True)
             except BulkWriteError as exc:
@@ -409,11 +402,21 @@ class MongoReservationStore:
         first, last = slot_time(min(held)), slot_time(max(held))
         if starting > first:
             starting, tail = kept_keys(first, starting, slot)
-            model = held[min(held)]
+            model = held[min(held)]  # the kept keys are held like the claim's first slot
+            pool = str(model["pool_day"]).split("|")[0] if "pool_day" in model else None
+            now = epoch_ms(datetime.now(UTC))
             await _insert_new(
                 self.slots,
                 [
-                    _kept_slot(meeting_id, request_id, key, model)
+                    slot_document(
+                        meeting_id,
+                        request_id,
+                        key,
+                        attempt="kept",
+                        claimed_ms=now,
+                        confirmed=bool(model.get("confirmed", False)),
+                        pool=pool,
+                    )
                     for key in tail
                     if key <= last and slot_key(key) not in held
                 ],
@@ -613,20 +616,29 @@ async def _insert_new(collection: AsyncCollection[Document], documents: list[Doc
         raise_unless_duplicates(exc)
 
 
-def _kept_slot(meeting_id: str, request_id: str, slot: datetime, held: Document) -> Document:
-    """A key a partly released claim adds at the end of the part it keeps, like the slot
-    ``held`` it already holds there (confirmed or not, its pool's day key)."""
+def slot_document(
+    meeting_id: str,
+    request_id: str,
+    slot: datetime,
+    *,
+    attempt: str,
+    claimed_ms: int,
+    confirmed: bool = False,
+    pool: str | None = None,
+) -> Document:
+    """The document of one slot key a claim holds: with ``pool`` (the room's), also its
+    :func:`pool_day` key, which :meth:`MongoReservationStore.busy_rooms` finds."""
     document: Document = {
         "_id": slot_id(meeting_id, slot_key(slot)),
         "meeting_id": meeting_id,
         "slot": slot_key(slot),
         "request_id": request_id,
-        "attempt": "kept",
-        "claimed_ms": epoch_ms(datetime.now(UTC)),
-        "confirmed": bool(held.get("confirmed", False)),
+        "attempt": attempt,
+        "claimed_ms": claimed_ms,
+        "confirmed": confirmed,
     }
-    if "pool_day" in held:
-        document["pool_day"] = pool_day(str(held["pool_day"]).split("|")[0], slot)
+    if pool is not None:
+        document["pool_day"] = pool_day(pool, slot)
     return document
 
 
