@@ -378,7 +378,11 @@ def tie_order(request_id: str | None, meeting_id: str) -> str:
 
 
 def best_fit_order(
-    rooms: Iterable[Room], pool_order: Sequence[str], request_id: str, *, last: Collection[str] = ()
+    rooms: Iterable[Room],
+    pool_order: Sequence[str],
+    request_id: str | None,
+    *,
+    last: Collection[str] = (),
 ) -> list[str]:
     """The Meeting IDs of the active ``rooms`` of the pools in ``pool_order``, in the order
     :func:`choose_room` prefers them when free (own pool before overflow, the smallest
@@ -434,13 +438,9 @@ def choose_room(
     for room in sorted(free, key=lambda r: (pool_order.index(r.pool), r.capacity, r.meeting_id)):
         if room.meeting_id in held:
             return room
-    for pool in pool_order:
-        fitting = sorted(
-            (r for r in free if r.pool == pool),
-            key=lambda r: (r.capacity, tie_order(request_id, r.meeting_id)),
-        )
-        if fitting:
-            return fitting[0]
+    ranked = best_fit_order(free, pool_order, request_id)
+    if ranked:
+        return next(room for room in free if room.meeting_id == ranked[0])
     return reject(
         RejectionReason.no_room_free,
         "ไม่มีห้องประชุมว่างในช่วงเวลาที่ขอ",
