@@ -132,8 +132,14 @@ class StreamReader:
                 await self._channel.close()
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
+        if self.ended:
+            # Closing: an ack sent now can reach the broker after the channel's close, and
+            # RabbitMQ answers a method on a closed channel by closing the whole connection
+            # (504 "expected 'channel.open'"), which ended every other reader of the desk
+            # and failed the next subscription. The close drops the delivery anyway.
+            return
         offset = (message.headers or {}).get(OFFSET_HEADER)
-        if not isinstance(offset, int) or offset <= self._queued_up_to or self.ended:
+        if not isinstance(offset, int) or offset <= self._queued_up_to:
             # Before the asked position (the chunk's start), already queued, or not a stream's.
             with contextlib.suppress(Exception):
                 await message.ack()
