@@ -3,7 +3,8 @@ aiosmtpd sink): one connection for mails sent one after another; a kept connecti
 closed meanwhile (dropped while idle, answered ``421`` or cut at ``MAIL FROM``, or the relay
 restarted) is replaced and the mail arrives exactly once; a connection lost after the relay
 took the mail is a temporary failure as before, not a second copy; idle connections are
-closed with ``QUIT`` after their idle time, beyond the number kept, and at shutdown."""
+closed with ``QUIT`` after their idle time, beyond the number kept, and at shutdown; no more
+mails go at once than the mailer's sessions."""
 
 from __future__ import annotations
 
@@ -214,3 +215,14 @@ async def test_connections_beyond_those_kept_are_closed_after_their_mail(
     assert server.relay.quits == 2
     assert sorted(subjects(server.relay.messages)) == ["mail 1", "mail 2", "mail 3"]
     assert server.relay.peers[2] in server.relay.peers[:2]
+
+
+async def test_no_more_mails_go_at_once_than_its_sessions(server: RelayServer) -> None:
+    """Eight mails handed over at once go on two connections, one mail after another on each
+    (the relay sees no more than the mailer's ``sessions`` from this client), none lost."""
+    mailer = SmtpMailer(host="127.0.0.1", port=server.port, keep=2, sessions=2)
+    await asyncio.gather(*(mailer.send(mail(n)) for n in range(8)))
+    await mailer.aclose()
+
+    assert sorted(subjects(server.relay.messages)) == [f"mail {n}" for n in range(8)]
+    assert len(set(server.relay.peers)) == 2

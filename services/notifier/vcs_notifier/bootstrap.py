@@ -64,7 +64,8 @@ async def run(settings: NotifierSettings) -> None:
             password=password,
             start_tls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
-            keep=settings.prefetch,  # as many as the handlers can send at once
+            keep=settings.smtp_sessions,  # as many as can be sending at once
+            sessions=settings.smtp_sessions,
         )
         sealer = CredentialsSealer(settings.credentials_keys.get_secret_value())
         webhooks = MongoWebhookStore(clients.database, sealer, clients.publisher)

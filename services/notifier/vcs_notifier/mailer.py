@@ -12,12 +12,20 @@ chaos soak found exactly that with a 10-second timeout and a relay that froze fo
 few seconds). Not RFC 5321's 10 minutes (4.5.3.2): the send claim's lease must
 outlast a send, and a lease that long would keep a crashed notifier's mail waiting.
 
-Connections are kept between mails (up to the handlers' concurrency, each closed after
-:data:`IDLE_SECONDS` unused): connecting, the greeting, ``EHLO`` and ``QUIT`` for every mail
-cost the notifier and the relay more than the mail's own transaction. A kept connection the
-relay has closed meanwhile (its idle timeout, a restart) is noticed at the latest when
-``MAIL FROM`` finds it gone; the relay cannot have taken the mail then, so it goes on a fresh
-connection. A failure after the relay accepted ``MAIL FROM`` is what it always was.
+Connections are kept between mails (each closed after :data:`IDLE_SECONDS` unused):
+connecting, the greeting, ``EHLO`` and ``QUIT`` for every mail cost the notifier and the relay
+more than the mail's own transaction. A kept connection the relay has closed meanwhile (its
+idle timeout, a restart) is noticed at the latest when ``MAIL FROM`` finds it gone; the relay
+cannot have taken the mail then, so it goes on a fresh connection. A failure after the relay
+accepted ``MAIL FROM`` is what it always was.
+
+At most ``sessions`` mails are under way at once (``VCS_SMTP_SESSIONS``, 16), whatever the
+handlers' concurrency (``VCS_PREFETCH``, 64): relays limit the connections of one client
+(Exchange's ``MaxInboundConnectionPerSource``, Postfix's
+``smtpd_client_connection_count_limit``), and what the handlers mostly wait for is the store
+and the journal, not the relay. A mail waiting its turn holds its send claim meanwhile: a few
+mails' time while the relay answers; with a frozen relay, sends outlasted the claim's lease
+before this limit too (each reply is awaited up to a minute).
 """
 
 from __future__ import annotations
@@ -79,7 +87,8 @@ class _Connection(aiosmtplib.SMTP):
 
 class SmtpMailer:
     """Sends one message to the relay; raises :class:`PermanentFailure` or
-    :class:`TemporaryFailure`. Keeps up to ``keep`` connections unused for the next mails;
+    :class:`TemporaryFailure`. At most ``sessions`` mails at once (the others wait their
+    turn); keeps up to ``keep`` connections unused for the next mails;
     :meth:`close_idle` closes those unused for ``idle`` seconds, :meth:`aclose` all."""
 
     def __init__(
@@ -92,6 +101,7 @@ class SmtpMailer:
         start_tls: bool = False,
         timeout: float = 10.0,
         keep: int = 16,
+        sessions: int = 16,
         idle: float = IDLE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -104,6 +114,7 @@ class SmtpMailer:
             "timeout": timeout,  # connecting, the greeting, TLS and login
         }
         self._keep = keep
+        self._sessions = asyncio.Semaphore(sessions)
         self._idle_seconds = idle
         self._clock = clock
         self._idle: list[tuple[float, _Connection]] = []  # (unused since, connection), oldest first
@@ -130,21 +141,22 @@ class SmtpMailer:
 
     async def _send(self, message: Message) -> None:
         """On a kept connection if one is still open, else (or when the relay turns out to have
-        closed it before the mail began) on a new one."""
-        kept = self._kept()
-        if kept is not None:
-            try:
-                await self._transaction(kept, message)
-            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
-                gone = isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == CLOSING
-                if kept.mail_accepted or not gone:
-                    raise
-                log.info("mail.reconnecting", reason=repr(exc))
-            else:
-                return
-        connection = _Connection(**self._connect)
-        await connection.connect()
-        await self._transaction(connection, message)
+        closed it before the mail began) on a new one; once one of the ``sessions`` is free."""
+        async with self._sessions:
+            kept = self._kept()
+            if kept is not None:
+                try:
+                    await self._transaction(kept, message)
+                except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPSenderRefused) as exc:
+                    gone = isinstance(exc, aiosmtplib.SMTPServerDisconnected) or exc.code == CLOSING
+                    if kept.mail_accepted or not gone:
+                        raise
+                    log.info("mail.reconnecting", reason=repr(exc))
+                else:
+                    return
+            connection = _Connection(**self._connect)
+            await connection.connect()
+            await self._transaction(connection, message)
 
     def _kept(self) -> _Connection | None:
         """The connection used last that the relay has not closed, if any."""
