@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -232,6 +233,180 @@ async def test_an_allocation_reads_four_rooms_whole_and_more_only_while_none_is_
         assert decided.held_meeting_id == next(m for m in order if m not in busy)
     finally:
         await client.close()
+
+
+async def test_a_read_beyond_the_first_four_rooms_takes_rooms_the_glance_saw_free_first(
+    mongodb_url: str, namespace: str, credentials_keys: str
+) -> None:
+    """12 fitting rooms, the first 8 of this request's order held by another allocator
+    process: the first read sees 4 of them whole and the other 4 at a glance, so the second
+    read takes the 4 rooms nobody holds instead of those (one read more, not two)."""
+    reads = CommandsTo("find", "slots")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[reads]
+    )
+    try:
+        store, sealer, _ = await with_rooms(
+            client[database_name(namespace, "allocator")], credentials_keys, 12
+        )
+        policy = AllocationPolicy()
+        event = request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1))
+        span = occupied_span(event.starts_at, event.ends_at, policy)
+        probes = len(probe_slots(span, policy.slot))
+        order = best_fit_order(await store.rooms(["47"]), ["47"], event.request_id)
+        for index, meeting_id in enumerate(order[:8]):  # another process's claims
+            assert await store.claim(meeting_id, f"other-{index}", claim_keys(span, policy.slot))
+        deps = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
+        reads.sent.clear()
+
+        await allocate_in(deps, event)
+
+        assert [len(find["filter"]["_id"]["$in"]) for find in reads.sent] == [
+            4 * probes + 8,
+            4 * probes,
+        ]
+        decided = await store.decision(event.request_id)
+        assert decided is not None
+        assert decided.held_meeting_id == order[8]
+    finally:
+        await client.close()
+
+
+class RivalClaimsFirst(MongoReservationStore):
+    """The store as an allocation sees it when another allocator process claims the room it
+    chose between its read and its claim: ``rival`` runs, once, just before the first claim
+    of any other request, and ``after_lost`` just after that claim fails."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        rival: Callable[[str, Sequence[datetime], str | None], Awaitable[None]],
+        after_lost: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        super().__init__(db)
+        self.rival: Callable[[str, Sequence[datetime], str | None], Awaitable[None]] | None = rival
+        self.after_lost = after_lost
+        self.rival_request: str | None = None
+
+    async def claim(
+        self,
+        meeting_id: str,
+        request_id: str,
+        slots: Sequence[datetime],
+        *,
+        adopt: bool = False,
+        pool: str | None = None,
+    ) -> bool:
+        rival, self.rival = self.rival, None
+        if rival is not None:
+            await rival(meeting_id, slots, pool)
+        claimed = await super().claim(meeting_id, request_id, slots, adopt=adopt, pool=pool)
+        if rival is not None and not claimed and self.after_lost is not None:
+            await self.after_lost(meeting_id)
+        return claimed
+
+
+async def test_a_lost_race_claims_the_next_free_room_read_without_reading_again(
+    mongodb_url: str, namespace: str, credentials_keys: str
+) -> None:
+    """Another process claims the chosen room just before this allocation does: the claim is
+    refused, and the allocation claims the next free room of its first read, asking nobody
+    who holds the slot and reading nothing again (one insert more, no read more)."""
+    reads, inserts = CommandsTo("find", "slots"), CommandsTo("insert", "slots")
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        mongodb_url, tz_aware=True, event_listeners=[reads, inserts]
+    )
+    try:
+        db = client[database_name(namespace, "allocator")]
+        _, sealer, _ = await with_rooms(db, credentials_keys, 8)
+        rival_rooms: list[str] = []
+
+        async def rival(meeting_id: str, slots: Sequence[datetime], pool: str | None) -> None:
+            assert await MongoReservationStore(db).claim(meeting_id, "rival", slots, pool=pool)
+            rival_rooms.append(meeting_id)
+
+        store = RivalClaimsFirst(db, rival)
+        deps = AllocatorDeps(
+            store=store, sealer=sealer, policy=AllocationPolicy(), clock=lambda: NOW
+        )
+        event = request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1))
+        order = best_fit_order(await store.rooms(["47"]), ["47"], event.request_id)
+        reads.sent.clear()
+        inserts.sent.clear()
+
+        await allocate_in(deps, event)
+
+        assert rival_rooms == order[:1]
+        assert len(reads.sent) == 1  # the first read only
+        assert len(inserts.sent) == 3  # the rival's claim, the refused one, the next room's
+        decided = await store.decision(event.request_id)
+        assert decided is not None
+        assert decided.held_meeting_id == order[1]
+        holders = {(d["meeting_id"], d["request_id"]) async for d in store.slots.find({})}
+        assert holders == {(order[0], "rival"), (order[1], event.request_id)}
+    finally:
+        await client.close()
+
+
+async def test_a_room_lost_to_a_claim_that_did_not_last_is_read_again_before_refusing(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """One room; a rival claims it just before this allocation and rolls back just after
+    refusing it: with nothing else to claim, the room is read again and claimed, not the
+    request refused."""
+    db = mongo[database_name(namespace, "allocator")]
+    _, sealer, [room] = await with_rooms(db, credentials_keys, 1)
+    rival_store = MongoReservationStore(db)
+
+    async def rival(meeting_id: str, slots: Sequence[datetime], pool: str | None) -> None:
+        assert await rival_store.claim(meeting_id, "rival", slots, pool=pool)
+
+    async def rolled_back(meeting_id: str) -> None:
+        await rival_store.release_claim(meeting_id, "rival")
+
+    store = RivalClaimsFirst(db, rival, rolled_back)
+    deps = AllocatorDeps(store=store, sealer=sealer, policy=AllocationPolicy(), clock=lambda: NOW)
+    event = request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1))
+    races_before = REGISTRY.get_sample_value("vcs_claim_races_lost_total") or 0.0
+
+    await allocate_in(deps, event)
+
+    assert REGISTRY.get_sample_value("vcs_claim_races_lost_total") == races_before + 1
+    decided = await store.decision(event.request_id)
+    assert decided is not None
+    assert decided.held_meeting_id == room
+
+
+async def test_duplicate_deliveries_in_two_processes_keep_one_room_and_leave_no_slots_behind(
+    mongo: AsyncMongoClient[Document], namespace: str, credentials_keys: str
+) -> None:
+    """The same request delivered to two allocator processes at once: the copy in the other
+    process claims the room this one chose and decides first, this one's claim is refused,
+    it claims another room, loses the decision and gives that room back. One reservation,
+    the request's slots in that room only."""
+    db = mongo[database_name(namespace, "allocator")]
+    _, sealer, _ = await with_rooms(db, credentials_keys, 4)
+    event = request_submitted(str(uuid.uuid4()), NOW + timedelta(days=1))
+    policy = AllocationPolicy()
+    other = AllocatorDeps(
+        store=MongoReservationStore(db), sealer=sealer, policy=policy, clock=lambda: NOW
+    )
+
+    async def copy_first(meeting_id: str, slots: Sequence[datetime], pool: str | None) -> None:
+        await allocate_in(other, event)  # reads the same rooms, chooses the same one
+
+    store = RivalClaimsFirst(db, copy_first)
+    deps = AllocatorDeps(store=store, sealer=sealer, policy=policy, clock=lambda: NOW)
+
+    await allocate_in(deps, event)
+
+    decided = await store.decision(event.request_id)
+    assert decided is not None
+    kept = decided.held_meeting_id
+    assert kept == best_fit_order(await store.rooms(["47"]), ["47"], event.request_id)[0]
+    held = {(d["meeting_id"], d["request_id"]) async for d in store.slots.find({})}
+    assert held == {(kept, event.request_id)}
+    assert await store.decisions.count_documents({}) == 1
 
 
 async def allocate_in(deps: AllocatorDeps, event: RequestSubmitted) -> None:

@@ -155,8 +155,8 @@ def pre_upgrade(meeting_id: str, request_id: str, slots: list[datetime]) -> list
 async def test_a_claim_meeting_a_slot_written_before_slot_ids_fails_and_leaves_nothing(
     store: MongoReservationStore,
 ) -> None:
-    """The unique (meeting_id, slot) index refuses it; the lost-race lookup, missing it by
-    _id, finds it by those fields instead of retrying the slot for ever."""
+    """The unique (meeting_id, slot) index refuses it (a slot id it does not have), and the
+    claim gives back the slots it inserted before meeting it."""
     await store.slots.insert_many(pre_upgrade(ROOM_A, "old", window(60)))
 
     assert not await store.claim(ROOM_A, "r2", window(0))
@@ -246,13 +246,16 @@ async def test_a_duplicate_delivery_claiming_alongside_does_not_undo_the_other(
     store: MongoReservationStore,
 ) -> None:
     """Without ``adopt`` (it read before the other inserted), a claim meeting its own
-    request's slots takes them over instead of failing."""
+    request's slots is refused like any other (the handler claims another room, and the
+    request's decision settles which one it keeps), and leaves the other's slots as they
+    were: it deletes only what its own attempt inserted."""
     slots = window(0)
-    await store.claim(ROOM_A, "r1", slots[:3])
+    await store.claim(ROOM_A, "r1", slots[3:5])
+    before = [doc async for doc in store.slots.find({}, sort=[("slot", 1)])]
 
-    assert await store.claim(ROOM_A, "r1", slots)
+    assert not await store.claim(ROOM_A, "r1", slots)
 
-    assert len(await holders(store, ROOM_A)) == len(slots)
+    assert [doc async for doc in store.slots.find({}, sort=[("slot", 1)])] == before
 
 
 async def test_the_sweeper_frees_undecided_claims_after_the_lease_and_confirms_decided_ones(

@@ -4,9 +4,10 @@ they do not race each other for one room nor look at rooms they know are taken.
 An allocation reads the slots of its candidate rooms, chooses, then claims. In a burst the
 store queues the commands of every allocation under way (16 per process by default), so
 many read before any of them claimed, and two that chose the same room race at the slots'
-unique index: the loser reads the holder, undoes its inserts, reads the slots again and
-claims again (a lost race, four store commands more). The bench's 100-request burst lost
-18-22 races with one allocator, every one of them between allocations of that one process.
+unique index: the loser claims another room (a lost race, a refused insert more; four
+store commands more when this was written, when the loser also read the holder and the
+slots again). The bench's 100-request burst lost 18-22 races with one allocator, every one
+of them between allocations of that one process.
 
 Each allocation notes here the room it is about to claim and for which slots, and the
 others of the process treat that room as taken for overlapping windows while the note

@@ -191,12 +191,17 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
     of that order is best fit's choice, so there is no need to read the rest. With Zoom
     passcodes on, the hosts' allowance orders the rooms instead, and all are read at once.
 
-    After a lost race the slots are read again rather than the lost room merely
-    struck off: the read shows every room rivals took meanwhile (one lost race,
-    not one per room), and a rival that rolled back leaves its room free again,
-    so no request is refused because of a claim that did not last. Each lost
-    race means a room became busy, so the loop ends; a pathological churn
-    makes the message retry later instead of looping on.
+    A lost race strikes the room off and claims the next free room of what was read, reading
+    more only when none is left: with one allocator process lost races are rare (its own
+    allocations steer clear of each other), with several they are races between processes
+    for a room of a province whose other rooms are mostly still free, and reading the
+    rooms again after each (as claims did until 6 Dec) cost one store command per lost
+    race, as did asking who held the slot. Before refusing, the rooms struck off are read
+    again: a rival that rolled back leaves its room free, so no request is refused because
+    of a claim that did not last. A duplicate delivery of the request that claimed the room
+    first is struck off like any rival: one of the two records its decision, the other gives
+    its room back (:func:`_give_back`). Each round strikes a room off or reads; a
+    pathological churn makes the message retry later instead of looping on.
     """
     rejection = check_office(event.district_code, event.province_code) or check_window(
         event.starts_at, event.ends_at, deps.clock(), deps.policy
@@ -226,8 +231,13 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
     for _ in range(len(rooms) + CLAIM_ROUNDS):
         taken = noting.taken(slots, fitting_ids)  # other allocations noted more meanwhile
         choice = candidates.choose(event, pools, rooms, preferred, taken)
-        while candidates.more and (isinstance(choice, Rejection) or choice.meeting_id in taken):
-            occupancy = await candidates.read_more(deps.store)
+        while isinstance(choice, Rejection) or choice.meeting_id in taken:
+            if candidates.more:
+                occupancy = await candidates.read_more(deps.store)
+            elif candidates.struck and isinstance(choice, Rejection):
+                occupancy = await candidates.read_again(deps.store)
+            else:
+                break
             taken = noting.taken(slots, fitting_ids)
             choice = candidates.choose(event, pools, rooms, preferred, taken)
         if isinstance(choice, Rejection):
@@ -241,7 +251,7 @@ async def _decide(event: RequestSubmitted, deps: AllocatorDeps, noting: Noting) 
         if claimed:
             return Settled(choice, occupancy.held - {choice.meeting_id}, claimed_at)
         CLAIM_RACES_LOST.inc()
-        occupancy = await candidates.read_again(deps.store)
+        occupancy = candidates.strike(choice.meeting_id)
     raise RetryLater("rooms kept changing hands while claiming")
 
 
@@ -252,8 +262,10 @@ class Candidates:
     The first read takes :data:`FIRST_READ` rooms at every probe and the other candidates at
     the span's first slot only, which every claim inserts first: a room this request already
     holds (a copy of a request whose first attempt crashed after claiming) shows among them,
-    is then read whole and wins as before. Each next chunk is twice the rooms read so far;
-    after a lost race every room read so far is read again.
+    is then read whole and wins as before. Each next chunk is twice the rooms read so far,
+    the rooms that glance showed busy last (another allocator process's, mostly: this
+    process's own come last in ``order`` already). A room lost in a race is struck off
+    (:meth:`strike`); :meth:`read_again` reads every room read so far anew.
     """
 
     order: list[str]
@@ -262,10 +274,19 @@ class Candidates:
     at_once: bool = False
     read_ids: list[str] = field(default_factory=list)
     occupancy: Occupancy = field(default_factory=lambda: Occupancy(frozenset()))
+    struck: bool = False
+    """A room was struck off since the rooms were last read."""
 
     @property
     def more(self) -> bool:
         return len(self.read_ids) < len(self.order)
+
+    def strike(self, meeting_id: str) -> Occupancy:
+        """``meeting_id`` was lost in a race: busy from now on, as far as this allocation knows
+        (a room this request holds stays in ``held``, so it is given back if not kept)."""
+        self.struck = True
+        self.occupancy = Occupancy(self.occupancy.busy | {meeting_id}, self.occupancy.held)
+        return self.occupancy
 
     def choose(
         self,
@@ -300,9 +321,11 @@ class Candidates:
     async def read_more(self, store: ReservationStore) -> Occupancy:
         read = set(self.read_ids)
         unread = [m for m in self.order if m not in read]
+        unread.sort(key=lambda m: m in self.occupancy.busy)  # stable: best fit's order within
         return await self._read(store, unread[: max(FIRST_READ, len(self.read_ids))])
 
     async def read_again(self, store: ReservationStore) -> Occupancy:
+        self.struck = False
         self.occupancy = await store.occupancy(self.read_ids, self.probes, self.request_id)
         return self.occupancy
 

@@ -9,8 +9,7 @@
   duplicate-key error (from either unique index). The compound index is the
   rule that makes double booking impossible, across any number of allocator
   processes; the derived ``_id`` enforces the same and lets the occupancy probe
-  and the lost-race lookup be ``_id`` lookups, the one ``$in`` the embedded
-  store serves from an index.
+  be an ``_id`` lookup, the one ``$in`` the embedded store serves from an index.
 * ``decisions`` — one document per request (``_id`` = request id): assigned,
   rejected or cancelled, with the events announcing it embedded as its outbox.
   Its unique ``_id`` makes each request decided exactly once.
@@ -290,6 +289,13 @@ class MongoReservationStore:
         crashed attempt's) are taken over first instead of inserted again. With
         ``pool`` (the room's), each slot carries its :func:`pool_day` key, which
         :meth:`busy_rooms` finds through its own index.
+
+        A slot someone holds ends the claim (False), whoever that is, without asking: another
+        request's, a duplicate delivery's of this one (the handler strikes the room off and
+        one decision settles which room the request keeps), or one freed just after refusing
+        this insert (the handler reads the room again before it refuses the request). Asking
+        cost a ``find_one`` per lost race, and lost races are what several allocator
+        processes add.
         """
         attempt = uuid.uuid4().hex
         now = epoch_ms(datetime.now(UTC))
@@ -297,42 +303,24 @@ class MongoReservationStore:
         adopted: set[datetime] = set()
         if adopt:
             adopted = await self._adopt(meeting_id, request_id, wanted, attempt, now)
-        pending = [slot for slot in wanted if slot not in adopted]
-        inserted: list[str] = []
-        while pending:
-            docs = [
-                slot_document(
-                    meeting_id, request_id, slot, attempt=attempt, claimed_ms=now, pool=pool
-                )
-                for slot in pending
-            ]
-            ids: list[str] = [doc["_id"] for doc in docs]
-            try:
-                await self.slots.insert_many(docs, ordered=True)
-            except BulkWriteError as exc:
-                # Ordered: the first error's index is the slot that stopped the insert, whichever
-                # unique index (``_id`` or the compound one) refused it; nx-27017 reports no
-                # ``keyValue``, both stores report the index.
-                first = exc.details["writeErrors"][0]
-                failed = int(first["index"])
-                inserted.extend(ids[:failed])
-                if first.get("code") != DUPLICATE_KEY:
-                    await self._undo(inserted, attempt)
-                    raise
-                holder = await self._holder(ids[failed], meeting_id, slot_key(pending[failed]))
-                if holder is not None and holder["request_id"] != request_id:
-                    await self._undo(inserted, attempt)
-                    return False  # another request's: the race is lost
-                if holder is not None:  # a duplicate delivery's slot: take it over, ours too
-                    ours = {"_id": holder["_id"], "request_id": request_id}
-                    fresh = {"$set": {"attempt": attempt, "claimed_ms": now}}
-                    if (await self.slots.update_one(ours, fresh)).matched_count:
-                        pending = pending[failed + 1 :]
-                        continue
-                pending = pending[failed:]  # freed meanwhile: try it again
-            else:
-                inserted.extend(ids)
-                pending = []
+        docs = [
+            slot_document(meeting_id, request_id, slot, attempt=attempt, claimed_ms=now, pool=pool)
+            for slot in wanted
+            if slot not in adopted
+        ]
+        if not docs:
+            return True
+        try:
+            await self.slots.insert_many(docs, ordered=True)
+        except BulkWriteError as exc:
+            # Ordered: the first error's index is the slot that stopped the insert, whichever
+            # unique index (``_id`` or the compound one) refused it; nx-27017 reports no
+            # ``keyValue``, both stores report the index.
+            first = exc.details["writeErrors"][0]
+            await self._undo([doc["_id"] for doc in docs[: int(first["index"])]], attempt)
+            if first.get("code") != DUPLICATE_KEY:
+                raise
+            return False
         return True
 
     async def _adopt(
@@ -355,17 +343,6 @@ class MongoReservationStore:
         await self.slots.update_many(query, {"$set": {"attempt": attempt, "claimed_ms": now}})
         cursor = self.slots.find({**query, "attempt": attempt}, {"slot": 1, "_id": 0})
         return {slot_time(doc["slot"]) async for doc in cursor}
-
-    async def _holder(self, sid: str, meeting_id: str, key: int) -> Document | None:
-        """The slot's holder (its ``_id`` and ``request_id``), None if nobody holds it: by its
-        ``_id``, and only if that finds nothing (freed meanwhile, or a document an allocator
-        older than slot ids wrote during an upgrade) by the unique index's own fields, so a
-        claim never retries a slot that is held."""
-        fields = {"request_id": 1}
-        found = await self.slots.find_one({"_id": sid}, fields)
-        if found is None:
-            found = await self.slots.find_one({"meeting_id": meeting_id, "slot": key}, fields)
-        return found
 
     async def _undo(self, inserted: list[str], attempt: str) -> None:
         """Deletes what this attempt inserted and still owns (not what a duplicate took over)."""
@@ -601,8 +578,8 @@ def decision_from_document(doc: Document) -> Decision:
 
 def slot_id(meeting_id: str, key: int) -> str:
     """A slot document's ``_id``: its room and :func:`slot_key` (``"3475946456|29413380"``).
-    Derived, so the occupancy probe and the lost-race lookup name the documents they look
-    for; a Meeting ID is digits, so the ``|`` cannot be part of it."""
+    Derived, so the occupancy probe names the documents it looks for; a Meeting ID is
+    digits, so the ``|`` cannot be part of it."""
     return f"{meeting_id}|{key}"
 
 
