@@ -38,7 +38,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from email.generator import BytesGenerator
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import Compat32
 from typing import Any, Literal, Protocol
 
@@ -97,8 +97,13 @@ class _Connection(aiosmtplib.SMTP):
         timeout: float,  # noqa: ASYNC109 (aiosmtplib's)
     ) -> None:
         """aiosmtplib's ``send_message`` (the envelope from the headers, ``SMTPUTF8`` for an
-        address that needs it, ``BODY=8BITMIME`` where the relay takes it), with the mail
-        flattened by :func:`flattened`: the same bytes for less CPU."""
+        address that needs it, ``BODY=8BITMIME`` where the relay takes it), with a
+        ``compat32`` mail (what :mod:`vcs_notifier.messages` writes) flattened by
+        :func:`flattened`: the same bytes for less CPU. Any other goes through
+        ``send_message`` itself."""
+        if isinstance(message, EmailMessage):
+            await self.send_message(message, timeout=timeout)
+            return
         sender = extract_sender(message)
         recipients = extract_recipients(message)
         if sender is None or not recipients:
