@@ -10,13 +10,12 @@ versions of an entry (a moved booking is a new version; its cancellation the nex
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Literal
 
-from icalendar import Calendar, Timezone
+from icalendar import Calendar, Event, Timezone, vCalAddress, vText
 
 from vcs_shared.thaitime import BANGKOK
 
@@ -70,7 +69,8 @@ def meeting_calendar(
         organizer=organizer,
         attendee=attendee,
     )
-    return head + event + tail
+    event_ical: bytes = event.to_ical()
+    return head + event_ical + tail
 
 
 def meeting_event(
@@ -81,118 +81,35 @@ def meeting_event(
     sequence: int,
     organizer: Mailbox | None,
     attendee: Mailbox | None,
-) -> bytes:
+) -> Event:
     """The entry's ``VEVENT``: the join URL as ``LOCATION`` (and ``URL``), the Meeting ID and
-    passcode in the description; ``CANCEL`` marks it ``STATUS:CANCELLED``.
-
-    Written line by line, byte for byte as icalendar writes the same ``Event`` (its property
-    order, TEXT escaping, parameter quoting and line folding; the unit tests compare the two
-    for any text): building the ``Event`` and having icalendar write it was a third of the CPU
-    of a notifier's mail (0.25 ms of 0.76). ``stamp`` is an aware time (written in UTC)."""
+    passcode in the description; ``CANCEL`` marks it ``STATUS:CANCELLED``."""
+    event = Event()
+    event.add("uid", meeting_uid(entry.request_id))
+    event.add("sequence", sequence)
+    event.add("dtstamp", stamp)
+    event.add("dtstart", entry.starts_at.astimezone(BANGKOK))
+    event.add("dtend", entry.ends_at.astimezone(BANGKOK))
+    event.add("summary", entry.title)
     lines = [f"DOPA VCS · {entry.office_name}"]
+    if entry.join_url:
+        event.add("location", entry.join_url)
+        event.add("url", entry.join_url)
     if entry.meeting_id:
         lines.append(f"Meeting ID: {entry.meeting_id}")
         lines.append(f"Passcode: {entry.passcode or '-'}")
     if entry.join_url:
         lines.append(f"Join: {entry.join_url}")
-    description = "\n".join(lines)
-    status = {"CANCEL": "CANCELLED", "REQUEST": "CONFIRMED"}.get(method)
-    properties = [
-        "BEGIN:VEVENT",
-        f"SUMMARY:{_text(entry.title)}",
-        f"DTSTART;TZID={BANGKOK.key}:{_local_time(entry.starts_at)}",
-        f"DTEND;TZID={BANGKOK.key}:{_local_time(entry.ends_at)}",
-        f"DTSTAMP:{stamp.astimezone(UTC):%Y%m%dT%H%M%SZ}",
-        f"UID:{_text(meeting_uid(entry.request_id))}",
-        f"SEQUENCE:{sequence}",
-    ]
-    if attendee is not None:
-        roles = ";PARTSTAT=NEEDS-ACTION;ROLE=REQ-PARTICIPANT"
-        address = _uri(f"mailto:{attendee.address}")
-        properties.append(f"ATTENDEE{_common_name(attendee)}{roles}:{address}")
-    properties.append(f"DESCRIPTION:{_text(description)}")
-    if entry.join_url:
-        properties.append(f"LOCATION:{_text(entry.join_url)}")
+    event.add("description", "\n".join(lines))
+    if method == "CANCEL":
+        event.add("status", "CANCELLED")
+    elif method == "REQUEST":
+        event.add("status", "CONFIRMED")
     if organizer is not None:
-        properties.append(
-            f"ORGANIZER{_common_name(organizer)}:{_uri(f'mailto:{organizer.address}')}"
-        )
-    if status is not None:
-        properties.append(f"STATUS:{status}")
-    if entry.join_url:
-        properties.append(f"URL:{_uri(entry.join_url)}")
-    properties.append("END:VEVENT")
-    return "".join(_folded(line) + "\r\n" for line in properties).encode()
-
-
-def _local_time(moment: datetime) -> str:
-    return f"{moment.astimezone(BANGKOK):%Y%m%dT%H%M%S}"
-
-
-def _uri(value: str) -> str:
-    """A URI or address as it is; one that would break its line is refused
-    (:class:`ValueError`, as icalendar refuses it)."""
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"a URI may not contain CR or LF characters: {value!r}")
-    return value
-
-
-def _text(value: str) -> str:
-    """A TEXT value escaped (RFC 5545 3.3.11) as icalendar escapes it: every line break
-    (CRLF, LF, a lone CR, a written ``\\N``) becomes ``\\n``."""
-    return (
-        value.replace("\\N", "\n")
-        .replace("\\", "\\\\")
-        .replace(";", "\\;")
-        .replace(",", "\\,")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
-
-
-_PARAMETER_ESCAPES = {"^": "^^", "\r\n": "^n", "\r": "^n", "\n": "^n", '"': "^'"}
-_PARAMETER_ESCAPED = re.compile(r'\^|\r\n|\r|\n|"')
-_QUOTED_ALWAYS = re.compile("[ ']")
-_QUOTED_WHEN = re.compile("[,;:\u2019]")
-
-
-def _common_name(mailbox: Mailbox) -> str:
-    """``;CN=<name>`` (none without a name): RFC 6868 escapes, quoted where icalendar quotes a
-    ``CN`` (a space, an apostrophe, or a character that would end the parameter)."""
-    if not mailbox.name:
-        return ""
-    name = _PARAMETER_ESCAPED.sub(lambda m: _PARAMETER_ESCAPES[m.group(0)], mailbox.name)
-    if _QUOTED_ALWAYS.search(mailbox.name) or _QUOTED_WHEN.search(name):
-        name = f'"{name}"'
-    return f";CN={name}"
-
-
-FOLD_OCTETS = 75
-
-
-def _folded(line: str) -> str:
-    """A content line folded as icalendar folds it: before the character that would make a
-    line reach 75 octets, never leaving an escape\'s ``\\`` or ``^`` at a line\'s end."""
-    if len(line.encode()) < FOLD_OCTETS:
-        return line
-    folded: list[str] = []
-    current: list[str] = []
-    octets = 0
-    for char in line:
-        size = len(char.encode())
-        if current and octets + size >= FOLD_OCTETS:
-            if len(current) > 1 and current[-1] in "\\^":
-                carried = current.pop()
-                folded.append("".join(current))
-                current, octets = [carried], len(carried.encode())
-            else:
-                folded.append("".join(current))
-                current, octets = [], 0
-        current.append(char)
-        octets += size
-    folded.append("".join(current))
-    return "\r\n ".join(folded)
+        event.add("organizer", _address(organizer, role=None))
+    if attendee is not None:
+        event.add("attendee", _address(attendee, role="REQ-PARTICIPANT"))
+    return event
 
 
 END_CALENDAR = b"END:VCALENDAR\r\n"
@@ -216,3 +133,13 @@ def _calendar_around(method: Method) -> tuple[bytes, bytes]:
     calendar.add_component(Timezone.from_tzid(BANGKOK.key))
     whole: bytes = calendar.to_ical()
     return whole.removesuffix(END_CALENDAR), END_CALENDAR
+
+
+def _address(mailbox: Mailbox, *, role: str | None) -> vCalAddress:
+    address = vCalAddress(f"mailto:{mailbox.address}")
+    if mailbox.name:
+        address.params["cn"] = vText(mailbox.name)
+    if role is not None:
+        address.params["role"] = vText(role)
+        address.params["partstat"] = vText("NEEDS-ACTION")
+    return address

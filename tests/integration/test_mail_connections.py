@@ -4,28 +4,20 @@ closed meanwhile (dropped while idle, answered ``421`` or cut at ``MAIL FROM``, 
 restarted) is replaced and the mail arrives exactly once; a connection lost after the relay
 took the mail is a temporary failure as before, not a second copy; idle connections are
 closed with ``QUIT`` after their idle time, beyond the number kept, and at shutdown; no more
-mails go at once than the mailer's sessions; a mail the notifier flattens itself reaches the
-relay as aiosmtplib's ``send_message`` would send it."""
+mails go at once than the mailer's sessions."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage, Message
-from email.mime.text import MIMEText
+from email.message import EmailMessage
 
-import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from vcs_notifier.channels import Notice, TemporaryFailure
-from vcs_notifier.domain import Booking, Delivery, MailKind
+from vcs_notifier.channels import TemporaryFailure
 from vcs_notifier.mailer import IDLE_SECONDS, SmtpMailer
-from vcs_notifier.messages import write_mail
-from vcs_shared.credentials import MeetingCredentials
-from vcs_shared.events import Contact
 from vcs_tools.devstack import SmtpSink, free_port
 from vcs_tools.mailsink import KeepMail
 
@@ -43,7 +35,6 @@ class Relay(KeepMail):
         self.peers: list[Peer] = []  # the connection of each mail taken, in order
         self.quits = 0
         self.open: list[SMTP] = []  # every connection that began a mail
-        self.mail_options: list[list[str]] = []  # of each MAIL FROM taken, in order
         self.at_next_mail: str | None = None  # "421": answer that and close; "cut": close
         self.cut_after_data = False  # take the next mail, then close before answering
 
@@ -58,7 +49,6 @@ class Relay(KeepMail):
             server.transport.close()
             return "250 OK"
         self.open.append(server)
-        self.mail_options.append(options)
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -110,12 +100,12 @@ def server() -> Iterator[RelayServer]:
         server.controller.stop()
 
 
-def mail(n: int) -> Message:
-    """A ``compat32`` mail, as :mod:`vcs_notifier.messages` writes them."""
-    message = MIMEText(f"mail {n}", "plain", "utf-8")
+def mail(n: int) -> EmailMessage:
+    message = EmailMessage()
     message["From"] = "vcs@example.go.th"
     message["To"] = "office@example.go.th"
     message["Subject"] = f"mail {n}"
+    message.set_content(f"mail {n}")
     return message
 
 
@@ -236,53 +226,3 @@ async def test_no_more_mails_go_at_once_than_its_sessions(server: RelayServer) -
 
     assert sorted(subjects(server.relay.messages)) == [f"mail {n}" for n in range(8)]
     assert len(set(server.relay.peers)) == 2
-
-
-async def test_a_written_mail_reaches_the_relay_as_aiosmtplib_would_send_it(
-    server: RelayServer,
-) -> None:
-    """The mailer flattens the mail itself (its cheaper header folding): the relay gets the
-    same envelope, ``MAIL FROM`` options and bytes as from aiosmtplib's ``send_message``."""
-    credentials = MeetingCredentials(passcode="48213907", join_url="https://zoom.us/j/1?pwd=a")
-    starts = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
-    delivery = Delivery(
-        request_id="r-1",
-        contact=Contact(name="สมชาย ใจดี", email="somchai@example.go.th", phone="042-711360"),
-        title="ประชุมประจำเดือน " * 5,
-        province_code="47",
-        district_code="4701",
-        created_at=starts - timedelta(days=1),
-        starts_at=starts,
-        ends_at=starts + timedelta(hours=1),
-        booking=Booking("3475946456", 300, starts, starts + timedelta(hours=1), "sealed"),
-    )
-    notice = Notice(MailKind.assigned, delivery, credentials, at=starts)
-    written = write_mail(notice, "DOPA VCS <no-reply@vcs.dopa.go.th>")
-    mailer = SmtpMailer(host="127.0.0.1", port=server.port)
-
-    await mailer.send(written)
-    await mailer.aclose()
-    await aiosmtplib.send(written, hostname="127.0.0.1", port=server.port)
-
-    sent, expected = server.relay.received
-    assert sent == expected
-    options, expected_options = server.relay.mail_options
-    assert options == expected_options
-    assert "BODY=8BITMIME" in options
-
-
-async def test_an_email_message_goes_as_aiosmtplib_sends_it(server: RelayServer) -> None:
-    """A mail of the newer ``EmailMessage`` API is left to aiosmtplib's ``send_message``."""
-    message = EmailMessage()
-    message["From"] = "vcs@example.go.th"
-    message["To"] = "office@example.go.th"
-    message["Subject"] = "ประชุม " * 20
-    message.set_content("สวัสดี")
-    mailer = SmtpMailer(host="127.0.0.1", port=server.port)
-
-    await mailer.send(message)
-    await mailer.aclose()
-    await aiosmtplib.send(message, hostname="127.0.0.1", port=server.port)
-
-    sent, expected = server.relay.received
-    assert sent == expected

@@ -32,19 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
-import io
-import re
 import time
 from collections.abc import Callable, Iterable
-from email.generator import BytesGenerator
-from email.message import EmailMessage, Message
-from email.policy import Compat32
-from typing import Any, Literal, Protocol
+from email.message import Message
+from typing import Literal, Protocol
 
 import aiosmtplib
 import structlog
-from aiosmtplib.email import extract_recipients, extract_sender
 from aiosmtplib.typing import Default
 
 from vcs_notifier.channels import Notice, PermanentFailure, TemporaryFailure
@@ -89,76 +83,6 @@ class _Connection(aiosmtplib.SMTP):
         response = await super().mail(sender, options=options, encoding=encoding, timeout=timeout)
         self.mail_accepted = True
         return response
-
-    async def send_written(
-        self,
-        message: Message,
-        *,
-        timeout: float,  # noqa: ASYNC109 (aiosmtplib's)
-    ) -> None:
-        """aiosmtplib's ``send_message`` (the envelope from the headers, ``SMTPUTF8`` for an
-        address that needs it, ``BODY=8BITMIME`` where the relay takes it), with a
-        ``compat32`` mail (what :mod:`vcs_notifier.messages` writes) flattened by
-        :func:`flattened`: the same bytes for less CPU. Any other goes through
-        ``send_message`` itself."""
-        if isinstance(message, EmailMessage):
-            await self.send_message(message, timeout=timeout)
-            return
-        sender = extract_sender(message)
-        recipients = extract_recipients(message)
-        if sender is None or not recipients:
-            raise ValueError("the mail names no sender or no recipient")
-        await self._ehlo_or_helo_if_needed()
-        options: list[str] = []
-        if not (sender + "".join(recipients)).isascii():
-            if not self.supports_extension("smtputf8"):
-                raise aiosmtplib.SMTPNotSupported(
-                    "An address containing non-ASCII characters was provided, but "
-                    "SMTPUTF8 is not supported by this server"
-                )
-            options.append("SMTPUTF8")
-        eight_bit = self.supports_extension("8BITMIME")
-        if eight_bit:
-            options.append("BODY=8BITMIME")
-        flat = flattened(message, eight_bit=eight_bit)
-        await self.sendmail(sender, recipients, flat, mail_options=options, timeout=timeout)
-
-
-_PLAIN = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")
-"""A header value of printable ASCII, neither starting nor ending with a space."""
-
-
-class _Folding(Compat32):
-    """``compat32`` as aiosmtplib flattens a mail with it, but a header whose value is plain
-    ASCII and fits on its line is written as it is: ``compat32`` parses every value into an
-    :class:`~email.header.Header` and encodes it again to find that out, about 10 us for each
-    of the twenty headers of a mail with its parts. Folding such a value changes nothing (the
-    unit tests compare the two for any such value); every other one is folded as before."""
-
-    def fold_binary(self, name: str, value: Any) -> bytes:
-        if (
-            isinstance(value, str)
-            and len(name) + 2 + len(value) <= (self.max_line_length or 0)
-            and _PLAIN.fullmatch(value)
-        ):
-            return f"{name}: {value}{self.linesep}".encode("ascii")
-        return super().fold_binary(name, value)
-
-
-_EIGHT_BIT = _Folding()
-_SEVEN_BIT = _EIGHT_BIT.clone(cte_type="7bit")
-
-
-def flattened(message: Message, *, eight_bit: bool) -> bytes:
-    """The mail as aiosmtplib's ``flatten_message`` writes a ``compat32`` message (a ``Bcc``
-    left out), byte for byte."""
-    if "Bcc" in message or "Resent-Bcc" in message:
-        message = copy.copy(message)
-        del message["Bcc"]
-        del message["Resent-Bcc"]
-    with io.BytesIO() as written:
-        BytesGenerator(written, policy=_EIGHT_BIT if eight_bit else _SEVEN_BIT).flatten(message)
-        return written.getvalue()
 
 
 class SmtpMailer:
@@ -248,7 +172,7 @@ class SmtpMailer:
         closed otherwise (after ``QUIT`` when the relay only refused, as before)."""
         connection.mail_accepted = False
         try:
-            await connection.send_written(message, timeout=REPLY_TIMEOUT)
+            await connection.send_message(message, timeout=REPLY_TIMEOUT)
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             await _quit(connection)
             raise
