@@ -147,3 +147,41 @@ async def test_without_an_endpoint_a_service_exports_nothing_and_connects_nowher
         if line.get("event") == "allocation.assigned" and line.get("request_id") == request_id
     ]
     assert len(assigned_line["trace_id"]) == 32
+
+
+async def test_the_front_door_makes_one_server_span_per_request_and_none_for_health_checks(
+    start_services: StartServices, http: httpx.AsyncClient
+) -> None:
+    """One telemetry layer: a request is one span of kind SERVER named after its route, child
+    of the caller's ``traceparent``, with no span per dependency, endpoint or ASGI message
+    inside it; ``/healthz`` makes none."""
+    caller_trace, caller_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    with running_collector() as (collector, endpoint):
+        await start_services(
+            "intake", extra_env={"VCS_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        )
+        answer = await http.post(
+            "/v1/requests",
+            json=request_body(),
+            headers={
+                "Idempotency-Key": "trace-front-door",
+                "traceparent": f"00-{caller_trace}-{caller_span}-01",
+            },
+        )
+        assert answer.status_code == 202, answer.text
+        assert (await http.get("/healthz")).status_code == 200
+        # Read after the health check: a span for it would be exported no later than this one.
+        read = await http.get(f"/v1/requests/{answer.json()['request_id']}")
+        assert read.status_code == 200, read.text
+
+        async def exported() -> list[ReceivedSpan]:
+            return [s for s in collector.spans if s.name == "GET /v1/requests/{request_id}"]
+
+        await eventually(exported, what="the read's span at the collector")
+
+    spans = [s for s in collector.spans if s.service == "vcs-intake"]
+    (submit,) = [s for s in spans if s.trace_id == caller_trace]
+    assert submit.name == "POST /v1/requests"
+    assert submit.kind == 2  # SPAN_KIND_SERVER
+    assert submit.parent_span_id == caller_span
+    assert sorted(s.name for s in spans) == ["GET /v1/requests/{request_id}", "POST /v1/requests"]

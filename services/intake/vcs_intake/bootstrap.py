@@ -130,6 +130,7 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         version="1.0.0",
         summary="District offices request DOPA VCS (Zoom) meeting rooms and read back credentials.",
         lifespan=lifespan,
+        telemetry=tracing.HTTP_TELEMETRY,
         docs_url=None,  # served by install_web from the project's own files (no CDN)
         redoc_url=None,
     )
@@ -160,7 +161,6 @@ def create_app(settings: IntakeSettings) -> FastAPI:
         AdmissionLimit, limit=settings.max_submits_in_flight, method="POST", path="/v1/requests"
     )
     metrics.instrument(app)
-    tracing.instrument(app)
     app.add_middleware(AccessLog)  # outermost: sees every answer, binds http_request_id
     app.add_exception_handler(ConnectionFailure, store_unavailable)
     return app
