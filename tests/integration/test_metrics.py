@@ -118,3 +118,48 @@ async def test_the_desk_counts_what_the_delivery_limit_dead_lettered(
         if service != "allocator":
             assert value(seen, "vcs_dead_letters", queue=topology.dead_letter_queue(service)) == 0
     assert value(seen, "vcs_broker_connected") == 1
+
+
+async def test_the_intake_labels_every_request_with_its_route_each_time(
+    start_services: StartServices, http: httpx.AsyncClient
+) -> None:
+    """The route of a path is looked up once and kept (vcs_shared.metrics.RouteNamesKept):
+    a second request to the same path, a path with an id and a wrong method are labelled as
+    the first."""
+    port = free_port()
+    await start_services("intake", extra_env={"VCS_METRICS_PORT": str(port)})
+    ids = []
+    for key in ("route-1", "route-2"):
+        answer = await http.post(
+            "/v1/requests", json=request_body(), headers={"Idempotency-Key": key}
+        )
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["request_id"])
+    for request_id in ids:
+        assert (await http.get(f"/v1/requests/{request_id}")).status_code == 200
+    for _ in ids:
+        assert (await http.delete("/v1/requests")).status_code == 405
+
+    samples = await scrape(port)
+    assert (
+        value(samples, "http_requests_total", handler="/v1/requests", method="POST", status="2xx")
+        == 2
+    )
+    assert (
+        value(
+            samples,
+            "http_requests_total",
+            handler="/v1/requests/{request_id}",
+            method="GET",
+            status="2xx",
+        )
+        == 2
+    )
+    assert (
+        value(samples, "http_requests_total", handler="/v1/requests", method="DELETE", status="4xx")
+        == 2
+    )
+    assert (
+        value(samples, "http_request_duration_seconds_count", handler="/v1/requests", method="POST")
+        == 2
+    )
