@@ -156,7 +156,10 @@ async def _assign(
     kept = room.meeting_id if earlier is None else earlier.held_meeting_id
     await _give_back({*settled.leftover, room.meeting_id}, event.request_id, deps, kept=kept)
     if kept != room.meeting_id:
-        log.info("allocation.lost_race", kept=earlier.outcome.value if earlier else None)
+        # Only a copy of this request decides before this one (kept is the room otherwise):
+        # a duplicate delivery that claimed another room alongside, given back just above.
+        outcome = earlier.outcome.value if earlier else None
+        log.info("allocation.duplicate", outcome=outcome, gave_back=room.meeting_id)
         return False
     if earlier is not None:
         log.info("allocation.duplicate", outcome=earlier.outcome.value)
