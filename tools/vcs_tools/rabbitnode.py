@@ -32,6 +32,8 @@ from pathlib import Path
 from vcs_tools.devstack import free_port
 
 RABBITMQ_BIN = Path("/usr/lib/rabbitmq/bin")
+BOOT_ATTEMPTS = 3
+"""Boots of a new node, each on fresh ports, when the last one found a port taken."""
 
 
 class RabbitCtlFailed(RuntimeError):
@@ -82,8 +84,29 @@ class PrivateBroker:
         cookie = self.base / ".erlang.cookie"
         cookie.write_text(self.cookie)
         cookie.chmod(0o400)
-        self.boot()
-        return self
+        attempts = 1
+        while True:
+            try:
+                self.boot()
+                return self
+            except RabbitCtlFailed:
+                if attempts == BOOT_ATTEMPTS or not self._port_was_taken():
+                    raise
+            attempts += 1
+            self.port, self.dist_port = free_port(), free_port()
+
+    def _port_was_taken(self) -> bool:
+        """The node died at boot because one of its ports was bound meanwhile: a free port
+        is free when chosen, and an outgoing connection of any process on the machine may
+        take it (the ephemeral range) before the node listens on it."""
+        if self.process is None:
+            return False
+        try:
+            self.process.wait(timeout=30)  # it writes its crash dump first
+        except subprocess.TimeoutExpired:
+            return False  # still running: something else went wrong
+        logs = [self.base / "server.log", *(self.base / "log").glob("*.log")]
+        return any("eaddrinuse" in path.read_text(errors="replace") for path in logs)
 
     def boot(self) -> None:
         """Starts ``rabbitmq-server`` with the files already written (again, after a crash:
