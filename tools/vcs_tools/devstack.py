@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -41,11 +42,31 @@ METRICS_PORTS = {"intake": 9101, "allocator": 9102, "notifier": 9103, "desk": 91
 """Where ``make run``'s services serve Prometheus ``/metrics`` (127.0.0.1 only)."""
 
 
+PORTS_FROM = 20000
+"""The lowest port :func:`free_port` hands out (well above every fixed port of the project)."""
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port nothing listens on now on 127.0.0.1, for a server of a stack or a test to take.
+
+    Below the kernel's ephemeral range, where binding port 0 would pick one: a port of that
+    range can be taken by any outgoing connection on the machine (a test's broker or store
+    client) between being found free and the server listening on it, which once failed a
+    fault test's private RabbitMQ at boot (``eaddrinuse``)."""
+    below = int(EPHEMERAL_RANGE.read_text().split()[0]) if EPHEMERAL_RANGE.exists() else 32768
+    for _ in range(100 if below > PORTS_FROM else 0):
+        port = random.randrange(PORTS_FROM, below)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use: another
+            return port
+    with socket.socket() as sock:  # none free below the range: any free port, as before
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def internal_apis() -> dict[str, str]:
