@@ -23,7 +23,8 @@
 #               else: it faces the internet, so it may not write to the default exchange
 #               (amq.default) or read any dead-letter queue.
 #   allocator   publishes room.assigned/released/reassigned and request.rejected; consumes
-#               <ns>.allocator.
+#               its shards <ns>.allocator.<k> (and drains <ns>.allocator, unsplit in earlier
+#               releases).
 #   notifier    publishes credentials.delivered/failed; consumes <ns>.notifier.
 #               Each of the three publishes its audit entries (audit.recorded.*) to the internal
 #               <ns>.audit exchange, which no integration may read or bind.
@@ -120,7 +121,7 @@ service_user intake '^request\.(submitted|cancelled)\.' \
   "^${ns}\\.intake\$" "$VCS_RABBITMQ_INTAKE_PASSWORD" &
 pids+=("$!")
 service_user allocator '^(room\.(assigned|released|reassigned)|request\.rejected)\.' \
-  "^${ns}\\.allocator\$" "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
+  "^${ns}\\.allocator(\\.[0-9]+)?\$" "$VCS_RABBITMQ_ALLOCATOR_PASSWORD" &
 pids+=("$!")
 service_user notifier '^credentials\.(delivered|failed)\.' \
   "^${ns}\\.notifier\$" "$VCS_RABBITMQ_NOTIFIER_PASSWORD" &

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ import stamina
 import structlog
 from aio_pika.abc import (
     AbstractChannel,
+    AbstractConnection,
     AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
@@ -30,8 +32,8 @@ from vcs_shared.dispatch import BoundHandler, Handlers
 from vcs_shared.envelope import CONTENT_TYPE, Envelope, OutgoingMessage, PoisonMessage, decode
 from vcs_shared.events import Event
 from vcs_shared.metrics import MESSAGES
+from vcs_shared.topology import CONSUMERS, require_subscribed
 from vcs_shared.topology import Topology as Topology  # where most broker users look for it
-from vcs_shared.topology import require_subscribed
 from vcs_shared.tracing import consuming_span
 
 log = structlog.get_logger(__name__)
@@ -152,17 +154,65 @@ async def check_topology(channel: AbstractChannel, topology: Topology, service: 
     await channel.get_exchange(topology.exchange, ensure=True)
     await channel.get_exchange(topology.dead_exchange, ensure=True)
     await channel.get_exchange(topology.audit_exchange, ensure=True)
-    await channel.get_queue(topology.queue(service), ensure=True)
+    for queue in topology.consumed_queues(service):
+        await channel.get_queue(queue, ensure=True)
 
 
 async def prepare_topology(
-    channel: AbstractChannel, topology: Topology, service: str, *, declare: bool
+    connection: AbstractConnection, topology: Topology, service: str, *, declare: bool
 ) -> None:
-    """Declares the topology (development, tests) or only checks it (least-privilege users)."""
+    """Declares the topology and retires what earlier releases had (development, tests), or
+    only checks it (least-privilege users)."""
+    setup = await connection.channel()
+    try:
+        if declare:
+            await declare_topology(setup, topology)
+        else:
+            await check_topology(setup, topology, service)
+    finally:
+        await setup.close()
     if declare:
-        await declare_topology(channel, topology)
-    else:
-        await check_topology(channel, topology, service)
+        await retire_queues(connection, topology)
+
+
+async def existing_queues(connection: AbstractConnection, names: tuple[str, ...]) -> list[str]:
+    """Which of ``names`` exist (passive declares on a channel of their own: a missing queue's
+    404 closes the channel it was asked on)."""
+    found = []
+    for name in names:
+        channel = await connection.channel()
+        try:
+            await channel.get_queue(name, ensure=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            continue
+        found.append(name)
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.close()
+    return found
+
+
+async def retire_queues(connection: AbstractConnection, topology: Topology) -> None:
+    """Unbinds the queues earlier releases had and this one no longer feeds (the unsplit
+    allocator queue), so new events go only to their successors; their consumers drain what
+    waits there. Needs the rights :func:`declare_topology` needs; nothing to do on a broker
+    that never had them."""
+    for service in CONSUMERS:
+        retired = await existing_queues(connection, topology.retired_queues(service))
+        if not retired:
+            continue
+        channel = await connection.channel()
+        try:
+            for binding in topology.retired_bindings(service):
+                if binding.queue in retired:
+                    queue = await channel.get_queue(binding.queue, ensure=False)
+                    await queue.unbind(
+                        binding.exchange,
+                        routing_key=binding.routing_key,
+                        arguments=binding.arguments,
+                    )
+            log.info("broker.queues_retired", queues=retired)
+        finally:
+            await channel.close()
 
 
 async def delete_topology(channel: AbstractChannel, topology: Topology) -> None:
@@ -315,19 +365,40 @@ class EventConsumer:
         self._prefetch = prefetch
         self._retry_timeout = retry_timeout
         self._in_flight: set[asyncio.Task[Any]] = set()
-        self._queue: AbstractQueue | None = None
-        self._consumer_tag: str | None = None
+        self._handling = asyncio.Semaphore(prefetch)
+        self._stopping = False
+        self._consumers: list[tuple[AbstractQueue, str]] = []
         self._channel: AbstractChannel | None = None
 
     async def start(self) -> None:
+        """Subscribes to the service's queues: its one queue, or all its shards in a random
+        order (a shard's single active consumer is its first subscriber, so allocators started
+        together share the shards), and a retired queue while it exists, to drain it.
+
+        The prefetch is per queue (quorum queues have no channel-wide limit); the handlers
+        running at once are bounded by ``prefetch`` across the queues."""
         channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         await channel.set_qos(prefetch_count=self._prefetch)
         self._channel = channel
-        # A passive declare, not ``get_queue``: only declared queues are registered with the
-        # robust channel, and only those get their consumer back after a reconnect.
-        self._queue = await channel.declare_queue(self._topology.queue(self._service), passive=True)
-        self._consumer_tag = await self._queue.consume(self._on_message)
-        log.info("consumer.started", queue=self._queue.name, prefetch=self._prefetch)
+        shards = self._topology.consumed_queues(self._service)
+        retired = await existing_queues(
+            self._connection, self._topology.retired_queues(self._service)
+        )
+        for name in random.sample(shards, len(shards)):
+            # A passive declare, not ``get_queue``: only declared queues are registered with
+            # the robust channel, and only those get their consumer back after a reconnect.
+            queue = await channel.declare_queue(name, passive=True)
+            self._consumers.append((queue, await queue.consume(self._on_message)))
+        for name in retired:
+            # Not registered: once emptied it may be deleted, and re-declaring a deleted queue
+            # would fail the reconnect. A reconnect ends the draining; the next start resumes it.
+            queue = await channel.declare_queue(name, passive=True, robust=False)
+            self._consumers.append((queue, await queue.consume(self._on_message)))
+        log.info(
+            "consumer.started",
+            queues=[queue.name for queue, _ in self._consumers],
+            prefetch=self._prefetch,
+        )
 
     async def stop(self, *, grace: float = 15.0) -> None:
         """Stops taking messages, then waits for the ones in hand to finish (graceful shutdown).
@@ -337,11 +408,12 @@ class EventConsumer:
         are idempotent. Without the bound a shutdown could outlast the supervisor's patience
         and end in a SIGKILL anyway.
         """
-        if self._queue is not None and self._consumer_tag is not None:
+        self._stopping = True
+        for queue, tag in self._consumers:
             try:
-                await self._queue.cancel(self._consumer_tag)
+                await queue.cancel(tag)
             except aio_pika.exceptions.AMQPError:
-                log.warning("consumer.cancel_failed", queue=self._queue.name)
+                log.warning("consumer.cancel_failed", queue=queue.name)
         if self._in_flight:
             _, busy = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in busy:
@@ -363,7 +435,7 @@ class EventConsumer:
         Shielded, the handler finishes; only its ack fails, and the copy the broker redelivers
         finds the work recorded. :meth:`stop` still bounds how long such a handler may run.
         """
-        handling = asyncio.create_task(self._handle(message))
+        handling = asyncio.create_task(self._handle_in_turn(message))
         self._in_flight.add(handling)
         handling.add_done_callback(self._finished)
         await asyncio.shield(handling)
@@ -374,6 +446,14 @@ class EventConsumer:
         self._in_flight.discard(handling)
         if not handling.cancelled() and (error := handling.exception()) is not None:
             log.error("consumer.handling_crashed", error=repr(error))
+
+    async def _handle_in_turn(self, message: AbstractIncomingMessage) -> None:
+        """Handles ``message`` once fewer than ``prefetch`` others are being handled; one not
+        begun when the consumer stops is left unacked, and the broker gives it to the next."""
+        async with self._handling:
+            if self._stopping:
+                return
+            await self._handle(message)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         structlog.contextvars.clear_contextvars()

@@ -87,9 +87,7 @@ async def service_clients(settings: CommonSettings, service: str) -> AsyncIterat
     try:
         connection = await dependencies_ready(mongo, settings.amqp_url.get_secret_value(), service)
         try:
-            setup = await connection.channel()
-            await prepare_topology(setup, topology, service, declare=settings.declare_topology)
-            await setup.close()
+            await prepare_topology(connection, topology, service, declare=settings.declare_topology)
             publisher = await AmqpPublisher.open(
                 connection, topology.exchange, audit_exchange_name=topology.audit_exchange
             )

@@ -5,6 +5,14 @@ Names shown for the default namespace ``vcs``:
 * ``vcs.events`` — durable topic exchange, the public contract.
 * ``vcs.<service>`` — one durable quorum queue per consuming service, with a
   delivery limit; what keeps failing is dead-lettered to ``vcs.dead``.
+* ``vcs.allocator.<k>`` — the allocator's queue is split by province into :data:`SHARDS`
+  quorum queues, each with a **single active consumer**: one allocator process at a time
+  allocates a province's rooms, so several processes never race for the same room (the
+  store's unique index still settles every claim). Each binds ``<event>.<province>.*`` for
+  its provinces (:func:`shard_of`); the processes subscribe to every shard in a random order,
+  and the broker hands a shard to its first subscriber and, when that one goes, to the next.
+  The unsplit ``vcs.allocator`` of earlier releases is retired
+  (:meth:`Topology.retired_queues`): unbound at declaration, drained by the allocators.
 * ``vcs.dead`` — direct exchange routing dead letters by queue name to
   ``vcs.<service>.dlq``, classic durable queues that operators list and replay
   (classic, because listing requeues and a quorum queue would count that
@@ -73,6 +81,16 @@ AUDIT_CONSUMER = "desk.audit"
 REPLAY_HEADER = "vcs-replay-to"
 """Names the service a replayed message goes back to (RabbitMQ ignores ``x-`` binding
 arguments when matching headers, hence no prefix)."""
+REPLAY_SHARD_HEADER = "vcs-replay-shard"
+"""With :data:`REPLAY_HEADER`, the shard queue of a split service a replayed message goes to."""
+SHARDS: dict[str, int] = {"allocator": 8}
+"""Services whose queue is split by province, and into how many single-active-consumer shards.
+Provinces go to shards by their code modulo the count, so the 77 spread over all of them.
+Changing a count moves provinces between queues: only with the allocators stopped and
+their queues empty."""
+PROVINCE_CODES = tuple(f"{code:02d}" for code in range(100))
+"""Every two-digit province code a routing key can carry: each shard binds its share of all
+of them, so a province added to the register needs no new binding."""
 
 CONSUMERS: dict[str, tuple[type[Event], ...]] = {
     "allocator": (RequestSubmitted, RequestCancelled),
@@ -125,9 +143,20 @@ def require_subscribed(service: str, handled: Collection[type[Event]]) -> None:
         )
 
 
-def replay_binding(service: str) -> dict[str, str]:
-    """The arguments binding ``service``'s queue to the replay exchange."""
-    return {"x-match": "all", REPLAY_HEADER: service}
+def shard_of(service: str, province_code: str) -> int:
+    """The shard of a split ``service`` that receives ``province_code``'s events."""
+    return int(province_code) % SHARDS[service]
+
+
+def replay_headers(service: str, province_code: str | None) -> dict[str, str]:
+    """The headers that route a replayed message of ``province_code`` back to ``service``'s
+    queue, or for a split service to its province's shard (shard 0 when the letter names no
+    province: poison, which dead-letters again)."""
+    headers = {REPLAY_HEADER: service}
+    if service in SHARDS:
+        shard = shard_of(service, province_code) if province_code in PROVINCE_CODES else 0
+        headers[REPLAY_SHARD_HEADER] = str(shard)
+    return headers
 
 
 def _names(event_types: Collection[type[Event]]) -> list[str]:
@@ -185,6 +214,24 @@ class Topology:
     def queue(self, service: str) -> str:
         return f"{self.namespace}.{service}"
 
+    def consumed_queues(self, service: str) -> tuple[str, ...]:
+        """The queues ``service`` consumes: its shards when split, else its one queue."""
+        if service not in SHARDS:
+            return (self.queue(service),)
+        return tuple(f"{self.queue(service)}.{shard}" for shard in range(SHARDS[service]))
+
+    def queue_for(self, service: str, province_code: str) -> str:
+        """The queue where ``service`` receives the events of ``province_code``."""
+        if service not in SHARDS:
+            return self.queue(service)
+        return self.consumed_queues(service)[shard_of(service, province_code)]
+
+    def retired_queues(self, service: str) -> tuple[str, ...]:
+        """Queues of earlier releases that ``service`` still drains: the unsplit queue of a
+        split service. :func:`~vcs_shared.broker.declare_topology` unbinds them, so nothing new
+        arrives; what waited there is consumed as before, and the empty queue can be deleted."""
+        return (self.queue(service),) if service in SHARDS else ()
+
     def dead_letter_queue(self, service: str) -> str:
         return f"{self.queue(service)}.dlq"
 
@@ -213,7 +260,10 @@ class Topology:
 
     def queue_arguments(self, service: str) -> dict[str, Any]:
         """A service queue: quorum, delivery limit (RabbitMQ 4.x would default it to 20), and
-        at-least-once dead-lettering (quorum dead-lettering is at-most-once otherwise)."""
+        at-least-once dead-lettering (quorum dead-lettering is at-most-once otherwise). A shard
+        of a split service also has a single active consumer, and dead-letters to its service's
+        one DLQ."""
+        single_active = {"x-single-active-consumer": True} if service in SHARDS else {}
         return {
             "x-queue-type": "quorum",
             "x-delivery-limit": DELIVERY_LIMIT,
@@ -221,7 +271,48 @@ class Topology:
             "x-dead-letter-routing-key": self.queue(service),
             "x-dead-letter-strategy": "at-least-once",
             "x-overflow": "reject-publish",
+            **single_active,
         }
+
+    def _service_bindings(self, service: str) -> list[BindingDefinition]:
+        """``service``'s queues on the events exchange (a shard only for its provinces) and on
+        the replay exchange."""
+        if service not in SHARDS:
+            return self._bindings(
+                self.queue(service), binding_keys(service), {REPLAY_HEADER: service}
+            )
+        by_shard: list[list[str]] = [[] for _ in range(SHARDS[service])]
+        for province in PROVINCE_CODES:
+            by_shard[shard_of(service, province)].extend(
+                f"{event_type.name}.{province}.*" for event_type in CONSUMERS[service]
+            )
+        return [
+            binding
+            for shard, (queue, keys) in enumerate(
+                zip(self.consumed_queues(service), by_shard, strict=True)
+            )
+            for binding in self._bindings(
+                queue, keys, {REPLAY_HEADER: service, REPLAY_SHARD_HEADER: str(shard)}
+            )
+        ]
+
+    def retired_bindings(self, service: str) -> list[BindingDefinition]:
+        """The bindings :meth:`retired_queues` had, which declaring the topology removes."""
+        return [
+            binding
+            for queue in self.retired_queues(service)
+            for binding in self._bindings(queue, binding_keys(service), {REPLAY_HEADER: service})
+        ]
+
+    def _bindings(
+        self, queue: str, keys: Collection[str], replay: dict[str, str]
+    ) -> list[BindingDefinition]:
+        """``queue`` bound to the events exchange with ``keys``, and to the replay exchange on
+        the ``replay`` headers."""
+        return [
+            *(BindingDefinition(self.exchange, queue, key) for key in keys),
+            BindingDefinition(self.replay_exchange, queue, "", {"x-match": "all", **replay}),
+        ]
 
     def definition(self) -> TopologyDefinition:
         """The exchanges, every consuming service's queue and DLQ, the feed stream, the audit
@@ -229,15 +320,14 @@ class Topology:
         queues: list[QueueDefinition] = []
         bindings: list[BindingDefinition] = []
         for service in CONSUMERS:
-            queue, dlq = self.queue(service), self.dead_letter_queue(service)
-            queues.append(QueueDefinition(queue, self.queue_arguments(service)))
-            queues.append(QueueDefinition(dlq, {"x-queue-type": "classic"}))
-            keys = binding_keys(service)
-            bindings.extend(BindingDefinition(self.exchange, queue, key) for key in keys)
-            bindings.append(
-                BindingDefinition(self.replay_exchange, queue, "", replay_binding(service))
+            dlq = self.dead_letter_queue(service)
+            queues.extend(
+                QueueDefinition(queue, self.queue_arguments(service))
+                for queue in self.consumed_queues(service)
             )
-            bindings.append(BindingDefinition(self.dead_exchange, dlq, queue))
+            queues.append(QueueDefinition(dlq, {"x-queue-type": "classic"}))
+            bindings.extend(self._service_bindings(service))
+            bindings.append(BindingDefinition(self.dead_exchange, dlq, self.queue(service)))
         queues.append(QueueDefinition(self.feed_stream, self.feed_stream_arguments()))
         bindings.append(BindingDefinition(self.exchange, self.feed_stream, "#"))
         audit, audit_dlq = self.audit_queue, self.dead_letter_queue(AUDIT_CONSUMER)

@@ -8,9 +8,10 @@ never touched). The topology's quorum queues are declared on it with a replica o
 Each service is given the three nodes in another order (``VCS_AMQP_URL`` as a list), so they
 start on different nodes: the allocator and the desk on node 1, which also leads every queue.
 
-1. The leader of ``<ns>.allocator`` crashes (SIGKILL of its Erlang VM) while requests are in
-   flight, and more arrive; it is started again and catches up.
-2. The new leader of ``<ns>.allocator`` (another node) is stopped (``stop_app``) the same way,
+1. The leader of ``<ns>.allocator.<k>`` (the shard of the burst's province) crashes (SIGKILL
+   of its Erlang VM) while requests are in flight, and more arrive; it is started again and
+   catches up.
+2. The new leader of that queue (another node) is stopped (``stop_app``) the same way,
    then started again.
 
 Counted at the end: every accepted request final, one mail and one ``credentials.delivered``
@@ -228,10 +229,13 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     cluster = rabbit_cluster
     everyone = sorted(node.name for node in cluster.nodes)
     declared = await asyncio.to_thread(cluster.queues, f"{namespace}.")
-    for service in (*SERVICE_FIRST_NODE, AUDIT_CONSUMER):
-        queue = declared[topology.queue(service)]
-        assert queue["type"] == "quorum", service
-        assert sorted(str(m) for m in queue["members"]) == everyone, service  # type: ignore[attr-defined]
+    for name in (
+        *(queue for service in SERVICE_FIRST_NODE for queue in topology.consumed_queues(service)),
+        topology.audit_queue,
+    ):
+        queue = declared[name]
+        assert queue["type"] == "quorum", name
+        assert sorted(str(m) for m in queue["members"]) == everyone, name  # type: ignore[attr-defined]
     audit = await declare_quorum_audit_queue(broker, topology)
     started = await asyncio.gather(
         *(
@@ -241,7 +245,7 @@ async def test_the_services_survive_losing_a_node_of_the_cluster_twice(
     )
     services = {process.name: process for group in started for process in group}
     burst = Burst(http)
-    allocator_queue = topology.queue("allocator")
+    allocator_queue = topology.queue_for("allocator", "47")  # the burst's office is 4701
 
     dlq_homes = {
         dlq: await asyncio.to_thread(cluster.home_of, dlq)

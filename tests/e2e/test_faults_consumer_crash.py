@@ -85,7 +85,7 @@ async def test_stopped_and_killed_allocators_lose_nothing_and_do_nothing_twice(
         doomed.kill()  # SIGKILL: no chance to finish anything
     decided_when_killed = await decisions.count_documents({})
     assert decided_when_killed < BATCH  # killed mid-batch
-    queue = await broker.get_queue(topology.queue("allocator"))
+    queue = await broker.get_queue(topology.queue_for("allocator", "47"))  # 4701's shard
 
     async def undecided_back_in_the_queue() -> bool:
         waiting = (await queue.declare()).message_count or 0

@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from tests.support.events import sealed
-from tests.support.faults import spread_request, submit_all, wait_all_final
+from tests.support.faults import fail_until, spread_request, submit_all, wait_all_final
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
 from vcs_shared.broker import Topology
@@ -95,15 +95,12 @@ def vcs_dlq(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 async def fail_until_dead_lettered(channel: Any, topology: Topology) -> None:
     """A stand-in allocator whose handler always fails: nack with requeue until the quorum
     queue's delivery limit sends the message to the dead-letter exchange."""
-    queue = await channel.get_queue(topology.queue("allocator"))
+    queue = await channel.get_queue(topology.queue_for("allocator", "47"))
 
     async def dead_lettered() -> bool:
-        message = await queue.get(no_ack=False, fail=False)
-        if message is not None:
-            await message.nack(requeue=True)
         return await queue_depth(channel, topology.dead_letter_queue("allocator")) == 1
 
-    await eventually(dead_lettered, timeout=30, what="the delivery limit dead-lettering it")
+    await fail_until(queue, dead_lettered, timeout=30, what="the delivery limit dead-lettering it")
 
 
 async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
@@ -151,7 +148,7 @@ async def test_poison_is_dead_lettered_at_once_and_operators_list_and_replay(
     limit = letters[0]
     assert limit["reason"] == "delivery_limit"
     assert limit["routing_key"] == ROUTING_KEY
-    assert limit["deaths"][0]["queue"] == topology.queue("allocator")
+    assert limit["deaths"][0]["queue"] == topology.queue_for("allocator", "47")
     assert limit["event_type"] == "th.go.dopa.vcs.request.submitted.v2"
     human = vcs_dlq(cli_env, "list")
     assert human.returncode == 0

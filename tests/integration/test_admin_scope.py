@@ -20,12 +20,12 @@ from tests.integration.test_allocator_concurrency import START, all_decided, pub
 from tests.support.auth import bearer, national_operator_token, operator_token
 from tests.support.paths import SAMPLE_POOL
 from tests.support.services import StartServices
-from tests.support.tap import EventTap
+from tests.support.tap import EventTap, take_from
 from vcs_allocator.pool import load_pool_file
 from vcs_shared.broker import ORIGINAL_ROUTING_KEY_HEADER, Topology
 from vcs_shared.envelope import encode
 from vcs_shared.thaitime import BANGKOK
-from vcs_shared.topology import REPLAY_HEADER
+from vcs_shared.topology import REPLAY_HEADER, REPLAY_SHARD_HEADER, shard_of
 
 pytestmark = pytest.mark.integration
 
@@ -206,13 +206,14 @@ async def test_dead_letters_are_scoped_and_replayed_with_their_original_routing_
         ]
         assert await listed(NATIONAL) == [bangkok, nowhere]
 
-    allocator = await broker.get_queue(topology.queue("allocator"))
-    back = await allocator.get(no_ack=True, fail=False)
-    assert back is not None
+    for shard in topology.consumed_queues("allocator"):  # into its province's shard only
+        count = (await (await broker.get_queue(shard)).declare()).message_count
+        assert count == (1 if shard == topology.queue_for("allocator", "47") else 0), shard
+    back = await take_from(await broker.get_queue(topology.queue_for("allocator", "47")))
     assert back.message_id == sakon
     assert back.routing_key == sakon_key  # as first published, not the queue's name
     assert back.headers[REPLAY_HEADER] == "allocator"
+    assert back.headers[REPLAY_SHARD_HEADER] == str(shard_of("allocator", "47"))
     assert "x-vcs-dead-reason" not in back.headers
-    assert await allocator.get(no_ack=True, fail=False) is None
     notifier = await broker.get_queue(topology.queue("notifier"))
     assert await notifier.get(no_ack=True, fail=False) is None  # only the service it came from

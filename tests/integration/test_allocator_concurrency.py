@@ -1,8 +1,15 @@
-"""Several allocator processes on one queue, crashes and orphans: never a Meeting ID twice.
+"""Several allocator processes, crashes and orphans: never a Meeting ID twice.
 
 Requests are published straight to the namespace's exchange, as the intake's
 outbox relay would; the outcome is read from the events the allocators publish
 and from their slot and decision collections.
+
+One allocator at a time handles a province (its shard queue has a single active consumer), so
+allocators race for a province's rooms only when a request reaches two of them: a
+redelivery, a failover, or an upgrade whose unsplit queue of an earlier release is still
+bound (a least-privilege deployment cannot unbind it itself). The first test makes that last
+case, the hardest: every request arrives twice, once in its shard and once in the unsplit
+queue, which the three allocators drain side by side.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -30,6 +38,8 @@ from vcs_shared.broker import AmqpPublisher, Topology, connect
 from vcs_shared.envelope import encode
 from vcs_shared.events import RequestSubmitted, Urgency
 from vcs_shared.store import Document, database_name, epoch_ms
+from vcs_shared.topology import binding_keys
+from vcs_tools.devstack import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +47,12 @@ pytestmark = pytest.mark.integration
 SAKON_NAKHON_OFFICES = [f"47{n:02d}" for n in range(1, 19)]
 PER_OFFICE = 7  # 18 offices x 7 = 126 requests
 PARTICIPANTS = 450
+UNSPLIT_ARGUMENTS = {
+    key: value
+    for key, value in Topology().queue_arguments("allocator").items()
+    if key != "x-single-active-consumer"
+}
+"""The allocator's one queue of earlier releases: its dead letters went to the same DLQ."""
 CRASHED = "an allocator that died"
 START = tomorrow_at(9, days=2)
 END = START + timedelta(hours=2)
@@ -152,19 +168,28 @@ async def test_three_allocators_share_one_window_without_booking_a_room_twice(
     start_services: StartServices,
     tap: EventTap,
     amqp_url: str,
+    broker: Any,
     topology: Topology,
     mongo: AsyncMongoClient[Document],
     namespace: str,
 ) -> None:
-    await start_services("allocator", "allocator", "allocator")
-    events = [submitted(office) for office in SAKON_NAKHON_OFFICES for _ in range(PER_OFFICE)]
-    request_ids = {e.request_id for e in events}
-    assert len(request_ids) >= 120
+    unsplit = await broker.declare_queue(
+        topology.queue("allocator"), durable=True, arguments=UNSPLIT_ARGUMENTS
+    )
+    try:
+        await start_services("allocator", "allocator", "allocator")  # each drains it
+        for key in binding_keys("allocator"):  # bound again, as the definitions import leaves it
+            await unsplit.bind(topology.exchange, routing_key=key)
+        events = [submitted(office) for office in SAKON_NAKHON_OFFICES for _ in range(PER_OFFICE)]
+        request_ids = {e.request_id for e in events}
+        assert len(request_ids) >= 120
 
-    await publish(amqp_url, topology, events)
-    await all_decided(tap, request_ids, timeout=120)
+        await publish(amqp_url, topology, events)
+        await all_decided(tap, request_ids, timeout=120)
 
-    await check_never_double_booked(tap, allocator_db(mongo, namespace), request_ids)
+        await check_never_double_booked(tap, allocator_db(mongo, namespace), request_ids)
+    finally:
+        await broker.queue_delete(unsplit.name)
 
 
 async def test_an_allocator_killed_mid_run_leaves_nothing_double_booked_or_pending(
@@ -175,16 +200,17 @@ async def test_an_allocator_killed_mid_run_leaves_nothing_double_booked_or_pendi
     mongo: AsyncMongoClient[Document],
     namespace: str,
 ) -> None:
-    victim, *_ = await start_services("allocator", "allocator", "allocator")
+    allocators = await start_services("allocator", "allocator", "allocator")
     events = [submitted(office) for office in SAKON_NAKHON_OFFICES for _ in range(PER_OFFICE)]
     request_ids = {e.request_id for e in events}
 
     publishing = asyncio.create_task(publish(amqp_url, topology, events))
 
-    async def victim_is_working() -> bool:
-        return '"event": "allocation.' in victim.log_path.read_text()
+    async def the_working_one() -> ServiceProcess | None:  # Sakon Nakhon's shard's consumer
+        working = [a for a in allocators if '"event": "allocation.' in a.log_path.read_text()]
+        return working[0] if working else None
 
-    await eventually(victim_is_working, timeout=60, what="the victim allocating")
+    victim = await eventually(the_working_one, timeout=60, what="an allocator allocating")
     victim.kill()
     decided_at_kill = len(outcomes(tap).keys() & request_ids)
     await publishing

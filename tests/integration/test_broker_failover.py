@@ -189,7 +189,7 @@ async def test_a_handler_under_way_when_its_node_goes_finishes_and_is_not_done_t
         release.set()
 
         async def redelivered_and_settled() -> bool:
-            queue = await broker.declare_queue(topology.queue("allocator"), passive=True)
+            queue = await broker.declare_queue(topology.queue_for("allocator", "47"), passive=True)
             return calls[request_id] == 2 and queue.declaration_result.message_count == 0
 
         await eventually(redelivered_and_settled, what="the redelivered copy handled")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.faults import fail_until
 from tests.support.requests import request_body, wait_status
 from tests.support.services import StartServices
 from tests.support.waiting import eventually
@@ -94,20 +95,19 @@ async def test_the_desk_counts_what_the_delivery_limit_dead_lettered(
     (the depth of each DLQ) is what shows it, and what the dead-letter alert watches."""
     port = free_port()
     await start_services("desk", extra_env={"VCS_METRICS_PORT": str(port)})
-    allocator = await broker.get_queue(topology.queue("allocator"))
+    allocator = await broker.get_queue(topology.consumed_queues("allocator")[0])  # a shard
     await broker.default_exchange.publish(
         aio_pika.Message(b"{}", message_id="keeps-failing"), routing_key=allocator.name
     )
-    dead = topology.dead_letter_queue("allocator")
+    dead = topology.dead_letter_queue("allocator")  # every shard's, like the unsplit queue's
 
-    async def dead_lettered() -> bool:  # a stand-in allocator whose handler always fails
-        message = await allocator.get(no_ack=False, fail=False)
-        if message is not None:
-            await message.nack(requeue=True)
+    async def dead_lettered() -> bool:
         declared = await (await broker.get_queue(dead)).declare()
         return bool(declared.message_count == 1)
 
-    await eventually(dead_lettered, timeout=60, what="the delivery limit dead-lettering it")
+    await fail_until(
+        allocator, dead_lettered, timeout=60, what="the delivery limit dead-lettering it"
+    )
 
     async def counted() -> Samples | None:
         seen = await scrape(port)

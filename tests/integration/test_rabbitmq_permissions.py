@@ -26,7 +26,12 @@ import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
 from aiormq.exceptions import ChannelAccessRefused
 
 from tests.support.auth import codec, national_operator_token
@@ -40,7 +45,7 @@ from tests.support.broker_users import (
 from tests.support.paths import ROOT
 from tests.support.requests import request_body
 from tests.support.services import StartServices
-from tests.support.tap import EventTap
+from tests.support.tap import EventTap, take_from
 from tests.support.waiting import eventually
 from vcs_desk.deadletters import DeadLetters
 from vcs_desk.feed_stream import StreamReader
@@ -97,6 +102,16 @@ async def refused(
     return False
 
 
+async def consume_briefly(queue: AbstractQueue) -> None:
+    """Subscribes and unsubscribes: reading a queue the way its service does (a quorum queue
+    with a single active consumer refuses ``basic.get``)."""
+
+    async def leave(message: AbstractIncomingMessage) -> None:
+        return None
+
+    await queue.cancel(await queue.consume(leave))
+
+
 def message(routing_key: str) -> aio_pika.Message:
     return aio_pika.Message(b"{}", message_id=routing_key)
 
@@ -119,15 +134,16 @@ async def test_each_service_does_its_job_without_any_configure_permission(
         connection = await connect(service)
         channel = await connection.channel()
         await check_topology(channel, topology, service)
-        queue = await channel.get_queue(topology.queue(service), ensure=False)
-        await queue.get(fail=False)
+        for name in topology.consumed_queues(service):  # each of the allocator's shards
+            await consume_briefly(await channel.get_queue(name, ensure=False))
 
         assert await refused(connection, lambda ch: declare_topology(ch, topology))
         other = next(s for s in CONSUMERS if s != service)
 
         async def read_other(ch: AbstractChannel, other: str = other) -> None:
-            queue = await ch.get_queue(topology.queue(other), ensure=False)
-            await queue.get(fail=False)
+            await consume_briefly(
+                await ch.get_queue(topology.consumed_queues(other)[0], ensure=False)
+            )
 
         assert await refused(connection, read_other), f"{service} read {other}'s queue"
 
@@ -195,7 +211,7 @@ async def test_the_desk_replays_dead_letters_publishes_its_support_events_and_no
 
     assert listed.message_id == "dead-1"
     assert result.replayed == ["dead-1"]
-    back = await (await guest.get_queue(topology.queue("allocator"))).get(no_ack=True)
+    back = await take_from(await guest.get_queue(topology.queue_for("allocator", "47")))
     assert back.routing_key == "request.submitted.47.4701"
     for own in ("support.requested.47.4701", "support.claimed.47.4701", "support.done.47.4701"):
         assert not await refused(desk, publishing(own, topology.exchange)), own
@@ -303,12 +319,13 @@ async def test_the_integration_user_binds_and_reads_its_own_queues_and_nothing_e
     assert seen.routing_key == "request.submitted.47.4701"
 
     async def bind_service_queue(ch: AbstractChannel) -> None:
-        queue = await ch.get_queue(topology.queue("allocator"), ensure=False)
+        queue = await ch.get_queue(topology.consumed_queues("allocator")[0], ensure=False)
         await queue.bind(topology.exchange, routing_key="#")
 
     async def read_service_queue(ch: AbstractChannel) -> None:
-        queue = await ch.get_queue(topology.queue("allocator"), ensure=False)
-        await queue.get(fail=False)
+        await consume_briefly(
+            await ch.get_queue(topology.consumed_queues("allocator")[0], ensure=False)
+        )
 
     async def bind_to_dead_letters(ch: AbstractChannel) -> None:
         queue = await ch.declare_queue(exclusive=True)

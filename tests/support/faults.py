@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
 import httpx
-from aio_pika.abc import AbstractChannel, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from pymongo import AsyncMongoClient
 
 from tests.support.requests import request_body, tomorrow_at
@@ -40,6 +40,22 @@ def spread_request(i: int, **overrides: Any) -> dict[str, Any]:
         participants=100,
         **overrides,
     )
+
+
+async def fail_until(
+    queue: AbstractQueue, done: Callable[[], Awaitable[bool]], *, timeout: float, what: str
+) -> None:
+    """A stand-in consumer of ``queue`` whose handler always fails: it hands every message back
+    (nack, requeue) until ``done`` (the queue's delivery limit dead-lettering one, say)."""
+
+    async def hand_back(message: AbstractIncomingMessage) -> None:
+        await message.nack(requeue=True)
+
+    failing = await queue.consume(hand_back)
+    try:
+        await eventually(done, timeout=timeout, what=what)
+    finally:
+        await queue.cancel(failing)
 
 
 async def submit_all(http: httpx.AsyncClient, bodies: Iterable[dict[str, Any]]) -> list[str]:

@@ -73,3 +73,13 @@ async def open_channel(url: str) -> tuple[aio_pika.abc.AbstractRobustConnection,
     """The tests' own connection, robust like the services' (same reconnect interval)."""
     connection = await connect(url, name="tests")
     return connection, await connection.channel()
+
+
+async def take_from(queue: AbstractQueue, *, timeout: float = 10.0) -> AbstractIncomingMessage:
+    """The next message of ``queue``, acked, taken by a consumer: a quorum queue with a single
+    active consumer (the allocator's shards) refuses ``basic.get``."""
+    async with queue.iterator(timeout=timeout) as messages:
+        async for message in messages:
+            await message.ack()
+            return message
+    raise AssertionError(f"nothing in {queue.name}")

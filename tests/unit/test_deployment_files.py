@@ -30,7 +30,7 @@ from vcs_notifier.settings import NotifierSettings
 from vcs_shared.broker_nodes import broker_urls
 from vcs_shared.settings import EXAMPLE_SECRET
 from vcs_shared.store import database_name
-from vcs_shared.topology import AUDIT_CONSUMER, CONSUMERS, Topology, binding_keys
+from vcs_shared.topology import AUDIT_CONSUMER, CONSUMERS, PROVINCE_CODES, Topology
 from vcs_tools.contract import rendered_files
 from vcs_tools.devstack import METRICS_PORTS
 from vcs_tools.rabbitmq import SERVICE_USERS, password_variable
@@ -359,10 +359,19 @@ def test_every_topology_item_a_service_uses_is_predeclared(compose: dict[str, An
         # every service publishes its audit entries to the audit exchange
         assert {topology.exchange, topology.dead_exchange, topology.audit_exchange} <= exchanges
         if service in CONSUMERS:
-            assert topology.queue(service) in queues, service
+            assert set(topology.consumed_queues(service)) <= queues, service
             assert topology.dead_letter_queue(service) in queues, service
-            for key in binding_keys(service):
-                assert (topology.exchange, topology.queue(service), key) in bindings, key
+            for event_type in CONSUMERS[service]:  # every province's events reach one queue
+                for province in PROVINCE_CODES:
+                    routing_key = f"{event_type.name}.{province}.{province}01"
+                    reached = {
+                        queue
+                        for exchange, queue, key in bindings
+                        if exchange == topology.exchange
+                        and queue in topology.consumed_queues(service)
+                        and _topic_matches(key, routing_key)
+                    }
+                    assert reached == {topology.queue_for(service, province)}, routing_key
     desk = Topology(compose["services"]["desk"]["environment"]["VCS_NAMESPACE"])
     assert desk.replay_exchange in exchanges
     assert desk.feed_stream in queues
@@ -477,3 +486,16 @@ def test_the_image_carries_every_browser_asset_the_intake_serves() -> None:
         copied = f"/assets/node_modules/{package} /app/web-assets/node_modules/{package}"
         assert copied in dockerfile, f"the image lacks {package}"
     assert "VCS_WEB_ASSETS_DIR=/app/web-assets/node_modules" in dockerfile
+
+
+def _topic_matches(binding_key: str, routing_key: str) -> bool:
+    """A topic exchange's match: ``*`` is one word, ``#`` any number of words."""
+
+    def match(key: list[str], words: list[str]) -> bool:
+        if not key:
+            return not words
+        if key[0] == "#":
+            return any(match(key[1:], words[i:]) for i in range(len(words) + 1))
+        return bool(words) and key[0] in ("*", words[0]) and match(key[1:], words[1:])
+
+    return match(binding_key.split("."), routing_key.split("."))

@@ -44,9 +44,15 @@ def test_the_committed_definitions_are_the_generated_topology() -> None:
         "regenerate: uv run python -m vcs_tools.rabbitmq > deploy/rabbitmq/definitions.json"
     )
     queues = {queue["name"]: queue["arguments"] for queue in committed["queues"]}
-    assert queues["vcs.allocator"]["x-queue-type"] == "quorum"
-    assert queues["vcs.allocator"]["x-delivery-limit"] > 0
-    assert queues["vcs.allocator"]["x-dead-letter-exchange"] == "vcs.dead"
+    for shard in range(8):  # the allocator's queue, split by province
+        assert queues[f"vcs.allocator.{shard}"]["x-queue-type"] == "quorum"
+        assert queues[f"vcs.allocator.{shard}"]["x-single-active-consumer"] is True
+        assert queues[f"vcs.allocator.{shard}"]["x-delivery-limit"] > 0
+        assert queues[f"vcs.allocator.{shard}"]["x-dead-letter-exchange"] == "vcs.dead"
+        assert queues[f"vcs.allocator.{shard}"]["x-dead-letter-routing-key"] == "vcs.allocator"
+    assert "vcs.allocator" not in queues
+    assert queues["vcs.notifier"]["x-queue-type"] == "quorum"
+    assert "x-single-active-consumer" not in queues["vcs.notifier"]
     assert "users" not in committed
 
 

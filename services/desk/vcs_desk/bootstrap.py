@@ -29,7 +29,7 @@ from vcs_shared.broker import (
     EventConsumer,
     Topology,
     broker_connected,
-    declare_topology,
+    prepare_topology,
 )
 from vcs_shared.credentials import CredentialsSealer
 from vcs_shared.health import reachability
@@ -53,10 +53,7 @@ async def run(settings: DeskSettings) -> int:
         database = mongo[database_name(settings.namespace, SERVICE)]
         connection = await dependencies_ready(mongo, settings.amqp_url.get_secret_value(), SERVICE)
         try:
-            if settings.declare_topology:
-                setup = await connection.channel()
-                await declare_topology(setup, topology)
-                await setup.close()
+            await prepare_topology(connection, topology, SERVICE, declare=settings.declare_topology)
             letters = DeadLetters(connection, topology)
             await letters.check()
             app = create_app(

@@ -39,7 +39,7 @@ from vcs_shared.envelope import PoisonMessage, decode
 from vcs_shared.metrics import DEAD_LETTERS
 from vcs_shared.offices import is_province
 from vcs_shared.scope import Scope
-from vcs_shared.topology import CONSUMERS, REPLAY_HEADER, Topology
+from vcs_shared.topology import CONSUMERS, Topology, replay_headers
 
 log = structlog.get_logger(__name__)
 
@@ -183,7 +183,7 @@ class DeadLetters:
                     skipped.append(letter.message_id)
                     continue
                 await replay.publish(
-                    fresh_copy(message, service), routing_key=letter.routing_key, mandatory=True
+                    fresh_copy(message, letter), routing_key=letter.routing_key, mandatory=True
                 )
                 await message.ack()
                 replayed.append(letter.message_id)
@@ -239,12 +239,12 @@ async def _take(queue: AbstractQueue) -> list[AbstractIncomingMessage]:
     return taken
 
 
-def fresh_copy(message: AbstractIncomingMessage, service: str) -> aio_pika.Message:
-    """The message as first published, addressed to ``service``: same body and id, no
-    dead-letter history."""
+def fresh_copy(message: AbstractIncomingMessage, letter: DeadLetter) -> aio_pika.Message:
+    """The message as first published, addressed to the queue of ``letter``'s service (for the
+    allocator, its province's shard): same body and id, no dead-letter history."""
     headers = {k: v for k, v in (message.headers or {}).items() if k not in _DEATH_HEADERS}
     headers[REPLAYED_HEADER] = True
-    headers[REPLAY_HEADER] = service
+    headers.update(replay_headers(letter.service, letter.province_code))
     return aio_pika.Message(
         body=message.body,
         content_type=message.content_type,
