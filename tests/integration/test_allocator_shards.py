@@ -10,9 +10,10 @@ connections to the real broker, with a stand-in handler table for the allocator'
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,7 +77,7 @@ async def publish_wave(broker: Any, topology: Topology, per_province: int) -> No
             await exchange.publish(message, routing_key=routing_key)
 
 
-def all_handled(handled: Handled, count: int) -> Callable[[], Awaitable[bool]]:
+def all_handled(handled: Sized, count: int) -> Callable[[], Awaitable[bool]]:
     async def probe() -> bool:
         return len(handled) >= count
 
@@ -168,3 +169,56 @@ async def test_the_unsplit_queue_of_an_earlier_release_is_unbound_and_drained(
             await connection.close()
     finally:
         await broker.queue_delete(topology.queue("allocator"))
+
+
+async def test_a_process_handles_at_most_its_prefetch_at_once_across_the_shards(
+    amqp_url: str, broker: Any, topology: Topology
+) -> None:
+    """Each shard may deliver ``prefetch`` messages ahead (quorum queues have no channel-wide
+    limit), but the handlers running at once stay within ``prefetch``."""
+    running: set[str] = set()
+    most = 0
+    go_on = asyncio.Event()
+    done: list[str] = []
+
+    async def handle(envelope: Envelope[RequestSubmitted], _: None) -> None:
+        nonlocal most
+        running.add(envelope.event.request_id)
+        most = max(most, len(running))
+        await go_on.wait()
+        running.discard(envelope.event.request_id)
+        done.append(envelope.event.request_id)
+
+    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
+        return None
+
+    table = (
+        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
+    )
+    connection, _ = await open_channel(amqp_url)
+    consumer = EventConsumer(
+        connection=connection, topology=topology, handlers=table.bind(None), prefetch=3
+    )
+    await consumer.start()
+    try:
+        await publish_wave(broker, topology, per_province=1)  # 16 requests over all 8 shards
+
+        async def three_running() -> bool:
+            return len(running) == 3
+
+        await eventually(three_running, what="three handlers running")
+        shards = [await broker.get_queue(name) for name in topology.consumed_queues("allocator")]
+
+        async def the_rest_delivered() -> bool:  # every shard handed its two over
+            counts = [(await shard.declare()).message_count for shard in shards]
+            return counts == [0] * len(shards)
+
+        await eventually(the_rest_delivered, what="every shard's messages delivered")
+        assert len(running) == 3
+        go_on.set()
+        await eventually(all_handled(done, len(PROVINCES)), what="all handled")
+        assert most == 3
+        assert sorted(Counter(done).values()) == [1] * len(PROVINCES)
+    finally:
+        await consumer.stop(grace=5)
+        await connection.close()

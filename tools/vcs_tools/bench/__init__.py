@@ -18,7 +18,7 @@ district office, so all 928 offices can meet at once. Then it measures:
 4. steady: 10 requests/s for 60 s, p50/p95/p99 of submit → ``credentials.delivered``;
 5. peak RSS (VmHWM) of every service process;
 6. with ``--scaling``: the burst with 3 allocator processes, and with twice the
-   requests (every office asks for the morning and the afternoon) with 1 and 3.
+   requests (every office asks for the morning and the afternoon) with 3 and 1, in that order.
 
 It prints progress, a table, and ends with exactly one line::
 
