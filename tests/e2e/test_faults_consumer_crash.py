@@ -79,7 +79,14 @@ async def test_stopped_and_killed_allocators_lose_nothing_and_do_nothing_twice(
     assert await decisions.count_documents({"outbox_pending": True}) == 0  # all published
 
     doomed = ServiceProcess("allocator", service_env, tmp_path / "killed-allocator.log").start()
+
+    async def consuming() -> bool:
+        return '"event": "consumer.started"' in doomed.log_path.read_text()
+
     try:
+        # Polled afresh from its start: the rest of the batch takes it a few tenths of a second,
+        # less than the longest pause of a poll that began with the process.
+        await eventually(consuming, timeout=60, what="the second allocator consuming")
         await eventually(more_decided_than(decided_when_stopped), timeout=60, what="decisions")
     finally:
         doomed.kill()  # SIGKILL: no chance to finish anything

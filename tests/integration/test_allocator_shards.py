@@ -21,12 +21,12 @@ import aio_pika
 import pytest
 
 from tests.support.events import request_submitted
+from tests.support.stand_in import stand_in_allocator
 from tests.support.tap import open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer, retire_queues
-from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope, encode
-from vcs_shared.events import RequestCancelled, RequestSubmitted
+from vcs_shared.events import RequestSubmitted
 from vcs_shared.topology import REPLAY_HEADER, SHARDS, Topology, binding_keys, shard_of
 
 pytestmark = pytest.mark.integration
@@ -44,14 +44,10 @@ async def start_consumer(
     async def handle(envelope: Envelope[RequestSubmitted], _: None) -> None:
         handled.append((name, envelope.event.province_code, envelope.event.request_id))
 
-    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
-        return None
-
-    table = (
-        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
-    )
     connection, _ = await open_channel(amqp_url)
-    consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
+    consumer = EventConsumer(
+        connection=connection, topology=topology, handlers=stand_in_allocator(handle)
+    )
     await consumer.start()
     return connection, consumer
 
@@ -189,15 +185,9 @@ async def test_a_process_handles_at_most_its_prefetch_at_once_across_the_shards(
         running.discard(envelope.event.request_id)
         done.append(envelope.event.request_id)
 
-    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
-        return None
-
-    table = (
-        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
-    )
     connection, _ = await open_channel(amqp_url)
     consumer = EventConsumer(
-        connection=connection, topology=topology, handlers=table.bind(None), prefetch=3
+        connection=connection, topology=topology, handlers=stand_in_allocator(handle), prefetch=3
     )
     await consumer.start()
     try:

@@ -21,12 +21,12 @@ import pytest_asyncio
 from yarl import URL
 
 from tests.support.events import publish_submitted
+from tests.support.stand_in import stand_in_allocator
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer, broker_connected, connect
 from vcs_shared.broker_nodes import NodeRotatingConnection
-from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import RequestCancelled, RequestSubmitted
+from vcs_shared.events import RequestSubmitted
 from vcs_shared.runtime import start_once_connected
 from vcs_shared.topology import Topology
 from vcs_tools.devstack import free_port
@@ -170,13 +170,9 @@ async def test_a_handler_under_way_when_its_node_goes_finishes_and_is_not_done_t
             finished.set()
         done.append(request_id)
 
-    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
-        return None
-
-    table = (
-        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
+    consumer = EventConsumer(
+        connection=connection, topology=topology, handlers=stand_in_allocator(handle)
     )
-    consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
     await consumer.start()
     try:
         request_id = await publish_submitted(broker, topology)
@@ -213,13 +209,9 @@ async def test_a_start_up_whose_node_goes_before_its_first_channel_waits_for_the
     async def handle(envelope: Envelope[RequestSubmitted], _: None) -> None:
         handled.append(envelope.event.request_id)
 
-    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
-        return None
-
-    table = (
-        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
+    consumer = EventConsumer(
+        connection=connection, topology=topology, handlers=stand_in_allocator(handle)
     )
-    consumer = EventConsumer(connection=connection, topology=topology, handlers=table.bind(None))
     try:
         await relay.cut()
 

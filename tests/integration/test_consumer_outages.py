@@ -22,12 +22,12 @@ from pymongo.asynchronous.collection import AsyncCollection
 from structlog.testing import capture_logs
 
 from tests.support.events import publish_submitted
+from tests.support.stand_in import stand_in_allocator
 from tests.support.tap import open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer
-from vcs_shared.dispatch import HandlerTable
 from vcs_shared.envelope import Envelope
-from vcs_shared.events import RequestCancelled, RequestSubmitted
+from vcs_shared.events import RequestSubmitted
 from vcs_shared.store import Document
 from vcs_shared.topology import DELIVERY_LIMIT, Topology
 from vcs_tools.devstack import EmbeddedStore
@@ -68,15 +68,12 @@ async def writes(
 async def consume_with(
     amqp_url: str, topology: Topology, handle: Any
 ) -> tuple[aio_pika.abc.AbstractRobustConnection, EventConsumer]:
-    async def ignore(envelope: Envelope[RequestCancelled], _: None) -> None:
-        return None
-
-    table = (
-        HandlerTable[None]("allocator").on(RequestSubmitted, handle).on(RequestCancelled, ignore)
-    )
     connection, _ = await open_channel(amqp_url)
     consumer = EventConsumer(
-        connection=connection, topology=topology, handlers=table.bind(None), retry_timeout=PATIENCE
+        connection=connection,
+        topology=topology,
+        handlers=stand_in_allocator(handle),
+        retry_timeout=PATIENCE,
     )
     await consumer.start()
     return connection, consumer
