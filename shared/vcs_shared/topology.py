@@ -152,11 +152,14 @@ def replay_headers(service: str, province_code: str | None) -> dict[str, str]:
     """The headers that route a replayed message of ``province_code`` back to ``service``'s
     queue, or for a split service to its province's shard (shard 0 when the letter names no
     province: poison, which dead-letters again)."""
-    headers = {REPLAY_HEADER: service}
-    if service in SHARDS:
-        shard = shard_of(service, province_code) if province_code in PROVINCE_CODES else 0
-        headers[REPLAY_SHARD_HEADER] = str(shard)
-    return headers
+    if service not in SHARDS:
+        return {REPLAY_HEADER: service}
+    shard = shard_of(service, province_code) if province_code in PROVINCE_CODES else 0
+    return _shard_replay_headers(service, shard)
+
+
+def _shard_replay_headers(service: str, shard: int) -> dict[str, str]:
+    return {REPLAY_HEADER: service, REPLAY_SHARD_HEADER: str(shard)}
 
 
 def _names(event_types: Collection[type[Event]]) -> list[str]:
@@ -228,7 +231,7 @@ class Topology:
 
     def retired_queues(self, service: str) -> tuple[str, ...]:
         """Queues of earlier releases that ``service`` still drains: the unsplit queue of a
-        split service. :func:`~vcs_shared.broker.declare_topology` unbinds them, so nothing new
+        split service. :func:`~vcs_shared.broker.retire_queues` unbinds them, so nothing new
         arrives; what waited there is consumed as before, and the empty queue can be deleted."""
         return (self.queue(service),) if service in SHARDS else ()
 
@@ -291,9 +294,7 @@ class Topology:
             for shard, (queue, keys) in enumerate(
                 zip(self.consumed_queues(service), by_shard, strict=True)
             )
-            for binding in self._bindings(
-                queue, keys, {REPLAY_HEADER: service, REPLAY_SHARD_HEADER: str(shard)}
-            )
+            for binding in self._bindings(queue, keys, _shard_replay_headers(service, shard))
         ]
 
     def retired_bindings(self, service: str) -> list[BindingDefinition]:
