@@ -158,21 +158,29 @@ async def check_topology(channel: AbstractChannel, topology: Topology, service: 
         await channel.get_queue(queue, ensure=True)
 
 
+async def upgrade_topology(connection: AbstractConnection, topology: Topology) -> None:
+    """Declares the topology on a channel of its own and retires what earlier releases had."""
+    setup = await connection.channel()
+    try:
+        await declare_topology(setup, topology)
+    finally:
+        await setup.close()
+    await retire_queues(connection, topology)
+
+
 async def prepare_topology(
     connection: AbstractConnection, topology: Topology, service: str, *, declare: bool
 ) -> None:
-    """Declares the topology and retires what earlier releases had (development, tests), or
-    only checks it (least-privilege users)."""
+    """Declares and upgrades the topology (development, tests), or only checks it
+    (least-privilege users)."""
+    if declare:
+        await upgrade_topology(connection, topology)
+        return
     setup = await connection.channel()
     try:
-        if declare:
-            await declare_topology(setup, topology)
-        else:
-            await check_topology(setup, topology, service)
+        await check_topology(setup, topology, service)
     finally:
         await setup.close()
-    if declare:
-        await retire_queues(connection, topology)
 
 
 async def existing_queues(connection: AbstractConnection, names: tuple[str, ...]) -> list[str]:

@@ -29,6 +29,7 @@ from tests.support.events import sealed
 from tests.support.paths import SAMPLE_POOL
 from tests.support.requests import tomorrow_at
 from tests.support.services import StartServices
+from tests.support.stand_in import declare_unsplit_queue
 from tests.support.tap import EventTap
 from tests.support.waiting import eventually
 from vcs_allocator.domain import AllocationPolicy, claim_keys, occupied_span, tie_order
@@ -47,12 +48,6 @@ pytestmark = pytest.mark.integration
 SAKON_NAKHON_OFFICES = [f"47{n:02d}" for n in range(1, 19)]
 PER_OFFICE = 7  # 18 offices x 7 = 126 requests
 PARTICIPANTS = 450
-UNSPLIT_ARGUMENTS = {
-    key: value
-    for key, value in Topology().queue_arguments("allocator").items()
-    if key != "x-single-active-consumer"
-}
-"""The allocator's one queue of earlier releases: its dead letters went to the same DLQ."""
 CRASHED = "an allocator that died"
 START = tomorrow_at(9, days=2)
 END = START + timedelta(hours=2)
@@ -173,9 +168,7 @@ async def test_three_allocators_share_one_window_without_booking_a_room_twice(
     mongo: AsyncMongoClient[Document],
     namespace: str,
 ) -> None:
-    unsplit = await broker.declare_queue(
-        topology.queue("allocator"), durable=True, arguments=UNSPLIT_ARGUMENTS
-    )
+    unsplit = await declare_unsplit_queue(broker, topology)
     try:
         await start_services("allocator", "allocator", "allocator")  # each drains it
         for key in binding_keys("allocator"):  # bound again, as the definitions import leaves it

@@ -21,7 +21,7 @@ import aio_pika
 import pytest
 
 from tests.support.events import request_submitted
-from tests.support.stand_in import stand_in_allocator
+from tests.support.stand_in import declare_unsplit_queue, stand_in_allocator
 from tests.support.tap import open_channel
 from tests.support.waiting import eventually
 from vcs_shared.broker import EventConsumer, retire_queues
@@ -117,14 +117,7 @@ async def test_the_unsplit_queue_of_an_earlier_release_is_unbound_and_drained(
     amqp_url: str, broker: Any, topology: Topology
 ) -> None:
     """As after an upgrade: the old ``<ns>.allocator`` still bound, one request waiting in it."""
-    old_arguments = {
-        key: value
-        for key, value in topology.queue_arguments("allocator").items()
-        if key != "x-single-active-consumer"
-    }
-    old = await broker.declare_queue(
-        topology.queue("allocator"), durable=True, arguments=old_arguments
-    )
+    old = await declare_unsplit_queue(broker, topology)
     try:
         for key in binding_keys("allocator"):
             await old.bind(topology.exchange, routing_key=key)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import aio_pika
 
-from vcs_shared.broker import declare_topology, retire_queues
+from vcs_shared.broker import upgrade_topology
 from vcs_shared.topology import CONSUMERS, Topology
 
 SERVICE_USERS = tuple(CONSUMERS)
@@ -119,8 +119,7 @@ async def _connects(url: str) -> bool:
 async def _declare(admin_url: str, namespace: str) -> None:
     connection = await aio_pika.connect(admin_url, timeout=10)
     try:
-        await declare_topology(await connection.channel(), Topology(namespace))
-        await retire_queues(connection, Topology(namespace))
+        await upgrade_topology(connection, Topology(namespace))
     finally:
         await connection.close()
 
